@@ -1,0 +1,117 @@
+# mbrld build. `make test` and `make run` install what they need first
+# (tools/deps.sh), so a fresh Debian 12 machine needs nothing else.
+#
+#   make [all]     daemon, bench, clients, test binaries (into $(BUILD))
+#   make test      every test suite (+ ASan/UBSan build of the suites)
+#   make bench     every benchmark; build/mbrld-bench NAME runs one
+#   make run       the pendulum learning loop through a real daemon
+#   make clean
+#
+# Areas add their programs in their own fragment (server/server.mk,
+# clients/clients.mk, bench/bench.mk); tests are found by name:
+# tests/core/test_*.c link core, tests/server/test_*.c link server + core,
+# tests/clients/test_*.c link the C client, tests/**/test_*.sh are scripts.
+
+BUILD ?= build
+CC ?= gcc
+# -march=native: the hot loops (activations, Adam, planners) vectorise for
+# this CPU. The container build overrides it with ARCH=-march=x86-64-v3.
+ARCH ?= -march=native
+SAN ?=
+OPT ?= -O2
+
+PKGS_BUILD := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
+	check libcurl4-openssl-dev libmujoco-dev
+PKGS_RUN := curl jq gnuplot-nox
+PKGS_BENCH := python3-torch
+
+CPPFLAGS += -D_GNU_SOURCE -Icore -Iserver -Iclients/c -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(ARCH) -pthread $(CFLAGS_EXTRA)
+ifeq ($(SAN),asan)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SAN),tsan)
+CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
+
+PC := pkg-config
+LIBS_CORE := -lopenblas -lm -lpthread
+LIBS_SERVER = $(shell $(PC) --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson)
+LIBS_CURL = $(shell $(PC) --libs libcurl 2>/dev/null || echo -lcurl)
+LIBS_CHECK = $(shell $(PC) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+LIBS_MUJOCO := -lmujoco
+
+CORE_SRC := $(wildcard core/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+CLIENT_SRC := $(wildcard clients/c/lib/*.c)
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+
+TESTS_CORE := $(patsubst tests/core/%.c,$(BUILD)/tests/%,$(wildcard tests/core/test_*.c))
+TESTS_SERVER := $(patsubst tests/server/%.c,$(BUILD)/tests/%,$(wildcard tests/server/test_*.c))
+TESTS_CLIENT := $(patsubst tests/clients/%.c,$(BUILD)/tests/%,$(wildcard tests/clients/test_*.c))
+TESTS_SH := $(wildcard tests/*/test_*.sh)
+TEST_BINS := $(TESTS_CORE) $(TESTS_SERVER) $(TESTS_CLIENT)
+
+PROGS :=
+-include server/server.mk
+-include clients/clients.mk
+-include bench/bench.mk
+
+.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin
+all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)
+
+deps:
+	@sh tools/deps.sh $(PKGS_BUILD) $(PKGS_RUN)
+deps-bench: deps
+	@sh tools/deps.sh $(PKGS_BENCH)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmbcore.a: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libmbserver.a: $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libmbclient.a: $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libmbcore.a tests/check_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbcore.a $(LIBS_CHECK) $(LIBS_CORE)
+$(BUILD)/tests/%: tests/server/%.c $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a tests/check_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CHECK) $(LIBS_CORE)
+$(BUILD)/tests/%: tests/clients/%.c $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a tests/check_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CHECK) $(LIBS_CORE)
+
+tests-bin: $(TEST_BINS) $(PROGS)
+
+# Every suite, then the sanitizer build of the C suites; one summary line.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
+	@BUILD=$(BUILD) sh tests/run.sh $(BUILD) $(BUILD)/asan
+
+# Quick loop while developing: plain build only, no sanitizers.
+test-fast: all
+	@BUILD=$(BUILD) sh tests/run.sh $(BUILD)
+
+bench: deps-bench all
+	$(BUILD)/mbrld-bench all
+
+run: deps all
+	@sh tools/run-demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

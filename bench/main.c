@@ -1,0 +1,46 @@
+/* main.c: build/mbrld-bench NAME [options] runs one benchmark; `all` runs
+ * every one. Each benchmark lives in bench/bench_NAME.c and adds one line to
+ * the table below. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+int bench_ensemble(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    bench_fn fn;
+    const char *help;
+} benches[] = {
+    {"ensemble", bench_ensemble, "FMA peak, sgemm, ensemble forward and training throughput"},
+};
+#define N_BENCHES (int)(sizeof benches / sizeof benches[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mbrld-bench NAME [options]   (NAME --help for its options)\n\n");
+    fprintf(f, "  %-12s %s\n", "all", "run every benchmark with its defaults");
+    for (int i = 0; i < N_BENCHES; i++) fprintf(f, "  %-12s %s\n", benches[i].name, benches[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "all")) {
+        int rc = 0;
+        for (int i = 0; i < N_BENCHES; i++) {
+            char *args[] = {(char *)benches[i].name, NULL};
+            printf("\n### %s\n", benches[i].name);
+            fflush(stdout);
+            if (benches[i].fn(1, args) != 0) rc = 1;
+        }
+        return rc;
+    }
+    for (int i = 0; i < N_BENCHES; i++)
+        if (!strcmp(argv[1], benches[i].name)) return benches[i].fn(argc - 1, argv + 1) ? 1 : 0;
+    fprintf(stderr, "mbrld-bench: unknown benchmark '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,34 @@
+/* ops.h: dense helpers over cblas_sgemm (row-major) and activations.
+ *
+ * Shapes are row-major; `n` rows. No allocation, no threads: callers split
+ * work across mb_pool workers. Not for: anything that knows about ensembles. */
+#ifndef MB_OPS_H
+#define MB_OPS_H
+
+#include <stddef.h>
+
+typedef enum { MB_ACT_SILU = 0, MB_ACT_RELU, MB_ACT_TANH } mb_activation;
+
+/* "silu" | "relu" | "tanh" -> 0 and *out set; -1 if unknown. */
+int mb_activation_parse(const char *name, mb_activation *out);
+const char *mb_activation_name(mb_activation a);
+
+/* y = x W + b.  x: (n, in), W: (in, out), b: (out) or NULL, y: (n, out). */
+void mb_linear_forward(const float *x, const float *W, const float *b, float *y,
+                       size_t n, int in, int out);
+/* Given dy: (n, out): dW += x^T dy (in, out); db += colsum(dy) (out) if db;
+ * dx = dy W^T (n, in) if dx != NULL (overwritten, not accumulated). */
+void mb_linear_backward(const float *x, const float *W, const float *dy,
+                        float *dW, float *db, float *dx, size_t n, int in, int out);
+
+/* y = act(x), elementwise over count entries; y may alias x. */
+void mb_act_forward(mb_activation a, const float *x, float *y, size_t count);
+/* dx = dy * act'(x) where x is the pre-activation; dx may alias dy. */
+void mb_act_backward(mb_activation a, const float *x, const float *dy, float *dx,
+                     size_t count);
+
+/* Numerically stable softplus and its derivative (the logistic sigmoid). */
+float mb_softplus(float x);
+float mb_sigmoid(float x);
+
+#endif

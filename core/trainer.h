@@ -1,0 +1,64 @@
+/* trainer.h: fits an ensemble to a replay buffer (PETS/mbrl-lib style).
+ *
+ * At the start of a run the normaliser is recomputed (in double) from the
+ * training rows; each member trains on its own bootstrap resample of the
+ * training rows, in minibatches, with Adam; after every epoch the holdout MSE
+ * of every member is measured; training stops after max_epochs or when no
+ * member improved by more than min_improvement (relative) for `patience`
+ * epochs; each member keeps its best weights; members are ranked by holdout
+ * loss and the best n_elites are marked elite.
+ * Not for: threads or job bookkeeping (the server runs mb_train on a job
+ * thread, on a private copy of the ensemble). */
+#ifndef MB_TRAINER_H
+#define MB_TRAINER_H
+
+#include "buffer.h"
+#include "ensemble.h"
+
+typedef struct {
+    int max_epochs;        /* >= 1 */
+    int patience;          /* epochs without improvement before stopping; 0 = off */
+    float min_improvement; /* relative improvement that counts, e.g. 0.01 */
+    int batch_size;        /* rows per minibatch per member */
+    float lr;              /* Adam step size (used when the optimiser is new) */
+    size_t max_holdout;    /* holdout rows scored per epoch (0 = all) */
+    int n_elites;          /* 1..members */
+    int bootstrap;         /* 1: per-member bootstrap resamples; 0: same rows, own order */
+    uint64_t seed;
+} mb_train_cfg;
+
+void mb_train_cfg_default(mb_train_cfg *cfg); /* 100 epochs, patience 5, 0.01, 256, 1e-3 */
+mb_status mb_train_cfg_check(const mb_train_cfg *cfg, int members, char *err, size_t err_sz);
+
+typedef struct {
+    int epochs;          /* epochs run */
+    int best_epoch;      /* epoch (1-based) of the best mean holdout loss */
+    int stopped_early;
+    int canceled;
+    size_t n_train, n_holdout;
+    float train_loss[MB_MAX_MEMBERS];   /* last epoch's mean NLL per member */
+    float holdout_loss[MB_MAX_MEMBERS]; /* best holdout MSE per member */
+    double seconds;
+} mb_train_result;
+
+/* Called after each epoch with per-member losses (members entries each).
+ * Return non-zero to cancel (mb_train then returns MB_ECANCELED, and the
+ * ensemble keeps the best weights seen so far). */
+typedef int (*mb_train_epoch_fn)(void *ctx, int epoch, int members,
+                                 const float *train_loss, const float *holdout_loss);
+
+/* Trains `e` in place on `buf` (read only). `opt` holds Adam's state for e's
+ * block and survives across calls (warm restarts continue it). pool may be
+ * NULL; cb may be NULL. Needs at least 2 rows (and holdout rows if the buffer
+ * has a holdout ratio > 0; with none held out, training loss is the score). */
+mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf,
+                   const mb_train_cfg *cfg, mb_pool *pool, mb_train_epoch_fn cb,
+                   void *cb_ctx, mb_train_result *res, char *err, size_t err_sz);
+
+/* Recomputes the normaliser of e from the given slots of buf (double sums).
+ * Inputs: (obs, act); targets: (next_obs - obs [, rew]). A std below 1e-6 is
+ * set to 1. */
+void mb_trainer_fit_normalizer(mb_ensemble *e, const mb_buffer *buf,
+                               const size_t *slots, size_t n);
+
+#endif
