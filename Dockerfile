@@ -1,0 +1,29 @@
+# mbrld container: build stage compiles the daemon, the runtime stage holds
+# only it and its shared libraries. Build and run (see deploy/README.md for
+# podman on machines without a Docker engine):
+#   docker build -t mbrld .
+#   docker run -p 8080:8080 -v mbrld-data:/var/lib/mbrld mbrld
+FROM docker.io/library/debian:12-slim AS build
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev check \
+        libcurl4-openssl-dev libmujoco-dev ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# A portable target instead of -march=native: the image may run on another CPU.
+RUN make ARCH=-march=x86-64-v3 BUILD=/out /out/mbrld
+
+FROM docker.io/library/debian:12-slim
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libmicrohttpd12 libcjson1 libopenblas0-pthread curl ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /var/lib/mbrld --create-home mbrld
+COPY --from=build /out/mbrld /usr/local/bin/mbrld
+USER mbrld
+VOLUME /var/lib/mbrld
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+# SIGTERM makes mbrld finish in-flight requests and exit cleanly.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/mbrld"]
+CMD ["--listen", "0.0.0.0:8080", "--data-dir", "/var/lib/mbrld"]
