@@ -110,8 +110,12 @@ void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *x
 
 /* Training step for member m on a minibatch, in normalised units.
  *   xn: (n, in_dim) normalised inputs; yn: (n, out_dim) normalised targets
- *   grad: a block with the member layout (member_size floats for member m);
- *         overwritten with d loss / d params of member m
+ *   grad: (member_size) member m's slice of a gradient block, i.e.
+ *         grad_block + m * member_size; overwritten with d loss / d params
+ *         of member m
+ * Re-entrant: calls for different members (or the same member with
+ * different ws and grad) may run concurrently; n is not bounded by the
+ * workspace (rows go through in chunks).
  * Returns the loss: mean over rows of sum over outputs of
  *   0.5 * ((mu - y)^2 * exp(-lv) + lv)
  * + 0.01 * (sum max_logvar - sum min_logvar) + weight decay (see spec). */

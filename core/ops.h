@@ -31,4 +31,26 @@ void mb_act_backward(mb_activation a, const float *x, const float *dy, float *dx
 float mb_softplus(float x);
 float mb_sigmoid(float x);
 
+/* Vectorised exp: y[i] ~= expf(x[i]) for count entries (y may alias x).
+ * Inputs are clamped to [-87, 88] (no inf, no denormal results); relative
+ * error <= 2e-7 against expf inside that range (checked in test_ops). The
+ * activations use it so the hot loops make no libm call per element. */
+void mb_exp_approx(const float *x, float *y, size_t count);
+/* Vectorised softplus and sigmoid over arrays (y may alias x), built on
+ * mb_exp_approx; absolute error <= 1e-6 against mb_softplus / mb_sigmoid
+ * (checked in test_ops). */
+void mb_softplus_approx(const float *x, float *y, size_t count);
+void mb_sigmoid_approx(const float *x, float *y, size_t count);
+
+/* Fused bias + activation after an sgemm, one pass over z:
+ *   z: (n, out) pre-activation without bias; b: (out) or NULL
+ *   z += b (row-wise); h = act(z). h: (n, out); h may alias z only when the
+ *   pre-activation is not needed afterwards (inference). */
+void mb_bias_act_forward(mb_activation a, float *z, const float *b, float *h,
+                         size_t n, int out);
+/* Fused activation backward + bias gradient, one pass:
+ *   dz = dh * act'(z) (n, out), dz may alias dh; db += colsum(dz) if db. */
+void mb_act_backward_bias(mb_activation a, const float *z, const float *dh, float *dz,
+                          float *db, size_t n, int out);
+
 #endif
