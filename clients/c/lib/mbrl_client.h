@@ -1,0 +1,288 @@
+/* mbrl_client.h: the C client of mbrld's HTTP API v1 (libcurl + cJSON).
+ *
+ * One mbrl_client holds one CURL easy handle, so every call reuses the same
+ * keep-alive connection; a client is NOT thread-safe (make one per thread).
+ * Every call that can fail returns an mbrl_status and, when `err` is not
+ * NULL, fills it: for an error answer of the daemon with its HTTP status and
+ * its {"error": {"code", "message", "field"}}; for a connection failure with
+ * http_status 0 and code "transport".
+ *
+ * Transition posts are idempotent: each batch gets the next `seq` of this
+ * client's id, and a retry (connection failure, 429, 5xx) reuses the same
+ * client+seq after an exponential backoff, so the daemon never stores a
+ * batch twice even when an answer was lost.
+ *
+ * Not for: simulators or the learning loop (clients/c/sim, clients/c/mbrl-sim.c),
+ * nor anything numerical: arrays go out and come back as the daemon sends them.
+ *
+ * Example (see clients/c/example_basic.c):
+ *   mbrl_client *c; mbrl_error e;
+ *   mbrl_client_new(&c, &(mbrl_client_opts){.url = "http://127.0.0.1:8080"}, &e);
+ *   mbrl_act_result r;
+ *   if (mbrl_act(c, "pendulum", obs, 3, NULL, &r, &e) != MBRL_OK)
+ *       fprintf(stderr, "act: %s (%s)\n", e.message, e.code);
+ */
+#ifndef MBRL_CLIENT_H
+#define MBRL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+typedef enum {
+    MBRL_OK = 0,
+    MBRL_EHTTP,      /* the daemon answered an error (err->http_status, code, message) */
+    MBRL_ETRANSPORT, /* no answer: connection refused, reset, timeout */
+    MBRL_EPROTO,     /* an answer that is not the JSON the API promises */
+    MBRL_EINVAL,     /* bad argument to this library (nothing was sent) */
+    MBRL_ENOMEM,
+    MBRL_EIO,        /* a local file could not be read or written */
+    MBRL_ETIMEOUT    /* mbrl_train_wait gave up waiting */
+} mbrl_status;
+
+typedef struct {
+    long http_status;  /* 0 when there was no HTTP answer */
+    char code[64];     /* the daemon's code ("not_found", ...) or ours ("transport") */
+    char message[512];
+    char field[128];   /* the offending field ("obs[3]"), "" if none */
+} mbrl_error;
+
+/* "invalid_argument"-style name of a status. Never NULL. */
+const char *mbrl_status_name(mbrl_status s);
+/* One readable line: "HTTP 404 not_found: no model 'x' (field: name)". */
+const char *mbrl_error_str(const mbrl_error *e, char *buf, size_t buf_sz);
+
+typedef struct {
+    const char *url;          /* base URL, default $MBRLD_URL or http://127.0.0.1:8080 */
+    const char *token;        /* bearer token, or NULL */
+    const char *client_id;    /* idempotency id of transition posts; default "c-<host>-<pid>-<random>" */
+    long connect_timeout_ms;  /* default 2000 */
+    long timeout_ms;          /* whole request, default 60000 (training with wait uses its own) */
+    int max_retries;          /* retries of idempotent calls: 0 = default 6, < 0 = none */
+    long backoff_ms;          /* first backoff, doubled per retry, default 100 */
+    long backoff_max_ms;      /* default 5000 */
+    size_t batch_rows;        /* rows per transition post, default 512 */
+} mbrl_client_opts;
+
+typedef struct mbrl_client mbrl_client;
+
+/* Makes a client (nothing is sent). opts may be NULL (all defaults). *out is
+ * owned by the caller: free it with mbrl_client_free (NULL is fine). */
+mbrl_status mbrl_client_new(mbrl_client **out, const mbrl_client_opts *opts, mbrl_error *err);
+void mbrl_client_free(mbrl_client *c);
+/* The idempotency id and the next seq this client will use. */
+const char *mbrl_client_id(const mbrl_client *c);
+uint64_t mbrl_client_next_seq(const mbrl_client *c);
+
+/* ---- raw requests (every typed call below goes through this) ----------- */
+
+/* method "GET" | "POST" | "DELETE"; path "/v1/models"; body JSON text or NULL.
+ * On MBRL_OK, *out (may be NULL to ignore) gets the parsed answer (NULL for
+ * an empty body), owned by the caller (cJSON_Delete); *http_status (may be
+ * NULL) the status. Error answers return MBRL_EHTTP with err filled. */
+mbrl_status mbrl_request(mbrl_client *c, const char *method, const char *path, const char *body,
+                         cJSON **out, long *http_status, mbrl_error *err);
+
+/* ---- models ------------------------------------------------------------ */
+
+#define MBRL_MAX_DIM 256
+#define MBRL_MAX_ACT 64
+#define MBRL_MAX_TERMS 16
+#define MBRL_MAX_IDX 32
+#define MBRL_MAX_BOUNDS 32
+#define MBRL_MAX_LAYERS 8
+
+typedef enum {
+    MBRL_TERM_LINEAR = 0,
+    MBRL_TERM_QUADRATIC,
+    MBRL_TERM_NORM,
+    MBRL_TERM_ACTION_L2,
+    MBRL_TERM_CONSTANT
+} mbrl_term_type;
+
+/* One declared reward term (DESIGN.md "Declared terms"). */
+typedef struct {
+    mbrl_term_type type;
+    float weight;
+    int n_idx;                   /* linear: 1 (idx[0]); quadratic/norm: entries */
+    int idx[MBRL_MAX_IDX];
+    int has_target;              /* quadratic, norm to a target */
+    float target[MBRL_MAX_IDX];
+    int n_other;                 /* norm between groups (then has_target = 0) */
+    int other[MBRL_MAX_IDX];
+} mbrl_term;
+
+typedef struct {
+    int index;
+    int has_min, has_max;
+    float min, max;
+} mbrl_bound;
+
+/* Planner settings. Zero / NULL fields are left out (the daemon's default). */
+typedef struct {
+    const char *method;       /* "random" "cem" "mppi" "icem" */
+    int horizon, population, elites, iterations, particles;
+    float alpha;              /* 0 = default */
+    const char *propagation;  /* "ts1" "ts_inf" "expectation" "mean" */
+} mbrl_planner;
+
+/* What POST /v1/models creates. Zero / NULL fields are left out, so the
+ * daemon's defaults apply. */
+typedef struct {
+    const char *name;
+    int obs_dim, act_dim;
+    const float *act_low, *act_high;  /* (act_dim) each */
+    int members;                      /* ensemble size */
+    int n_hidden;                     /* hidden layers (0 = default) */
+    int hidden[MBRL_MAX_LAYERS];      /* units per hidden layer */
+    const char *activation;           /* "silu", ... */
+    int learn_reward;                 /* 1: the ensemble predicts the reward */
+    int n_terms;
+    mbrl_term terms[MBRL_MAX_TERMS];
+    int n_bounds;
+    mbrl_bound bounds[MBRL_MAX_BOUNDS];
+    float discount;                   /* 0 = default */
+    mbrl_planner planner;
+    long buffer_capacity;             /* 0 = default */
+    long seed;                        /* < 0 = default */
+    long auto_train_every;            /* > 0: the daemon retrains every N transitions */
+    int auto_train_epochs;
+    const char *extra_json;           /* object text merged in last, e.g. "{\"train\": {...}}"; or NULL */
+} mbrl_model_spec;
+
+/* Zeroes *s and sets seed = -1 (daemon default). */
+void mbrl_model_spec_init(mbrl_model_spec *s);
+/* The JSON object POST /v1/models receives (caller frees with cJSON_Delete). */
+cJSON *mbrl_model_spec_json(const mbrl_model_spec *s);
+
+/* The parts of GET /v1/models/{m} most callers need; `json` is the whole
+ * answer, owned by the info (mbrl_model_info_free). */
+typedef struct {
+    char name[72];
+    int obs_dim, act_dim;
+    long buffer_size;
+    long version;             /* 0 before the first training */
+    double holdout_loss;      /* mean over members of the last training, NAN if none */
+    int training;             /* 1 while a job runs */
+    cJSON *json;
+} mbrl_model_info;
+void mbrl_model_info_free(mbrl_model_info *info);
+
+mbrl_status mbrl_model_create(mbrl_client *c, const mbrl_model_spec *spec, mbrl_error *err);
+/* info may be NULL (just checks it exists). */
+mbrl_status mbrl_model_get(mbrl_client *c, const char *model, mbrl_model_info *info, mbrl_error *err);
+/* *names: malloc'd array of *n malloc'd names; free with mbrl_names_free. */
+mbrl_status mbrl_model_list(mbrl_client *c, char ***names, size_t *n, mbrl_error *err);
+void mbrl_names_free(char **names, size_t n);
+mbrl_status mbrl_model_delete(mbrl_client *c, const char *model, mbrl_error *err);
+
+/* ---- transitions ------------------------------------------------------- */
+
+/* n transitions, row-major. terminated/truncated may be NULL (all false). */
+typedef struct {
+    int obs_dim, act_dim;
+    size_t n;
+    const float *obs;                /* (n, obs_dim) */
+    const float *action;             /* (n, act_dim) */
+    const float *reward;             /* (n) */
+    const float *next_obs;           /* (n, obs_dim) */
+    const unsigned char *terminated; /* (n) or NULL */
+    const unsigned char *truncated;  /* (n) or NULL */
+} mbrl_batch;
+
+/* Posts the batch in posts of at most opts.batch_rows rows; each post takes
+ * the client's next seq and is retried with the same seq on connection
+ * failures, 429 and 5xx. accepted (may be NULL) sums the daemon's
+ * "accepted"; buffer_size (may be NULL) is its last "buffer_size". On an
+ * error the rows of the posts before the failing one are in the daemon. */
+mbrl_status mbrl_transitions_post(mbrl_client *c, const char *model, const mbrl_batch *b,
+                                  long *accepted, long *buffer_size, mbrl_error *err);
+/* One post with an explicit seq (what a retry after a crash of the caller
+ * does), retried like above. b->n must be at most the daemon's limits. */
+mbrl_status mbrl_transitions_post_seq(mbrl_client *c, const char *model, const mbrl_batch *b,
+                                      uint64_t seq, long *accepted, long *buffer_size,
+                                      mbrl_error *err);
+
+/* ---- training ---------------------------------------------------------- */
+
+typedef struct {
+    int max_epochs;  /* 0 = default */
+    int patience;    /* 0 = default, < 0 = off (sent as 0) */
+} mbrl_train_opts;
+
+typedef struct {
+    char id[64];
+    char state[24];           /* "queued" "running" "done" "failed" "canceled" */
+    int epochs;               /* epochs run so far */
+    double train_loss;        /* last epoch, mean over members; NAN if unknown */
+    double holdout_loss;      /* best mean holdout loss so far; NAN if unknown */
+    long version;             /* published version when done, else 0 */
+    char message[256];        /* failure reason, if any */
+    cJSON *json;              /* the whole answer, owned (mbrl_job_free) */
+} mbrl_job;
+void mbrl_job_free(mbrl_job *job);
+/* 1 if the job will not change any more (done, failed, canceled). */
+int mbrl_job_finished(const mbrl_job *job);
+
+/* Starts a job (202); job->id gets its id (job may not be NULL). */
+mbrl_status mbrl_train_start(mbrl_client *c, const char *model, const mbrl_train_opts *o,
+                             mbrl_job *job, mbrl_error *err);
+mbrl_status mbrl_job_get(mbrl_client *c, const char *model, const char *job_id, mbrl_job *job,
+                         mbrl_error *err);
+/* Polls every poll_ms until the job finishes or timeout_ms passes
+ * (MBRL_ETIMEOUT). A job that failed returns MBRL_EHTTP-free MBRL_OK with
+ * job->state "failed": check it. */
+mbrl_status mbrl_train_wait(mbrl_client *c, const char *model, const char *job_id, long poll_ms,
+                            long timeout_ms, mbrl_job *job, mbrl_error *err);
+/* Start + wait in one request ("wait": true), answer 200 with the job. */
+mbrl_status mbrl_train(mbrl_client *c, const char *model, const mbrl_train_opts *o, mbrl_job *job,
+                       mbrl_error *err);
+
+/* ---- acting and predicting -------------------------------------------- */
+
+typedef struct {
+    float action[MBRL_MAX_ACT];
+    int act_dim;
+    char source[16];          /* "planner" or "random" */
+    double predicted_return, return_std;
+    long version;
+    double plan_ms;
+} mbrl_act_result;
+
+/* Per-call options of act; NULL = none. */
+typedef struct {
+    const char *session;      /* warm-started plan per robot, or NULL */
+    int goal_term;            /* with goal: index into the model's terms */
+    const float *goal;        /* (n_goal) new target of that term, or NULL */
+    int n_goal;
+} mbrl_act_opts;
+
+/* obs: (obs_dim). Reuses the client's connection and buffers. */
+mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                     const mbrl_act_opts *o, mbrl_act_result *out, mbrl_error *err);
+
+/* Rolls actions (steps, act_dim) from obs (obs_dim) through the ensemble.
+ * mean, std: (steps, obs_dim) out (either may be NULL); reward_mean (steps)
+ * may be NULL. */
+mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                         const float *actions, int steps, int act_dim, float *mean, float *std,
+                         float *reward_mean, mbrl_error *err);
+
+/* ---- persistence ------------------------------------------------------- */
+
+/* POST /v1/models/{m}/snapshot. */
+mbrl_status mbrl_model_snapshot(mbrl_client *c, const char *model, mbrl_error *err);
+/* GET /v1/models/{m}/export into the file `path` (written whole, then renamed). */
+mbrl_status mbrl_model_export(mbrl_client *c, const char *model, const char *path, mbrl_error *err);
+/* POST /v1/models/{m}/import with the bytes of `path` (name: the new model). */
+mbrl_status mbrl_model_import(mbrl_client *c, const char *model, const char *path, mbrl_error *err);
+
+/* ---- health ------------------------------------------------------------ */
+
+/* GET /healthz; MBRL_OK when it answers 200. */
+mbrl_status mbrl_health(mbrl_client *c, mbrl_error *err);
+/* Polls /healthz every 50 ms until it answers or timeout_ms passes. */
+mbrl_status mbrl_wait_ready(mbrl_client *c, long timeout_ms, mbrl_error *err);
+
+#endif

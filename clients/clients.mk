@@ -1,0 +1,29 @@
+# clients.mk: the C client's programs, the simulators and `make bench-learning`.
+#
+#   $(BUILD)/libmbsim.a        simulators (clients/c/sim/*.c; MuJoCo + core/known)
+#   $(BUILD)/mbrl-sim          the learning loop through the daemon, every task
+#   $(BUILD)/mbrl-example      the client library in ~80 lines (clients/c/example_basic.c)
+# Tests in tests/clients/ link libmbclient.a by the Makefile's rule; the
+# simulator suite also needs libmbsim.a and -lmujoco (target variables below).
+SIM_SRC := $(wildcard clients/c/sim/*.c)
+SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
+LIBS_CLIENT_PROG = $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)
+
+$(BUILD)/libmbsim.a: $(SIM_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+PROGS += $(BUILD)/mbrl-sim $(BUILD)/mbrl-example
+$(BUILD)/mbrl-sim: $(BUILD)/clients/c/mbrl-sim.o $(BUILD)/libmbsim.a $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbsim.a $(LIBS_CLIENT_PROG) $(LIBS_MUJOCO)
+$(BUILD)/mbrl-example: $(BUILD)/clients/c/example_basic.o $(BUILD)/libmbclient.a
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbclient.a $(LIBS_SERVER) $(LIBS_CURL)
+
+$(BUILD)/tests/test_sim: $(BUILD)/libmbsim.a
+$(BUILD)/tests/test_sim: LDFLAGS += $(BUILD)/libmbsim.a
+$(BUILD)/tests/test_sim: LIBS_CORE += $(LIBS_MUJOCO)
+
+# Learning curves of docs/RESULTS.md (CSV + PNG into docs/results/).
+.PHONY: bench-learning
+bench-learning: $(BUILD)/mbrld $(BUILD)/mbrl-sim
+	@sh tools/bench-learning.sh $(BUILD)
