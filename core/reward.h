@@ -48,7 +48,8 @@ typedef struct {
 } mb_bound;
 
 typedef struct {
-    int use_learned;     /* add the ensemble's reward head (needs learn_reward) */
+    int use_learned;     /* add the model's own reward: the ensemble's reward
+                          * head (needs learn_reward) or a known model's reward */
     int n_terms;
     mb_reward_term terms[MB_MAX_TERMS];
     int n_bounds;
@@ -70,5 +71,14 @@ mb_status mb_reward_set_target(mb_reward_spec *r, int term, const float *target,
 void mb_reward_step(const mb_reward_spec *r, int obs_dim, int act_dim, size_t n,
                     const float *next_obs, const float *act, const float *learned,
                     uint8_t *alive, float *reward);
+/* mb_reward_step with row strides in floats (stride 0 repeats one row, e.g.
+ * one action shared by P particles). Same contract otherwise. */
+void mb_reward_step_strided(const mb_reward_spec *r, int obs_dim, int act_dim, size_t n,
+                            const float *next_obs, size_t obs_stride, const float *act,
+                            size_t act_stride, const float *learned, size_t learned_stride,
+                            uint8_t *alive, float *reward);
+/* Fills r with no terms, no bounds, discount 1 and use_learned = 1 (the
+ * model's own reward: the ensemble's head, or a known model's reward). */
+void mb_reward_spec_default(mb_reward_spec *r);
 
 #endif
