@@ -5,8 +5,22 @@
  *     g = 10, m = l = 1, dt = 0.05, |thdot| <= 8, |u| <= 2;
  *     reward -(angle_normalize(th)^2 + 0.1 thdot^2 + 0.001 u^2) of the state
  *     before the step and the clipped torque.
- *   cartpole_swingup: the PETS cartpole swing-up. obs (x, th, xdot, thdot),
- *     th = 0 upright... (see known.c for the exact equations and reward).
+ *     The state crosses steps as the float obs (th = atan2(sin, cos)), so a
+ *     simulator that only keeps obs reproduces Gymnasium to float rounding.
+ *   cartpole_swingup: the PETS cartpole swing-up, with our own equations of
+ *     motion. obs (x, th, xdot, thdot); th = 0 hangs down, th = pi is upright
+ *     (th is not wrapped); act (F) in [-3, 3] newtons (clipped).
+ *     Cart mass M = 1.0 kg on a frictionless, unbounded track; the pole is a
+ *     uniform rod of mass m = 0.1 kg and length l = 0.6 m hinged at the cart
+ *     (centre of mass lc = l/2, inertia about the hinge J = m l^2 / 3);
+ *     g = 9.81. Lagrange's equations with s = sin th, c = cos th:
+ *       (M + m) xdd - m lc c thdd = F - m lc s thd^2
+ *       -m lc c xdd + J thdd      = -m g lc s
+ *     solved as a 2x2 system; dt = 0.05 per step, integrated by 5
+ *     semi-implicit Euler substeps of 0.01 s (velocities first).
+ *     reward (of the state after the step, as in PETS):
+ *       exp(-||ee - (0, l)||^2 / l^2) - 0.01 * F^2,  ee = (x - l s, -l c),
+ *     so 1 upright over the origin, exp(-4) ~ 0.018 hanging at x = 0.
  * Not for: learned models (ensemble.h). */
 #ifndef MB_KNOWN_H
 #define MB_KNOWN_H
