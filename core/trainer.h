@@ -22,22 +22,30 @@ typedef struct {
     int batch_size;        /* rows per minibatch per member */
     float lr;              /* Adam step size (used when the optimiser is new) */
     size_t max_holdout;    /* holdout rows scored per epoch (0 = all) */
-    int n_elites;          /* 1..members */
+    int n_elites;          /* 1..members; 0 = all members */
     int bootstrap;         /* 1: per-member bootstrap resamples; 0: same rows, own order */
     uint64_t seed;
+    /* 0 (default): end with each member's best-scoring weights. 1: end with
+     * the last epoch's weights. The score is the MSE of the mean only, so
+     * once it plateaus the best-scoring weights may predate a converged
+     * variance head; keep_last serves fixed-epoch runs that want the latter. */
+    int keep_last;
 } mb_train_cfg;
 
-void mb_train_cfg_default(mb_train_cfg *cfg); /* 100 epochs, patience 5, 0.01, 256, 1e-3 */
+/* 100 epochs, patience 5, 0.01, batch 256, lr 1e-3, all holdout rows, all
+ * members elite, bootstrap on, seed 0, keep the best weights. */
+void mb_train_cfg_default(mb_train_cfg *cfg);
 mb_status mb_train_cfg_check(const mb_train_cfg *cfg, int members, char *err, size_t err_sz);
 
 typedef struct {
     int epochs;          /* epochs run */
-    int best_epoch;      /* epoch (1-based) of the best mean holdout loss */
+    int best_epoch;      /* epoch (1-based; 0 = the entry weights) of the best mean holdout loss */
     int stopped_early;
     int canceled;
     size_t n_train, n_holdout;
     float train_loss[MB_MAX_MEMBERS];   /* last epoch's mean NLL per member */
-    float holdout_loss[MB_MAX_MEMBERS]; /* best holdout MSE per member */
+    float holdout_loss[MB_MAX_MEMBERS]; /* holdout MSE per member of the weights kept
+                                           (the best; the last with keep_last) */
     double seconds;
 } mb_train_result;
 
@@ -49,8 +57,11 @@ typedef int (*mb_train_epoch_fn)(void *ctx, int epoch, int members,
 
 /* Trains `e` in place on `buf` (read only). `opt` holds Adam's state for e's
  * block and survives across calls (warm restarts continue it). pool may be
- * NULL; cb may be NULL. Needs at least 2 rows (and holdout rows if the buffer
- * has a holdout ratio > 0; with none held out, training loss is the score). */
+ * NULL; cb may be NULL. Needs at least 2 training (non-holdout) rows. With no
+ * holdout rows (ratio 0, or a buffer too small to have any yet) the score is
+ * the MSE on training rows (at most max_holdout, or 10,000 when that is 0).
+ * The weights at entry are scored first (epoch 0), so a warm restart never
+ * ends worse than it began. res may be NULL. */
 mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf,
                    const mb_train_cfg *cfg, mb_pool *pool, mb_train_epoch_fn cb,
                    void *cb_ctx, mb_train_result *res, char *err, size_t err_sz);
