@@ -1,0 +1,211 @@
+/* app.c: start-up (config checks, tokens, TLS files, listen socket, HTTP
+ * daemon) and the orderly shutdown of SIGTERM/SIGINT (see app.h). */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "app.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "job.h"
+#include "log.h"
+
+/* Whole file as a NUL-terminated string (caller frees), NULL with err. */
+static char *app__slurp(const char *path, size_t max, char *err, size_t err_sz) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_sz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > max) {
+        free(buf);
+        snprintf(err, err_sz, "%s: larger than %zu bytes", path, max);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int app__tokens(srv_app *app, char *err, size_t err_sz) {
+    char *text = app__slurp(app->cfg.tokens, 1 << 20, err, err_sz);
+    if (!text) return -1;
+    int cap = 16;
+    app->tokens = calloc((size_t)cap, sizeof *app->tokens);
+    for (char *save = NULL, *line = strtok_r(text, "\r\n", &save); line && app->tokens;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        while (*line == ' ' || *line == '\t') line++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+        if (!n || line[0] == '#') continue;
+        if (app->n_tokens == cap) {
+            char **p = realloc(app->tokens, sizeof *p * (size_t)(cap *= 2));
+            if (!p) break;
+            app->tokens = p;
+        }
+        app->tokens[app->n_tokens++] = strdup(line);
+    }
+    free(text);
+    if (app->n_tokens == 0) {
+        snprintf(err, err_sz, "--tokens %s: no tokens in the file", app->cfg.tokens);
+        return -1;
+    }
+    return 0;
+}
+
+int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
+    memset(app, 0, sizeof *app);
+    app->cfg = *cfg;
+    app->listen_fd = -1;
+    app->started = srv_wall();
+    pthread_mutex_init(&app->jobs_lock, NULL);
+    pthread_cond_init(&app->jobs_cond, NULL);
+    pthread_mutex_init(&app->plan_pool_lock, NULL);
+    srv_log_level lvl;
+    if (srv_log_level_parse(cfg->log_level, &lvl) == 0) srv_log_set_level(lvl);
+    if (registry_init(&app->reg, (int)cfg->max_models) != 0) {
+        snprintf(err, err_sz, "out of memory");
+        return -1;
+    }
+    if (store_open(&app->store, cfg, err, err_sz) != MB_OK) return -1;
+    if (cfg->tokens[0] && app__tokens(app, err, err_sz) != 0) return -1;
+    if (cfg->tls_cert[0]) {
+        app->tls_cert = app__slurp(cfg->tls_cert, 1 << 20, err, err_sz);
+        if (!app->tls_cert) return -1;
+        app->tls_key = app__slurp(cfg->tls_key, 1 << 20, err, err_sz);
+        if (!app->tls_key) return -1;
+    }
+    mb_pool_blas_single_thread();
+    if (cfg->plan_threads > 1) {
+        app->plan_pool = mb_pool_new((int)cfg->plan_threads);
+        if (!app->plan_pool) {
+            snprintf(err, err_sz, "cannot start %ld planning threads", cfg->plan_threads);
+            return -1;
+        }
+    }
+    if (cfg->data_dir[0] && strcmp(cfg->data_dir, "./mbrld-data") != 0)
+        srv_log(SRV_LOG_WARN, "--data-dir is not used yet: models live in memory only",
+                "data_dir=%s", cfg->data_dir);
+    return 0;
+}
+
+/* host:port, [v6]:port, :port; binds and listens. */
+static int app__listen(srv_app *app, char *err, size_t err_sz) {
+    char host[256], port[16];
+    const char *l = app->cfg.listen;
+    const char *colon = strrchr(l, ':');
+    if (!colon) {
+        snprintf(err, err_sz, "--listen %s: expected host:port", l);
+        return -1;
+    }
+    size_t hn = (size_t)(colon - l);
+    if (hn >= sizeof host || strlen(colon + 1) >= sizeof port || !colon[1]) {
+        snprintf(err, err_sz, "--listen %s: expected host:port", l);
+        return -1;
+    }
+    memcpy(host, l, hn);
+    host[hn] = 0;
+    snprintf(port, sizeof port, "%s", colon + 1);
+    char *h = host;
+    if (h[0] == '[' && hn >= 2 && h[hn - 1] == ']') {
+        h[hn - 1] = 0;
+        h++;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int g = getaddrinfo(*h ? h : NULL, port, &hints, &res);
+    if (g != 0) {
+        snprintf(err, err_sz, "--listen %s: %s", l, gai_strerror(g));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        snprintf(err, err_sz, "--listen %s: %s", l, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) return -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char sport[16];
+    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, sport, sizeof sport, NI_NUMERICSERV);
+    app->port = atoi(sport);
+    app->listen_fd = fd;
+    return 0;
+}
+
+int app_start(srv_app *app, char *err, size_t err_sz) {
+    if (app__listen(app, err, err_sz) != 0) return -1;
+    if (http_start(app, err, err_sz) != 0) return -1;
+    if (app->cfg.port_file[0]) { /* temp + rename: a reader never sees half a number */
+        char tmp[SRV_PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", app->cfg.port_file);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fprintf(f, "%d\n", app->port) < 0 || fclose(f) != 0 ||
+            rename(tmp, app->cfg.port_file) != 0) {
+            snprintf(err, err_sz, "--port-file %s: %s", app->cfg.port_file, strerror(errno));
+            return -1;
+        }
+    }
+    atomic_store(&app->ready, 1);
+    srv_log(SRV_LOG_INFO, "listening", "listen=%s port=%d threads=%ld tls=%d auth=%d", app->cfg.listen,
+            app->port, app->cfg.threads, app->tls_cert != NULL, app->n_tokens > 0);
+    return 0;
+}
+
+void app_shutdown(srv_app *app) {
+    atomic_store(&app->ready, 0);
+    atomic_store(&app->shutting_down, 1);
+    http_quiesce(app);
+    int quiesced = app->daemon != NULL;
+    srv_log(SRV_LOG_INFO, "shutting down", "in_flight=%d", atomic_load(&app->in_flight));
+    /* jobs first: a `wait: true` request is in flight until its job ends */
+    jobs_wait_all(app);
+    double until = srv_now() + (double)app->cfg.shutdown_timeout;
+    while (atomic_load(&app->in_flight) > 0 && srv_now() < until) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&app->in_flight) > 0)
+        srv_log(SRV_LOG_WARN, "requests still in flight at the shutdown timeout", "in_flight=%d",
+                atomic_load(&app->in_flight));
+    http_stop(app);
+    if (quiesced && app->listen_fd >= 0) close(app->listen_fd); /* quiesce handed it back */
+    app->listen_fd = -1;
+    srv_log(SRV_LOG_INFO, "stopped", NULL);
+}
+
+void app_free(srv_app *app) {
+    http_stop(app);
+    jobs_wait_all(app);
+    registry_free(&app->reg);
+    store_close(app->store);
+    mb_pool_free(app->plan_pool);
+    for (int i = 0; i < app->n_tokens; i++) free(app->tokens[i]);
+    free(app->tokens);
+    free(app->tls_cert);
+    free(app->tls_key);
+    if (app->listen_fd >= 0 && !app->daemon) close(app->listen_fd);
+    pthread_mutex_destroy(&app->jobs_lock);
+    pthread_cond_destroy(&app->jobs_cond);
+    pthread_mutex_destroy(&app->plan_pool_lock);
+}

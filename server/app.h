@@ -1,0 +1,49 @@
+/* app.h: the daemon's shared state (one per process, passed explicitly to
+ * handlers through srv_req), its start-up and its orderly shutdown.
+ * Not for: request handling (http.c) or model logic (model.c). */
+#ifndef SRV_APP_H
+#define SRV_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "metrics.h"
+#include "model.h"
+#include "options.h"
+#include "pool.h"
+#include "store.h"
+
+struct MHD_Daemon;
+
+struct srv_app {
+    srv_config cfg;
+    srv_registry reg;
+    srv_store *store;
+    srv_metrics metrics;
+    char **tokens;          /* bearer tokens, (n_tokens) */
+    int n_tokens;
+    atomic_int shutting_down;
+    atomic_int ready;
+    atomic_int in_flight;   /* requests between first callback and completion */
+    pthread_mutex_t jobs_lock;
+    pthread_cond_t jobs_cond;
+    int jobs_running;
+    mb_pool *plan_pool;     /* used by one act at a time (trylock) */
+    pthread_mutex_t plan_pool_lock;
+    double started;         /* wall clock */
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    int port;
+    char *tls_cert, *tls_key; /* PEM text, owned */
+};
+
+/* Everything but the network. 0 or -1 with err. */
+int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz);
+/* Binds, starts the HTTP daemon, writes --port-file. 0 or -1 with err. */
+int app_start(srv_app *app, char *err, size_t err_sz);
+/* Stops accepting, cancels training jobs, lets in-flight requests finish
+ * (up to --shutdown-timeout), stops the HTTP daemon, joins job threads. */
+void app_shutdown(srv_app *app);
+void app_free(srv_app *app);
+
+#endif

@@ -1,0 +1,31 @@
+/* handlers.h: the API's handlers, one per route (see routes.c for the table).
+ * Each follows srv_handler's contract (routes.h). */
+#ifndef SRV_HANDLERS_H
+#define SRV_HANDLERS_H
+
+#include "routes.h"
+
+int api_models_create(srv_req *q, srv_resp *r, srv_err *e);
+int api_models_list(srv_req *q, srv_resp *r, srv_err *e);
+int api_model_get(srv_req *q, srv_resp *r, srv_err *e);
+int api_model_delete(srv_req *q, srv_resp *r, srv_err *e);
+int api_transitions(srv_req *q, srv_resp *r, srv_err *e);
+int api_train(srv_req *q, srv_resp *r, srv_err *e);
+int api_job_get(srv_req *q, srv_resp *r, srv_err *e);
+int api_job_cancel(srv_req *q, srv_resp *r, srv_err *e);
+int api_act(srv_req *q, srv_resp *r, srv_err *e);
+int api_predict(srv_req *q, srv_resp *r, srv_err *e);
+int api_healthz(srv_req *q, srv_resp *r, srv_err *e);
+int api_readyz(srv_req *q, srv_resp *r, srv_err *e);
+int api_metrics(srv_req *q, srv_resp *r, srv_err *e);
+int api_openapi(srv_req *q, srv_resp *r, srv_err *e);
+
+
+/* Shared by the api_*.c files. */
+#include "model.h"
+/* The model named by the first path argument, referenced, or NULL with 404. */
+srv_model *api_model_lookup(srv_req *q, srv_err *e);
+/* JSON array of n floats. x: (n) */
+cJSON *api_floats(const float *x, int n);
+
+#endif

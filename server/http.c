@@ -1,0 +1,346 @@
+/* http.c: libmicrohttpd glue and the common request work (see http.h and
+ * routes.h). A request's life:
+ *   first callback  -> context, route (404/405), auth (401/403), body rules
+ *                      (no body where none is allowed; Content-Length above
+ *                      the cap -> 413 before reading anything)
+ *   upload chunks   -> appended up to the cap (a chunked body that grows
+ *                      past it -> 413, the rest is discarded)
+ *   last callback   -> depth check, cJSON_ParseWithLength, finiteness,
+ *                      handler, answer
+ *   completed       -> metrics, log line, context freed. */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "http.h"
+
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "jsonv.h"
+#include "log.h"
+#include "routes.h"
+
+typedef struct {
+    srv_app *app;
+    double t0;
+    int route;
+    char method[8];
+    char url[160];
+    srv_req req;
+    srv_err err;          /* set when the request failed before its handler */
+    char allow[64];       /* for 405 */
+    char *body;
+    size_t len, cap;
+    size_t limit;
+    int http;             /* status answered, for metrics */
+} http_ctx;
+
+static int http__token_eq(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char d = (unsigned char)(na != nb);
+    for (size_t i = 0; i < na; i++) d |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
+    return d == 0;
+}
+
+static enum MHD_Result http__queue(struct MHD_Connection *c, http_ctx *x, int status,
+                                   struct MHD_Response *resp, const char *ctype) {
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (atomic_load(&x->app->shutting_down))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    x->http = status;
+    enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
+                                       cJSON *json, const char *location, int replay,
+                                       const char *allow) {
+    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"field\":null}}";
+        status = 503;
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        return http__queue(c, x, status, r, "application/json");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    if (location && *location) MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+    if (replay) MHD_add_response_header(r, "X-Idempotent-Replay", "true");
+    if (allow && *allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    return http__queue(c, x, status, r, "application/json");
+}
+
+static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, const srv_err *e) {
+    cJSON *j = srv_err_json(e);
+    int status = srv_err_http(e->status);
+    if (status >= 500)
+        srv_log(SRV_LOG_WARN, "request failed", "method=%s url=%s status=%d code=%s message=\"%s\"",
+                x->method, x->url, status, srv_err_code(e->status), e->message);
+    enum MHD_Result r = http__send_json(c, x, status, j, NULL, 0,
+                                        e->status == SRV_E_METHOD ? x->allow : NULL);
+    cJSON_Delete(j);
+    return r;
+}
+
+/* The first callback of a request: everything decided from the headers. */
+static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, const char *method) {
+    srv_app *app = x->app;
+    int st;
+    x->route = routes_match(method, url, x->req.args, &st, x->allow, sizeof x->allow);
+    if (x->route < 0) {
+        if (st == SRV_E_METHOD)
+            srv_fail(&x->err, st, NULL, "%s is not allowed on %s (allowed: %s)", method, url, x->allow);
+        else srv_fail(&x->err, st, NULL, "no such path: %s", url);
+        return;
+    }
+    const srv_route *rt = &srv_routes[x->route];
+    if (app->n_tokens > 0 && !rt->public_) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!h || strncmp(h, "Bearer ", 7) != 0) {
+            srv_fail(&x->err, SRV_E_UNAUTH, NULL, "a bearer token is required");
+            return;
+        }
+        int ok = 0;
+        for (int i = 0; i < app->n_tokens; i++) ok |= http__token_eq(h + 7, app->tokens[i]);
+        if (!ok) {
+            srv_fail(&x->err, SRV_E_FORBIDDEN, NULL, "the bearer token is not accepted");
+            return;
+        }
+    }
+    if (atomic_load(&app->shutting_down) && x->route >= 0 && strcmp(rt->method, "GET") != 0) {
+        srv_fail(&x->err, SRV_E_UNAVAILABLE, NULL, "shutting down");
+        return;
+    }
+    long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
+                                                : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
+    x->limit = (size_t)cap;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    unsigned long long n = 0;
+    if (cl) {
+        char *end;
+        n = strtoull(cl, &end, 10);
+        if (end == cl || *end) {
+            srv_fail(&x->err, MB_EINVAL, NULL, "bad Content-Length");
+            return;
+        }
+    }
+    if (cap == 0 && (n > 0 || te)) {
+        srv_fail(&x->err, MB_EINVAL, NULL, "%s %s takes no body", rt->method, rt->pattern);
+        return;
+    }
+    if (n > (unsigned long long)cap) {
+        srv_fail(&x->err, SRV_E_TOO_LARGE, NULL, "body of %llu bytes exceeds the limit of %ld", n, cap);
+        return;
+    }
+    if (n > 0) {
+        x->body = malloc((size_t)n + 1);
+        if (!x->body) srv_fail(&x->err, MB_ENOMEM, NULL, "out of memory");
+        else x->cap = (size_t)n + 1;
+    }
+}
+
+static void http__append(http_ctx *x, const char *data, size_t n) {
+    if (x->len + n > x->limit) {
+        srv_fail(&x->err, SRV_E_TOO_LARGE, NULL, "body exceeds the limit of %zu bytes", x->limit);
+        free(x->body);
+        x->body = NULL;
+        x->len = x->cap = 0;
+        return;
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->len + n + 1) cap *= 2;
+        if (cap > x->limit + 1) cap = x->limit + 1;
+        char *p = realloc(x->body, cap);
+        if (!p) {
+            srv_fail(&x->err, MB_ENOMEM, NULL, "out of memory");
+            return;
+        }
+        x->body = p;
+        x->cap = cap;
+    }
+    memcpy(x->body + x->len, data, n);
+    x->len += n;
+}
+
+static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
+    srv_err *e = &x->err;
+    cJSON *root = NULL;
+    if (x->len == 0) {
+        root = cJSON_CreateObject();
+    } else if (!jv_depth_ok(x->body, x->len, JV_MAX_DEPTH)) {
+        srv_fail(e, SRV_E_BAD_JSON, NULL, "JSON nested deeper than %d levels", JV_MAX_DEPTH);
+        return http__send_err(c, x, e);
+    } else {
+        const char *end = NULL;
+        root = cJSON_ParseWithLengthOpts(x->body, x->len, &end, 0);
+        if (!root) {
+            srv_fail(e, SRV_E_BAD_JSON, NULL, "malformed JSON near byte %ld",
+                     end ? (long)(end - x->body) : 0L);
+            return http__send_err(c, x, e);
+        }
+        /* trailing garbage after the value */
+        while (end && end < x->body + x->len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+            end++;
+        if (end && end < x->body + x->len) {
+            cJSON_Delete(root);
+            srv_fail(e, SRV_E_BAD_JSON, NULL, "unexpected text after the JSON value at byte %ld",
+                     (long)(end - x->body));
+            return http__send_err(c, x, e);
+        }
+    }
+    free(x->body);
+    x->body = NULL;
+    if (!root) {
+        srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+        return http__send_err(c, x, e);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        srv_fail(e, MB_EINVAL, NULL, "the body must be a JSON object");
+        return http__send_err(c, x, e);
+    }
+    if (jv_all_finite(root, e) != 0) {
+        cJSON_Delete(root);
+        return http__send_err(c, x, e);
+    }
+    srv_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.http = 200;
+    x->req.body = root;
+    int rc = srv_routes[x->route].handler(&x->req, &resp, e);
+    cJSON_Delete(root);
+    x->req.body = NULL;
+    enum MHD_Result r;
+    if (rc != 0) {
+        if (e->status == MB_OK) srv_fail(e, SRV_E_INTERNAL, NULL, "handler failed without a reason");
+        r = http__send_err(c, x, e);
+    } else if (resp.json) {
+        r = http__send_json(c, x, resp.http, resp.json, resp.location, resp.replay, NULL);
+    } else {
+        struct MHD_Response *mr =
+            resp.text ? MHD_create_response_from_buffer(resp.text_len, resp.text, MHD_RESPMEM_MUST_FREE)
+                      : MHD_create_response_from_buffer(resp.text_len, (void *)resp.static_text,
+                                                        MHD_RESPMEM_PERSISTENT);
+        if (!mr) free(resp.text);
+        resp.text = NULL;
+        r = http__queue(c, x, resp.http, mr, resp.content_type ? resp.content_type : "text/plain");
+    }
+    cJSON_Delete(resp.json);
+    free(resp.text);
+    return r;
+}
+
+static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls) {
+    (void)version;
+    srv_app *app = cls;
+    http_ctx *x = *con_cls;
+    if (!x) {
+        x = calloc(1, sizeof *x);
+        if (!x) return MHD_NO;
+        x->app = app;
+        x->t0 = srv_now();
+        x->route = -1;
+        x->req.app = app;
+        snprintf(x->method, sizeof x->method, "%s", method);
+        snprintf(x->url, sizeof x->url, "%s", url);
+        *con_cls = x;
+        atomic_fetch_add(&app->in_flight, 1);
+        http__begin(c, x, url, method);
+        if (x->err.status) return http__send_err(c, x, &x->err); /* before reading any body */
+        x->req.route = x->route;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!x->err.status) http__append(x, upload_data, *upload_data_size);
+        *upload_data_size = 0; /* after an error the rest is read and dropped */
+        return MHD_YES;
+    }
+    if (x->http) return MHD_YES; /* answered already */
+    if (x->err.status) return http__send_err(c, x, &x->err);
+    return http__finish(c, x);
+}
+
+static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe) {
+    (void)c;
+    srv_app *app = cls;
+    http_ctx *x = *con_cls;
+    if (!x) return;
+    double dt = srv_now() - x->t0;
+    metrics_request(&app->metrics, x->route, x->http, dt);
+    srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s status=%d ms=%.3f toe=%d", x->method,
+            x->url, x->http, dt * 1e3, (int)toe);
+    free(x->body);
+    free(x);
+    *con_cls = NULL;
+    atomic_fetch_sub(&app->in_flight, 1);
+}
+
+static void http__mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    srv_log(SRV_LOG_WARN, msg, "source=libmicrohttpd");
+}
+
+int http_start(srv_app *app, char *err, size_t err_sz) {
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+    int tls = app->tls_cert != NULL;
+    if (tls) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, err_sz, "this libmicrohttpd was built without TLS support");
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http__mhd_log, NULL}, /* first, or MHD warns */
+        {MHD_OPTION_LISTEN_SOCKET, app->listen_fd, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads > 1 ? app->cfg.threads : 0, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, app->cfg.conn_timeout, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http__completed, app},
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, app->tls_key},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, app->tls_cert},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    app->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http__access, app, MHD_OPTION_ARRAY, opts,
+                                   MHD_OPTION_END);
+    if (!app->daemon) {
+        snprintf(err, err_sz, "libmicrohttpd failed to start (see the log above)%s",
+                 tls ? "; check --tls-cert/--tls-key" : "");
+        return -1;
+    }
+    return 0;
+}
+
+void http_quiesce(srv_app *app) {
+    if (app->daemon) {
+        MHD_socket s = MHD_quiesce_daemon(app->daemon);
+        (void)s; /* still ours: closed in app_free */
+    }
+}
+
+void http_stop(srv_app *app) {
+    if (app->daemon) MHD_stop_daemon(app->daemon);
+    app->daemon = NULL;
+}

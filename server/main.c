@@ -1,0 +1,45 @@
+/* main.c: build/mbrld. Reads the configuration (options.c), starts the
+ * daemon (app.c) and waits for SIGTERM/SIGINT, then shuts down in order:
+ * stop accepting, cancel and join training jobs, let in-flight requests
+ * finish, exit 0.
+ * Not for: anything a test needs to call (that lives in libmbserver.a). */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "log.h"
+
+int main(int argc, char **argv) {
+    char err[512];
+    srv_config cfg;
+    int rc = srv_config_load(&cfg, argc, argv, stdout, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc != 0) {
+        fprintf(stderr, "mbrld: %s\n", err);
+        return 2;
+    }
+    /* the signals are taken synchronously by this thread (sigwait) and by no
+     * other: block them before any thread starts, so every thread inherits */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static srv_app app;
+    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
+        srv_log(SRV_LOG_ERROR, "cannot start", "error=\"%s\"", err);
+        app_free(&app);
+        return 1;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    srv_log(SRV_LOG_INFO, "signal received", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    app_shutdown(&app);
+    app_free(&app);
+    return 0;
+}

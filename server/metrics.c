@@ -1,0 +1,142 @@
+/* metrics.c: counters, histograms and their Prometheus rendering. */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "metrics.h"
+
+#include <stdlib.h>
+
+#include "app.h"
+#include "job.h"
+#include "routes.h"
+#include "sbuf.h"
+
+static const int metrics__http[SRV_N_HTTP] = {200, 201, 202, 204, 400, 401, 403, 404,
+                                              405, 409, 413, 422, 429, 500, 503, 0};
+/* upper bounds in seconds; the last bucket is +Inf */
+static const double metrics__le[SRV_N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+static int metrics__http_index(int http) {
+    for (int i = 0; i < SRV_N_HTTP - 1; i++)
+        if (metrics__http[i] == http) return i;
+    return SRV_N_HTTP - 1; /* "other" */
+}
+
+void metrics_hist(srv_hist *h, double seconds) {
+    int b = 0;
+    while (b < SRV_N_BUCKETS && seconds > metrics__le[b]) b++;
+    if (b < SRV_N_BUCKETS) atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+void metrics_request(srv_metrics *m, int route, int http, double seconds) {
+    int r = route < 0 || route >= SRV_MAX_ROUTES ? SRV_MAX_ROUTES : route;
+    atomic_fetch_add_explicit(&m->requests[r][metrics__http_index(http)], 1, memory_order_relaxed);
+    metrics_hist(&m->latency[r], seconds);
+}
+
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+
+static void metrics__hist(sbuf *b, const char *name, const char *labels, const srv_hist *h) {
+    unsigned long long cum = 0;
+    for (int i = 0; i < SRV_N_BUCKETS; i++) {
+        cum += LOAD(h->bucket[i]);
+        sbuf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
+                    metrics__le[i], cum);
+    }
+    sbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
+                LOAD(h->count));
+    sbuf_printf(b, "%s_sum{%s} %.6f\n", name, labels, LOAD(h->sum_us) * 1e-6);
+    sbuf_printf(b, "%s_count{%s} %llu\n", name, labels, LOAD(h->count));
+}
+
+static const char *metrics__route_name(int r, char *buf, size_t n) {
+    if (r >= srv_n_routes) return "unmatched";
+    snprintf(buf, n, "%s %s", srv_routes[r].method, srv_routes[r].pattern);
+    return buf;
+}
+
+char *metrics_render(srv_app *app, size_t *len) {
+    srv_metrics *m = &app->metrics;
+    sbuf b = {0};
+    char rn[128], labels[192];
+    sbuf_printf(&b, "# HELP mbrld_http_requests_total HTTP requests by route and status.\n"
+                    "# TYPE mbrld_http_requests_total counter\n");
+    for (int r = 0; r <= srv_n_routes; r++) {
+        int ri = r == srv_n_routes ? SRV_MAX_ROUTES : r;
+        for (int s = 0; s < SRV_N_HTTP; s++) {
+            unsigned long long v = LOAD(m->requests[ri][s]);
+            if (!v) continue;
+            sbuf_printf(&b, "mbrld_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                        metrics__route_name(r, rn, sizeof rn), metrics__http[s], v);
+        }
+    }
+    sbuf_printf(&b, "# HELP mbrld_http_request_duration_seconds Time from first byte to answer.\n"
+                    "# TYPE mbrld_http_request_duration_seconds histogram\n");
+    for (int r = 0; r <= srv_n_routes; r++) {
+        int ri = r == srv_n_routes ? SRV_MAX_ROUTES : r;
+        if (!LOAD(m->latency[ri].count)) continue;
+        snprintf(labels, sizeof labels, "route=\"%s\"", metrics__route_name(r, rn, sizeof rn));
+        metrics__hist(&b, "mbrld_http_request_duration_seconds", labels, &m->latency[ri]);
+    }
+    sbuf_printf(&b, "# HELP mbrld_plan_duration_seconds Planner time per act.\n"
+                    "# TYPE mbrld_plan_duration_seconds histogram\n");
+    metrics__hist(&b, "mbrld_plan_duration_seconds", "", &m->plan);
+    sbuf_printf(&b, "# TYPE mbrld_acts_total counter\n"
+                    "mbrld_acts_total{source=\"planner\"} %llu\n"
+                    "mbrld_acts_total{source=\"random\"} %llu\n",
+                LOAD(m->acts[0]), LOAD(m->acts[1]));
+    sbuf_printf(&b, "# TYPE mbrld_transitions_total counter\nmbrld_transitions_total %llu\n",
+                LOAD(m->transitions));
+    sbuf_printf(&b, "# TYPE mbrld_idempotent_replays_total counter\nmbrld_idempotent_replays_total %llu\n",
+                LOAD(m->replays));
+    sbuf_printf(&b, "# TYPE mbrld_training_jobs_total counter\n"
+                    "mbrld_training_jobs_total{state=\"started\"} %llu\n"
+                    "mbrld_training_jobs_total{state=\"done\"} %llu\n"
+                    "mbrld_training_jobs_total{state=\"failed\"} %llu\n"
+                    "mbrld_training_jobs_total{state=\"canceled\"} %llu\n",
+                LOAD(m->jobs[3]), LOAD(m->jobs[0]), LOAD(m->jobs[1]), LOAD(m->jobs[2]));
+    sbuf_printf(&b, "# TYPE mbrld_training_seconds_total counter\nmbrld_training_seconds_total %.6f\n",
+                LOAD(m->train_us) * 1e-6);
+    sbuf_printf(&b, "# TYPE mbrld_training_epochs_total counter\nmbrld_training_epochs_total %llu\n",
+                LOAD(m->train_epochs));
+    pthread_mutex_lock(&app->jobs_lock);
+    int running = app->jobs_running;
+    pthread_mutex_unlock(&app->jobs_lock);
+    sbuf_printf(&b, "# TYPE mbrld_training_jobs_running gauge\nmbrld_training_jobs_running %d\n", running);
+
+    srv_model *ms[1024];
+    int n = registry_snapshot(&app->reg, ms, 1024);
+    sbuf_printf(&b, "# TYPE mbrld_models gauge\nmbrld_models %d\n", n);
+    sbuf_printf(&b, "# HELP mbrld_buffer_size Transitions held per model.\n# TYPE mbrld_buffer_size gauge\n");
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&ms[i]->lock);
+        size_t size = ms[i]->buf.size;
+        pthread_mutex_unlock(&ms[i]->lock);
+        sbuf_printf(&b, "mbrld_buffer_size{model=\"%s\"} %zu\n", ms[i]->spec.name, size);
+    }
+    sbuf_printf(&b, "# HELP mbrld_model_version Published parameter version per model.\n"
+                    "# TYPE mbrld_model_version gauge\n");
+    for (int i = 0; i < n; i++) {
+        srv_version *v = model_version_get(ms[i]);
+        sbuf_printf(&b, "mbrld_model_version{model=\"%s\"} %llu\n", ms[i]->spec.name,
+                    (unsigned long long)v->number);
+        model_version_put(v);
+    }
+    sbuf_printf(&b, "# TYPE mbrld_sessions gauge\n");
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&ms[i]->lock);
+        int s = ms[i]->n_sessions;
+        pthread_mutex_unlock(&ms[i]->lock);
+        sbuf_printf(&b, "mbrld_sessions{model=\"%s\"} %d\n", ms[i]->spec.name, s);
+        model_put(ms[i]);
+    }
+    sbuf_printf(&b, "# TYPE mbrld_http_in_flight gauge\nmbrld_http_in_flight %d\n",
+                atomic_load(&app->in_flight));
+    if (b.failed) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_take(&b, len);
+}

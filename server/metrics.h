@@ -1,0 +1,42 @@
+/* metrics.h: counters and histograms behind GET /metrics (Prometheus text
+ * format 0.0.4). Updated with relaxed atomics from any thread; rendering
+ * reads them without stopping anyone (a scrape may be off by in-flight
+ * increments, as Prometheus allows).
+ * Not for: logging, or anything a request's answer depends on. */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_MAX_ROUTES 24  /* routes in the table (+1 for "unmatched") */
+#define SRV_N_HTTP 16      /* distinct statuses counted (see metrics.c) */
+#define SRV_N_BUCKETS 14   /* latency histogram buckets (+Inf implied) */
+
+typedef struct {
+    atomic_uint_fast64_t count, sum_us;
+    atomic_uint_fast64_t bucket[SRV_N_BUCKETS]; /* non-cumulative */
+} srv_hist;
+
+typedef struct {
+    atomic_uint_fast64_t requests[SRV_MAX_ROUTES + 1][SRV_N_HTTP];
+    srv_hist latency[SRV_MAX_ROUTES + 1];
+    srv_hist plan;                        /* mb_plan time */
+    atomic_uint_fast64_t acts[2];         /* by source: planner, random */
+    atomic_uint_fast64_t transitions;     /* rows accepted */
+    atomic_uint_fast64_t replays;         /* idempotent retries answered */
+    atomic_uint_fast64_t jobs[4];         /* finished by state: done failed canceled, started */
+    atomic_uint_fast64_t train_us;        /* training wall time */
+    atomic_uint_fast64_t train_epochs;
+} srv_metrics;
+
+typedef struct srv_app srv_app;
+
+/* route: index into srv_routes, or -1 for unmatched requests. */
+void metrics_request(srv_metrics *m, int route, int http, double seconds);
+void metrics_hist(srv_hist *h, double seconds);
+/* Prometheus text (malloc'd, caller frees); NULL on allocation failure. */
+char *metrics_render(srv_app *app, size_t *len);
+
+#endif

@@ -1,0 +1,310 @@
+/* model.c: the registry and the four state changes of a model (see model.h).
+ * Every change calls the store first (store.h): that is where the durability
+ * layer plugs in. */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "job.h"
+#include "log.h"
+
+double srv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double srv_wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int registry_init(srv_registry *r, int cap) {
+    memset(r, 0, sizeof *r);
+    r->models = calloc((size_t)cap, sizeof *r->models);
+    if (!r->models) return -1;
+    r->cap = cap;
+    pthread_mutex_init(&r->lock, NULL);
+    return 0;
+}
+
+void registry_free(srv_registry *r) {
+    for (int i = 0; i < r->n; i++) model_put(r->models[i]);
+    free(r->models);
+    pthread_mutex_destroy(&r->lock);
+    memset(r, 0, sizeof *r);
+}
+
+static int registry__find(srv_registry *r, const char *name) {
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->models[i]->spec.name, name)) return i;
+    return -1;
+}
+
+srv_model *registry_get(srv_registry *r, const char *name) {
+    pthread_mutex_lock(&r->lock);
+    int i = registry__find(r, name);
+    srv_model *m = i >= 0 ? r->models[i] : NULL;
+    if (m) atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&r->lock);
+    return m;
+}
+
+int registry_snapshot(srv_registry *r, srv_model **out, int cap) {
+    pthread_mutex_lock(&r->lock);
+    int n = r->n < cap ? r->n : cap;
+    for (int i = 0; i < n; i++) {
+        out[i] = r->models[i];
+        atomic_fetch_add(&out[i]->refs, 1);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+static srv_version *version__new(void) {
+    srv_version *v = calloc(1, sizeof *v);
+    if (v) atomic_init(&v->refs, 1);
+    return v;
+}
+
+void model_version_put(srv_version *v) {
+    if (v && atomic_fetch_sub(&v->refs, 1) == 1) {
+        mb_ensemble_free(&v->ens);
+        free(v);
+    }
+}
+
+srv_version *model_version_get(srv_model *m) {
+    pthread_mutex_lock(&m->lock);
+    srv_version *v = m->cur;
+    atomic_fetch_add(&v->refs, 1);
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+static void model__free(srv_model *m) {
+    for (int i = 0; i < m->n_sessions; i++) session_free(m->sessions[i]);
+    for (int i = 0; i < m->n_jobs; i++) job_put(m->jobs[i]);
+    for (int i = 0; i < m->n_ws_free; i++) mb_plan_ws_free(m->ws_free[i]);
+    model_version_put(m->cur);
+    mb_buffer_free(&m->buf);
+    if (m->adam_ready) mb_adam_free(&m->adam);
+    free(m->sessions);
+    free(m->clients);
+    free(m->spec_json);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void model_put(srv_model *m) {
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) model__free(m);
+}
+
+int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_err *e) {
+    srv_registry *r = &app->reg;
+    pthread_mutex_lock(&r->lock);
+    int taken = registry__find(r, spec->name) >= 0, full = r->n >= r->cap;
+    pthread_mutex_unlock(&r->lock);
+    if (taken) return srv_fail(e, MB_EEXIST, "name", "model '%s' already exists", spec->name);
+    if (full) return srv_fail(e, SRV_E_LIMIT, NULL, "at most %d models (--max-models)", r->cap);
+
+    char err[256];
+    srv_model *m = calloc(1, sizeof *m);
+    if (!m) return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->act_counter, 0);
+    pthread_mutex_init(&m->lock, NULL);
+    m->spec = *spec;
+    m->created = srv_wall();
+    m->next_version = 1;
+    m->next_job = 1;
+    cJSON *js = spec_render(spec);
+    m->spec_json = js ? cJSON_PrintUnformatted(js) : NULL;
+    cJSON_Delete(js);
+    m->clients = calloc((size_t)app->cfg.max_clients, sizeof *m->clients);
+    m->sessions = calloc((size_t)app->cfg.max_sessions, sizeof *m->sessions);
+    m->cur = version__new();
+    if (!m->spec_json || !m->clients || !m->sessions || !m->cur) {
+        model__free(m);
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    }
+    mb_status s = mb_buffer_init(&m->buf, spec->obs_dim, spec->act_dim, spec->buffer_capacity,
+                                 spec->holdout_ratio, spec->seed ^ 0x5eedb0ffu, err, sizeof err);
+    if (s == MB_OK) s = mb_ensemble_init(&m->cur->ens, &spec->ens, spec->seed, err, sizeof err);
+    if (s != MB_OK) {
+        model__free(m);
+        return srv_fail(e, (int)s, NULL, "%s", err);
+    }
+
+    pthread_mutex_lock(&r->lock);
+    int rc = 0;
+    if (registry__find(r, spec->name) >= 0) {
+        rc = srv_fail(e, MB_EEXIST, "name", "model '%s' already exists", spec->name);
+    } else if (r->n >= r->cap) {
+        rc = srv_fail(e, SRV_E_LIMIT, NULL, "at most %d models (--max-models)", r->cap);
+    } else if ((s = store_model_created(app->store, spec->name, m->spec_json, err, sizeof err)) != MB_OK) {
+        rc = srv_fail(e, (int)s, NULL, "store: %s", err);
+    } else {
+        r->models[r->n++] = m;
+        atomic_fetch_add(&m->refs, 1);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (rc) {
+        model__free(m);
+        return rc;
+    }
+    srv_log(SRV_LOG_INFO, "model created", "model=%s obs_dim=%d act_dim=%d members=%d",
+            spec->name, spec->obs_dim, spec->act_dim, spec->ens.members);
+    *out = m;
+    return 0;
+}
+
+int model_delete(srv_app *app, const char *name, srv_err *e) {
+    srv_registry *r = &app->reg;
+    char err[256];
+    pthread_mutex_lock(&r->lock);
+    int i = registry__find(r, name);
+    if (i < 0) {
+        pthread_mutex_unlock(&r->lock);
+        return srv_fail(e, MB_ENOTFOUND, NULL, "no model '%s'", name);
+    }
+    mb_status s = store_model_deleted(app->store, name, err, sizeof err);
+    if (s != MB_OK) {
+        pthread_mutex_unlock(&r->lock);
+        return srv_fail(e, (int)s, NULL, "store: %s", err);
+    }
+    srv_model *m = r->models[i];
+    r->models[i] = r->models[--r->n];
+    pthread_mutex_unlock(&r->lock);
+
+    pthread_mutex_lock(&m->lock);
+    m->deleted = 1;
+    if (m->running) job_cancel(m->running);
+    pthread_mutex_unlock(&m->lock);
+    srv_log(SRV_LOG_INFO, "model deleted", "model=%s", name);
+    model_put(m); /* the registry's reference */
+    return 0;
+}
+
+int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, size_t n,
+                 const float *obs, const float *act, const float *rew, const float *next_obs,
+                 const uint8_t *term, const uint8_t *trunc, size_t *accepted, size_t *buffer_size,
+                 int *replay, srv_err *e) {
+    char err[256];
+    *replay = 0;
+    pthread_mutex_lock(&m->lock);
+    if (m->deleted) {
+        pthread_mutex_unlock(&m->lock);
+        return srv_fail(e, MB_ENOTFOUND, NULL, "model '%s' was deleted", m->spec.name);
+    }
+    srv_client_seq *c = NULL;
+    m->clock++;
+    if (client) {
+        for (int i = 0; i < m->n_clients; i++)
+            if (!strcmp(m->clients[i].client, client)) c = &m->clients[i];
+        if (c && seq <= c->seq) {
+            c->last_used = m->clock;
+            *accepted = seq == c->seq ? c->accepted : 0;
+            *buffer_size = seq == c->seq ? c->buffer_size : m->buf.size;
+            *replay = 1;
+            pthread_mutex_unlock(&m->lock);
+            atomic_fetch_add_explicit(&app->metrics.replays, 1, memory_order_relaxed);
+            return 0;
+        }
+    }
+    mb_status s = store_transitions(app->store, m->spec.name, client, seq, n, m->spec.obs_dim,
+                                    m->spec.act_dim, obs, act, rew, next_obs, term, trunc, err,
+                                    sizeof err);
+    if (s != MB_OK) {
+        pthread_mutex_unlock(&m->lock);
+        return srv_fail(e, (int)s, NULL, "store: %s", err);
+    }
+    mb_buffer_append(&m->buf, n, obs, act, rew, next_obs, term, trunc);
+    *accepted = n;
+    *buffer_size = m->buf.size;
+    if (client) {
+        if (!c) {
+            if (m->n_clients < (int)app->cfg.max_clients) {
+                c = &m->clients[m->n_clients++];
+            } else { /* forget the least recently used client */
+                c = &m->clients[0];
+                for (int i = 1; i < m->n_clients; i++)
+                    if (m->clients[i].last_used < c->last_used) c = &m->clients[i];
+            }
+            snprintf(c->client, sizeof c->client, "%s", client);
+        }
+        c->seq = seq;
+        c->accepted = n;
+        c->buffer_size = m->buf.size;
+        c->last_used = m->clock;
+    }
+    pthread_mutex_unlock(&m->lock);
+    atomic_fetch_add_explicit(&app->metrics.transitions, n, memory_order_relaxed);
+    return 0;
+}
+
+int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e) {
+    char err[256];
+    srv_version *v = version__new();
+    if (!v) {
+        mb_ensemble_free(ens);
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    }
+    v->ens = *ens;
+    memset(ens, 0, sizeof *ens);
+    pthread_mutex_lock(&m->lock);
+    if (m->deleted) {
+        pthread_mutex_unlock(&m->lock);
+        model_version_put(v);
+        return srv_fail(e, MB_ESTATE, NULL, "model '%s' was deleted", m->spec.name);
+    }
+    v->number = m->next_version;
+    mb_status s = store_version(app->store, m->spec.name, v->number, &v->ens, err, sizeof err);
+    if (s != MB_OK) {
+        pthread_mutex_unlock(&m->lock);
+        model_version_put(v);
+        return srv_fail(e, (int)s, NULL, "store: %s", err);
+    }
+    m->next_version++;
+    srv_version *old = m->cur;
+    m->cur = v;
+    pthread_mutex_unlock(&m->lock);
+    model_version_put(old);
+    *number = v->number;
+    srv_log(SRV_LOG_INFO, "version published", "model=%s version=%llu", m->spec.name,
+            (unsigned long long)v->number);
+    return 0;
+}
+
+mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    pthread_mutex_lock(&m->lock);
+    for (int i = m->n_ws_free - 1; i >= 0; i--)
+        if (mb_plan_ws_fits(m->ws_free[i], cfg, dyn)) {
+            mb_plan_ws *ws = m->ws_free[i];
+            m->ws_free[i] = m->ws_free[--m->n_ws_free];
+            pthread_mutex_unlock(&m->lock);
+            return ws;
+        }
+    pthread_mutex_unlock(&m->lock);
+    return mb_plan_ws_new(cfg, dyn);
+}
+
+void model_ws_put(srv_model *m, mb_plan_ws *ws) {
+    if (!ws) return;
+    mb_plan_ws *drop = NULL;
+    pthread_mutex_lock(&m->lock);
+    if (m->n_ws_free < SRV_WS_KEPT) {
+        m->ws_free[m->n_ws_free++] = ws;
+    } else { /* keep the newest: an override's odd size should not pin memory */
+        drop = m->ws_free[0];
+        m->ws_free[0] = ws;
+    }
+    pthread_mutex_unlock(&m->lock);
+    mb_plan_ws_free(drop);
+}

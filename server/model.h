@@ -1,0 +1,150 @@
+/* model.h: the model registry and every state change of a model.
+ *
+ * THE SEAM FOR PERSISTENCE: each state change goes through exactly one
+ * function here, and each of them calls the store (store.h) before it makes
+ * the change visible:
+ *   model_create   (POST /v1/models)
+ *   model_delete   (DELETE /v1/models/{m})
+ *   model_append   (POST /v1/models/{m}/transitions; acknowledged only after
+ *                   it returns MB_OK)
+ *   model_publish  (a training job's new parameter version)
+ *
+ * Versions: a trained ensemble is published as an immutable, reference-
+ * counted srv_version; `cur` is swapped under the model lock, and readers
+ * (act, predict) hold a reference (model_version_get / _put) for as long as
+ * they use it, so a swap never frees an ensemble in use.
+ *
+ * Locking: model->lock guards every mutable field of the model (buffer,
+ * cur, sessions, idempotency keys, jobs, workspaces). It is held only for
+ * short bookkeeping and the buffer append, never while planning or training.
+ * Registry lock, then model lock, never the other way round.
+ * Not for: JSON (handlers) or numerics (core/). */
+#ifndef SRV_MODEL_H
+#define SRV_MODEL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "spec.h"
+
+typedef struct srv_job srv_job;
+typedef struct srv_app srv_app;
+
+typedef struct srv_version {
+    atomic_int refs;
+    uint64_t number; /* 0: the untrained initial parameters */
+    mb_ensemble ens; /* const once published */
+} srv_version;
+
+typedef struct {
+    char name[SRV_NAME_MAX + 1];
+    mb_plan_state st;
+    mb_planner_cfg cfg; /* what st was sized for */
+    double last_used;   /* monotonic s */
+} srv_session;
+
+typedef struct {
+    char client[SRV_NAME_MAX + 1];
+    uint64_t seq;           /* highest seq applied for this client */
+    size_t accepted;        /* the answer given to it */
+    size_t buffer_size;
+    uint64_t last_used;     /* model->clock at last use, for LRU */
+} srv_client_seq;
+
+#define SRV_JOBS_KEPT 16 /* finished jobs remembered per model */
+#define SRV_WS_KEPT 8    /* idle planning workspaces kept per model */
+
+typedef struct srv_model {
+    atomic_int refs;        /* the registry's + one per user */
+    srv_model_spec spec;    /* immutable */
+    char *spec_json;        /* canonical spec JSON, owned, immutable */
+    double created;         /* wall clock s */
+    pthread_mutex_t lock;   /* guards everything below */
+    int deleted;
+    mb_buffer buf;
+    srv_version *cur;       /* never NULL */
+    uint64_t next_version;
+    srv_client_seq *clients; /* (max_clients) */
+    int n_clients;
+    uint64_t clock;
+    srv_session **sessions; /* (max_sessions) */
+    int n_sessions;
+    srv_job *jobs[SRV_JOBS_KEPT]; /* newest last, each holds a reference */
+    int n_jobs;
+    srv_job *running;       /* the one job allowed at a time, or NULL */
+    uint64_t next_job;
+    uint64_t auto_base;     /* buf.total when the last auto job started */
+    mb_plan_ws *ws_free[SRV_WS_KEPT];
+    int n_ws_free;
+    mb_adam adam;           /* optimiser state; touched only by `running` */
+    int adam_ready;
+    atomic_uint_fast64_t act_counter; /* seeds per-request random streams */
+} srv_model;
+
+typedef struct {
+    pthread_mutex_t lock;
+    srv_model **models; /* (max_models) */
+    int n, cap;
+} srv_registry;
+
+int registry_init(srv_registry *r, int cap);
+/* Drops every model (call after jobs are joined). */
+void registry_free(srv_registry *r);
+/* A referenced model by name (model_put when done) or NULL. */
+srv_model *registry_get(srv_registry *r, const char *name);
+/* Referenced models, for listing and metrics: fills out (cap) and returns
+ * the count; model_put each. */
+int registry_snapshot(srv_registry *r, srv_model **out, int cap);
+
+void model_put(srv_model *m);
+
+/* Creates, initialises (allocations checked) and registers a model; *out is
+ * referenced. MB_EEXIST for a taken name, SRV_E_LIMIT when full. */
+int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_err *e);
+/* Unregisters; cancels its running job; the memory goes with the last
+ * reference. MB_ENOTFOUND if absent. */
+int model_delete(srv_app *app, const char *name, srv_err *e);
+
+/* A batch of transitions (n rows):
+ *   obs, next_obs: (n, obs_dim); act: (n, act_dim); rew, term, trunc: (n)
+ * client may be NULL (no idempotency). If client+seq was already applied
+ * (seq <= the highest seen for the client), nothing is added and *replay = 1;
+ * for seq equal to the last one, the answer is the same as the first time.
+ * Fills the answer (*accepted, *buffer_size). */
+int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, size_t n,
+                 const float *obs, const float *act, const float *rew, const float *next_obs,
+                 const uint8_t *term, const uint8_t *trunc, size_t *accepted, size_t *buffer_size,
+                 int *replay, srv_err *e);
+
+/* Publishes a trained ensemble (takes ownership of *ens, leaving it zeroed)
+ * as the next version; returns its number in *number. MB_ESTATE if the model
+ * was deleted meanwhile (ens is freed). */
+int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e);
+
+/* The current version, referenced. */
+srv_version *model_version_get(srv_model *m);
+void model_version_put(srv_version *v);
+
+/* Planning workspace for (cfg, dyn) from the model's idle list, or a new one;
+ * NULL on allocation failure. Give it back with model_ws_put. */
+mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
+void model_ws_put(srv_model *m, mb_plan_ws *ws);
+
+/* Sessions (session.c). take: removes the named session from the model (so
+ * no two requests plan with one warm start at once) or returns NULL; also
+ * drops sessions idle for more than `timeout` s. put: gives it back (LRU-
+ * bounded to max); a session of the same name put meanwhile is replaced. */
+srv_session *session_take(srv_model *m, const char *name, double now, double timeout);
+void session_put(srv_model *m, srv_session *s, double now, int max);
+/* A session sized for cfg (new, or s re-initialised); NULL on failure. */
+srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg *cfg, int act_dim);
+void session_free(srv_session *s);
+/* Drops idle sessions (model lock held); returns how many remain. */
+int session_expire(srv_model *m, double now, double timeout);
+
+/* Monotonic seconds. */
+double srv_now(void);
+/* Wall-clock seconds. */
+double srv_wall(void);
+
+#endif

@@ -1,0 +1,50 @@
+/* options.h: mbrld's configuration, driven by ONE option table (options.c)
+ * that serves the command line (--name value or --name=value), the optional
+ * config file (--config FILE: `name = value` lines, `#` comments), --help and
+ * validation (types, bounds, choices). The command line wins over the file.
+ * Not for: per-model settings (those come with POST /v1/models). */
+#ifndef SRV_OPTIONS_H
+#define SRV_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define SRV_PATH_MAX 1024
+
+typedef struct {
+    char listen[256];          /* host:port; port 0 = any free port */
+    char data_dir[SRV_PATH_MAX];
+    char config[SRV_PATH_MAX];
+    char fsync[16];            /* always | everysec | no */
+    char tokens[SRV_PATH_MAX]; /* bearer tokens file, one per line; "" = no auth */
+    char tls_cert[SRV_PATH_MAX], tls_key[SRV_PATH_MAX];
+    char port_file[SRV_PATH_MAX]; /* the bound port is written here once listening */
+    char log_level[16];
+    long threads;            /* HTTP worker threads (MHD thread pool) */
+    long plan_threads;       /* threads one act may use when no other act plans */
+    long train_threads;      /* threads per training job */
+    long max_body;           /* bytes per request body */
+    long max_connections;
+    long conn_timeout;       /* idle connection timeout, s */
+    long session_timeout;    /* idle session lifetime, s */
+    long max_sessions;       /* per model (LRU beyond) */
+    long max_models;
+    long max_clients;        /* idempotency keys remembered per model (LRU beyond) */
+    long max_buffer_mb;      /* replay buffer memory per model */
+    long max_params;         /* ensemble parameters (floats) per model */
+    long max_plan_rows;      /* population x particles per planning iteration */
+    long shutdown_timeout;   /* s to let in-flight requests finish */
+} srv_config;
+
+/* Fills defaults, reads --config FILE if given, then the command line.
+ * Returns 0 to run, 1 if --help was printed (to `out`), -1 on error (message
+ * in err). */
+int srv_config_load(srv_config *cfg, int argc, char **argv, FILE *out, char *err, size_t err_sz);
+/* Defaults only. */
+void srv_config_default(srv_config *cfg);
+/* One option by name (without dashes) from its text; 0 or -1 with err. */
+int srv_config_set(srv_config *cfg, const char *name, const char *value, char *err, size_t err_sz);
+/* --help text from the table. */
+void srv_config_usage(FILE *out);
+
+#endif

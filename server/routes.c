@@ -1,0 +1,76 @@
+/* routes.c: the route table and the path matcher (see routes.h). Adding an
+ * endpoint = one line here + its handler + its path in docs/openapi.json
+ * (tests/server/test_routes.c fails if the document misses a route). */
+/* Paths and messages are truncated on purpose when they do not fit. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "metrics.h"
+
+const srv_route srv_routes[] = {
+    {"POST", "/v1/models", 1L << 20, api_models_create, 0},
+    {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, 0},
+    {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, 0},
+    {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, 0},
+    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, 0},
+    {"POST", "/v1/models/{m}/train", 64L << 10, api_train, 0},
+    {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, 0},
+    {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, 0},
+    {"POST", "/v1/models/{m}/act", 1L << 20, api_act, 0},
+    {"POST", "/v1/models/{m}/predict", SRV_BODY_DEFAULT, api_predict, 0},
+    {"GET", "/healthz", SRV_BODY_NONE, api_healthz, 1},
+    {"GET", "/readyz", SRV_BODY_NONE, api_readyz, 1},
+    {"GET", "/metrics", SRV_BODY_NONE, api_metrics, 0},
+    {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, 0},
+};
+const int srv_n_routes = (int)(sizeof srv_routes / sizeof srv_routes[0]);
+_Static_assert(sizeof srv_routes / sizeof srv_routes[0] <= SRV_MAX_ROUTES, "raise SRV_MAX_ROUTES");
+
+/* Matches path against pattern; fills args. 1 on match. */
+static int routes__path(const char *pattern, const char *path, char args[][SRV_ARG_MAX]) {
+    const char *p = pattern, *s = path;
+    int a = 0;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *se = strchr(s, '/');
+            size_t n = se ? (size_t)(se - s) : strlen(s);
+            if (n == 0 || n >= SRV_ARG_MAX || a >= SRV_MAX_ARGS) return 0;
+            memcpy(args[a], s, n);
+            args[a++][n] = '\0';
+            p = pe + 1;
+            s += n;
+        } else {
+            if (*p != *s) return 0;
+            p++, s++;
+        }
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+int routes_match(const char *method, const char *path, char args[][SRV_ARG_MAX], int *status,
+                 char *allow, size_t allow_sz) {
+    char tmp[SRV_MAX_ARGS][SRV_ARG_MAX];
+    int path_seen = 0;
+    size_t used = 0;
+    if (allow_sz) allow[0] = '\0';
+    for (int i = 0; i < srv_n_routes; i++) {
+        if (!routes__path(srv_routes[i].pattern, path, tmp)) continue;
+        if (!strcmp(srv_routes[i].method, method)) {
+            memcpy(args, tmp, sizeof tmp);
+            return i;
+        }
+        path_seen = 1;
+        if (used < allow_sz) {
+            int k = snprintf(allow + used, allow_sz - used, "%s%s", used ? ", " : "",
+                             srv_routes[i].method);
+            if (k > 0) used += (size_t)k;
+        }
+    }
+    *status = path_seen ? SRV_E_METHOD : SRV_E_NOT_FOUND_ROUTE;
+    return -1;
+}

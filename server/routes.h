@@ -1,0 +1,62 @@
+/* routes.h: the static route table {method, pattern, max_body, handler} and
+ * what a handler sees. The HTTP layer (http.c) does the common work before a
+ * handler runs: 404 vs 405 (with Allow), auth, the body cap (413), reading
+ * the body, rejecting a body where none is allowed, parsing the JSON once
+ * (depth, finiteness). A handler gets a parsed tree and path arguments and
+ * fills a response or an error; it never sees chunks.
+ * Not for: the handlers' own logic (api_*.c). */
+#ifndef SRV_ROUTES_H
+#define SRV_ROUTES_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "errors.h"
+
+typedef struct srv_app srv_app;
+
+#define SRV_MAX_ARGS 2
+#define SRV_ARG_MAX 80
+
+typedef struct {
+    srv_app *app;
+    int route;                             /* index into srv_routes */
+    char args[SRV_MAX_ARGS][SRV_ARG_MAX];  /* path arguments in pattern order */
+    const cJSON *body;                     /* parsed body; an empty object when none was sent */
+} srv_req;
+
+typedef struct {
+    int http;            /* 200 unless set */
+    cJSON *json;         /* answer, owned (freed by the HTTP layer) */
+    char *text;          /* or a text answer (malloc'd, owned) ... */
+    const char *static_text; /* ... or static text, not freed */
+    size_t text_len;
+    const char *content_type;
+    char location[256];  /* Location header if set */
+    int replay;          /* idempotent replay: adds X-Idempotent-Replay */
+} srv_resp;
+
+/* 0 with resp filled, or -1 with e filled. */
+typedef int (*srv_handler)(srv_req *req, srv_resp *resp, srv_err *e);
+
+#define SRV_BODY_NONE 0L     /* no body allowed (GET, DELETE) */
+#define SRV_BODY_DEFAULT -1L /* up to --max-body */
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "/v1/models/{m}/jobs/{id}": {x} matches one segment */
+    long max_body;
+    srv_handler handler;
+    int public_;         /* 1: no bearer token needed (health probes) */
+} srv_route;
+
+extern const srv_route srv_routes[];
+extern const int srv_n_routes;
+
+/* Finds the route for (method, path). Returns the index, or -1 with *status
+ * SRV_E_NOT_FOUND_ROUTE, or SRV_E_METHOD with the allowed methods in allow
+ * ("GET, DELETE"). args: (SRV_MAX_ARGS, SRV_ARG_MAX). */
+int routes_match(const char *method, const char *path, char args[][SRV_ARG_MAX], int *status,
+                 char *allow, size_t allow_sz);
+
+#endif

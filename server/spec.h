@@ -1,0 +1,61 @@
+/* spec.h: a model's description (what POST /v1/models declares) as core
+ * structs, its JSON reader and writer.
+ *
+ * spec_parse validates everything against core's checks and the server's
+ * limits (options.h) BEFORE anything is allocated, and names the field at
+ * fault. spec_render writes the canonical form (every default filled in):
+ * that JSON is what GET /v1/models/{m} shows and what the store persists.
+ * Not for: model state (model.h). */
+#ifndef SRV_SPEC_H
+#define SRV_SPEC_H
+
+#include <cjson/cJSON.h>
+
+#include "buffer.h"
+#include "ensemble.h"
+#include "errors.h"
+#include "options.h"
+#include "planner.h"
+#include "reward.h"
+#include "trainer.h"
+
+#define SRV_NAME_MAX 64
+
+typedef struct {
+    int every;      /* retrain after this many new transitions; 0 = off */
+    int max_epochs; /* per automatic job */
+    int patience;
+} srv_auto_train;
+
+typedef struct {
+    char name[SRV_NAME_MAX + 1];
+    int obs_dim, act_dim;
+    float act_low[MB_MAX_ACT_DIM], act_high[MB_MAX_ACT_DIM]; /* (act_dim) */
+    mb_ensemble_spec ens;
+    mb_reward_spec reward;
+    mb_planner_cfg planner;
+    mb_train_cfg train;   /* defaults for training jobs */
+    size_t buffer_capacity;
+    float holdout_ratio;
+    uint64_t seed;
+    srv_auto_train auto_train;
+} srv_model_spec;
+
+/* 1 if name matches [A-Za-z0-9_.-]{1,64}. */
+int spec_name_ok(const char *name);
+/* Reads a POST /v1/models body. Returns 0 or -1 (e filled). */
+int spec_parse(const cJSON *body, const srv_config *cfg, srv_model_spec *out, srv_err *e);
+/* Reads planner overrides from obj (path for errors) on top of *inout and
+ * checks the result (core check + server work limit). */
+int spec_parse_planner(const cJSON *obj, const char *path, const srv_model_spec *s,
+                       const srv_config *cfg, mb_planner_cfg *inout, srv_err *e);
+/* Reads training settings (POST .../train body keys max_epochs, patience,
+ * min_improvement, batch_size, lr, seed) on top of *inout. `extra` lists
+ * more keys the caller allows (NULL-terminated, may be NULL). */
+int spec_parse_train(const cJSON *obj, const char *path, const char *const *extra, int members,
+                     mb_train_cfg *inout, srv_err *e);
+/* Canonical JSON of the spec (caller owns). NULL on allocation failure. */
+cJSON *spec_render(const srv_model_spec *s);
+cJSON *spec_render_planner(const mb_planner_cfg *p);
+
+#endif
