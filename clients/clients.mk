@@ -26,4 +26,4 @@ $(BUILD)/tests/test_sim: LIBS_CORE += $(LIBS_MUJOCO)
 # Learning curves of docs/RESULTS.md (CSV + PNG into docs/results/).
 .PHONY: bench-learning
 bench-learning: $(BUILD)/mbrld $(BUILD)/mbrl-sim
-	@sh tools/bench-learning.sh $(BUILD)
+	@sh tools/run-demo.sh $(BUILD) bench-learning

@@ -1,10 +1,97 @@
 #!/bin/sh
-# run-demo.sh BUILD: what `make run` does. Starts mbrld on a temporary data
-# directory, runs the pendulum learning loop through it with progress, says
-# where the learning curve is, and stops the daemon cleanly.
+# run-demo.sh BUILD [demo|bench-learning]: what `make run` (demo, the
+# default) and `make bench-learning` do.
+#
+#   demo            starts BUILD/mbrld on a temporary data directory and a free
+#                   loopback port, runs the pendulum learning loop through it
+#                   with progress, says where the learning curve is, and stops
+#                   the daemon cleanly (SIGTERM, then waits for it).
+#   bench-learning  the same daemon, then every learning curve of
+#                   docs/RESULTS.md into docs/results/ (CSV + PNG); takes long.
+# Extra arguments after the mode go to mbrl-sim (demo only), e.g.
+#   sh tools/run-demo.sh build demo --episodes 6
+# Not for: production (the data directory is thrown away at the end).
 build=${1:-build}
+mode=${2:-demo}
+[ $# -ge 2 ] && shift 2 || shift $#
+
 if [ ! -x "$build/mbrld" ] || [ ! -x "$build/mbrl-sim" ]; then
-    echo "make run: the daemon ($build/mbrld) and the simulator client ($build/mbrl-sim)"
-    echo "are not built yet in this checkout; nothing to run."
+    echo "run-demo: $build/mbrld and $build/mbrl-sim are not built (make all)" >&2
     exit 1
 fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrld-demo.XXXXXX") || exit 1
+pid=
+stop_daemon() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        rc=$?
+        [ "$rc" != 0 ] && echo "run-demo: mbrld exited with status $rc (log: $tmp/mbrld.log)" >&2
+    fi
+    pid=
+}
+finish() {
+    stop_daemon
+    rm -rf "$tmp"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+"$build/mbrld" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" \
+    --log-level warn 2>"$tmp/mbrld.log" &
+pid=$!
+i=0
+while [ ! -s "$tmp/port" ]; do
+    i=$((i + 1))
+    if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
+        echo "run-demo: mbrld did not start; its log:" >&2
+        cat "$tmp/mbrld.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+url=http://127.0.0.1:$(cat "$tmp/port")
+i=0
+until curl -fsS "$url/healthz" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && { echo "run-demo: $url/healthz does not answer" >&2; exit 1; }
+    sleep 0.1
+done
+export MBRLD_URL=$url
+
+case $mode in
+demo)
+    echo "mbrld is listening on $url (data in $tmp, thrown away at the end)."
+    echo "Watch a pendulum learn to swing up through it: one episode of random"
+    echo "torques, then model-predictive control with a learned model, retrained"
+    echo "after every episode. A return near -150 is a swing-up; random is ~ -1200."
+    echo
+    "$build/mbrl-sim" --task pendulum --out mbrl-out "$@"
+    rc=$?
+    echo
+    if [ $rc = 0 ]; then
+        echo "The daemon stops now. To keep going, run your own ($build/mbrld) and talk"
+        echo "to it with clients/sh/mbrl or the C client (README.md, \"Clients\")."
+    fi
+    exit $rc
+    ;;
+bench-learning)
+    out=docs/results
+    mkdir -p "$out"
+    rc=0
+    # Each line: the command docs/RESULTS.md shows (one seed each; see there).
+    "$build/mbrl-sim" --task pendulum --episodes 10 --seed 1 --out "$out" --replace || rc=1
+    "$build/mbrl-sim" --task cartpole_swingup --episodes 15 --seed 1 --out "$out" --replace || rc=1
+    "$build/mbrl-sim" --task inverted_pendulum --episodes 10 --seed 1 --out "$out" --replace || rc=1
+    "$build/mbrl-sim" --task halfcheetah --episodes 8 --steps 300 --seed 1 --out "$out" --replace || rc=1
+    for f in "$out"/*.csv; do
+        echo "== $f"
+        cat "$f"
+    done
+    exit $rc
+    ;;
+*)
+    echo "run-demo: unknown mode '$mode' (demo, bench-learning)" >&2
+    exit 2
+    ;;
+esac

@@ -771,18 +771,20 @@ static void job__fill(mbrl_job *job, cJSON *j) {
     s = jstr__(j, "state");
     if (!s) s = jstr__(j, "status");
     snprintf(job->state, sizeof job->state, "%s", s ? s : "");
-    job->epochs = (int)jlong__(j, "epochs", jlong__(j, "epoch", 0));
-    job->train_loss = jnum__(j, "train_loss");
-    job->holdout_loss = jnum__(j, "holdout_loss");
-    /* per-epoch history: [{"epoch", "train_loss", "holdout_loss"}, ..] */
-    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(j, "losses");
-    if (!hist) hist = cJSON_GetObjectItemCaseSensitive(j, "history");
+    /* mbrld: "epoch" (epochs run), "epochs": [{"epoch", "train_loss": [per
+     * member], "holdout_loss": [per member]}, ..], and when finished
+     * "result": {"epochs", "train_loss", "holdout_loss" (best per member)}. */
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(j, "epochs");
+    if (!cJSON_IsArray(hist)) hist = cJSON_GetObjectItemCaseSensitive(j, "losses");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "result");
+    job->epochs = (int)jlong__(j, "epoch", jlong__(res, "epochs", jlong__(j, "epochs", 0)));
+    if (!job->epochs && cJSON_IsArray(hist)) job->epochs = cJSON_GetArraySize(hist);
+    job->train_loss = jnum__(res, "train_loss");
+    job->holdout_loss = jnum__(res, "holdout_loss");
+    if (isnan(job->train_loss)) job->train_loss = jnum__(j, "train_loss");
+    if (isnan(job->holdout_loss)) job->holdout_loss = jnum__(j, "holdout_loss");
     if (isnan(job->train_loss)) job->train_loss = jlast__(hist, "train_loss");
     if (isnan(job->holdout_loss)) job->holdout_loss = jlast__(hist, "holdout_loss");
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "result");
-    if (isnan(job->holdout_loss)) job->holdout_loss = jnum__(res, "holdout_loss");
-    if (isnan(job->train_loss)) job->train_loss = jnum__(res, "train_loss");
-    if (!job->epochs && hist) job->epochs = cJSON_GetArraySize(hist);
     job->version = jlong__(j, "version", jlong__(res, "version", 0));
     s = jstr__(j, "message");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");

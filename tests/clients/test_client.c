@@ -1,0 +1,461 @@
+/* test_client.c: the C client library (clients/c/lib) against a real mbrld
+ * on a loopback port: every call, its error paths (the daemon's code,
+ * message and field come back in mbrl_error), idempotent retries of
+ * transition posts, and a daemon killed and restarted mid-run.
+ * Not for: the daemon's own validation rules (tests/server/). */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check_util.h"
+#include "daemon_util.h"
+#include "lib/mbrl_client.h"
+
+static test_daemon D;
+
+static void daemon_up(void) {
+    memset(&D, 0, sizeof D);
+    if (!test_daemon_exists()) {
+        fprintf(stderr, "no daemon at %s: build it first (make all)\n", test_daemon_bin());
+        return;
+    }
+    if (test_daemon_start(&D, 0, NULL)) return;
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = D.url};
+    if (mbrl_client_new(&c, &o, &e) == MBRL_OK) {
+        if (mbrl_wait_ready(c, 30000, &e) != MBRL_OK) fprintf(stderr, "daemon not ready: %s\n", e.message);
+        mbrl_client_free(c);
+    }
+}
+
+static void daemon_down(void) {
+    test_daemon_stop(&D, SIGTERM);
+    test_daemon_cleanup(&D);
+}
+
+static mbrl_client *client(void) {
+    ck_assert_msg(D.port > 0, "mbrld (%s) did not start: see the log above", test_daemon_bin());
+    mbrl_client *c = NULL;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = D.url, .backoff_ms = 20, .batch_rows = 32};
+    ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+    return c;
+}
+
+/* A small model of a 2-D system: obs (x, v), act (u) in [-1, 1]. */
+static void small_spec(mbrl_model_spec *s, const char *name) {
+    static const float low[1] = {-1}, high[1] = {1};
+    mbrl_model_spec_init(s);
+    s->name = name;
+    s->obs_dim = 2;
+    s->act_dim = 1;
+    s->act_low = low;
+    s->act_high = high;
+    s->members = 2;
+    s->n_hidden = 1;
+    s->hidden[0] = 16;
+    s->learn_reward = 1;
+    s->planner = (mbrl_planner){.method = "cem", .horizon = 5, .population = 16, .elites = 4,
+                                .iterations = 2, .particles = 2};
+    s->seed = 3;
+}
+
+enum { NR = 100 };
+typedef struct {
+    float obs[NR][2], act[NR][1], rew[NR], next[NR][2];
+} rows_t;
+
+static void make_rows(rows_t *r, float x0) {
+    float x = x0, v = 0;
+    for (int i = 0; i < NR; i++) {
+        float u = (float)((i * 7) % 11) / 5.0f - 1.0f;
+        r->obs[i][0] = x, r->obs[i][1] = v, r->act[i][0] = u;
+        v += 0.1f * u;
+        x += 0.1f * v;
+        r->next[i][0] = x, r->next[i][1] = v;
+        r->rew[i] = -x * x;
+    }
+}
+
+static mbrl_batch batch_of(rows_t *r, size_t n) {
+    return (mbrl_batch){2, 1, n, &r->obs[0][0], &r->act[0][0], r->rew, &r->next[0][0], NULL, NULL};
+}
+
+static long buffer_size(mbrl_client *c, const char *model) {
+    mbrl_model_info info;
+    mbrl_error e;
+    ck_assert_msg(mbrl_model_get(c, model, &info, &e) == MBRL_OK, "get %s: %s", model, e.message);
+    long n = info.buffer_size;
+    mbrl_model_info_free(&info);
+    return n;
+}
+
+START_TEST(test_health_and_models) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    ck_assert_int_eq(mbrl_health(c, &e), MBRL_OK);
+    mbrl_model_spec s;
+    small_spec(&s, "m-models");
+    ck_assert_msg(mbrl_model_create(c, &s, &e) == MBRL_OK, "create: %s", e.message);
+    /* same name again: 409 with the daemon's code */
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 409);
+    ck_assert_msg(e.code[0] && e.message[0], "409 carries code and message");
+    mbrl_model_info info;
+    ck_assert_int_eq(mbrl_model_get(c, "m-models", &info, &e), MBRL_OK);
+    ck_assert_str_eq(info.name, "m-models");
+    ck_assert_int_eq(info.obs_dim, 2);
+    ck_assert_int_eq(info.act_dim, 1);
+    ck_assert_int_eq(info.buffer_size, 0);
+    ck_assert_int_eq(info.version, 0);
+    ck_assert_ptr_nonnull(info.json);
+    mbrl_model_info_free(&info);
+    char **names;
+    size_t n;
+    ck_assert_int_eq(mbrl_model_list(c, &names, &n, &e), MBRL_OK);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found |= !strcmp(names[i], "m-models");
+    ck_assert_msg(found, "list has the new model (%zu names)", n);
+    mbrl_names_free(names, n);
+    ck_assert_int_eq(mbrl_model_delete(c, "m-models", &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_model_get(c, "m-models", NULL, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    ck_assert_str_eq(e.code, "not_found");
+    ck_assert_int_eq(mbrl_model_delete(c, "m-models", &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    mbrl_client_free(c);
+}
+END_TEST
+
+START_TEST(test_create_errors) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-bad");
+    s.obs_dim = 0; /* the daemon names the field */
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EHTTP);
+    ck_assert_msg(e.http_status == 400 || e.http_status == 422, "status %ld", e.http_status);
+    ck_assert_msg(strstr(e.field, "obs_dim") != NULL, "field '%s' names obs_dim (%s)", e.field, e.message);
+    small_spec(&s, "m-bad");
+    s.planner.elites = 100; /* more elites than the population */
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EHTTP);
+    ck_assert_msg(strstr(e.field, "elites") != NULL, "field '%s' names elites (%s)", e.field, e.message);
+    /* unknown field through extra_json: rejected, field named */
+    small_spec(&s, "m-bad");
+    s.extra_json = "{\"colour\": \"blue\"}";
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EHTTP);
+    ck_assert_msg(strstr(e.field, "colour") != NULL || strstr(e.message, "colour") != NULL,
+                  "unknown field named: field '%s' message '%s'", e.field, e.message);
+    /* names that could escape the path never leave the client */
+    small_spec(&s, "../etc");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EINVAL);
+    ck_assert_int_eq(e.http_status, 0);
+    ck_assert_int_eq(mbrl_model_get(c, "a/b", NULL, &e), MBRL_EINVAL);
+    s.extra_json = "not json";
+    s.name = "ok";
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_EINVAL);
+    char buf[800];
+    ck_assert_msg(strlen(mbrl_error_str(&e, buf, sizeof buf)) > 0, "error string");
+    mbrl_client_free(c);
+}
+END_TEST
+
+START_TEST(test_transitions_batched_and_idempotent) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-data");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.5f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc = 0, size = 0;
+    uint64_t seq0 = mbrl_client_next_seq(c);
+    /* 100 rows in posts of 32: four posts, four seqs */
+    ck_assert_msg(mbrl_transitions_post(c, "m-data", &b, &acc, &size, &e) == MBRL_OK, "post: %s", e.message);
+    ck_assert_int_eq(acc, NR);
+    ck_assert_int_eq(size, NR);
+    ck_assert_int_eq(mbrl_client_next_seq(c), seq0 + 4);
+    ck_assert_int_eq(buffer_size(c, "m-data"), NR);
+    /* the answer to the first post was "lost": the same client+seq again
+     * adds nothing (the daemon answers as before, buffer unchanged) */
+    mbrl_batch first = batch_of(&r, 32);
+    ck_assert_int_eq(mbrl_transitions_post_seq(c, "m-data", &first, seq0, &acc, &size, &e), MBRL_OK);
+    ck_assert_int_eq(buffer_size(c, "m-data"), NR);
+    /* a new seq adds the rows */
+    ck_assert_int_eq(mbrl_transitions_post_seq(c, "m-data", &first, seq0 + 10, &acc, &size, &e), MBRL_OK);
+    ck_assert_int_eq(acc, 32);
+    ck_assert_int_eq(buffer_size(c, "m-data"), NR + 32);
+    ck_assert_int_eq(mbrl_client_next_seq(c), seq0 + 11);
+    /* another client may use the same seq numbers */
+    mbrl_client *c2 = client();
+    ck_assert_str_ne(mbrl_client_id(c), mbrl_client_id(c2));
+    ck_assert_int_eq(mbrl_transitions_post_seq(c2, "m-data", &first, seq0, &acc, &size, &e), MBRL_OK);
+    ck_assert_int_eq(buffer_size(c, "m-data"), NR + 64);
+    mbrl_client_free(c2);
+    /* errors: wrong width (daemon), non-finite (client), unknown model */
+    mbrl_batch wide = batch_of(&r, 4);
+    wide.obs_dim = 3;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-data", &wide, &acc, &size, &e), MBRL_EHTTP);
+    ck_assert_msg(e.http_status == 400 || e.http_status == 422, "status %ld", e.http_status);
+    ck_assert_msg(strstr(e.field, "obs") != NULL, "field '%s' (%s)", e.field, e.message);
+    r.rew[1] = NAN;
+    mbrl_batch nan = batch_of(&r, 4);
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-data", &nan, &acc, &size, &e), MBRL_EINVAL);
+    r.rew[1] = 0;
+    ck_assert_int_eq(mbrl_transitions_post(c, "nope", &first, &acc, &size, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    ck_assert_int_eq(buffer_size(c, "m-data"), NR + 64);
+    mbrl_model_delete(c, "m-data", &e);
+    mbrl_client_free(c);
+}
+END_TEST
+
+START_TEST(test_train_act_predict) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-train");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    float obs[2] = {0.5f, 0};
+    mbrl_act_result a;
+    /* before any training: a uniformly random action */
+    ck_assert_msg(mbrl_act(c, "m-train", obs, 2, NULL, &a, &e) == MBRL_OK, "act: %s", e.message);
+    ck_assert_str_eq(a.source, "random");
+    ck_assert_int_eq(a.act_dim, 1);
+    ck_assert_msg(a.action[0] >= -1 && a.action[0] <= 1, "random action %g in bounds", a.action[0]);
+    ck_assert_int_eq(a.version, 0);
+    static rows_t r;
+    make_rows(&r, 0.5f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-train", &b, &acc, &size, &e), MBRL_OK);
+    mbrl_job job;
+    mbrl_train_opts to = {.max_epochs = 3, .patience = 0};
+    ck_assert_msg(mbrl_train_start(c, "m-train", &to, &job, &e) == MBRL_OK, "train: %s", e.message);
+    ck_assert_msg(job.id[0] != '\0', "job id");
+    char id[64];
+    snprintf(id, sizeof id, "%s", job.id);
+    mbrl_job_free(&job);
+    ck_assert_msg(mbrl_train_wait(c, "m-train", id, 20, 120000, &job, &e) == MBRL_OK, "wait: %s", e.message);
+    ck_assert_str_eq(job.state, "done");
+    ck_assert_int_eq(mbrl_job_finished(&job), 1);
+    ck_assert_msg(job.epochs >= 1 && job.epochs <= 3, "epochs %d", job.epochs);
+    ck_assert_msg(isfinite(job.holdout_loss) || isfinite(job.train_loss), "losses reported");
+    ck_assert_int_ge(job.version, 1);
+    long v1 = job.version;
+    mbrl_job_free(&job);
+    mbrl_model_info info;
+    ck_assert_int_eq(mbrl_model_get(c, "m-train", &info, &e), MBRL_OK);
+    ck_assert_int_eq(info.version, v1);
+    mbrl_model_info_free(&info);
+    /* trained: the planner answers, with its figures */
+    mbrl_act_opts ao = {.session = "robot-1"};
+    for (int t = 0; t < 3; t++) {
+        ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &ao, &a, &e) == MBRL_OK, "act: %s", e.message);
+        ck_assert_str_eq(a.source, "planner");
+        ck_assert_int_eq(a.version, v1);
+        ck_assert_msg(a.action[0] >= -1 && a.action[0] <= 1, "planned action %g in bounds", a.action[0]);
+        ck_assert_msg(isfinite(a.predicted_return) && isfinite(a.return_std) && a.return_std >= 0,
+                      "predicted return %g +- %g", a.predicted_return, a.return_std);
+        ck_assert_msg(isfinite(a.plan_ms) && a.plan_ms >= 0, "plan_ms %g", a.plan_ms);
+    }
+    /* act errors: wrong obs length (field named), unknown model */
+    float obs3[3] = {0, 0, 0};
+    ck_assert_int_eq(mbrl_act(c, "m-train", obs3, 3, NULL, &a, &e), MBRL_EHTTP);
+    ck_assert_msg(strstr(e.field, "obs") != NULL, "field '%s' (%s)", e.field, e.message);
+    ck_assert_int_eq(mbrl_act(c, "nope", obs, 2, NULL, &a, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    obs3[0] = INFINITY;
+    ck_assert_int_eq(mbrl_act(c, "m-train", obs3, 2, NULL, &a, &e), MBRL_EINVAL);
+    /* predict: 4 steps of means and spreads */
+    float acts[4] = {1, 1, -1, 0}, mean[8], sd[8], rm[4];
+    ck_assert_msg(mbrl_predict(c, "m-train", obs, 2, acts, 4, 1, mean, sd, rm, &e) == MBRL_OK, "predict: %s", e.message);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_msg(isfinite(mean[i]) && isfinite(sd[i]) && sd[i] >= 0, "predict row %d: %g +- %g", i, mean[i], sd[i]);
+    }
+    ck_assert_int_eq(mbrl_predict(c, "m-train", obs, 2, acts, 4, 2, mean, sd, NULL, &e), MBRL_EHTTP);
+    /* train with wait: 200 and the finished job in one call */
+    ck_assert_msg(mbrl_train(c, "m-train", &to, &job, &e) == MBRL_OK, "train wait: %s", e.message);
+    ck_assert_str_eq(job.state, "done");
+    ck_assert_int_gt(job.version, v1);
+    mbrl_job_free(&job);
+    /* job errors */
+    ck_assert_int_eq(mbrl_job_get(c, "m-train", "j999999", &job, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    ck_assert_int_eq(mbrl_train_start(c, "nope", &to, &job, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    /* gone after delete */
+    ck_assert_int_eq(mbrl_model_delete(c, "m-train", &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_act(c, "m-train", obs, 2, NULL, &a, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    mbrl_client_free(c);
+}
+END_TEST
+
+/* Export / import (issue 5's endpoints): a model moved under a new name
+ * keeps its data; a daemon without them answers a clean 404/405. */
+START_TEST(test_export_import) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-exp");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, -0.5f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-exp", &b, &acc, &size, &e), MBRL_OK);
+    char path[300];
+    snprintf(path, sizeof path, "%s/m-exp.export", D.dir);
+    mbrl_status st = mbrl_model_export(c, "m-exp", path, &e);
+    if (st == MBRL_EHTTP) {
+        ck_assert_msg(e.http_status == 404 || e.http_status == 405, "no export route: %ld %s", e.http_status, e.message);
+        ck_assert_msg(e.code[0] != '\0', "error code present");
+        fprintf(stderr, "NOTE: this mbrld has no export endpoint (HTTP %ld %s)\n", e.http_status, e.code);
+    } else {
+        ck_assert_msg(st == MBRL_OK, "export: %s", e.message);
+        struct stat sb;
+        ck_assert_int_eq(stat(path, &sb), 0);
+        ck_assert_int_gt(sb.st_size, 0);
+        ck_assert_msg(mbrl_model_import(c, "m-imp", path, &e) == MBRL_OK, "import: %s (%s)", e.message, e.code);
+        ck_assert_int_eq(buffer_size(c, "m-imp"), NR);
+        ck_assert_int_eq(mbrl_model_import(c, "m-imp", path, &e), MBRL_EHTTP); /* exists */
+        ck_assert_int_eq(e.http_status, 409);
+        mbrl_model_delete(c, "m-imp", &e);
+    }
+    ck_assert_int_eq(mbrl_model_import(c, "m-imp2", "/nonexistent/file", &e), MBRL_EIO);
+    st = mbrl_model_snapshot(c, "m-exp", &e);
+    ck_assert_msg(st == MBRL_OK || (st == MBRL_EHTTP && (e.http_status == 404 || e.http_status == 405)),
+                  "snapshot: %s", e.message);
+    mbrl_model_delete(c, "m-exp", &e);
+    mbrl_client_free(c);
+}
+END_TEST
+
+START_TEST(test_transport_errors) {
+    /* a port nobody listens on: no answer, after the bounded retries */
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = "http://127.0.0.1:1", .max_retries = 2, .backoff_ms = 1,
+                          .connect_timeout_ms = 500};
+    ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_health(c, &e), MBRL_ETRANSPORT);
+    ck_assert_int_eq(e.http_status, 0);
+    ck_assert_str_eq(e.code, "transport");
+    static rows_t r;
+    make_rows(&r, 0);
+    mbrl_batch b = batch_of(&r, 8);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "x", &b, &acc, &size, &e), MBRL_ETRANSPORT);
+    ck_assert_int_eq(mbrl_wait_ready(c, 200, &e), MBRL_ETRANSPORT);
+    mbrl_client_free(c);
+    /* raw requests: 404 vs 405 come back as the daemon's errors */
+    c = client();
+    cJSON *j = NULL;
+    long status;
+    ck_assert_int_eq(mbrl_request(c, "GET", "/v1/nothing-here", NULL, &j, &status, &e), MBRL_EHTTP);
+    ck_assert_int_eq(status, 404);
+    ck_assert_int_eq(mbrl_request(c, "DELETE", "/v1/models", NULL, &j, &status, &e), MBRL_EHTTP);
+    ck_assert_int_eq(status, 405);
+    ck_assert_int_eq(mbrl_request(c, "GET", "/v1/models", NULL, &j, &status, &e), MBRL_OK);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(j);
+    cJSON_Delete(j);
+    ck_assert_int_eq(mbrl_request(c, "GET", "no-slash", NULL, &j, &status, &e), MBRL_EINVAL);
+    mbrl_client_free(c);
+}
+END_TEST
+
+/* The daemon dies (SIGKILL) between two posts and comes back on the same
+ * port and data directory while the client is retrying: the client's
+ * backoff carries it over the gap, and re-sending the posts whose answers
+ * were "lost" (same client+seq) adds nothing. Needs a durable daemon
+ * (issue 5); against one that forgets everything on restart the rows of
+ * before the crash are gone and the test says so. */
+typedef struct {
+    test_daemon *d;
+    int port, rc;
+} restart_arg;
+
+static void *restart_later(void *p) {
+    restart_arg *a = p;
+    test_daemon_sleep_ms(600);
+    a->rc = test_daemon_start(a->d, a->port, NULL);
+    return NULL;
+}
+
+START_TEST(test_retry_across_restart) {
+    test_daemon d;
+    memset(&d, 0, sizeof d);
+    ck_assert_msg(test_daemon_start(&d, 0, NULL) == 0, "daemon start");
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = d.url, .backoff_ms = 100, .backoff_max_ms = 1000, .max_retries = 12,
+                          .batch_rows = 50, .client_id = "robot-restart"};
+    ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_wait_ready(c, 30000, &e), MBRL_OK);
+    mbrl_model_spec s;
+    small_spec(&s, "m-crash");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.25f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-crash", &b, &acc, &size, &e), MBRL_OK); /* seqs 1, 2 */
+    ck_assert_int_eq(size, NR);
+    int port = d.port;
+    test_daemon_stop(&d, SIGKILL);
+    /* restart in 600 ms from another thread, while this one is retrying */
+    restart_arg ra = {&d, port, -1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, restart_later, &ra), 0);
+    mbrl_batch b2 = batch_of(&r, 50);
+    mbrl_status st = mbrl_transitions_post_seq(c, "m-crash", &b2, 3, &acc, &size, &e);
+    pthread_join(th, NULL);
+    ck_assert_msg(ra.rc == 0, "restart failed (log in %s)", d.dir);
+    mbrl_model_info info;
+    mbrl_status gs = mbrl_model_get(c, "m-crash", &info, &e);
+    int durable = gs == MBRL_OK;
+    if (durable) {
+        ck_assert_msg(st == MBRL_OK, "post across the restart: %s", e.message);
+        ck_assert_int_eq(info.buffer_size, NR + 50);
+        mbrl_model_info_free(&info);
+        /* answers of seqs 1..3 "lost": re-sent, nothing doubles */
+        mbrl_batch half = batch_of(&r, 50);
+        for (uint64_t q = 1; q <= 3; q++)
+            ck_assert_int_eq(mbrl_transitions_post_seq(c, "m-crash", &half, q, &acc, &size, &e), MBRL_OK);
+        ck_assert_int_eq(buffer_size(c, "m-crash"), NR + 50);
+    } else {
+        ck_assert_int_eq(e.http_status, 404);
+        fprintf(stderr, "NOTE: mbrld forgot model m-crash across a restart (no durability yet): "
+                        "retry-after-restart covered only for reaching the new daemon\n");
+        ck_assert_msg(st == MBRL_EHTTP, "post after restart reached the new daemon (%s)", e.message);
+        ck_assert_int_eq(e.http_status, 404);
+    }
+    ck_assert_int_eq(test_daemon_stop(&d, SIGTERM), 0); /* clean exit */
+    mbrl_client_free(c);
+    test_daemon_cleanup(&d);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("client");
+    TCase *tc = tcase_create("against mbrld");
+    tcase_add_unchecked_fixture(tc, daemon_up, daemon_down);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_health_and_models);
+    tcase_add_test(tc, test_create_errors);
+    tcase_add_test(tc, test_transitions_batched_and_idempotent);
+    tcase_add_test(tc, test_train_act_predict);
+    tcase_add_test(tc, test_export_import);
+    tcase_add_test(tc, test_transport_errors);
+    suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("restart");
+    tcase_set_timeout(tr, 300);
+    tcase_add_test(tr, test_retry_across_restart);
+    suite_add_tcase(s, tr);
+    return mb_test_main(s);
+}
