@@ -30,6 +30,9 @@ typedef enum {
 #define MB_MAX_PARTICLES 1000
 /* population * particles * horizon (per iteration) may not exceed this. */
 #define MB_MAX_PLAN_WORK 200000000.0
+/* population * particles (rows in flight) may not exceed this (memory). */
+#define MB_MAX_PLAN_ROWS 1000000
+#define MB_MAX_ITERATIONS 100
 
 typedef struct {
     mb_plan_method method;
