@@ -259,6 +259,9 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
         if (r == 0 && mb_prop_parse(name, &p->propagation) != 0)
             return srv_fail(e, MB_EINVAL, q, "must be ts1, ts_inf, expectation or mean");
     }
+    /* a method's default elites may not fit a smaller population given here */
+    if (o && !cJSON_GetObjectItemCaseSensitive(o, "elites") && p->elites > p->population)
+        p->elites = p->population >= 10 ? p->population / 10 : 1;
     /* the obvious mistakes get a precise field; core's check does the rest */
     if (p->elites > p->population) {
         jv_path(q, sizeof q, path, "elites");
