@@ -60,6 +60,7 @@ PROGS :=
 -include server/server.mk
 -include clients/clients.mk
 -include bench/bench.mk
+-include tests/fault/fault.mk
 
 .PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin
 all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,47 +166,38 @@ err:
 
 mb_status mb_fs_atomic_open(mb_fs_atomic *a, const char *path, char *err, size_t err_sz) {
     memset(a, 0, sizeof *a);
+    a->fd = -1;
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof a->path) return mb_fail(err, err_sz, MB_EINVAL, "bad file path '%s'", path);
     memcpy(a->path, path, len + 1);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp", path);
-    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return mb_fail(err, err_sz, MB_EIO, "create %s: %s", a->tmp, strerror(errno));
-    a->f = fdopen(fd, "wb");
-    if (!a->f) {
-        mb_status st = mb_fail(err, err_sz, MB_EIO, "fdopen %s: %s", a->tmp, strerror(errno));
-        close(fd);
-        unlink(a->tmp);
+    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (a->fd < 0) {
+        mb_status st = mb_fail(err, err_sz, MB_EIO, "create %s: %s", a->tmp, strerror(errno));
+        a->tmp[0] = '\0';
         return st;
     }
     return MB_OK;
 }
 
 mb_status mb_fs_atomic_write(mb_fs_atomic *a, const void *data, size_t n, char *err, size_t err_sz) {
-    if (!a->f) return mb_fail(err, err_sz, MB_ESTATE, "atomic write: file not open");
-    if (n > 0 && fwrite(data, 1, n, a->f) != n) {
-        mb_status st = mb_fail(err, err_sz, MB_EIO, "write %s: %s", a->tmp, strerror(errno));
-        mb_fs_atomic_abort(a);
-        return st;
-    }
-    return MB_OK;
+    if (a->fd < 0) return mb_fail(err, err_sz, MB_ESTATE, "atomic write: file not open");
+    mb_status st = mb_fs_write_all(a->fd, data, n, a->tmp, err, err_sz);
+    if (st != MB_OK) mb_fs_atomic_abort(a);
+    return st;
 }
 
 mb_status mb_fs_atomic_commit(mb_fs_atomic *a, char *err, size_t err_sz) {
     mb_status st;
     char dir[4096];
-    if (!a->f) return mb_fail(err, err_sz, MB_ESTATE, "atomic commit: file not open");
-    if (fflush(a->f) != 0) {
-        st = mb_fail(err, err_sz, MB_EIO, "write %s: %s", a->tmp, strerror(errno));
-        goto err;
-    }
-    if (fsync(fileno(a->f)) != 0) {
+    if (a->fd < 0) return mb_fail(err, err_sz, MB_ESTATE, "atomic commit: file not open");
+    if (fsync(a->fd) != 0) {
         st = mb_fail(err, err_sz, MB_EIO, "fsync %s: %s", a->tmp, strerror(errno));
         goto err;
     }
-    FILE *f = a->f;
-    a->f = NULL;
-    if (fclose(f) != 0) {
+    int fd = a->fd;
+    a->fd = -1;
+    if (close(fd) != 0) {
         st = mb_fail(err, err_sz, MB_EIO, "close %s: %s", a->tmp, strerror(errno));
         goto err;
     }
@@ -224,9 +216,9 @@ err:
 }
 
 void mb_fs_atomic_abort(mb_fs_atomic *a) {
-    if (a->f) {
-        fclose(a->f);
-        a->f = NULL;
+    if (a->fd >= 0) {
+        close(a->fd);
+        a->fd = -1;
     }
     if (a->tmp[0]) {
         unlink(a->tmp);
@@ -237,6 +229,8 @@ void mb_fs_atomic_abort(mb_fs_atomic *a) {
 mb_status mb_fs_write_file_atomic(const char *path, const void *data, size_t n,
                                   char *err, size_t err_sz) {
     mb_fs_atomic a;
+    a.fd = -1;
+    a.tmp[0] = '\0';
     mb_status st = mb_fs_atomic_open(&a, path, err, err_sz);
     if (st == MB_OK) st = mb_fs_atomic_write(&a, data, n, err, err_sz);
     if (st == MB_OK) st = mb_fs_atomic_commit(&a, err, err_sz);

@@ -1,6 +1,6 @@
 /* fsutil.h: the few file-system moves durability needs, each done the
  * careful way (STYLE.md "On disk"): full writes that survive EINTR and short
- * writes, atomic file replacement (temp file, fflush/fsync, rename, fsync of
+ * writes, atomic file replacement (temp file, fsync, rename, fsync of
  * the directory), whole-file reads with a size cap, mkdir -p, rm -r.
  *
  * Every function returns MB_OK or a status with a one-line reason in err
@@ -13,7 +13,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/types.h>
 
 #include "common.h"
@@ -42,13 +41,14 @@ mb_status mb_fs_remove_tree(const char *path, char *err, size_t err_sz);
 mb_status mb_fs_read_file(const char *path, size_t max_bytes, void **data, size_t *n,
                           char *err, size_t err_sz);
 
-/* Atomic replacement, streamed: open writes to "<path>.tmp", write appends,
- * commit does fflush + fsync + close + rename over path + fsync of the
- * directory; abort (or any failure) removes the temp file. After a crash the
- * file at path is either the old or the new one, whole. One writer per path
- * at a time (the caller serialises). */
+/* Atomic replacement, streamed: open writes to "<path>.tmp", write appends
+ * (unbuffered write(2) calls: the caller passes large pieces), commit does
+ * fsync + close + rename over path + fsync of the directory; abort (or any
+ * failure) removes the temp file. After a crash the file at path is either
+ * the old or the new one, whole. One writer per path at a time (the caller
+ * serialises). */
 typedef struct {
-    FILE *f;
+    int fd; /* -1 when not open */
     char path[4096];
     char tmp[4200];
 } mb_fs_atomic;
