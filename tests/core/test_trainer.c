@@ -451,6 +451,72 @@ START_TEST(test_parallel_gradient_matches_serial) {
 }
 END_TEST
 
+/* bootstrap 0, one minibatch holding every training row: the first Adam
+ * moment after the step is 0.1 x the gradient over exactly the training rows
+ * (holdout rows excluded), which we compute here directly with loss_grad
+ * from the untrained weights, the trainer's normaliser and our own gather.
+ * Checks the gather, normalisation, split and the tiled combination. */
+START_TEST(test_full_batch_gradient_matches_direct) {
+    mb_buffer b;
+    ck_assert_int_eq(mb_buffer_init(&b, OD, AD, 100, 0.3f, 12, NULL, 0), MB_OK);
+    fill_buffer(&b, 60, 13);
+    mb_ensemble e, ref;
+    make_ensemble(&e, 3, 1, 9);
+    make_ensemble(&ref, 3, 1, 9); /* same initial weights */
+    mb_pool *pool = mb_pool_new(2);
+    ck_assert_ptr_nonnull(pool);
+    mb_adam opt;
+    memset(&opt, 0, sizeof opt);
+    mb_train_cfg cfg;
+    small_cfg(&cfg);
+    cfg.batch_size = 64;
+    cfg.bootstrap = 0;
+    cfg.max_epochs = 1;
+    cfg.patience = 0;
+    cfg.keep_last = 1;
+    char err[256];
+    mb_train_result res;
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, pool, NULL, NULL, &res, err, sizeof err) == MB_OK,
+                  "%s", err);
+    ck_assert_int_eq(opt.t, 1);
+    size_t tr[60], ho[60], nt, nh;
+    mb_buffer_split(&b, tr, &nt, ho, &nh);
+    ck_assert_uint_eq(nt, res.n_train);
+    ck_assert_uint_gt(nh, 5);
+    enum { IN = OD + AD, OUT = OD + 1 };
+    float xn[60 * IN], yn[60 * OUT];
+    for (size_t i = 0; i < nt; i++) {
+        size_t s = tr[i];
+        for (int j = 0; j < OD; j++) {
+            xn[i * IN + j] = (b.obs[s * OD + j] - e.in_mean[j]) / e.in_std[j];
+            yn[i * OUT + j] = (b.next_obs[s * OD + j] - b.obs[s * OD + j] - e.out_mean[j]) / e.out_std[j];
+        }
+        xn[i * IN + OD] = (b.act[s] - e.in_mean[OD]) / e.in_std[OD];
+        yn[i * OUT + OD] = (b.rew[s] - e.out_mean[OD]) / e.out_std[OD];
+    }
+    float *g = malloc(ref.member_size * sizeof(float));
+    ck_assert_ptr_nonnull(g);
+    mb_ens_ws *ws = mb_ens_ws_new(&ref.spec, 64);
+    ck_assert_ptr_nonnull(ws);
+    for (int m = 0; m < 3; m++) {
+        float loss = mb_ensemble_loss_grad(&ref, ws, m, xn, yn, nt, g);
+        double gmax = 0;
+        for (size_t i = 0; i < ref.member_size; i++) gmax = fmax(gmax, fabs(g[i]));
+        const float *mom = opt.m + (size_t)m * ref.member_size;
+        for (size_t i = 0; i < ref.member_size; i++)
+            MB_ASSERT_CLOSE("trainer gradient vs direct loss_grad", mom[i] / 0.1f, g[i], 1e-4 * gmax);
+        MB_ASSERT_CLOSE("trainer loss vs direct", res.train_loss[m], loss, 1e-5 * fabsf(loss));
+    }
+    mb_ens_ws_free(ws);
+    free(g);
+    mb_pool_free(pool);
+    mb_adam_free(&opt);
+    mb_ensemble_free(&e);
+    mb_ensemble_free(&ref);
+    mb_buffer_free(&b);
+}
+END_TEST
+
 /* Without holdout rows the training rows score the epochs; a second call
  * continues the optimiser (warm restart) and never ends worse than it began. */
 START_TEST(test_no_holdout_and_warm_restart) {
@@ -502,6 +568,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, test_cancel_keeps_best);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_parallel_gradient_matches_serial);
+    tcase_add_test(tc, test_full_batch_gradient_matches_direct);
     tcase_add_test(tc, test_no_holdout_and_warm_restart);
     suite_add_tcase(s, tc);
     return s;
