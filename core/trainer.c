@@ -21,6 +21,7 @@
  * Not for: threads of its own, job bookkeeping, locking the buffer. */
 #include "trainer.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +370,9 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     c.opt = opt;
     const size_t B = (size_t)cfg->batch_size;
 
+    float saved_in_mean[MB_MAX_OBS_DIM + MB_MAX_ACT_DIM], saved_in_std[MB_MAX_OBS_DIM + MB_MAX_ACT_DIM];
+    float saved_out_mean[MB_MAX_OBS_DIM + 1], saved_out_std[MB_MAX_OBS_DIM + 1];
+    int refit = 0, started = 0;
     size_t *train = NULL, *hold = NULL, n_train = 0, n_hold = 0;
     float *xe = NULL, *ye = NULL, *best = NULL;
     st = MB_ENOMEM;
@@ -390,7 +394,24 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         st = MB_ENOMEM;
     }
 
+    /* The normaliser is refit here; on an error before training starts the
+     * ensemble gets its old one back, so a failed call leaves e as it was. */
+    memcpy(saved_in_mean, e->in_mean, (size_t)c.in_dim * sizeof(float));
+    memcpy(saved_in_std, e->in_std, (size_t)c.in_dim * sizeof(float));
+    memcpy(saved_out_mean, e->out_mean, (size_t)c.out_dim * sizeof(float));
+    memcpy(saved_out_std, e->out_std, (size_t)c.out_dim * sizeof(float));
+    refit = 1;
     mb_trainer_fit_normalizer(e, buf, train, n_train);
+    for (int j = 0; j < c.in_dim + c.out_dim; j++) {
+        float mu = j < c.in_dim ? e->in_mean[j] : e->out_mean[j - c.in_dim];
+        float sd = j < c.in_dim ? e->in_std[j] : e->out_std[j - c.in_dim];
+        if (!isfinite(mu) || !isfinite(sd)) {
+            st = mb_fail(err, err_sz, MB_EINVAL,
+                         "train: non-finite or overflowing values in the training rows (%s column %d)",
+                         j < c.in_dim ? "input" : "target", j < c.in_dim ? j : j - c.in_dim);
+            goto out;
+        }
+    }
     for (int j = 0; j < c.in_dim; j++) {
         c.in_mean[j] = e->in_mean[j];
         c.in_inv[j] = (float)(1.0 / (double)e->in_std[j]);
@@ -452,12 +473,16 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     tr__evaluate(&c, pool, score);
     double best_mean = 0.0;
     for (int m = 0; m < M; m++) {
+        /* entry weights that score NaN/inf (a diverged import) lose to any
+         * finite epoch; FLT_MAX keeps the relative test meaningful */
+        if (!isfinite(score[m])) score[m] = FLT_MAX;
         best_score[m] = ref_score[m] = score[m];
         best_mean += score[m];
     }
     memcpy(best, e->params, e->n_params * sizeof(float));
-    int since_improved = 0;
+    int since_improved = 0, diverged = 0;
     st = MB_OK;
+    started = 1;
 
     for (int epoch = 1; epoch <= cfg->max_epochs; epoch++) {
         double loss_sum[MB_MAX_MEMBERS] = {0};
@@ -475,6 +500,23 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         for (int m = 0; m < M; m++) train_loss[m] = (float)(loss_sum[m] / (double)n_batches);
 
         tr__evaluate(&c, pool, score);
+        for (int m = 0; m < M && !diverged; m++) {
+            if (isfinite(train_loss[m]) && isfinite(score[m])) continue;
+            /* NaN/inf weights would also poison Adam's moments for every later
+             * (warm) run: reset the optimiser and end with the best weights. */
+            diverged = 1;
+            memset(opt->m, 0, opt->n * sizeof(float));
+            memset(opt->v, 0, opt->n * sizeof(float));
+            opt->t = 0;
+            st = mb_fail(err, err_sz, MB_ERANGE,
+                         "train: diverged at epoch %d (non-finite loss of member %d); kept the "
+                         "best weights and reset the optimiser (try a smaller lr)", epoch, m);
+        }
+        if (diverged) {
+            res->epochs = epoch;
+            memcpy(res->train_loss, train_loss, (size_t)M * sizeof(float));
+            break;
+        }
         int improved = 0;
         double mean = 0.0;
         for (int m = 0; m < M; m++) {
@@ -512,7 +554,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         }
     }
 
-    if (cfg->keep_last) {
+    if (cfg->keep_last && !diverged) {
         memcpy(best_score, score, (size_t)M * sizeof(float));
     } else {
         memcpy(e->params, best, e->n_params * sizeof(float));
@@ -521,6 +563,12 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     tr__mark_elites(e, best_score, cfg->n_elites);
 
 out:
+    if (refit && !started) {
+        memcpy(e->in_mean, saved_in_mean, (size_t)c.in_dim * sizeof(float));
+        memcpy(e->in_std, saved_in_std, (size_t)c.in_dim * sizeof(float));
+        memcpy(e->out_mean, saved_out_mean, (size_t)c.out_dim * sizeof(float));
+        memcpy(e->out_std, saved_out_std, (size_t)c.out_dim * sizeof(float));
+    }
     if (c.pieces) {
         for (int p = 0; p < c.n_pieces; p++) {
             mb_ens_ws_free(c.pieces[p].ws);

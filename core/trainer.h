@@ -61,7 +61,11 @@ typedef int (*mb_train_epoch_fn)(void *ctx, int epoch, int members,
  * holdout rows (ratio 0, or a buffer too small to have any yet) the score is
  * the MSE on training rows (at most max_holdout, or 10,000 when that is 0).
  * The weights at entry are scored first (epoch 0), so a warm restart never
- * ends worse than it began. res may be NULL. */
+ * ends worse than it began. res may be NULL.
+ * Errors: MB_EINVAL (bad arguments, non-finite training rows; e unchanged),
+ * MB_ESTATE (too few rows), MB_ENOMEM, MB_ECANCELED (by cb), MB_ERANGE
+ * (diverged: a non-finite loss; e keeps its best weights and the optimiser
+ * is reset so later runs start clean). */
 mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf,
                    const mb_train_cfg *cfg, mb_pool *pool, mb_train_epoch_fn cb,
                    void *cb_ctx, mb_train_result *res, char *err, size_t err_sz);

@@ -517,6 +517,61 @@ START_TEST(test_full_batch_gradient_matches_direct) {
 }
 END_TEST
 
+/* A non-finite training row is refused before any change to the ensemble;
+ * a run whose loss turns non-finite ends with MB_ERANGE, the best weights
+ * and a reset optimiser, and the next run trains normally. */
+START_TEST(test_nonfinite_data_and_divergence) {
+    mb_buffer b;
+    ck_assert_int_eq(mb_buffer_init(&b, OD, AD, 1000, 0.0f, 3, NULL, 0), MB_OK);
+    fill_buffer(&b, 100, 14);
+    mb_ensemble e;
+    make_ensemble(&e, 2, 1, 6);
+    mb_adam opt;
+    memset(&opt, 0, sizeof opt);
+    mb_train_cfg cfg;
+    small_cfg(&cfg);
+    cfg.max_epochs = 3;
+    cfg.patience = 0;
+    char err[256];
+    mb_train_result res;
+    /* one row with an infinite reward */
+    float keep = b.rew[17];
+    b.rew[17] = INFINITY;
+    float *p0 = malloc(e.n_params * sizeof(float));
+    ck_assert_ptr_nonnull(p0);
+    memcpy(p0, e.params, e.n_params * sizeof(float));
+    ck_assert_int_eq(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err),
+                     MB_EINVAL);
+    ck_assert_msg(strstr(err, "target column 2") != NULL, "%s", err);
+    ck_assert(memcmp(p0, e.params, e.n_params * sizeof(float)) == 0);
+    ck_assert(e.out_mean[2] == 0.0f && e.out_std[2] == 1.0f); /* identity normaliser kept */
+    b.rew[17] = keep;
+
+    /* Divergence: poison one member's weight with NaN after a first good
+     * run (a warm start from a broken model); the entry score is NaN, the
+     * loss is NaN from the first step. */
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK,
+                  "%s", err);
+    mb_ensemble_layer_W(&e.spec, e.params, 1, 0)[0] = NAN;
+    ck_assert_int_eq(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err),
+                     MB_ERANGE);
+    ck_assert_msg(strstr(err, "diverged at epoch 1") != NULL, "%s", err);
+    ck_assert_int_eq(opt.t, 0);
+    for (size_t i = 0; i < opt.n; i++) ck_assert(opt.m[i] == 0.0f && opt.v[i] == 0.0f);
+    /* member 0 is finite; member 1 had no finite weights to go back to */
+    for (size_t i = 0; i < e.member_size; i++) ck_assert(isfinite(e.params[i]));
+    mb_ensemble_free(&e);
+    make_ensemble(&e, 2, 1, 6);
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK,
+                  "after a reset the optimiser trains again: %s", err);
+    ck_assert(isfinite(res.holdout_loss[0]) && isfinite(res.holdout_loss[1]));
+    free(p0);
+    mb_adam_free(&opt);
+    mb_ensemble_free(&e);
+    mb_buffer_free(&b);
+}
+END_TEST
+
 /* Without holdout rows the training rows score the epochs; a second call
  * continues the optimiser (warm restart) and never ends worse than it began. */
 START_TEST(test_no_holdout_and_warm_restart) {
@@ -569,6 +624,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_parallel_gradient_matches_serial);
     tcase_add_test(tc, test_full_batch_gradient_matches_direct);
+    tcase_add_test(tc, test_nonfinite_data_and_divergence);
     tcase_add_test(tc, test_no_holdout_and_warm_restart);
     suite_add_tcase(s, tc);
     return s;
