@@ -7,6 +7,8 @@
 #include "bench.h"
 
 int bench_ensemble(int argc, char **argv);
+int bench_durability(int argc, char **argv);
+int bench_plan(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -14,6 +16,8 @@ static const struct {
     const char *help;
 } benches[] = {
     {"ensemble", bench_ensemble, "FMA peak, sgemm, ensemble forward and training throughput"},
+    {"plan", bench_plan, "CEM planning latency per preset (--preset NAME), GFLOP/s, vs PyTorch"},
+    {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])
 

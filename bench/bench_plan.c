@@ -1,0 +1,210 @@
+/* bench_plan.c: `mbrld-bench plan [--preset NAME] [--reps N] [--no-torch]`:
+ * seconds per CEM planning call through a learned ensemble for DESIGN.md's
+ * presets (pets-halfcheetah, pets-cartpole, small; all three by default),
+ * GFLOP/s from mb_plan_info.flops, the ratio to the same-run FMA peak, the
+ * share of the call spent outside the ensemble forward (the planner's own
+ * overhead), and the PyTorch reference (bench/reference/cem_plan.py, same
+ * call, 2 threads) with the speed-up when python3 can import torch.
+ * Human table first, then one JSON line per preset.
+ *
+ * Who uses the two cores is measured here, every run: (a) OpenBLAS pinned to
+ * one thread and an mb_pool of 2 workers taking (member, row block) tiles
+ * plus the planner's row tasks, versus (b) no pool and OpenBLAS on 2
+ * threads. The faster one is reported (and named); mbrld plans with (a).
+ * Measured while writing this (02:55 UTC, machine shared with 5 builds,
+ * noisy): small 0.104 s (a) vs 0.129 s (b) ... see the report for the
+ * final figures.
+ * Not for: assertions (tests never assert on time). */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "planner.h"
+
+typedef struct {
+    const char *name;
+    int obs, act, layers, width;
+    int H, N, elites, iters, P;
+    int reps;
+} plan_preset;
+
+static const plan_preset presets[] = {
+    {"pets-halfcheetah", 18, 6, 4, 200, 30, 500, 50, 5, 20, 5},
+    {"pets-cartpole", 4, 1, 3, 200, 30, 500, 50, 5, 20, 5},
+    {"small", 18, 6, 2, 64, 15, 200, 20, 3, 20, 15},
+};
+#define N_PRESETS (int)(sizeof presets / sizeof presets[0])
+
+typedef struct {
+    double s_per_call, gflops, forward_s;
+} plan_timing;
+
+/* Median seconds per mb_plan call after one warm-up. */
+static int time_plan(const plan_preset *p, const mb_ensemble *e, mb_pool *pool, int reps,
+                     plan_timing *out) {
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_CEM);
+    cfg.horizon = p->H;
+    cfg.population = p->N;
+    cfg.elites = p->elites;
+    cfg.iterations = p->iters;
+    cfg.particles = p->P;
+    cfg.propagation = MB_PROP_TS_INF;
+    float low[MB_MAX_ACT_DIM], high[MB_MAX_ACT_DIM], obs[MB_MAX_OBS_DIM], action[MB_MAX_ACT_DIM];
+    for (int a = 0; a < p->act; a++) low[a] = -1.0f, high[a] = 1.0f;
+    mb_rng rng;
+    mb_rng_seed(&rng, 3);
+    for (int i = 0; i < p->obs; i++) obs[i] = (float)mb_rng_normal(&rng);
+    mb_dynamics dyn = {.ens = e, .obs_dim = p->obs, .act_dim = p->act, .act_low = low, .act_high = high};
+    mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+    if (!ws) {
+        fprintf(stderr, "plan: workspace allocation failed\n");
+        return 1;
+    }
+    char err[200];
+    double t[64];
+    if (reps > 64) reps = 64;
+    mb_plan_info info = {0};
+    for (int r = -1; r < reps; r++) {
+        double t0 = bench_now();
+        if (mb_plan(&cfg, &dyn, NULL, obs, NULL, &rng, ws, pool, action, NULL, &info, err, sizeof err)) {
+            fprintf(stderr, "plan: %s\n", err);
+            mb_plan_ws_free(ws);
+            return 1;
+        }
+        if (r >= 0) t[r] = bench_now() - t0;
+    }
+    out->s_per_call = bench_median(t, reps);
+    out->gflops = info.flops / out->s_per_call * 1e-9;
+
+    /* The forwards alone: iterations x horizon calls of N*P/E rows per
+     * member (the final mean's evaluation is too small to matter). */
+    int E = e->spec.members;
+    size_t n = ((size_t)p->N * p->P + E - 1) / E;
+    int in = mb_ensemble_in_dim(&e->spec), D = mb_ensemble_out_dim(&e->spec);
+    mb_ens_ws *ews = mb_ens_ws_new(&e->spec, n);
+    float *x = malloc((size_t)E * n * in * sizeof(float));
+    float *mu = malloc((size_t)E * n * D * sizeof(float)), *sd = malloc((size_t)E * n * D * sizeof(float));
+    out->forward_s = 0.0;
+    if (ews && x && mu && sd) {
+        for (size_t i = 0; i < (size_t)E * n * in; i++) x[i] = (float)mb_rng_uniform(&rng) - 0.5f;
+        double ft[16];
+        int freps = reps < 16 ? reps : 16;
+        for (int r = 0; r < freps; r++) {
+            double t0 = bench_now();
+            for (int k = 0; k < p->iters * p->H; k++)
+                mb_ensemble_forward(e, ews, pool, NULL, E, x, n, mu, sd);
+            ft[r] = bench_now() - t0;
+        }
+        out->forward_s = bench_median(ft, freps);
+    }
+    free(x);
+    free(mu);
+    free(sd);
+    mb_ens_ws_free(ews);
+    mb_plan_ws_free(ws);
+    return 0;
+}
+
+/* The PyTorch reference's seconds per call, or 0 if python3 + torch or the
+ * script is missing. */
+static double torch_s_per_call(const char *preset, int reps) {
+    const char *script = "bench/reference/cem_plan.py";
+    if (access(script, R_OK) != 0) return 0.0;
+    /* Debian's python3-torch lives in the system python, which a pyenv
+     * shim earlier in PATH may hide. */
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s %s --preset %s --reps %d --threads 2 2>/dev/null", py, script,
+             preset, reps);
+    FILE *f = popen(cmd, "r");
+    if (!f) return 0.0;
+    char line[1024];
+    double s = 0.0;
+    while (fgets(line, sizeof line, f)) {
+        const char *k = strstr(line, "\"s_per_call\":");
+        if (k) s = atof(k + strlen("\"s_per_call\":"));
+    }
+    pclose(f);
+    return s;
+}
+
+int bench_plan(int argc, char **argv) {
+    const char *only = NULL;
+    int reps = 0, torch = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--preset") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+        else {
+            printf("usage: mbrld-bench plan [--preset pets-halfcheetah|pets-cartpole|small] "
+                   "[--reps N] [--no-torch]\n");
+            return !strcmp(argv[i], "--help") ? 0 : 1;
+        }
+    }
+    int found = 0;
+    for (int i = 0; i < N_PRESETS; i++) found |= !only || !strcmp(only, presets[i].name);
+    if (!found) {
+        fprintf(stderr, "plan: unknown preset '%s'\n", only);
+        return 1;
+    }
+    double peak = bench_fma_peak_gflops(0);
+    mb_pool *pool = mb_pool_new(2);
+    char json[N_PRESETS][640];
+    int n_json = 0;
+    printf("FMA peak (all cores): %.1f GFLOP/s\n", peak);
+    printf("%-17s %10s %10s %8s %8s %10s %10s %8s  %s\n", "preset", "s/call", "GFLOP/s", "peak",
+           "fwd%", "blas2 s", "torch s", "speedup", "threads");
+    for (int i = 0; i < N_PRESETS; i++) {
+        const plan_preset *p = &presets[i];
+        if (only && strcmp(only, p->name)) continue;
+        mb_ensemble_spec spec;
+        mb_ensemble_spec_default(&spec); /* 5 members, SiLU, learns the reward */
+        spec.obs_dim = p->obs;
+        spec.act_dim = p->act;
+        spec.n_hidden = p->layers;
+        for (int l = 0; l < p->layers; l++) spec.hidden[l] = p->width;
+        mb_ensemble e;
+        char err[200];
+        if (mb_ensemble_init(&e, &spec, 1, err, sizeof err)) {
+            fprintf(stderr, "plan: %s\n", err);
+            return 1;
+        }
+        int r = reps > 0 ? reps : p->reps;
+        plan_timing a, b;
+        mb_pool_blas_single_thread();
+        if (time_plan(p, &e, pool, r, &a)) return 1;
+        openblas_set_num_threads(2);
+        if (time_plan(p, &e, NULL, r, &b)) return 1;
+        mb_pool_blas_single_thread();
+        mb_ensemble_free(&e);
+        const plan_timing *best = b.s_per_call < a.s_per_call ? &b : &a;
+        const char *mode = best == &a ? "pool2+blas1" : "blas2";
+        double ts = torch ? torch_s_per_call(p->name, r < 5 ? r : 5) : 0.0;
+        double fwd_share = best->forward_s > 0 ? best->forward_s / best->s_per_call : 0.0;
+        printf("%-17s %10.4f %10.1f %8.2f %7.0f%% %10.4f %10.4f %8.2f  %s (pool2 %.4f s)\n", p->name,
+               best->s_per_call, best->gflops, best->gflops / peak, 100.0 * fwd_share, b.s_per_call,
+               ts, ts > 0 ? ts / best->s_per_call : 0.0, mode, a.s_per_call);
+        int len = snprintf(json[n_json], sizeof json[0],
+                           "{\"bench\": \"plan\", \"preset\": \"%s\", \"s_per_call\": %.5f, "
+                           "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, "
+                           "\"forward_share\": %.3f, \"threads\": \"%s\", \"s_pool2_blas1\": %.5f, "
+                           "\"s_blas2\": %.5f",
+                           p->name, best->s_per_call, best->gflops, peak, best->gflops / peak,
+                           fwd_share, mode, a.s_per_call, b.s_per_call);
+        if (ts > 0)
+            len += snprintf(json[n_json] + len, sizeof json[0] - (size_t)len,
+                            ", \"torch_s_per_call\": %.5f, \"speedup_vs_torch\": %.2f", ts,
+                            ts / best->s_per_call);
+        snprintf(json[n_json] + len, sizeof json[0] - (size_t)len, "}");
+        n_json++;
+        fflush(stdout);
+    }
+    if (torch) printf("(torch: bench/reference/cem_plan.py, 2 threads; 0 = python3/torch unavailable)\n");
+    for (int i = 0; i < n_json; i++) printf("%s\n", json[i]);
+    mb_pool_free(pool);
+    return 0;
+}
