@@ -34,6 +34,10 @@ struct mb_wal {
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* a sync round ended (group commit followers) */
     pthread_cond_t flush_cv; /* wakes the everysec flusher early (close) */
+    pthread_cond_t arrive_cv; /* a record was written while a leader gathers */
+    int gathering;            /* a leader waits for more records before its fsync */
+    uint64_t last_group;      /* records covered by the previous fsync */
+    double last_sync_s;       /* how long the previous fsync took */
     int fd;                  /* current segment, -1 before the first append */
     uint64_t *segs;          /* (n_segs) first seq of each segment, ascending */
     int n_segs, cap_segs;
@@ -493,6 +497,7 @@ static void wal__free(mb_wal *w) {
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     pthread_cond_destroy(&w->flush_cv);
+    pthread_cond_destroy(&w->arrive_cv);
     free(w->segs);
     free(w);
 }
@@ -518,6 +523,7 @@ mb_status mb_wal_open(mb_wal **out, const char *dir, const mb_wal_opts *opts,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->flush_cv, &ca);
+    pthread_cond_init(&w->arrive_cv, &ca);
     pthread_condattr_destroy(&ca);
 
     st = mb_fs_mkdir_p(dir, 0755, err, err_sz);
@@ -583,22 +589,66 @@ err:
 
 /* ---- syncing ------------------------------------------------------------ */
 
+static double wal__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static struct timespec wal__ts(double t) {
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    return ts;
+}
+
+/* Before its fsync, a leader of a busy log waits while records keep
+ * arriving (each within WAL__QUIET_S of the last), for at most half of the
+ * previous fsync's time. Without it, synchronous writers settle into two
+ * halves that alternate between fsyncs, and each fsync covers only half of
+ * them (PostgreSQL's commit_delay idea, made adaptive). A lone writer
+ * (previous group of 1) never waits. */
+#define WAL__QUIET_S 60e-6
+#define WAL__MAX_GATHER_S 2e-3
+
+static void wal__gather(mb_wal *w) {
+    double now = wal__now();
+    double until = now + (w->last_sync_s / 2 < WAL__MAX_GATHER_S ? w->last_sync_s / 2 : WAL__MAX_GATHER_S);
+    w->gathering = 1;
+    while (now < until) {
+        uint64_t seen = w->written_seq;
+        double wake = now + WAL__QUIET_S < until ? now + WAL__QUIET_S : until;
+        struct timespec ts = wal__ts(wake);
+        while (w->written_seq == seen && pthread_cond_timedwait(&w->arrive_cv, &w->mu, &ts) != ETIMEDOUT) {
+        }
+        if (w->written_seq == seen || w->failed) break; /* quiet: nobody else is coming */
+        now = wal__now();
+    }
+    w->gathering = 0;
+}
+
 /* One group-commit round. Called with mu held and !syncing; returns with mu
  * held. The fdatasync runs outside the lock so other writers keep writing;
  * it covers every record written before it started. */
 static void wal__sync_round(mb_wal *w) {
+    if (w->fd < 0 || w->written_seq <= w->synced_seq) return;
+    w->syncing = 1;
+    if (w->o.fsync == MB_WAL_FSYNC_ALWAYS && w->last_group > 1) wal__gather(w);
     uint64_t target_seq = w->written_seq, target_bytes = w->seg_bytes;
     int fd = w->fd;
-    if (fd < 0 || target_seq <= w->synced_seq) return;
-    w->syncing = 1;
     pthread_mutex_unlock(&w->mu);
+    double t0 = wal__now();
     int rc = fdatasync(fd);
     int e = errno;
+    double dt = wal__now() - t0;
     pthread_mutex_lock(&w->mu);
     w->syncing = 0;
     if (rc != 0) {
         wal__set_failed(w, "fsync of %s segment %" PRIu64 ": %s", w->dir, w->segs[w->n_segs - 1], strerror(e));
     } else {
+        w->last_group = target_seq - w->synced_seq;
+        w->last_sync_s = dt;
         w->synced_seq = target_seq;
         w->synced_bytes = target_bytes;
         w->stats.fsyncs++;
@@ -749,6 +799,7 @@ mb_status mb_wal_appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int 
     w->next_seq++;
     w->written_seq = s;
     w->seg_bytes += rec_bytes;
+    if (w->gathering) pthread_cond_signal(&w->arrive_cv);
     w->stats.appends++;
     w->stats.bytes += rec_bytes;
     st = MB_OK;
