@@ -7,6 +7,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 mb_status mb_adam_init(mb_adam *a, size_t n, float lr, char *err, size_t err_sz) {
     if (!a) return mb_fail(err, err_sz, MB_EINVAL, "adam: NULL state");
     a->m = a->v = NULL;
@@ -46,7 +50,30 @@ void mb_adam_step(mb_adam *a, float *params, const float *grad) {
     const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     const float b1 = a->beta1, b2 = a->beta2, eps = a->eps;
     float *restrict m = a->m, *restrict v = a->v;
-    for (size_t i = 0; i < a->n; i++) {
+    size_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    /* 8 lanes with the scalar loop's operations in the same order (no FMA
+     * contraction), so results do not depend on where the tail starts. The
+     * scalar loop with sqrtf/division does not vectorise and cost ~1.7 ms
+     * per step on the 660k-float PETS block (~0.65 s of a 391-step epoch). */
+    const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2);
+    const __m256 vc1 = _mm256_set1_ps(1.0f - b1), vc2 = _mm256_set1_ps(1.0f - b2);
+    const __m256 vstep = _mm256_set1_ps(step), vis = _mm256_set1_ps(inv_sqrt_bc2),
+                 veps = _mm256_set1_ps(eps);
+    for (; i + 8 <= a->n; i += 8) {
+        __m256 g = _mm256_loadu_ps(grad + i);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, g));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(vc2, g), g));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), vis), veps);
+        __m256 p = _mm256_sub_ps(_mm256_loadu_ps(params + i),
+                                 _mm256_div_ps(_mm256_mul_ps(vstep, mi), den));
+        _mm256_storeu_ps(params + i, p);
+    }
+#endif
+    for (; i < a->n; i++) {
         float g = grad[i];
         float mi = b1 * m[i] + (1.0f - b1) * g;
         float vi = b2 * v[i] + (1.0f - b2) * g * g;

@@ -471,8 +471,14 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
     const float *p = e->params + (size_t)member * lay->size;
     float *g = grad;
     const int out = lay->out, o2 = 2 * out, L = lay->L;
-    memset(g, 0, lay->size * sizeof(float));
-    if (n == 0) return 0.0f;
+    if (n == 0) {
+        memset(g, 0, lay->size * sizeof(float));
+        return 0.0f;
+    }
+    /* Weight gradients are overwritten by the first chunk's sgemm (beta 0),
+     * so only the small vectors need zeroing: no pass over the block. */
+    for (int l = 0; l <= L; l++) memset(g + lay->b[l], 0, (size_t)lay->dim[l + 1] * sizeof(float));
+    memset(g + lay->maxlv, 0, 2 * (size_t)out * sizeof(float));
     const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;
     float *gmax = g + lay->maxlv, *gmin = g + lay->minlv;
     const float inv_n = 1.0f / (float)n;
@@ -503,10 +509,11 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
                 gmax[o] += dlv1 - dlv1 * sg1[i];
             }
         nll += chunk_nll;
+        const float beta = r0 == 0 ? 0.0f : 1.0f;
         /* head: dW_L += h_{L-1}^T dh; db_L += colsum dh; dprev = dh W_L^T */
         const float *prev = L > 0 ? ws->h[L - 1] : x;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, lay->dim[L], o2, (int)nr, 1.0f, prev,
-                    lay->dim[L], dh, o2, 1.0f, g + lay->W[L], o2);
+                    lay->dim[L], dh, o2, beta, g + lay->W[L], o2);
         float *gb = g + lay->b[L];
         for (size_t r = 0; r < nr; r++)
             for (int j = 0; j < o2; j++) gb[j] += dh[r * o2 + j];
@@ -518,7 +525,7 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
             mb_act_backward_bias(ws->act, ws->z[l], cur, cur, g + lay->b[l], nr, w);
             const float *in = l > 0 ? ws->h[l - 1] : x;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, win, w, (int)nr, 1.0f, in, win,
-                        cur, w, 1.0f, g + lay->W[l], w);
+                        cur, w, beta, g + lay->W[l], w);
             if (l > 0) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, win, w, 1.0f, cur, w,
                             p + lay->W[l], w, 0.0f, other, win);

@@ -62,7 +62,7 @@ float mb_sigmoid(float x) {
 #define P5 5.0000001201E-1f
 
 #ifdef MB_OPS_AVX2
-static inline __m256 exp8(__m256 x) {
+static inline __attribute__((always_inline)) __m256 exp8(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -81,7 +81,7 @@ static inline __m256 exp8(__m256 x) {
 }
 /* Natural log for normal x > 0 (Cephes' logf polynomial on m in
  * [sqrt(1/2), sqrt(2)]). Only softplus uses it, on 1 + e^-|x| in (1, 2]. */
-static inline __m256 log8(__m256 x) {
+static inline __attribute__((always_inline)) __m256 log8(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256i xi = _mm256_castps_si256(x);
     __m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(127));
@@ -131,7 +131,8 @@ enum { K_EXP, K_SILU, K_RELU, K_TANH, K_DSILU, K_DRELU, K_DTANH, K_SOFTPLUS, K_S
 #ifdef MB_OPS_AVX2
 /* x: pre-activation (or exp argument); g: upstream gradient (derivative
  * kernels only). */
-static inline __m256 kern8(int mode, __m256 x, __m256 g) {
+#define MB_INLINE static inline __attribute__((always_inline))
+MB_INLINE __m256 kern8(int mode, __m256 x, __m256 g) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (mode) {
     case K_EXP: return exp8(x);
@@ -165,7 +166,8 @@ static inline __m256 kern8(int mode, __m256 x, __m256 g) {
     return x;
 }
 #else
-static inline float kern1(int mode, float x, float g) {
+#define MB_INLINE static inline __attribute__((always_inline))
+MB_INLINE float kern1(int mode, float x, float g) {
     switch (mode) {
     case K_EXP: return exp1(x);
     case K_SOFTPLUS: return fmaxf(x, 0.0f) + log1pf(exp1(-fabsf(x)));
@@ -190,8 +192,8 @@ static inline float kern1(int mode, float x, float g) {
 /* y[i] = kern(x[i] (+ b[i % period] when b), g[i]); g may be NULL for the
  * forward kernels. When b is given, x is updated in place to x + b first
  * (the stored pre-activation). count is a multiple of period when b != NULL. */
-static void kern_run(int mode, float *x_rw, const float *x, const float *b, size_t period,
-                     const float *g, float *y, size_t count) {
+MB_INLINE void kern_loop(int mode, float *x_rw, const float *x, const float *b, size_t period,
+                         const float *g, float *y, size_t count) {
     size_t i = 0;
 #ifdef MB_OPS_AVX2
     const __m256 zero = _mm256_setzero_ps();
@@ -239,6 +241,26 @@ static void kern_run(int mode, float *x_rw, const float *x, const float *b, size
     }
     for (; i < count; i++) y[i] = kern1(mode, x[i], g ? g[i] : 0.0f);
 #endif
+}
+
+/* One specialised copy of the loop per kernel: the switch on `mode` runs
+ * once per call, not once per 8 elements. */
+static void kern_run(int mode, float *x_rw, const float *x, const float *b, size_t period,
+                     const float *g, float *y, size_t count) {
+#define KERN_CASE(k) \
+    case k: kern_loop(k, x_rw, x, b, period, g, y, count); break;
+    switch (mode) {
+        KERN_CASE(K_EXP)
+        KERN_CASE(K_SILU)
+        KERN_CASE(K_RELU)
+        KERN_CASE(K_TANH)
+        KERN_CASE(K_DSILU)
+        KERN_CASE(K_DRELU)
+        KERN_CASE(K_DTANH)
+        KERN_CASE(K_SOFTPLUS)
+        KERN_CASE(K_SIGMOID)
+    }
+#undef KERN_CASE
 }
 
 void mb_exp_approx(const float *x, float *y, size_t count) {
