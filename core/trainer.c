@@ -11,9 +11,12 @@
  * partials are combined weighted by rows (exact: loss_grad returns the
  * gradient of a row mean plus regularisers, so sum_k (rows_k / n) g_k is the
  * gradient over all n rows). With 2 workers and 5 members only one member is
- * split, and both workers get 2.5 members' work. A second parallel pass
- * combines the partials and takes the Adam step, each worker on an equal
- * share of the block (a serial Adam over 5 x 4 x 200 parameters cost ~9% of
+ * split, and both workers get 2.5 members' work. Members' parameters are
+ * independent, so each member takes its Adam step (through a view of the
+ * optimiser) as soon as its gradient is complete, inside the same parallel
+ * pass: a whole member right after its tile, a split member by the last of
+ * its pieces to finish. One pool run per minibatch; the Adam work is spread
+ * over the workers (a serial Adam over 5 x 4 x 200 parameters cost ~9% of
  * the epoch with the other core idle). The split depends on the pool size
  * only, so a given (seed, pool size) gives bit-identical weights.
  * All scratch is allocated before the first epoch; the epoch loop does not
@@ -23,6 +26,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -154,8 +158,9 @@ typedef struct {
     size_t pos, n;  /* current minibatch: positions [pos, pos + n) of each order */
     int n_pieces;
     tr__piece *pieces;
+    atomic_int pending[MB_MAX_MEMBERS]; /* partial tiles of a member still running */
     float *grad;    /* (members, member_size), layout = params */
-    float *params;  /* the ensemble's block, stepped by tr__update_task */
+    float *params;  /* the ensemble's block, stepped by the train tasks */
     mb_adam *opt;
     /* scoring */
     const float *xe, *ye; /* (n_eval, in_dim), (n_eval, out_dim) normalised */
@@ -192,6 +197,7 @@ static void tr__gather(const tr__ctx *c, const size_t *slots, size_t count, floa
 /* Cuts the current minibatch (members * n rows end to end) into pieces. */
 static void tr__plan(tr__ctx *c) {
     size_t n = c->n, total = (size_t)c->members * n;
+    int parts[MB_MAX_MEMBERS] = {0};
     for (int p = 0; p < c->n_pieces; p++) {
         tr__piece *pc = &c->pieces[p];
         size_t lo = total * (size_t)p / (size_t)c->n_pieces;
@@ -205,13 +211,58 @@ static void tr__plan(tr__ctx *c) {
             t->r1 = t->r0 + (hi - at) < n ? t->r0 + (hi - at) : n;
             if (t->r0 == 0 && t->r1 == n)
                 t->g = c->grad + (size_t)t->member * c->member_size;
-            else
+            else {
                 t->g = pc->part + (size_t)(partials++) * c->member_size;
+                parts[t->member]++;
+            }
             at += t->r1 - t->r0;
+        }
+    }
+    for (int m = 0; m < c->members; m++)
+        atomic_store_explicit(&c->pending[m], parts[m], memory_order_relaxed);
+}
+
+/* Adam for member m's slice, through a view of the optimiser: mb_adam_step
+ * is one flat elementwise loop, so stepping the members' disjoint slices with
+ * the same pre-step `t` equals one step over the block (mb_train advances
+ * opt->t once per step, after the pool run). */
+static void tr__adam_member(tr__ctx *c, int m) {
+    size_t off = (size_t)m * c->member_size;
+    mb_adam view = *c->opt;
+    view.n = c->member_size;
+    view.m = c->opt->m + off;
+    view.v = c->opt->v + off;
+    mb_adam_step(&view, c->params + off, c->grad + off);
+}
+
+/* A split member's gradient: its partial tiles weighted by rows, summed in
+ * piece order (so the result does not depend on which worker runs this). */
+static void tr__combine_member(tr__ctx *c, int m) {
+    float *dst = c->grad + (size_t)m * c->member_size;
+    double inv_n = 1.0 / (double)c->n;
+    int first = 1;
+    for (int p = 0; p < c->n_pieces; p++) {
+        const tr__piece *pc = &c->pieces[p];
+        for (int k = 0; k < pc->n_tiles; k++) {
+            const tr__tile *t = &pc->tiles[k];
+            if (t->member != m) continue;
+            float w = (float)((double)(t->r1 - t->r0) * inv_n);
+            const float *src = t->g;
+            if (first) {
+                for (size_t i = 0; i < c->member_size; i++) dst[i] = w * src[i];
+                first = 0;
+            } else {
+                for (size_t i = 0; i < c->member_size; i++) dst[i] += w * src[i];
+            }
         }
     }
 }
 
+/* Piece `task` of one step: gradient of each tile, then the Adam step of
+ * every member it completes. A whole member is stepped at once, while its
+ * gradient is still in cache; a split member is combined and stepped by
+ * whichever of its pieces finishes last (the acq_rel countdown makes the
+ * other pieces' partial gradients visible). One pool run per step. */
 static void tr__train_task(void *ctx, int task, int worker) {
     (void)worker;
     tr__ctx *c = ctx;
@@ -222,11 +273,17 @@ static void tr__train_task(void *ctx, int task, int worker) {
         const size_t *slots = c->order + (size_t)t->member * c->n_train + c->pos + t->r0;
         tr__gather(c, slots, rows, pc->xn, pc->yn);
         t->loss = mb_ensemble_loss_grad(c->e, pc->ws, t->member, pc->xn, pc->yn, rows, t->g);
+        if (t->r0 == 0 && t->r1 == c->n) {
+            tr__adam_member(c, t->member);
+        } else if (atomic_fetch_sub_explicit(&c->pending[t->member], 1, memory_order_acq_rel) == 1) {
+            tr__combine_member(c, t->member);
+            tr__adam_member(c, t->member);
+        }
     }
 }
 
-/* After a step's gradient tasks: each member's minibatch loss (rows-weighted
- * over its tiles, in piece order). */
+/* After a step: each member's minibatch loss (rows-weighted over its tiles,
+ * in piece order). */
 static void tr__combine_loss(const tr__ctx *c, double *member_loss) {
     double inv_n = 1.0 / (double)c->n;
     for (int p = 0; p < c->n_pieces; p++) {
@@ -236,48 +293,6 @@ static void tr__combine_loss(const tr__ctx *c, double *member_loss) {
             member_loss[t->member] += (double)(t->r1 - t->r0) * inv_n * (double)t->loss;
         }
     }
-}
-
-/* Update task `task`: parameters [lo, hi) of the block (one equal share per
- * task, a multiple of 16 floats). First the partial-tile gradients that fall
- * in the range are combined into c->grad (weighted by rows, in piece order,
- * so the result does not depend on which worker runs what), then Adam steps
- * the range through a view of the optimiser: mb_adam_step is one flat
- * elementwise loop, so stepping disjoint ranges with the same pre-step `t`
- * equals one step over the block; mb_train advances opt->t once after. */
-static void tr__update_task(void *ctx, int task, int worker) {
-    (void)worker;
-    tr__ctx *c = ctx;
-    size_t total = (size_t)c->members * c->member_size;
-    size_t share = (total / (size_t)c->n_pieces + 15) & ~(size_t)15;
-    size_t lo = (size_t)task * share, hi = lo + share < total ? lo + share : total;
-    if (lo >= hi) return;
-    int seen[MB_MAX_MEMBERS] = {0};
-    double inv_n = 1.0 / (double)c->n;
-    for (int p = 0; p < c->n_pieces; p++) {
-        const tr__piece *pc = &c->pieces[p];
-        for (int k = 0; k < pc->n_tiles; k++) {
-            const tr__tile *t = &pc->tiles[k];
-            if (t->r0 == 0 && t->r1 == c->n) continue; /* whole member: already in place */
-            size_t m0 = (size_t)t->member * c->member_size, m1 = m0 + c->member_size;
-            size_t a = m0 > lo ? m0 : lo, b = m1 < hi ? m1 : hi;
-            if (a >= b) continue;
-            float w = (float)((double)(t->r1 - t->r0) * inv_n);
-            float *dst = c->grad + a;
-            const float *src = t->g + (a - m0);
-            if (!seen[t->member]) {
-                for (size_t i = 0; i < b - a; i++) dst[i] = w * src[i];
-                seen[t->member] = 1;
-            } else {
-                for (size_t i = 0; i < b - a; i++) dst[i] += w * src[i];
-            }
-        }
-    }
-    mb_adam view = *c->opt;
-    view.n = hi - lo;
-    view.m = c->opt->m + lo;
-    view.v = c->opt->v + lo;
-    mb_adam_step(&view, c->params + lo, c->grad + lo);
 }
 
 static void tr__eval_task(void *ctx, int task, int worker) {
@@ -492,9 +507,8 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
             c.n = n_train - c.pos < B ? n_train - c.pos : B;
             tr__plan(&c);
             mb_pool_run(pool, tr__train_task, &c, c.n_pieces);
-            tr__combine_loss(&c, loss_sum);
-            mb_pool_run(pool, tr__update_task, &c, c.n_pieces);
             opt->t++;
+            tr__combine_loss(&c, loss_sum);
             n_batches++;
         }
         for (int m = 0; m < M; m++) train_loss[m] = (float)(loss_sum[m] / (double)n_batches);
