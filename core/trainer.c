@@ -538,7 +538,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
             if (score[m] < best_score[m]) { /* keep the member's best weights */
                 best_score[m] = score[m];
                 size_t off = (size_t)m * c.member_size;
-                if (!cfg->keep_last) memcpy(best + off, e->params + off, c.member_size * sizeof(float));
+                memcpy(best + off, e->params + off, c.member_size * sizeof(float));
             }
             /* relative to the reference, as mbrl-lib: slow steady progress
              * adds up until it counts */
