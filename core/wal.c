@@ -754,8 +754,8 @@ static mb_status wal__writev_all(int fd, struct iovec *iov, int cnt) {
     return MB_OK;
 }
 
-mb_status mb_wal_appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt,
-                         uint64_t *seq, char *err, size_t err_sz) {
+static mb_status wal__appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt, int wait,
+                              uint64_t *seq, char *err, size_t err_sz) {
     if (type == 0) return mb_fail(err, err_sz, MB_EINVAL, "log record type 0 is reserved");
     if (iovcnt < 0 || iovcnt > WAL__MAX_IOV) return mb_fail(err, err_sz, MB_EINVAL, "too many body parts");
     struct iovec v[WAL__MAX_IOV + 1];
@@ -803,9 +803,29 @@ mb_status mb_wal_appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int 
     w->stats.appends++;
     w->stats.bytes += rec_bytes;
     st = MB_OK;
-    if (w->o.fsync == MB_WAL_FSYNC_ALWAYS) st = wal__wait_durable(w, s, err, err_sz);
-    if (st == MB_OK && seq) *seq = s;
+    if (seq) *seq = s;
+    if (wait && w->o.fsync == MB_WAL_FSYNC_ALWAYS) st = wal__wait_durable(w, s, err, err_sz);
 out:
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+mb_status mb_wal_appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt,
+                         uint64_t *seq, char *err, size_t err_sz) {
+    return wal__appendv(w, type, iov, iovcnt, 1, seq, err, err_sz);
+}
+
+mb_status mb_wal_appendv_nowait(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt,
+                                uint64_t *seq, char *err, size_t err_sz) {
+    if (!seq) return mb_fail(err, err_sz, MB_EINVAL, "append without wait needs *seq");
+    return wal__appendv(w, type, iov, iovcnt, 0, seq, err, err_sz);
+}
+
+mb_status mb_wal_wait(mb_wal *w, uint64_t seq, char *err, size_t err_sz) {
+    mb_status st = MB_OK;
+    pthread_mutex_lock(&w->mu);
+    if (seq > w->written_seq) st = mb_fail(err, err_sz, MB_EINVAL, "wait for seq %" PRIu64 ", never written", seq);
+    else if (w->o.fsync == MB_WAL_FSYNC_ALWAYS) st = wal__wait_durable(w, seq, err, err_sz);
     pthread_mutex_unlock(&w->mu);
     return st;
 }
@@ -832,7 +852,8 @@ size_t mb_wal_batch_bytes(uint32_t n, int obs_dim, int act_dim, size_t client_le
            rows * (size_t)((has_terminated ? 1 : 0) + (has_truncated ? 1 : 0));
 }
 
-mb_status mb_wal_append_batch(mb_wal *w, const mb_wal_batch *b, uint64_t *seq, char *err, size_t err_sz) {
+static mb_status wal__append_batch(mb_wal *w, const mb_wal_batch *b, int wait, uint64_t *seq, char *err,
+                                   size_t err_sz) {
     static const unsigned char zeros[8];
     size_t cl = b->client ? strlen(b->client) : 0;
     if (cl > MB_WAL_MAX_CLIENT) return mb_fail(err, err_sz, MB_ERANGE, "client id longer than %d bytes", MB_WAL_MAX_CLIENT);
@@ -860,7 +881,17 @@ mb_status mb_wal_append_batch(mb_wal *w, const mb_wal_batch *b, uint64_t *seq, c
     v[k++] = (struct iovec){(void *)b->next_obs, n * (size_t)b->obs_dim * sizeof(float)};
     if (b->terminated) v[k++] = (struct iovec){(void *)b->terminated, n};
     if (b->truncated) v[k++] = (struct iovec){(void *)b->truncated, n};
-    return mb_wal_appendv(w, MB_WAL_REC_TRANSITIONS, v, k, seq, err, err_sz);
+    return wal__appendv(w, MB_WAL_REC_TRANSITIONS, v, k, wait, seq, err, err_sz);
+}
+
+mb_status mb_wal_append_batch(mb_wal *w, const mb_wal_batch *b, uint64_t *seq, char *err, size_t err_sz) {
+    return wal__append_batch(w, b, 1, seq, err, err_sz);
+}
+
+mb_status mb_wal_append_batch_nowait(mb_wal *w, const mb_wal_batch *b, uint64_t *seq, char *err,
+                                     size_t err_sz) {
+    if (!seq) return mb_fail(err, err_sz, MB_EINVAL, "append without wait needs *seq");
+    return wal__append_batch(w, b, 0, seq, err, err_sz);
 }
 
 mb_status mb_wal_batch_decode(const mb_wal_record *rec, mb_wal_batch *b, char *err, size_t err_sz) {
@@ -926,6 +957,7 @@ void mb_wal_get_stats(mb_wal *w, mb_wal_stats *s) {
 mb_status mb_wal_resume(mb_wal *w, char *err, size_t err_sz) {
     mb_status st = MB_OK;
     unsigned char *buf = NULL;
+    int fd = -1;
     pthread_mutex_lock(&w->mu);
     while (w->syncing) pthread_cond_wait(&w->cv, &w->mu);
     if (!w->failed) goto out;
@@ -941,7 +973,8 @@ mb_status mb_wal_resume(mb_wal *w, char *err, size_t err_sz) {
     char p[WAL__PATH];
     uint64_t first = w->segs[w->n_segs - 1];
     wal__seg_path(p, sizeof p, w->dir, first);
-    int fd = open(p, O_RDWR | O_APPEND | O_CLOEXEC);
+    /* Not O_APPEND: the rewrite below is a positioned write. */
+    fd = open(p, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         st = mb_fail(err, err_sz, MB_EIO, "reopen %s: %s", p, strerror(errno));
         goto out;
@@ -949,50 +982,60 @@ mb_status mb_wal_resume(mb_wal *w, char *err, size_t err_sz) {
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         st = mb_fail(err, err_sz, MB_EIO, "stat %s: %s", p, strerror(errno));
-        goto fail_fd;
+        goto out;
     }
-    /* Under ALWAYS nothing past the last durable offset was acknowledged,
-     * and after a failed fsync nobody knows what of it reached the disk:
-     * cut it. Other policies acknowledged on write(): keep what verifies. */
-    uint64_t keep = (uint64_t)sb.st_size;
-    if (w->o.fsync == MB_WAL_FSYNC_ALWAYS && w->synced_bytes < keep) keep = w->synced_bytes;
-    buf = malloc(keep ? keep : 1);
+    uint64_t size = (uint64_t)sb.st_size;
+    buf = malloc(size ? size : 1);
     if (!buf) {
         st = mb_fail(err, err_sz, MB_ENOMEM, "no memory to verify %s", p);
-        goto fail_fd;
+        goto out;
     }
-    st = mb_fs_pread_all(fd, buf, keep, 0, p, err, err_sz);
-    if (st != MB_OK) goto fail_fd;
+    st = mb_fs_pread_all(fd, buf, size, 0, p, err, err_sz);
+    if (st != MB_OK) goto out;
     wal__segres r;
     uint64_t replayed = 0;
     wal__scratch sc = {NULL, 0};
-    st = wal__walk(p, buf, keep, first, w->o.max_record, 0, NULL, NULL, &sc, &replayed, &r, err, err_sz);
-    if (st != MB_OK) goto fail_fd;
-    if (r.bad && (w->o.fsync == MB_WAL_FSYNC_ALWAYS || r.bad == 2)) {
+    st = wal__walk(p, buf, size, first, w->o.max_record, 0, NULL, NULL, &sc, &replayed, &r, err, err_sz);
+    if (st != MB_OK) goto out;
+    if (r.bad == 2 || (r.bad && r.good_end < w->synced_bytes)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "log %s offset %" PRIu64 ": %s in data that was durable",
                      p, r.good_end, r.why);
-        goto fail_fd;
+        goto out;
     }
-    if (r.good_end < (uint64_t)sb.st_size && ftruncate(fd, (off_t)r.good_end) != 0) {
+    if (r.good_end < size && ftruncate(fd, (off_t)r.good_end) != 0) {
         st = mb_fail(err, err_sz, MB_EIO, "truncate %s: %s", p, strerror(errno));
-        goto fail_fd;
+        goto out;
+    }
+    /* What was written after the last good fsync is what we just read and
+     * verified; write it again so it is dirty again, then fsync. */
+    uint64_t from = w->synced_bytes < r.good_end ? w->synced_bytes : r.good_end;
+    for (uint64_t off = from; off < r.good_end;) {
+        ssize_t k = pwrite(fd, buf + off, (size_t)(r.good_end - off), (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            st = mb_fail(err, err_sz, MB_EIO, "rewrite %s: %s", p, k < 0 ? strerror(errno) : "wrote nothing");
+            goto out;
+        }
+        off += (uint64_t)k;
     }
     if (fdatasync(fd) != 0) {
         st = mb_fail(err, err_sz, MB_EIO, "fsync %s: %s", p, strerror(errno));
-        goto fail_fd;
+        goto out;
     }
     st = mb_fs_fsync_dir(w->dir, err, err_sz);
-    if (st != MB_OK) goto fail_fd;
-    w->fd = fd;
+    if (st != MB_OK) goto out;
+    w->fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (w->fd < 0) {
+        st = mb_fail(err, err_sz, MB_EIO, "reopen %s: %s", p, strerror(errno));
+        goto out;
+    }
     w->seg_bytes = w->synced_bytes = r.good_end;
     w->written_seq = w->synced_seq = r.last_seq;
     w->next_seq = r.last_seq + 1;
     w->failed = 0;
     w->fail_msg[0] = '\0';
-    goto out;
-fail_fd:
-    close(fd);
 out:
+    if (fd >= 0) close(fd);
     pthread_mutex_unlock(&w->mu);
     free(buf);
     return st;

@@ -21,11 +21,14 @@
  * Failure: a failed write or fsync (ENOSPC, EIO) returns MB_EIO to every
  * append it touches and puts the log in a failed state in which appends are
  * refused (MB_EIO) without touching the disk. A failed fsync is never retried
- * as if it might have worked (the kernel may have dropped the dirty pages):
- * mb_wal_resume() re-opens the current segment, cuts it back to the last
- * durable offset (under ALWAYS; records after it were never acknowledged),
- * re-reads and verifies everything in it, fsyncs, and only then accepts
- * appends again.
+ * as if it might have worked (the kernel may have marked the unwritten pages
+ * clean): mb_wal_resume() re-opens the current segment, re-reads and
+ * verifies every record in it, cuts a partial record off the end, WRITES the
+ * part after the last durable offset again (so those pages are dirty again)
+ * and fsyncs; only then are appends accepted again. Records that were
+ * written but never acknowledged may so survive (at-least-once; the server
+ * deduplicates by client seq); damage before the last durable offset is
+ * MB_ECORRUPT.
  *
  * Recovery (mb_wal_open): every segment is read and verified in order. A bad
  * record at the end of the last segment with nothing valid after it is a torn
@@ -135,6 +138,15 @@ mb_status mb_wal_append(mb_wal *w, uint32_t type, const void *body, size_t len,
 mb_status mb_wal_appendv(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt,
                          uint64_t *seq, char *err, size_t err_sz);
 
+/* Split append, for callers that order records under their own lock but
+ * must not hold it through the fsync (the server's model lock): _nowait
+ * writes the record and returns its seq in *seq (required); mb_wal_wait
+ * returns once that seq is durable under the policy (joining the group
+ * commit under ALWAYS, at once under the others), or MB_EIO. */
+mb_status mb_wal_appendv_nowait(mb_wal *w, uint32_t type, const struct iovec *iov, int iovcnt,
+                                uint64_t *seq, char *err, size_t err_sz);
+mb_status mb_wal_wait(mb_wal *w, uint64_t seq, char *err, size_t err_sz);
+
 /* A batch of transitions, as appended and as decoded. */
 typedef struct {
     const char *client;     /* idempotency key, NUL-terminated, may be NULL; <= 255 bytes */
@@ -150,6 +162,9 @@ typedef struct {
 } mb_wal_batch;
 mb_status mb_wal_append_batch(mb_wal *w, const mb_wal_batch *b, uint64_t *seq,
                               char *err, size_t err_sz);
+/* Write-only half (see mb_wal_appendv_nowait); then mb_wal_wait(*seq). */
+mb_status mb_wal_append_batch_nowait(mb_wal *w, const mb_wal_batch *b, uint64_t *seq,
+                                     char *err, size_t err_sz);
 /* Points b's arrays into rec->body (valid while the record is); checks the
  * body's sizes. b->client is then NOT NUL-terminated: use b->client_len. */
 mb_status mb_wal_batch_decode(const mb_wal_record *rec, mb_wal_batch *b, char *err, size_t err_sz);
