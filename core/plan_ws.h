@@ -134,6 +134,11 @@ static inline float plan_normal(plan_gen *g, const mb_plan_ws *ws) {
     return plan_normal_slow(g, ws, i, u);
 }
 
+/* iCEM coloured noise (planner.c): the basis for exponent beta (cached in
+ * ws), and one unit-variance sequence out (horizon). ws made for iCEM. */
+void plan_cn_table(mb_plan_ws *ws, float beta);
+void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out);
+
 /* Scores candidates 0..n_cand-1 of ws->cand from run->obs: fills
  * ws->score, ws->ret_mean, ws->ret_std (n_cand); adds to run->model_rows. */
 void plan_evaluate(plan_run *run, int n_cand);

@@ -539,7 +539,7 @@ static void plan__mppi(plan_run *run, int warm) {
  * t / H) + h_k sin(...)), amp_k ~ f_k^(-beta/2) with f_0 clamped to f_1 (as
  * the `colorednoise` package does), the DC and Nyquist terms halved in power
  * so that beta = 0 is exactly white, normalised to unit variance per step. */
-static void plan__cn_table(mb_plan_ws *ws, float beta) {
+void plan_cn_table(mb_plan_ws *ws, float beta) {
     if (ws->cn_beta == beta) return;
     int H = ws->horizon, K = ws->n_freq;
     double norm = 0.0;
@@ -563,7 +563,7 @@ static void plan__cn_table(mb_plan_ws *ws, float beta) {
 }
 
 /* out (H): one unit-variance coloured-noise sequence. */
-static void plan__cn_sample(mb_plan_ws *ws, plan_gen *g, float *out) {
+void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out) {
     int H = ws->horizon, K = ws->n_freq;
     for (int k = 0; k < 2 * K; k++) ws->cn_g[k] = plan_normal(g, ws);
     for (int t = 0; t < H; t++) out[t] = 0.0f;
@@ -589,7 +589,7 @@ static void plan__icem(plan_run *run, int warm) {
     for (int t = 0; t < H; t++)
         for (int a = 0; a < A; a++)
             ws->var[t * A + a] = cfg->init_std * 0.5f * (run->dyn->act_high[a] - run->dyn->act_low[a]);
-    plan__cn_table(ws, cfg->noise_beta);
+    plan_cn_table(ws, cfg->noise_beta);
     plan_gen g;
     plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
     /* Kept elites from the previous call (already shifted by the caller). */
@@ -609,7 +609,7 @@ static void plan__icem(plan_run *run, int warm) {
         for (int c = 0; c < N; c++) {
             float *s = plan__cand(ws, c);
             for (int a = 0; a < A; a++) {
-                plan__cn_sample(ws, &g, ws->cn_out);
+                plan_cn_sample(ws, &g, ws->cn_out);
                 float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
                 for (int t = 0; t < H; t++) {
                     int j = t * A + a;
@@ -727,8 +727,9 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         state->valid = 1;
     }
     if (info) {
-        info->predicted_return = run.ret_mean;
-        info->return_std = run.ret_std;
+        /* A diverging model must not leak NaN/inf into JSON answers. */
+        info->predicted_return = isfinite(run.ret_mean) ? run.ret_mean : -FLT_MAX;
+        info->return_std = isfinite(run.ret_std) ? run.ret_std : FLT_MAX;
         info->model_rows = run.model_rows;
         info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
     }

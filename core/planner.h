@@ -59,7 +59,10 @@ typedef struct {
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,
  * alpha 0.1, P 20, TS-inf). */
 void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method);
-/* Checks ranges, elites <= population, P divisible rules, work limit. */
+/* Checks ranges, elites <= population (CEM/iCEM), the rows
+ * (MB_MAX_PLAN_ROWS) and work (MB_MAX_PLAN_WORK) limits. members: ensemble
+ * members, 0 for known dynamics (counted as one particle). particles need
+ * not be a multiple of members (see mb_plan). */
 mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz);
 /* Names: "random" "cem" "mppi" "icem"; "ts1" "ts_inf" "expectation" "mean". */
 int mb_plan_method_parse(const char *name, mb_plan_method *out);
@@ -109,7 +112,20 @@ typedef struct {
 /* Plans from obs (obs_dim). state may be NULL (cold start); if given and
  * valid it warm-starts the search (shift it first with mb_plan_state_shift),
  * and it is overwritten with the new plan. action (act_dim) gets the first
- * action; plan (horizon, act_dim) may be NULL. pool may be NULL. */
+ * action; plan (horizon, act_dim) may be NULL. pool may be NULL.
+ *   rw may be NULL: the model's own reward only (mb_reward_spec_default);
+ *     with known dynamics, use_learned adds the known model's reward.
+ *   The plan: random -> the best candidate; CEM and MPPI -> the final
+ *     distribution mean (PETS), evaluated once more for predicted_return;
+ *     iCEM -> the best candidate seen over the iterations.
+ *   Known dynamics use one particle per candidate (they are deterministic).
+ *   Ensemble: rows are split over the k members (all, or e->elites with
+ *     elites_only); when k does not divide population * particles the last
+ *     member block is padded (counted in model_rows and flops).
+ *   A state made for another horizon or act_dim is ignored (cold start) and
+ *     left untouched; a ws that does not fit gives MB_ESTATE.
+ *   Same seed (rng state), same plan, whatever the pool size.
+ *   Non-finite predictions are reported as -FLT_MAX / FLT_MAX. */
 mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
                   const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
                   mb_pool *pool, float *action, float *plan, mb_plan_info *info,
