@@ -387,4 +387,8 @@ static Suite *learning_suite(void) {
     return s;
 }
 
-int main(void) { return mb_test_main(learning_suite()); }
+int main(void) {
+    /* as the daemon runs: mbrld's pool parallelises, OpenBLAS does not */
+    mb_pool_blas_single_thread();
+    return mb_test_main(learning_suite());
+}
