@@ -43,7 +43,8 @@ typedef struct {
     int stopped_early;
     int canceled;
     size_t n_train, n_holdout;
-    float train_loss[MB_MAX_MEMBERS];   /* last epoch's mean NLL per member */
+    float train_loss[MB_MAX_MEMBERS];   /* last epoch's mean minibatch loss per member
+                                           (Gaussian NLL + bound and decay terms) */
     float holdout_loss[MB_MAX_MEMBERS]; /* holdout MSE per member of the weights kept
                                            (the best; the last with keep_last) */
     double seconds;
@@ -56,8 +57,12 @@ typedef int (*mb_train_epoch_fn)(void *ctx, int epoch, int members,
                                  const float *train_loss, const float *holdout_loss);
 
 /* Trains `e` in place on `buf` (read only). `opt` holds Adam's state for e's
- * block and survives across calls (warm restarts continue it). pool may be
- * NULL; cb may be NULL. Needs at least 2 training (non-holdout) rows. With no
+ * block and survives across calls (warm restarts continue it; a zeroed opt
+ * is initialised here with cfg->lr). pool may be NULL; with P workers every
+ * minibatch step is split into P equal pieces, so the same (seed, P) gives
+ * bit-identical weights, while another P differs by float rounding. All
+ * scratch is allocated before the first epoch. cb may be NULL (it runs on the
+ * calling thread). Needs at least 2 training (non-holdout) rows. With no
  * holdout rows (ratio 0, or a buffer too small to have any yet) the score is
  * the MSE on training rows (at most max_holdout, or 10,000 when that is 0).
  * The weights at entry are scored first (epoch 0), so a warm restart never
