@@ -259,7 +259,8 @@ struct mb_ens_ws {
     int tile, slots;
     size_t slot_floats;
     float *tiles;
-    /* training chunk: z[l], h[l] (chunk, dim[l+1]) for hidden layers; head
+    /* training chunk: z[l] (pre-activation, then the activation's saved
+     * state), h[l] (chunk, dim[l+1]) for hidden layers; head
      * (chunk, 2*out); d0, d1 (chunk, maxw) gradient ping-pong; t (6, chunk,
      * out) head temporaries */
     int chunk;
@@ -446,7 +447,9 @@ void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
 /* ---- training ------------------------------------------------------------ */
 
 /* Forward of one chunk keeping activations: xn (nr, in) normalised. Leaves
- * ws->z, ws->h filled and ws->head = raw head outputs with bias. */
+ * ws->h[l] = activations, ws->z[l] = the activation's saved state (sigmoid
+ * for SiLU, see mb_bias_act_forward_aux) and ws->head = raw head outputs
+ * with bias. */
 static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const float *p,
                                mb_ens_ws *ws, const float *xn, size_t nr) {
     const float *prev = xn;
@@ -454,7 +457,10 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, lay->dim[l + 1],
                     lay->dim[l], 1.0f, prev, lay->dim[l], p + lay->W[l], lay->dim[l + 1], 0.0f,
                     ws->z[l], lay->dim[l + 1]);
-        mb_bias_act_forward(act, ws->z[l], p + lay->b[l], ws->h[l], nr, lay->dim[l + 1]);
+        /* z[l] is overwritten with what the backward needs (sigmoid for
+         * SiLU), read and written element by element in one pass */
+        mb_bias_act_forward_aux(act, ws->z[l], p + lay->b[l], ws->h[l], ws->z[l], nr,
+                                lay->dim[l + 1]);
         prev = ws->h[l];
     }
     const int L = lay->L, o2 = 2 * lay->out;
@@ -522,7 +528,7 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
                     o2, p + lay->W[L], o2, 0.0f, cur, lay->dim[L]);
         for (int l = L - 1; l >= 0; l--) {
             int w = lay->dim[l + 1], win = lay->dim[l];
-            mb_act_backward_bias(ws->act, ws->z[l], cur, cur, g + lay->b[l], nr, w);
+            mb_act_backward_aux(ws->act, ws->h[l], ws->z[l], cur, cur, g + lay->b[l], nr, w);
             const float *in = l > 0 ? ws->h[l - 1] : x;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, win, w, (int)nr, 1.0f, in, win,
                         cur, w, beta, g + lay->W[l], w);
@@ -548,15 +554,8 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
     for (int l = 0; l <= L; l++) {
         float wd = e->spec.weight_decay[l];
         if (wd == 0) continue;
-        const float *W = p + lay->W[l];
-        float *gW = g + lay->W[l];
         size_t cnt = (size_t)lay->dim[l] * (size_t)lay->dim[l + 1];
-        float ss = 0;
-        for (size_t i = 0; i < cnt; i++) {
-            ss += W[i] * W[i];
-            gW[i] += wd * W[i];
-        }
-        loss += 0.5 * wd * ss;
+        loss += 0.5 * wd * mb_axpy_sumsq(wd, p + lay->W[l], g + lay->W[l], cnt);
     }
     return (float)loss;
 }

@@ -336,3 +336,166 @@ void mb_linear_backward(const float *x, const float *W, const float *dy, float *
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, in, out, 1.0f, dy, out, W,
                     out, 0.0f, dx, in);
 }
+
+/* ---- training variants: the backward reads what the forward kept ---------
+ * SiLU keeps s = sigmoid(z): silu'(z) = s + h (1 - s) with h = z s, so the
+ * backward needs no exp and no division; tanh' = 1 - h^2 and relu' = [h > 0]
+ * need only h. */
+
+#ifdef MB_OPS_AVX2
+MB_INLINE void fwd_aux8(mb_activation a, __m256 v, __m256 *h, __m256 *s) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (a) {
+    case MB_ACT_SILU:
+        *s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        *h = _mm256_mul_ps(v, *s);
+        return;
+    case MB_ACT_RELU:
+        *h = _mm256_max_ps(v, _mm256_setzero_ps());
+        return;
+    case MB_ACT_TANH: {
+        __m256 e = exp8(_mm256_add_ps(v, v));
+        *h = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+        return;
+    }
+    }
+}
+
+MB_INLINE __m256 bwd_aux8(mb_activation a, __m256 h, __m256 s, __m256 g) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (a) {
+    case MB_ACT_SILU: return _mm256_mul_ps(g, _mm256_fmadd_ps(h, _mm256_sub_ps(one, s), s));
+    case MB_ACT_RELU: return _mm256_and_ps(g, _mm256_cmp_ps(h, _mm256_setzero_ps(), _CMP_GT_OQ));
+    case MB_ACT_TANH: return _mm256_mul_ps(g, _mm256_fnmadd_ps(h, h, one));
+    }
+    return g;
+}
+
+MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, float *h, float *aux,
+                            size_t n, int out) {
+    const int keep = a == MB_ACT_SILU && aux;
+    for (size_t r = 0; r < n; r++) {
+        const float *zr = z + r * (size_t)out;
+        float *hr = h + r * (size_t)out, *sr = keep ? aux + r * (size_t)out : NULL;
+        int j = 0;
+        __m256 hv, sv = _mm256_setzero_ps();
+        for (; j + 8 <= out; j += 8) {
+            __m256 v = _mm256_loadu_ps(zr + j);
+            if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + j));
+            fwd_aux8(a, v, &hv, &sv);
+            _mm256_storeu_ps(hr + j, hv);
+            if (keep) _mm256_storeu_ps(sr + j, sv);
+        }
+        if (j < out) {
+            float vb[8] = {0}, hb[8], sb[8];
+            int m = out - j;
+            for (int t = 0; t < m; t++) vb[t] = zr[j + t] + (b ? b[j + t] : 0.0f);
+            fwd_aux8(a, _mm256_loadu_ps(vb), &hv, &sv);
+            _mm256_storeu_ps(hb, hv);
+            _mm256_storeu_ps(sb, sv);
+            memcpy(hr + j, hb, (size_t)m * sizeof(float));
+            if (keep) memcpy(sr + j, sb, (size_t)m * sizeof(float));
+        }
+    }
+}
+
+MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, const float *dh,
+                            float *dz, float *db, size_t n, int out) {
+    for (size_t r = 0; r < n; r++) {
+        size_t o = r * (size_t)out;
+        int j = 0;
+        for (; j + 8 <= out; j += 8) {
+            __m256 s = a == MB_ACT_SILU ? _mm256_loadu_ps(aux + o + j) : _mm256_setzero_ps();
+            __m256 d = bwd_aux8(a, _mm256_loadu_ps(h + o + j), s, _mm256_loadu_ps(dh + o + j));
+            _mm256_storeu_ps(dz + o + j, d);
+            if (db) _mm256_storeu_ps(db + j, _mm256_add_ps(_mm256_loadu_ps(db + j), d));
+        }
+        if (j < out) {
+            float hb[8] = {0}, sb[8] = {0}, gb[8] = {0}, yb[8];
+            int m = out - j;
+            memcpy(hb, h + o + j, (size_t)m * sizeof(float));
+            if (a == MB_ACT_SILU) memcpy(sb, aux + o + j, (size_t)m * sizeof(float));
+            memcpy(gb, dh + o + j, (size_t)m * sizeof(float));
+            _mm256_storeu_ps(yb, bwd_aux8(a, _mm256_loadu_ps(hb), _mm256_loadu_ps(sb),
+                                          _mm256_loadu_ps(gb)));
+            memcpy(dz + o + j, yb, (size_t)m * sizeof(float));
+            if (db)
+                for (int t = 0; t < m; t++) db[j + t] += yb[t];
+        }
+    }
+}
+#else
+MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, float *h, float *aux,
+                            size_t n, int out) {
+    for (size_t r = 0; r < n; r++)
+        for (int j = 0; j < out; j++) {
+            size_t i = r * (size_t)out + j;
+            float v = z[i] + (b ? b[j] : 0.0f);
+            if (a == MB_ACT_SILU) {
+                float s = 1.0f / (1.0f + exp1(-v));
+                h[i] = v * s;
+                if (aux) aux[i] = s;
+            } else if (a == MB_ACT_RELU) {
+                h[i] = v > 0 ? v : 0.0f;
+            } else {
+                h[i] = 1.0f - 2.0f / (exp1(2 * v) + 1.0f);
+            }
+        }
+}
+
+MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, const float *dh,
+                            float *dz, float *db, size_t n, int out) {
+    for (size_t r = 0; r < n; r++)
+        for (int j = 0; j < out; j++) {
+            size_t i = r * (size_t)out + j;
+            float d;
+            if (a == MB_ACT_SILU) d = dh[i] * (aux[i] + h[i] * (1.0f - aux[i]));
+            else if (a == MB_ACT_RELU) d = h[i] > 0 ? dh[i] : 0.0f;
+            else d = dh[i] * (1.0f - h[i] * h[i]);
+            dz[i] = d;
+            if (db) db[j] += d;
+        }
+}
+#endif
+
+void mb_bias_act_forward_aux(mb_activation a, const float *z, const float *b, float *h, float *aux,
+                             size_t n, int out) {
+    switch (a) { /* one specialised loop per activation */
+    case MB_ACT_SILU: fwd_aux_rows(MB_ACT_SILU, z, b, h, aux, n, out); break;
+    case MB_ACT_RELU: fwd_aux_rows(MB_ACT_RELU, z, b, h, aux, n, out); break;
+    case MB_ACT_TANH: fwd_aux_rows(MB_ACT_TANH, z, b, h, aux, n, out); break;
+    }
+}
+
+void mb_act_backward_aux(mb_activation a, const float *h, const float *aux, const float *dh,
+                         float *dz, float *db, size_t n, int out) {
+    switch (a) {
+    case MB_ACT_SILU: bwd_aux_rows(MB_ACT_SILU, h, aux, dh, dz, db, n, out); break;
+    case MB_ACT_RELU: bwd_aux_rows(MB_ACT_RELU, h, aux, dh, dz, db, n, out); break;
+    case MB_ACT_TANH: bwd_aux_rows(MB_ACT_TANH, h, aux, dh, dz, db, n, out); break;
+    }
+}
+
+/* y += a x over n floats; returns sum x^2 (in double across 8-lane float
+ * partial sums: the weight-decay term over one matrix). */
+double mb_axpy_sumsq(float a, const float *x, float *y, size_t n) {
+    size_t i = 0;
+    double total = 0;
+#ifdef MB_OPS_AVX2
+    const __m256 va = _mm256_set1_ps(a);
+    __m256 acc = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        acc = _mm256_fmadd_ps(xv, xv, acc);
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
+    }
+    float part[8];
+    _mm256_storeu_ps(part, acc);
+    for (int k = 0; k < 8; k++) total += part[k];
+#endif
+    for (; i < n; i++) {
+        total += (double)x[i] * x[i];
+        y[i] += a * x[i];
+    }
+    return total;
+}

@@ -53,4 +53,19 @@ void mb_bias_act_forward(mb_activation a, float *z, const float *b, float *h,
 void mb_act_backward_bias(mb_activation a, const float *z, const float *dh, float *dz,
                           float *db, size_t n, int out);
 
+/* Training variants that keep what the backward needs, so the backward
+ * evaluates no exp or division:
+ *   forward: h = act(z + b) (n, out); aux (n, out) = sigmoid(z + b) for SiLU
+ *            (aux unused, may be NULL, for ReLU and tanh); b may be NULL;
+ *            z is only read.
+ *   backward: dz = dh * act'(.) from h and aux (n, out), dz may alias dh;
+ *            db += colsum(dz) if db. */
+void mb_bias_act_forward_aux(mb_activation a, const float *z, const float *b, float *h,
+                             float *aux, size_t n, int out);
+void mb_act_backward_aux(mb_activation a, const float *h, const float *aux, const float *dh,
+                         float *dz, float *db, size_t n, int out);
+
+/* y += a * x over n floats; returns sum of x^2 (weight decay of a matrix). */
+double mb_axpy_sumsq(float a, const float *x, float *y, size_t n);
+
 #endif

@@ -230,6 +230,87 @@ START_TEST(test_fused) {
 }
 END_TEST
 
+/* Training variants: h and the kept sigmoid against double closed forms,
+ * the backward from (h, aux) against the closed-form derivative at z + b,
+ * db accumulated; widths 5, 8, 13, 200 (tail only, one vector, both, many). */
+static void aux_case(mb_activation a, int out) {
+    const size_t n = 7, cnt = n * (size_t)out;
+    float *z = malloc(cnt * sizeof(float)), *zc = malloc(cnt * sizeof(float)),
+          *h = malloc(cnt * sizeof(float)), *b = malloc((size_t)out * sizeof(float)),
+          *dh = malloc(cnt * sizeof(float)), *dz = malloc(cnt * sizeof(float)),
+          *db = malloc((size_t)out * sizeof(float));
+    mb_rng r;
+    mb_rng_seed(&r, 70 + (uint64_t)out + 1000 * (uint64_t)a);
+    mb_rng_fill_normal(&r, z, cnt, 0, 3);
+    mb_rng_fill_normal(&r, b, (size_t)out, 0, 1);
+    mb_rng_fill_normal(&r, dh, cnt, 0, 1);
+    memcpy(zc, z, cnt * sizeof(float));
+    /* aux aliases z, as the ensemble uses it */
+    mb_bias_act_forward_aux(a, z, b, h, z, n, out);
+    for (int j = 0; j < out; j++) db[j] = 0.5f;
+    mb_act_backward_aux(a, h, z, dh, dz, db, n, out);
+    worst_t w[4] = {{0}};
+    double colsum[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < out; j++) {
+            size_t k = i * (size_t)out + j;
+            double v = (double)zc[k] + b[j];
+            worst_note(&w[0], "act(z + b)", v, h[k], ref_act(a, v), 1e-6 * fmax(1, fabs(v)));
+            if (a == MB_ACT_SILU)
+                worst_note(&w[1], "kept sigmoid", v, z[k], 1 / (1 + exp(-v)), 1e-6);
+            worst_note(&w[2], "dz from (h, aux)", v, dz[k], dh[k] * ref_dact(a, v),
+                       3e-6 * fmax(1, fabs(dh[k])));
+            colsum[j] += dz[k];
+        }
+    for (int j = 0; j < out; j++)
+        worst_note(&w[3], "db colsum (column index as x)", j, db[j], 0.5 + colsum[j], 1e-5);
+    for (int k = 0; k < 4; k++)
+        if (w[k].label[0]) WORST_ASSERT(w[k]);
+    /* in place: dz may alias dh */
+    mb_act_backward_aux(a, h, z, dh, dh, NULL, n, out);
+    ck_assert_mem_eq(dh, dz, cnt * sizeof(float));
+    free(z);
+    free(zc);
+    free(h);
+    free(b);
+    free(dh);
+    free(dz);
+    free(db);
+}
+
+START_TEST(test_aux_variants) {
+    const int widths[4] = {5, 8, 13, 200};
+    for (int k = 0; k < 4; k++) {
+        aux_case(MB_ACT_SILU, widths[k]);
+        aux_case(MB_ACT_RELU, widths[k]);
+        aux_case(MB_ACT_TANH, widths[k]);
+    }
+}
+END_TEST
+
+START_TEST(test_axpy_sumsq) {
+    const size_t n = 1003;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)),
+          *y0 = malloc(n * sizeof(float));
+    mb_rng r;
+    mb_rng_seed(&r, 31);
+    mb_rng_fill_normal(&r, x, n, 0, 1);
+    mb_rng_fill_normal(&r, y, n, 0, 1);
+    memcpy(y0, y, n * sizeof(float));
+    double ss = mb_axpy_sumsq(0.25f, x, y, n), want = 0;
+    worst_t w = {0};
+    for (size_t i = 0; i < n; i++) {
+        want += (double)x[i] * x[i];
+        worst_note(&w, "y + 0.25 x", (double)i, y[i], y0[i] + 0.25 * (double)x[i], 1e-6);
+    }
+    WORST_ASSERT(w);
+    MB_ASSERT_CLOSE("sum x^2", ss, want, 1e-5 * want);
+    free(x);
+    free(y);
+    free(y0);
+}
+END_TEST
+
 /* Linear layer: forward vs naive double; backward vs finite differences of
  * L(x, W, b) = sum_ij y_ij c_ij (exact in double for a linear map, so the
  * only error is float rounding: tolerance 1e-4 relative to the sum of
@@ -330,6 +411,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_act_relu);
     tcase_add_test(tc, test_act_tanh);
     tcase_add_test(tc, test_fused);
+    tcase_add_test(tc, test_aux_variants);
+    tcase_add_test(tc, test_axpy_sumsq);
     tcase_add_test(tc, test_linear);
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
