@@ -33,7 +33,8 @@ typedef struct {
     int members, n_hidden, hidden[MBRL_MAX_LAYERS];
     const char *activation;
     mbrl_planner planner;
-    int epochs, patience;
+    int epochs, patience, batch_size;
+    double lr;
     long auto_train;
 } sim_args;
 
@@ -42,16 +43,16 @@ typedef struct {
 typedef struct {
     const char *task;
     int episodes, random_episodes, members, n_hidden, hidden;
-    int horizon, population, elites, iterations, particles, epochs, patience;
+    int horizon, population, elites, iterations, particles, epochs, patience, batch_size;
 } task_defaults;
 
 static const task_defaults defaults[] = {
-    {"pendulum", 10, 1, 5, 2, 64, 20, 200, 20, 3, 10, 50, 5},
-    {"cartpole_swingup", 12, 1, 5, 3, 128, 25, 300, 30, 4, 10, 50, 5},
-    {"inverted_pendulum", 10, 1, 5, 2, 64, 15, 200, 20, 3, 10, 30, 5},
-    {"halfcheetah", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5},
-    {"hopper", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5},
-    {"swimmer", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5},
+    {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 0},
+    {"cartpole_swingup", 15, 1, 5, 3, 128, 25, 300, 30, 4, 10, 300, 20, 0},
+    {"inverted_pendulum", 10, 1, 5, 2, 64, 15, 200, 20, 3, 10, 300, 20, 32},
+    {"halfcheetah", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
+    {"hopper", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
+    {"swimmer", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
 };
 
 static void usage(FILE *f) {
@@ -76,7 +77,7 @@ static void usage(FILE *f) {
             "  --reset-noise X      scales the task's reset noise (default 1)\n"
             "ensemble and training:\n"
             "  --members N  --hidden 200,200,200  --activation NAME\n"
-            "  --epochs N   --patience N          per training round\n"
+            "  --epochs N   --patience N  --batch-size N  --lr X   per training round\n"
             "  --auto-train N       let the daemon retrain every N transitions instead\n"
             "planner (per model):\n"
             "  --planner cem|random|mppi|icem  --horizon N  --population N  --elites N\n"
@@ -116,7 +117,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
     enum {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
-        O_PATIENCE, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
+        O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
         O_PROP, O_OUT, O_CSV, O_PIC, O_NOPLOT, O_QUIET, O_HELP
     };
     static const struct option opts[] = {
@@ -126,7 +127,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"stop-at", 1, 0, O_STOP}, {"stop-window", 1, 0, O_WINDOW}, {"reward", 1, 0, O_REWARD},
         {"model-dir", 1, 0, O_MODEL_DIR}, {"reset-noise", 1, 0, O_NOISE},
         {"members", 1, 0, O_MEMBERS}, {"hidden", 1, 0, O_HIDDEN}, {"activation", 1, 0, O_ACT},
-        {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"auto-train", 1, 0, O_AUTO},
+        {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
+        {"auto-train", 1, 0, O_AUTO},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP},
@@ -185,6 +187,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_ACT: a->activation = optarg; break;
         case O_EPOCHS: if (parse_int(optarg, &a->epochs, "--epochs") || a->epochs < 1) return 2; break;
         case O_PATIENCE: if (parse_int(optarg, &a->patience, "--patience") || a->patience < 0) return 2; break;
+        case O_BATCH: if (parse_int(optarg, &a->batch_size, "--batch-size") || a->batch_size < 1) return 2; break;
+        case O_LR: if (parse_double(optarg, &a->lr, "--lr") || a->lr <= 0) return 2; break;
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
         case O_HORIZON: if (parse_int(optarg, &a->planner.horizon, "--horizon")) return 2; break;
@@ -248,7 +252,7 @@ static int plot_gnuplot(const char *csv, const char *png, const char *title, dou
             "set output '%s'\n"
             "set datafile separator ','\n"
             "set title '%s' noenhanced\n"
-            "set xlabel 'episode'\nset ylabel 'return'\nset grid\nset key bottom right\n"
+            "set xlabel 'episode'\nset ylabel 'return'\nset grid\nset key top left\n"
             "set xtics 1\n",
             png, title);
     if (isfinite(random_mean))
@@ -321,7 +325,7 @@ static int train_round(mbrl_client *c, const char *model, const sim_args *a, dou
                        long *version, double *secs) {
     mbrl_error e;
     mbrl_job job;
-    mbrl_train_opts o = {a->epochs, a->patience ? a->patience : 0};
+    mbrl_train_opts o = {a->epochs, a->patience, a->batch_size, (float)a->lr};
     double t0 = now_s();
     if (mbrl_train_start(c, model, &o, &job, &e) != MBRL_OK) {
         print_error("train", &e);
@@ -393,6 +397,7 @@ int main(int argc, char **argv) {
     if (!a.planner.propagation) a.planner.propagation = "ts_inf";
     if (!a.epochs) a.epochs = td->epochs;
     if (!a.patience) a.patience = td->patience;
+    if (!a.batch_size) a.batch_size = td->batch_size;
     if (!a.model) a.model = a.task;
 
     sim_env *env;

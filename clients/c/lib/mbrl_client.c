@@ -554,19 +554,23 @@ static void info__fill(mbrl_model_info *info, cJSON *j) {
     info->json = j;
     const char *name = jstr__(j, "name");
     snprintf(info->name, sizeof info->name, "%s", name ? name : "");
-    info->obs_dim = (int)jlong__(j, "obs_dim", 0);
-    info->act_dim = (int)jlong__(j, "act_dim", 0);
+    /* mbrld keeps the creation request under "spec" */
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
+    info->obs_dim = (int)jlong__(j, "obs_dim", jlong__(spec, "obs_dim", 0));
+    info->act_dim = (int)jlong__(j, "act_dim", jlong__(spec, "act_dim", 0));
     info->buffer_size = jlong__(j, "buffer_size", -1);
     const cJSON *buf = cJSON_GetObjectItemCaseSensitive(j, "buffer");
     if (info->buffer_size < 0) info->buffer_size = jlong__(buf, "size", 0);
     info->version = jlong__(j, "version", 0);
+    /* "last_training": {.. "holdout_loss": [per member]} once trained;
+     * the top-level per-member "holdout_loss" means nothing before that */
     info->holdout_loss = NAN;
-    static const char *const last_keys[] = {"last_training", "last_train", "training", "train"};
-    for (size_t k = 0; k < sizeof last_keys / sizeof last_keys[0]; k++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, last_keys[k]);
-        if (cJSON_IsObject(t) && isnan(info->holdout_loss)) info->holdout_loss = jnum__(t, "holdout_loss");
+    const cJSON *last = cJSON_GetObjectItemCaseSensitive(j, "last_training");
+    if (cJSON_IsObject(last)) {
+        const cJSON *res = cJSON_GetObjectItemCaseSensitive(last, "result");
+        info->holdout_loss = jnum__(res ? res : last, "holdout_loss");
     }
-    if (isnan(info->holdout_loss)) info->holdout_loss = jnum__(j, "holdout_loss");
+    if (isnan(info->holdout_loss) && info->version > 0) info->holdout_loss = jnum__(j, "holdout_loss");
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "training");
     if (cJSON_IsBool(tr)) info->training = cJSON_IsTrue(tr);
     const cJSON *job = cJSON_GetObjectItemCaseSensitive(j, "job");
@@ -805,6 +809,8 @@ static mbrl_status train__impl(mbrl_client *c, const char *model, const mbrl_tra
     int k = snprintf(body, sizeof body, "{\"wait\":%s", wait ? "true" : "false");
     if (o && o->max_epochs > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"max_epochs\":%d", o->max_epochs);
     if (o && o->patience) k += snprintf(body + k, sizeof body - (size_t)k, ",\"patience\":%d", o->patience > 0 ? o->patience : 0);
+    if (o && o->batch_size > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"batch_size\":%d", o->batch_size);
+    if (o && o->lr > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"lr\":%.9g", (double)o->lr);
     snprintf(body + k, sizeof body - (size_t)k, "}");
     long status;
     /* training with wait can take minutes: no request timeout for it */

@@ -209,6 +209,8 @@ mbrl_status mbrl_transitions_post_seq(mbrl_client *c, const char *model, const m
 typedef struct {
     int max_epochs;  /* 0 = default */
     int patience;    /* 0 = default, < 0 = off (sent as 0) */
+    int batch_size;  /* rows per minibatch per member, 0 = default */
+    float lr;        /* Adam step size, 0 = default */
 } mbrl_train_opts;
 
 typedef struct {

@@ -1,0 +1,190 @@
+#!/bin/sh
+# test_shell.sh: the shell client clients/sh/mbrl against a real mbrld
+# (every subcommand, its exit codes and error messages), and the curl and
+# mbrl examples of README.md, run line by line as a user would paste them.
+# Prints "N passed, N failed" last (tests/run.sh reads it).
+# Not for: the daemon's validation rules (tests/server/).
+bin=${MBRLD_BIN:-build/mbrld}
+mbrl="sh clients/sh/mbrl"
+pass=0
+fail=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrl-sh-test.XXXXXX")
+pid=
+finish() {
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+    rm -rf "$tmp"
+}
+trap finish EXIT
+
+ok() { pass=$((pass + 1)); echo "ok    $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL  $1"; [ -s "$tmp/err" ] && sed 's/^/      stderr: /' "$tmp/err" | head -n 5; }
+
+# expect NAME RC CMD...: runs CMD (stdout -> $tmp/out, stderr -> $tmp/err),
+# checks its exit status.
+expect() {
+    name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" = "$want" ]; then ok "$name"; else bad "$name (exit $got, want $want)"; fi
+}
+# has NAME FILE PATTERN: FILE contains PATTERN (grep -E).
+has() {
+    if grep -Eq -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in: $(head -c 300 "$2"))"; fi
+}
+# jqtrue NAME FILTER: the last answer satisfies the jq filter.
+jqtrue() {
+    if jq -e "$2" "$tmp/out" >/dev/null 2>&1; then ok "$1"; else bad "$1 ($2 on: $(head -c 300 "$tmp/out"))"; fi
+}
+
+# usage errors need no daemon
+expect "help exits 0" 0 $mbrl --help
+has "help lists act" "$tmp/out" "act MODEL OBS"
+expect "no command: usage, exit 2" 2 $mbrl
+expect "unknown command: exit 2" 2 $mbrl frobnicate
+expect "unknown option: exit 2" 2 $mbrl --frob list
+expect "bad model name: exit 2" 2 $mbrl get 'a/b'
+has "bad name explained" "$tmp/err" "not \[A-Za-z0-9_.-\]"
+expect "bad JSON: exit 2" 2 $mbrl create '{nope'
+expect "missing args: exit 2" 2 $mbrl act onlymodel
+expect "no daemon: exit 3" 3 $mbrl --url http://127.0.0.1:1 list
+has "no daemon explained" "$tmp/err" "no answer from http://127.0.0.1:1"
+
+if [ ! -x "$bin" ]; then
+    echo "FAIL  no daemon at $bin: build it first (make all)"
+    fail=$((fail + 1))
+    echo "$pass passed, $fail failed"
+    exit 1
+fi
+"$bin" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" --log-level warn 2>"$tmp/mbrld.log" &
+pid=$!
+i=0
+while [ ! -s "$tmp/port" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+MBRLD_URL=http://127.0.0.1:$(cat "$tmp/port")
+export MBRLD_URL
+i=0
+until curl -fsS "$MBRLD_URL/healthz" >/dev/null 2>&1 || [ $i -gt 300 ]; do sleep 0.1; i=$((i + 1)); done
+
+expect "health" 0 $mbrl health
+expect "ready" 0 $mbrl ready
+expect "metrics" 0 $mbrl metrics
+has "metrics are Prometheus text" "$tmp/out" "^# (TYPE|HELP) "
+expect "openapi" 0 $mbrl openapi
+jqtrue "openapi lists paths" '.paths | length > 0'
+expect "list (empty)" 0 $mbrl --raw list
+jqtrue "list is empty" '.models == []'
+spec='{"name": "sh1", "obs_dim": 2, "act_dim": 1, "act_low": [-1], "act_high": [1], "ensemble": {"members": 2, "hidden": [16]}, "reward": {"terms": [{"type": "quadratic", "indices": [0], "target": [0], "weight": 1}]}, "planner": {"method": "cem", "horizon": 5, "population": 16, "elites": 4, "iterations": 2, "particles": 2}}'
+expect "create" 0 $mbrl create "$spec"
+printf '%s' "$spec" >"$tmp/spec.json"
+expect "create again from @file: 409, exit 1" 1 $mbrl create "@$tmp/spec.json"
+has "409 printed readably" "$tmp/err" "^mbrl: HTTP 409 [a-z_]+: "
+expect "create from stdin: bad field, exit 1" 1 sh -c "echo '{\"name\": \"sh2\", \"obs_dim\": -1, \"act_dim\": 1}' | $mbrl create -"
+has "field named" "$tmp/err" "\(field: obs_dim\)"
+expect "get" 0 $mbrl --raw get sh1
+jqtrue "get shows the model" '.name == "sh1" and .buffer_size == 0'
+expect "get missing: exit 1" 1 $mbrl get nope
+has "404 printed readably" "$tmp/err" "^mbrl: HTTP 404 not_found: "
+expect "act before training" 0 $mbrl --raw act sh1 '[0.5, 0]'
+jqtrue "random before training" '.source == "random" and (.action | length) == 1'
+
+# 40 transitions of x' = x + 0.1 u, v' = u
+rows=$(jq -cn '[range(40) | (. / 40) as $x | ((. % 5) / 2 - 1) as $u |
+    {obs: [$x, 0], action: [$u], reward: (-$x * $x), next_obs: [($x + 0.1 * $u), $u],
+     terminated: false, truncated: false}]')
+expect "post with client+seq" 0 $mbrl --raw post sh1 "$rows" --client shtest --seq 1
+jqtrue "post accepted 40" '.accepted == 40 and .buffer_size == 40'
+expect "same client+seq again" 0 $mbrl --raw post sh1 "$rows" --client shtest --seq 1
+expect "buffer unchanged" 0 $mbrl --raw get sh1
+jqtrue "no duplicate rows" '.buffer_size == 40'
+expect "post object body" 0 $mbrl --raw post sh1 "{\"transitions\": $rows}"
+jqtrue "object body accepted" '.buffer_size == 80'
+expect "post bad width: exit 1" 1 $mbrl post sh1 '[{"obs": [1], "action": [0], "reward": 0, "next_obs": [1, 0], "terminated": false, "truncated": false}]'
+has "bad width names the field" "$tmp/err" "field: .*obs"
+expect "post bad seq: exit 2" 2 $mbrl post sh1 "$rows" --seq x
+
+expect "train (202)" 0 $mbrl --raw train sh1 --epochs 3 --patience 2
+jqtrue "train answers a job id" '.job | type == "string"'
+job=$(jq -r .job "$tmp/out")
+expect "job" 0 $mbrl --raw job sh1 "$job"
+jqtrue "job shows state" '.state | IN("running", "done")'
+expect "wait" 0 $mbrl --raw wait sh1 "$job" --poll 0.05
+jqtrue "job done" '.state == "done" and .version >= 1'
+expect "job missing: exit 1" 1 $mbrl job sh1 j9999
+expect "cancel a finished job: an answer" 0 sh -c "$mbrl cancel sh1 $job >/dev/null 2>&1; [ \$? -le 1 ]"
+expect "train --wait" 0 $mbrl --raw train sh1 --epochs 2 --wait
+jqtrue "train --wait answers the finished job" '.state == "done" and .version >= 2'
+expect "act" 0 $mbrl --raw act sh1 '[0.5, 0]' --session s1
+jqtrue "planner after training" '.source == "planner" and (.plan_ms | type == "number") and .version >= 2'
+expect "act with goal" 0 $mbrl --raw act sh1 '[0.5, 0]' --goal 0 '[0.3]'
+jqtrue "goal act answers" '.source == "planner"'
+expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
+has "act error names obs" "$tmp/err" "obs"
+expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'
+jqtrue "predict 3 steps" '(.mean | length) == 3 and (.std | length) == 3'
+expect "request GET" 0 $mbrl --raw request GET /v1/models
+jqtrue "request answers" '.models | length == 1'
+expect "request 405: exit 1" 1 $mbrl request DELETE /v1/models
+
+# persistence endpoints (issue 5): a round trip, or a clean error answer
+$mbrl snapshot sh1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc = 0 ] || { [ $rc = 1 ] && grep -q "^mbrl: HTTP 40[45]" "$tmp/err"; }; then ok "snapshot (exit $rc)"; else bad "snapshot (exit $rc)"; fi
+$mbrl export sh1 "$tmp/sh1.export" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc = 0 ]; then
+    ok "export"
+    expect "import" 0 $mbrl import sh1copy "$tmp/sh1.export"
+    expect "imported model" 0 $mbrl --raw get sh1copy
+    jqtrue "import kept the data" '.buffer_size == 80'
+    expect "delete import" 0 $mbrl delete sh1copy
+elif [ $rc = 1 ] && grep -q "^mbrl: HTTP 40[45]" "$tmp/err"; then
+    ok "export: this daemon has no export endpoint ($(head -n 1 "$tmp/err"))"
+    echo x >"$tmp/x"
+    expect "import: clean error too" 1 $mbrl import sh1copy "$tmp/x"
+else
+    bad "export (exit $rc)"
+fi
+expect "import unreadable file: exit 2" 2 $mbrl import sh1copy /nonexistent/file
+
+expect "delete" 0 $mbrl delete sh1
+expect "delete again: exit 1" 1 $mbrl delete sh1
+expect "--url wins over MBRLD_URL" 0 env MBRLD_URL=http://127.0.0.1:1 $mbrl --url "$MBRLD_URL" list
+
+# README.md examples, line by line, against this daemon
+extract() { # marker
+    awk -v m="$1" 'index($0, m) { f = 1; next } f && /^```sh/ { g = 1; next } g && /^```/ { exit } g { print }' README.md
+}
+n=0
+extract "curl-examples" >"$tmp/curl.txt"
+while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    n=$((n + 1))
+    cmd=$(printf '%s' "$line" | sed "s#http://127.0.0.1:8080#$MBRLD_URL#g")
+    if sh -c "$cmd" >"$tmp/out" 2>"$tmp/err" && { [ ! -s "$tmp/out" ] || jq -e . "$tmp/out" >/dev/null 2>&1; }; then
+        ok "README curl $n: $(printf '%s' "$line" | cut -c1-70)"
+    else
+        bad "README curl $n: $line"
+    fi
+done <"$tmp/curl.txt"
+[ $n -ge 5 ] && ok "README has $n curl examples" || bad "README curl examples not found ($n)"
+n=0
+extract "mbrl-examples" >"$tmp/mbrl.txt"
+while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    n=$((n + 1))
+    cmd=$(printf '%s' "$line" | sed 's#^mbrl #sh clients/sh/mbrl #')
+    if sh -c "$cmd" >"$tmp/out" 2>"$tmp/err"; then
+        ok "README mbrl $n: $(printf '%s' "$line" | cut -c1-70)"
+    else
+        bad "README mbrl $n: $line"
+    fi
+done <"$tmp/mbrl.txt"
+[ $n -ge 4 ] && ok "README has $n mbrl examples" || bad "README mbrl examples not found ($n)"
+
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ $rc = 0 ] && ok "daemon stops cleanly on SIGTERM" || bad "daemon exit status $rc"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
