@@ -29,9 +29,13 @@
 
 /* Rows per inference tile: activations of a 256-row tile (2 x 200 KB for 200
  * units) stay in L2 next to the 160 KB weight matrix. */
+#ifndef ENS_TILE
 #define ENS_TILE 256
+#endif
 /* Rows per training chunk: the PETS minibatch (256) in one pass. */
+#ifndef ENS_CHUNK
 #define ENS_CHUNK 256
+#endif
 #define ENS_MAX_SLOTS 16
 
 /* ---- spec and layout ---------------------------------------------------- */
@@ -81,9 +85,8 @@ void mb_ensemble_spec_default(mb_ensemble_spec *spec) {
     for (int l = 0; l < MB_MAX_LAYERS; l++) spec->hidden[l] = 200;
     spec->activation = MB_ACT_SILU;
     for (int l = 0; l < MB_MAX_LAYERS; l++) spec->weight_decay[l] = decay[l < 3 ? l : 3];
-    /* the head's decay sits at index n_hidden; keep it 1e-4 for any depth the
-     * caller picks by setting every slot past the PETS table to 1e-4 only
-     * for the default depth. */
+    /* the head's decay sits at index n_hidden (4 for the default depth); a
+     * caller who changes n_hidden sets weight_decay[n_hidden] itself */
     spec->weight_decay[spec->n_hidden] = 1e-4f;
 }
 
