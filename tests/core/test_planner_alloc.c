@@ -1,0 +1,115 @@
+/* test_planner_alloc.c: mb_plan allocates nothing (planner.h's promise):
+ * this test binary interposes malloc/calloc/realloc (forwarding to glibc's
+ * __libc_* entry points) and counts calls made during planning calls, with
+ * known dynamics and through an ensemble, every method and propagation,
+ * with and without a pool. Sanitizer builds keep their own allocator, so
+ * there the suite has no test (the other planner suites run there). */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "check_util.h"
+#include "planner.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ALLOC_COUNTING 0
+#else
+#define ALLOC_COUNTING 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static atomic_long n_allocs;
+void *malloc(size_t n) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_realloc(p, n);
+}
+#endif
+
+#if ALLOC_COUNTING
+START_TEST(test_no_allocation_in_plan) {
+    mb_ensemble_spec spec;
+    mb_ensemble_spec_default(&spec);
+    spec.obs_dim = 5;
+    spec.act_dim = 2;
+    spec.n_hidden = 2;
+    spec.hidden[0] = spec.hidden[1] = 16;
+    mb_ensemble e;
+    char err[160];
+    ck_assert_int_eq(mb_ensemble_init(&e, &spec, 1, err, sizeof err), MB_OK);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics ens = {.ens = &e, .obs_dim = 5, .act_dim = 2, .act_low = lo, .act_high = hi};
+    const mb_known_model *pm = &mb_known_pendulum;
+    mb_dynamics known = {.known = pm, .obs_dim = 3, .act_dim = 1, .act_low = pm->act_low,
+                         .act_high = pm->act_high};
+    mb_reward_spec rw;
+    mb_reward_spec_default(&rw);
+    rw.n_terms = 1;
+    rw.terms[0] = (mb_reward_term){.type = MB_TERM_ACTION_L2, .weight = 0.1f};
+    mb_pool *pool = mb_pool_new(2);
+    const float obs[5] = {0.1f, -0.2f, 0.3f, 0.0f, 1.0f};
+    for (int d = 0; d < 2; d++)
+        for (int m = MB_PLAN_RANDOM; m <= MB_PLAN_ICEM; m++)
+            for (int pr = 0; pr < 4; pr++) {
+                if (d == 1 && pr > 0) break; /* propagation is moot for known dynamics */
+                const mb_dynamics *dyn = d == 0 ? &ens : &known;
+                mb_planner_cfg cfg;
+                mb_planner_cfg_default(&cfg, (mb_plan_method)m);
+                cfg.horizon = 7;
+                cfg.population = 60;
+                cfg.elites = 6;
+                cfg.iterations = 2;
+                cfg.particles = 7; /* not a multiple of 5: padding too */
+                cfg.propagation = (mb_prop)pr;
+                mb_plan_ws *ws = mb_plan_ws_new(&cfg, dyn);
+                ck_assert_ptr_nonnull(ws);
+                mb_plan_state st;
+                ck_assert_int_eq(mb_plan_state_init(&st, &cfg, dyn->act_dim, err, sizeof err), MB_OK);
+                mb_rng rng;
+                mb_rng_seed(&rng, 1);
+                float a[2], plan[7 * 2];
+                mb_plan_info info;
+                for (int call = 0; call < 3; call++) {
+                    mb_pool *p = call == 1 ? pool : NULL;
+                    mb_plan_state_shift(&st, dyn->act_low, dyn->act_high);
+                    long before = atomic_load(&n_allocs);
+                    mb_status s = mb_plan(&cfg, dyn, &rw, obs, &st, &rng, ws, p, a, plan, &info,
+                                          err, sizeof err);
+                    long after = atomic_load(&n_allocs);
+                    ck_assert_msg(s == MB_OK, "%s", err);
+                    ck_assert_msg(after == before, "%s/%s (%s, pool %d): %ld allocations in mb_plan",
+                                  mb_plan_method_name(cfg.method), mb_prop_name(cfg.propagation),
+                                  d == 0 ? "ensemble" : "known", p != NULL, after - before);
+                }
+                mb_plan_state_free(&st);
+                mb_plan_ws_free(ws);
+            }
+    /* The counter works: the workspace itself is allocated. */
+    long before = atomic_load(&n_allocs);
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_CEM);
+    mb_plan_ws *ws = mb_plan_ws_new(&cfg, &known);
+    ck_assert_int_gt(atomic_load(&n_allocs), before);
+    mb_plan_ws_free(ws);
+    mb_pool_free(pool);
+    mb_ensemble_free(&e);
+}
+END_TEST
+#endif
+
+int main(void) {
+    Suite *s = suite_create("planner_alloc");
+    TCase *tc = tcase_create("alloc");
+#if ALLOC_COUNTING
+    tcase_add_test(tc, test_no_allocation_in_plan);
+#endif
+    suite_add_tcase(s, tc);
+    return mb_test_main(s);
+}
