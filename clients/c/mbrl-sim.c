@@ -24,7 +24,7 @@
 #include "sim/sim.h"
 
 typedef struct {
-    const char *task, *url, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *session;
+    const char *task, *url, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *trace;
     int episodes, random_episodes, steps, quiet, replace, delete_after, no_plot;
     long seed;
     double reset_noise, stop_at;
@@ -50,9 +50,10 @@ static const task_defaults defaults[] = {
     {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 0},
     {"cartpole_swingup", 15, 1, 5, 3, 128, 25, 300, 30, 4, 10, 300, 20, 0},
     {"inverted_pendulum", 10, 1, 5, 2, 64, 15, 200, 20, 3, 10, 300, 20, 32},
-    {"halfcheetah", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
-    {"hopper", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
-    {"swimmer", 10, 1, 5, 3, 200, 20, 300, 30, 4, 10, 30, 5, 0},
+    /* reduced: 1000-step episodes at PETS's size would take hours here */
+    {"halfcheetah", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
+    {"hopper", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
+    {"swimmer", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
 };
 
 static void usage(FILE *f) {
@@ -84,7 +85,8 @@ static void usage(FILE *f) {
             "  --iterations N  --particles N  --alpha X  --propagation ts1|ts_inf|expectation|mean\n"
             "output:\n"
             "  --out DIR            where the CSV and picture go (default mbrl-out)\n"
-            "  --csv FILE  --picture FILE (.png or .svg)  --no-plot  --quiet\n",
+            "  --csv FILE  --picture FILE (.png or .svg)  --no-plot  --quiet\n"
+            "  --trace FILE         every step: episode, t, obs, action, reward, terminated\n",
             sim_task_names());
 }
 
@@ -118,7 +120,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
-        O_PROP, O_OUT, O_CSV, O_PIC, O_NOPLOT, O_QUIET, O_HELP
+        O_PROP, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"model", 1, 0, O_MODEL},
@@ -132,7 +134,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP},
-        {"out", 1, 0, O_OUT}, {"csv", 1, 0, O_CSV}, {"picture", 1, 0, O_PIC},
+        {"out", 1, 0, O_OUT}, {"csv", 1, 0, O_CSV}, {"picture", 1, 0, O_PIC}, {"trace", 1, 0, O_TRACE},
         {"no-plot", 0, 0, O_NOPLOT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
@@ -201,6 +203,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_OUT: a->out_dir = optarg; break;
         case O_CSV: a->csv = optarg; break;
         case O_PIC: a->picture = optarg; break;
+        case O_TRACE: a->trace = optarg; break;
         case O_NOPLOT: a->no_plot = 1; break;
         case O_QUIET: a->quiet = 1; break;
         case O_HELP: case 'h': usage(stdout); return 1;
@@ -414,7 +417,7 @@ int main(int argc, char **argv) {
         calloc((size_t)T, 1), calloc((size_t)T, 1)};
     episode_row *rows = calloc((size_t)a.episodes, sizeof *rows);
     mbrl_client *c = NULL;
-    FILE *csv = NULL;
+    FILE *csv = NULL, *trace = NULL;
     int rc = 1;
     if (!eb.obs || !eb.act || !eb.rew || !eb.next || !eb.term || !eb.trunc || !rows) {
         fprintf(stderr, "mbrl-sim: out of memory\n");
@@ -474,6 +477,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     fprintf(csv, "episode,policy,steps,return,terminated,holdout_loss,plan_ms,step_ms,train_s,buffer,version,wall_s\n");
+    if (a.trace && !(trace = fopen(a.trace, "w"))) {
+        fprintf(stderr, "mbrl-sim: cannot write %s: %s\n", a.trace, strerror(errno));
+        goto done;
+    }
 
     if (!a.quiet) {
         const char *url = a.url ? a.url : getenv("MBRLD_URL") ? getenv("MBRLD_URL") : "http://127.0.0.1:8080";
@@ -528,6 +535,12 @@ int main(int argc, char **argv) {
             int tm;
             env->step(env, u, eb.next + (size_t)t * od, &eb.rew[t], &tm);
             term = tm;
+            if (trace) {
+                fprintf(trace, "%d,%d", ep, t);
+                for (int i = 0; i < od; i++) fprintf(trace, ",%.6g", (double)o[i]);
+                for (int i = 0; i < ad; i++) fprintf(trace, ",%.6g", (double)u[i]);
+                fprintf(trace, ",%.6g,%d\n", (double)eb.rew[t], tm);
+            }
             eb.term[t] = (unsigned char)tm;
             eb.trunc[t] = (unsigned char)(!tm && t == T - 1);
             ret += eb.rew[t];
@@ -596,6 +609,7 @@ int main(int argc, char **argv) {
     rc = 0;
 done:
     if (csv) fclose(csv);
+    if (trace) fclose(trace);
     mbrl_client_free(c);
     free(eb.obs);
     free(eb.act);

@@ -1,0 +1,92 @@
+#!/bin/sh
+# test_learning.sh: does the whole stack learn? The MBRL loop (build/mbrl-sim)
+# through a real mbrld, seeds fixed:
+#   - Pendulum-v1: mean return of the last 3 episodes better than -300 within
+#     at most 10 episodes (a random policy scores about -1200);
+#   - InvertedPendulum-v5 (MuJoCo): one episode balancing all 1000 steps
+#     within 10 episodes.
+# Skipped (0 checks, said loudly) when the daemon or mbrl-sim is not built;
+# a failure to learn is a failure. Prints "N passed, N failed" last.
+# Not for: speed figures (docs/RESULTS.md, make bench-learning).
+build=${MBRLD_BUILD:-build}
+bin=${MBRLD_BIN:-$build/mbrld}
+sim=$build/mbrl-sim
+pass=0
+fail=0
+if [ ! -x "$bin" ] || [ ! -x "$sim" ]; then
+    echo "SKIPPED: learning tests need $bin and $sim (make all)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrl-learn.XXXXXX")
+pid=
+finish() {
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
+    rm -rf "$tmp"
+}
+trap finish EXIT
+"$bin" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" --log-level warn 2>"$tmp/mbrld.log" &
+pid=$!
+i=0
+while [ ! -s "$tmp/port" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+url=http://127.0.0.1:$(cat "$tmp/port" 2>/dev/null)
+i=0
+until curl -fsS "$url/healthz" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 300 ]; then
+        echo "FAIL  mbrld did not start; log:"
+        cat "$tmp/mbrld.log"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    sleep 0.1
+done
+
+# run NAME ARGS...: mbrl-sim through the daemon, CSV into $tmp/NAME.csv
+run() {
+    name=$1
+    shift
+    start=$(date +%s)
+    "$sim" --url "$url" --model "$name" --out "$tmp" --csv "$tmp/$name.csv" --no-plot "$@"
+    rc=$?
+    echo "($name: $(($(date +%s) - start)) s, exit $rc)"
+    return $rc
+}
+
+echo "== Pendulum-v1: mean of the last 3 episodes > -300 within 10 episodes"
+if run pendulum --task pendulum --episodes 10 --seed 1 --stop-at -300; then
+    mean=$(awk -F, 'NR > 1 { r[++n] = $4 } END { if (n >= 3) printf "%.1f", (r[n] + r[n-1] + r[n-2]) / 3; else print "nan" }' "$tmp/pendulum.csv")
+    n=$(($(wc -l <"$tmp/pendulum.csv") - 1))
+    if awk -v m="$mean" 'BEGIN { exit !(m > -300) }'; then
+        echo "ok    learning: pendulum mean return of the last 3 episodes $mean after $n episodes"
+        pass=$((pass + 1))
+    else
+        echo "FAIL  learning: pendulum did not learn: mean return of the last 3 episodes $mean after $n episodes"
+        fail=$((fail + 1))
+    fi
+else
+    echo "FAIL  learning: pendulum loop did not run"
+    fail=$((fail + 1))
+fi
+
+echo "== InvertedPendulum-v5: an episode balancing all 1000 steps within 10 episodes"
+if run invpend --task inverted_pendulum --episodes 10 --seed 1 --stop-at 1000 --stop-window 1; then
+    best=$(awk -F, 'NR > 1 && $3 > b { b = $3 } END { print b + 0 }' "$tmp/invpend.csv")
+    first=$(awk -F, 'NR > 1 && $3 == 1000 && $5 == 0 { print $1; exit }' "$tmp/invpend.csv")
+    if [ -n "$first" ]; then
+        echo "ok    learning: inverted pendulum balanced 1000 steps in episode $first"
+        pass=$((pass + 1))
+    else
+        echo "FAIL  learning: inverted pendulum balanced at most $best steps in 10 episodes"
+        fail=$((fail + 1))
+    fi
+else
+    echo "FAIL  learning: inverted pendulum loop did not run"
+    fail=$((fail + 1))
+fi
+
+kill -TERM "$pid"
+wait "$pid"
+pid=
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
