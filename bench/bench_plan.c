@@ -11,9 +11,12 @@
  * one thread and an mb_pool of 2 workers taking (member, row block) tiles
  * plus the planner's row tasks, versus (b) no pool and OpenBLAS on 2
  * threads. The faster one is reported (and named); mbrld plans with (a).
- * Measured while writing this (02:55 UTC, machine shared with 5 builds,
- * noisy): small 0.104 s (a) vs 0.129 s (b) ... see the report for the
- * final figures.
+ * Measured while writing this (02:50-03:00 UTC, load average 5-8 on the 2
+ * cores from other builds and tests, so absolute figures are low): small
+ * 0.175 s (a) vs 0.191 s (b); pets-halfcheetah 6.82 s (a) vs 9.66 s (b).
+ * (a) wins: tiles keep both cores busy without OpenBLAS's own thread
+ * hand-offs per sgemm, and the planner's noise/reward tasks run on the
+ * same workers.
  * Not for: assertions (tests never assert on time). */
 #include <cblas.h>
 #include <stdio.h>
