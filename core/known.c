@@ -44,14 +44,14 @@ static void known__pendulum_step(size_t n, const float *obs, const float *act, f
 /* obs (n, 4) = (x, th, xdot, thdot), act (n, 1), next_obs (n, 4), reward (n) or NULL. */
 static void known__cartpole_step(size_t n, const float *obs, const float *act, float *next_obs,
                                  float *reward) {
-    const double M = 1.0, m = 0.1, l = 0.6, lc = 0.3, g = 9.81;
+    const double M = 10.5, m = 5.0, l = 0.6, lc = 0.3, g = 9.81, gear = 100.0;
     const double J = m * l * l / 3.0;
-    const double h = 0.01;
-    const int substeps = 5;
+    const double h = 0.005;
+    const int substeps = 8;
     for (size_t i = 0; i < n; i++) {
         const float *o = obs + 4 * i;
         double x = o[0], th = o[1], xd = o[2], thd = o[3];
-        double F = known__clip(act[i], -3.0, 3.0);
+        double u = known__clip(act[i], -3.0, 3.0), F = gear * u;
         for (int k = 0; k < substeps; k++) {
             double s = sin(th), c = cos(th);
             double a11 = M + m, a12 = -m * lc * c, a22 = J;
@@ -72,7 +72,7 @@ static void known__cartpole_step(size_t n, const float *obs, const float *act, f
         if (reward) {
             double ex = x - l * sin(th), ey = -l * cos(th);
             double d2 = ex * ex + (ey - l) * (ey - l);
-            reward[i] = (float)(exp(-d2 / (l * l)) - 0.01 * F * F);
+            reward[i] = (float)(exp(-d2 / (l * l)) - 0.01 * u * u);
         }
     }
 }

@@ -9,18 +9,22 @@
  *     simulator that only keeps obs reproduces Gymnasium to float rounding.
  *   cartpole_swingup: the PETS cartpole swing-up, with our own equations of
  *     motion. obs (x, th, xdot, thdot); th = 0 hangs down, th = pi is upright
- *     (th is not wrapped); act (F) in [-3, 3] newtons (clipped).
- *     Cart mass M = 1.0 kg on a frictionless, unbounded track; the pole is a
- *     uniform rod of mass m = 0.1 kg and length l = 0.6 m hinged at the cart
- *     (centre of mass lc = l/2, inertia about the hinge J = m l^2 / 3);
- *     g = 9.81. Lagrange's equations with s = sin th, c = cos th:
+ *     (th is not wrapped); act u in [-3, 3] (clipped), force F = 100 u
+ *     newtons (PETS's motor gear). Masses close to PETS's MuJoCo model
+ *     (density-1000 capsules): cart M = 10.5 kg, pole a uniform rod of
+ *     m = 5.0 kg and length l = 0.6 m hinged at the cart (centre of mass
+ *     lc = l/2, inertia about the hinge J = m l^2 / 3); g = 9.81. Unlike
+ *     PETS: no joint damping and no track limits. With s = sin th,
+ *     c = cos th, Lagrange's equations are
  *       (M + m) xdd - m lc c thdd = F - m lc s thd^2
  *       -m lc c xdd + J thdd      = -m g lc s
- *     solved as a 2x2 system; dt = 0.05 per step, integrated by 5
- *     semi-implicit Euler substeps of 0.01 s (velocities first).
+ *     solved as a 2x2 system; dt = 0.04 per step (PETS: 2 x 0.02), by 8
+ *     semi-implicit Euler substeps of 0.005 s (velocities first).
  *     reward (of the state after the step, as in PETS):
- *       exp(-||ee - (0, l)||^2 / l^2) - 0.01 * F^2,  ee = (x - l s, -l c),
+ *       exp(-||ee - (0, l)||^2 / l^2) - 0.01 * u^2,  ee = (x - l s, -l c),
  *     so 1 upright over the origin, exp(-4) ~ 0.018 hanging at x = 0.
+ *     CEM (H 30, N 300, 4 iterations) on these exact dynamics swings up
+ *     within ~1 s and earns ~176 over 200 steps.
  * Not for: learned models (ensemble.h). */
 #ifndef MB_KNOWN_H
 #define MB_KNOWN_H

@@ -240,6 +240,39 @@ START_TEST(test_pendulum_swing_up) {
 }
 END_TEST
 
+/* The cartpole swing-up over its exact dynamics, from hanging at rest:
+ * PETS reaches ~180 of 200 with a learned model; the yardstick with the
+ * true model must be at least 150 and end upright. */
+START_TEST(test_cartpole_swing_up) {
+    const mb_known_model *cm = &mb_known_cartpole_swingup;
+    mb_dynamics dyn = {.known = cm, .obs_dim = 4, .act_dim = 1,
+                       .act_low = cm->act_low, .act_high = cm->act_high};
+    int san = mb_test_sanitized();
+    mb_planner_cfg cfg = cfg_for(MB_PLAN_CEM, 25, san ? 120 : 200, san ? 12 : 20, 3);
+    mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+    mb_plan_state state;
+    char err[160];
+    ck_assert_int_eq(mb_plan_state_init(&state, &cfg, 1, err, sizeof err), MB_OK);
+    mb_rng rng;
+    mb_rng_seed(&rng, 2);
+    float obs[4] = {0, 0, 0, 0}, next[4], a, r;
+    double ret = 0.0;
+    for (int t = 0; t < 200; t++) {
+        mb_plan_state_shift(&state, cm->act_low, cm->act_high);
+        ck_assert_int_eq(mb_plan(&cfg, &dyn, NULL, obs, &state, &rng, ws, NULL, &a, NULL, NULL, err,
+                                 sizeof err), MB_OK);
+        cm->step(1, obs, &a, next, &r);
+        ret += r;
+        memcpy(obs, next, sizeof obs);
+    }
+    fprintf(stderr, "cartpole swing-up: return %.1f over 200 steps, final th %.3f\n", ret, obs[1]);
+    ck_assert_msg(ret > 150.0, "return %g", ret);
+    ck_assert_msg(cos(obs[1]) < -0.95, "not upright at the end: th = %g", obs[1]);
+    mb_plan_state_free(&state);
+    mb_plan_ws_free(ws);
+}
+END_TEST
+
 /* s' = s + a (3 dims), reward = sum s: every planner wants the upper bound. */
 static void push_step(size_t n, const float *obs, const float *act, float *next, float *reward) {
     for (size_t i = 0; i < n * 3; i++) next[i] = obs[i] + act[i];
@@ -513,6 +546,7 @@ int main(void) {
     tcase_add_test(tc, test_mppi_icem_near_lqr);
     tcase_add_test(tc, test_cem_beats_random_equal_evals);
     tcase_add_test(tc, test_pendulum_swing_up);
+    tcase_add_test(tc, test_cartpole_swing_up);
     tcase_add_test(tc, test_bounds_respected);
     tcase_add_test(tc, test_warm_start_shift);
     tcase_add_test(tc, test_same_seed_same_plan);
