@@ -13,6 +13,8 @@ typedef struct srv_app srv_app;
 int http_start(srv_app *app, char *err, size_t err_sz);
 /* Stops accepting new connections (in-flight requests continue). */
 void http_quiesce(srv_app *app);
+/* Open connections (0 if not running). */
+unsigned http_connections(srv_app *app);
 /* Stops the daemon (joins its threads, closes connections). */
 void http_stop(srv_app *app);
 

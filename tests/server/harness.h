@@ -40,13 +40,14 @@ static inline int mbd_start(mbd *d, const char *const *extra) {
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "/tmp/mbrld-test-XXXXXX");
     if (!mkdtemp(d->dir)) return -1;
-    char port_file[200];
+    char port_file[200], data_dir[200];
     snprintf(port_file, sizeof port_file, "%s/port", d->dir);
+    snprintf(data_dir, sizeof data_dir, "%s/data", d->dir);
     snprintf(d->log, sizeof d->log, "%s/log", d->dir);
     const char *bin = getenv("MBRLD_BIN") ? getenv("MBRLD_BIN") : "build/mbrld";
     const char *argv[64] = {bin, "--listen", "127.0.0.1:0", "--port-file", port_file,
-                            "--log-level", "warn", "--threads", "8"};
-    int argc = 9;
+                            "--log-level", "warn", "--threads", "8", "--data-dir", data_dir};
+    int argc = 11;
     for (int i = 0; extra && extra[i] && argc < 62; i++) argv[argc++] = extra[i];
     argv[argc] = NULL;
     pid_t parent = getpid();
