@@ -134,6 +134,21 @@ static inline float plan_normal(plan_gen *g, const mb_plan_ws *ws) {
     return plan_normal_slow(g, ws, i, u);
 }
 
+/* Bulk normals for the rollouts: 8 interleaved xoshiro256** streams and
+ * Box-Muller with polynomial log/sin/cos (|error| < 1e-6), in AVX2 when the
+ * build has it (the container's x86-64-v3 does), else the ziggurat above.
+ * The rollouts need ~19 normals per row per step; this is 4-5x faster than
+ * one ziggurat draw at a time. */
+typedef struct {
+    uint64_t s[4][8]; /* s[word][lane] */
+    plan_gen scalar;  /* fallback path */
+} plan_vgen;
+#define PLAN_NOISE_CHUNK 256 /* plan_fill_normal's n must be a multiple of 16 */
+void plan_vgen_init(plan_vgen *g, uint64_t seed, uint64_t stream);
+/* out (n): N(0, 1) draws; n a multiple of 16. ws supplies the ziggurat
+ * tables for the fallback. */
+void plan_fill_normal(plan_vgen *g, const mb_plan_ws *ws, float *out, size_t n);
+
 /* iCEM coloured noise (planner.c): the basis for exponent beta (cached in
  * ws), and one unit-variance sequence out (horizon). ws made for iCEM. */
 void plan_cn_table(mb_plan_ws *ws, float beta);

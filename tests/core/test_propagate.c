@@ -83,6 +83,61 @@ START_TEST(test_normal_moments) {
 }
 END_TEST
 
+/* The rollouts' bulk normals (AVX2 Box-Muller, or the ziggurat): moments,
+ * tails, lane/stream independence and determinism. */
+START_TEST(test_bulk_normal_moments) {
+    mb_plan_ws *ws = ws_for(MB_PLAN_CEM, 5);
+    plan_vgen g;
+    plan_vgen_init(&g, 4242, 3);
+    const long n = mb_test_sanitized() ? 409600 : 4096000;
+    float buf[PLAN_NOISE_CHUNK];
+    double m1 = 0, m2 = 0, m3 = 0, m4 = 0, lag = 0, prev = 0;
+    long tail2 = 0, tail3 = 0, tail4 = 0;
+    for (long i = 0; i < n; i += PLAN_NOISE_CHUNK) {
+        plan_fill_normal(&g, ws, buf, PLAN_NOISE_CHUNK);
+        for (int j = 0; j < PLAN_NOISE_CHUNK; j++) {
+            double z = buf[j];
+            ck_assert(isfinite(z));
+            m1 += z;
+            m2 += z * z;
+            m3 += z * z * z;
+            m4 += z * z * z * z;
+            lag += z * prev;
+            prev = z;
+            tail2 += fabs(z) > 2.0;
+            tail3 += fabs(z) > 3.0;
+            tail4 += fabs(z) > 4.0;
+        }
+    }
+    m1 /= n; m2 /= n; m3 /= n; m4 /= n; lag /= n;
+    double se = 1.0 / sqrt((double)n);
+    MB_ASSERT_CLOSE("bulk normal mean", m1, 0.0, 5 * se);
+    MB_ASSERT_CLOSE("bulk normal variance", m2, 1.0, 5 * sqrt(2.0) * se);
+    MB_ASSERT_CLOSE("bulk normal third moment", m3, 0.0, 5 * sqrt(15.0) * se);
+    MB_ASSERT_CLOSE("bulk normal fourth moment", m4, 3.0, 5 * sqrt(96.0) * se);
+    MB_ASSERT_CLOSE("bulk normal lag-1 correlation (pairs, lanes)", lag, 0.0, 5 * se);
+    double p2 = 0.0455003, p3 = 0.0026998, p4 = 6.334e-5;
+    MB_ASSERT_CLOSE("bulk P(|z| > 2)", (double)tail2 / n, p2, 5 * sqrt(p2 / n));
+    MB_ASSERT_CLOSE("bulk P(|z| > 3)", (double)tail3 / n, p3, 5 * sqrt(p3 / n));
+    MB_ASSERT_CLOSE("bulk P(|z| > 4)", (double)tail4 / n, p4, 5 * sqrt(p4 / n) + 1e-6);
+    /* Same seed and stream: same numbers; another stream: others. */
+    plan_vgen a, b, c;
+    plan_vgen_init(&a, 1, 2);
+    plan_vgen_init(&b, 1, 2);
+    plan_vgen_init(&c, 1, 3);
+    float xa[64], xb[64], xc[64];
+    plan_fill_normal(&a, ws, xa, 64);
+    plan_fill_normal(&b, ws, xb, 64);
+    plan_fill_normal(&c, ws, xc, 64);
+    ck_assert(!memcmp(xa, xb, sizeof xa));
+    ck_assert(memcmp(xa, xc, sizeof xa));
+    /* Consecutive fills continue the streams (no repeats). */
+    plan_fill_normal(&a, ws, xb, 64);
+    ck_assert(memcmp(xa, xb, sizeof xa));
+    mb_plan_ws_free(ws);
+}
+END_TEST
+
 /* Closed form of the noise's autocorrelation at lag d (see plan_cn_table). */
 static double cn_rho(int H, double beta, int d) {
     double num = 0, den = 0;
@@ -137,6 +192,7 @@ int main(void) {
     TCase *tc = tcase_create("random");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_normal_moments);
+    tcase_add_test(tc, test_bulk_normal_moments);
     tcase_add_test(tc, test_coloured_noise);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
