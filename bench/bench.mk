@@ -2,5 +2,6 @@
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 PROGS += $(BUILD)/mbrld-bench
-$(BUILD)/mbrld-bench: $(BENCH_OBJ) $(BUILD)/libmbcore.a
-	$(CC) $(CFLAGS) $(BENCH_OBJ) -o $@ $(LDFLAGS) $(BUILD)/libmbcore.a $(LIBS_CORE)
+# bench_serve runs the daemon in-process: the server lib, MHD, cJSON, libcurl
+$(BUILD)/mbrld-bench: $(BENCH_OBJ) $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a
+	$(CC) $(CFLAGS) $(BENCH_OBJ) -o $@ $(LDFLAGS) $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)

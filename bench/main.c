@@ -9,6 +9,7 @@
 int bench_ensemble(int argc, char **argv);
 int bench_durability(int argc, char **argv);
 int bench_plan(int argc, char **argv);
+int bench_serve(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -18,6 +19,7 @@ static const struct {
     {"ensemble", bench_ensemble, "FMA peak, sgemm, ensemble forward and training throughput"},
     {"plan", bench_plan, "CEM planning latency per preset (--preset NAME), GFLOP/s, vs PyTorch"},
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
+    {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/64 clients"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])
 

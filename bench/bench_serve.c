@@ -1,0 +1,271 @@
+/* bench_serve.c: `mbrld-bench serve [--acts N] [--seconds S]`: what HTTP
+ * adds to an act, and act throughput under concurrent clients.
+ *
+ * Starts the daemon in this process (libmbserver.a: app_init + app_start on
+ * 127.0.0.1, a free port, memory only), creates a model with DESIGN.md's
+ * `small` preset (obs 18, act 6, 5 x (2 x 64 SiLU), CEM H 15, N 200,
+ * elites 20, 3 iterations, P 20, TS-inf), posts 2,000 random transitions and
+ * trains 2 epochs. Then:
+ *  - latency: N sequential acts over one keep-alive connection; per act the
+ *    client's wall time minus the plan time the daemon reports (plan_ms) is
+ *    the HTTP + JSON overhead (p50, p99), and the same plan is timed
+ *    in-process (mb_plan on the model's published version, same workspace
+ *    kind and pool) for comparison;
+ *  - throughput: 1, 8 and 64 clients (threads, one keep-alive connection
+ *    each) acting for S seconds each; acts/s answered.
+ * Human table first, then one JSON line per result.
+ * Not for: assertions (tests never assert on time). */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "bench.h"
+#include "log.h"
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} serve_buf;
+
+static size_t serve__write(char *p, size_t sz, size_t n, void *ud) {
+    serve_buf *b = ud;
+    size_t k = sz * n;
+    if (b->len + k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + k + 1) cap *= 2;
+        char *q = realloc(b->buf, cap);
+        if (!q) return 0;
+        b->buf = q;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, p, k);
+    b->len += k;
+    b->buf[b->len] = 0;
+    return k;
+}
+
+/* One request on a reused handle; returns the HTTP status (0 on failure). */
+static long serve__post(CURL *c, const char *url, const char *body, serve_buf *out) {
+    out->len = 0;
+    if (out->buf) out->buf[0] = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, serve__write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    long st = 0;
+    if (curl_easy_perform(c) != CURLE_OK) return 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    return st;
+}
+
+static CURL *serve__handle(struct curl_slist *hdr) {
+    CURL *c = curl_easy_init();
+    if (!c) return NULL;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    return c;
+}
+
+static int serve__cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double serve__pct(double *x, int n, double q) {
+    qsort(x, (size_t)n, sizeof *x, serve__cmp);
+    int i = (int)(q * (n - 1) + 0.5);
+    return x[i < n ? i : n - 1];
+}
+
+typedef struct {
+    const char *url, *body;
+    struct curl_slist *hdr;
+    double until;
+    long acts, errors;
+} serve_client;
+
+static void *serve__client(void *p) {
+    serve_client *c = p;
+    CURL *h = serve__handle(c->hdr);
+    serve_buf b = {0};
+    while (h && bench_now() < c->until) {
+        if (serve__post(h, c->url, c->body, &b) == 200) c->acts++;
+        else c->errors++;
+    }
+    free(b.buf);
+    if (h) curl_easy_cleanup(h);
+    return NULL;
+}
+
+int bench_serve(int argc, char **argv) {
+    int n_acts = 200;
+    double seconds = 3.0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--acts") && i + 1 < argc) n_acts = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+        else {
+            printf("usage: mbrld-bench serve [--acts N (200)] [--seconds S per client count (3)]\n");
+            return strcmp(argv[i], "--help") ? 1 : 0;
+        }
+    }
+    if (n_acts < 10) n_acts = 10;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    srv_log_set_level(SRV_LOG_WARN);
+    static srv_app app;
+    srv_config cfg;
+    srv_config_default(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
+    cfg.data_dir[0] = '\0'; /* memory only: this measures HTTP, not the disk */
+    cfg.threads = 16;
+    snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
+    char err[512];
+    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
+        fprintf(stderr, "serve: cannot start the daemon: %s\n", err);
+        return 1;
+    }
+    char base[64], url[160];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", app.port);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Expect:");
+    CURL *c = serve__handle(hdr);
+    serve_buf b = {0};
+    int rc = 1;
+    double *lat = malloc(sizeof(double) * n_acts), *ovh = malloc(sizeof(double) * n_acts);
+    double *inproc = malloc(sizeof(double) * n_acts);
+    char *rows = malloc(2000 * 400 + 128);
+
+    snprintf(url, sizeof url, "%s/v1/models", base);
+    const char *create =
+        "{\"name\": \"bench\", \"obs_dim\": 18, \"act_dim\": 6, \"act_low\": [-1,-1,-1,-1,-1,-1], "
+        "\"act_high\": [1,1,1,1,1,1], \"ensemble\": {\"members\": 5, \"hidden\": [64, 64], "
+        "\"activation\": \"silu\", \"learn_reward\": true}, \"planner\": {\"method\": \"cem\", "
+        "\"horizon\": 15, \"population\": 200, \"elites\": 20, \"iterations\": 3, \"particles\": 20, "
+        "\"propagation\": \"ts_inf\"}, \"seed\": 1}";
+    if (!c || !lat || !ovh || !inproc || !rows || serve__post(c, url, create, &b) != 201) {
+        fprintf(stderr, "serve: cannot create the model: %s\n", b.buf ? b.buf : "");
+        goto out;
+    }
+    mb_rng rng;
+    mb_rng_seed(&rng, 3);
+    size_t len = (size_t)sprintf(rows, "{\"transitions\": [");
+    for (int i = 0; i < 2000; i++) {
+        len += (size_t)sprintf(rows + len, "%s{\"obs\": [", i ? "," : "");
+        for (int k = 0; k < 18; k++) len += (size_t)sprintf(rows + len, "%s%.3f", k ? "," : "", mb_rng_normal(&rng));
+        len += (size_t)sprintf(rows + len, "], \"action\": [");
+        for (int k = 0; k < 6; k++) len += (size_t)sprintf(rows + len, "%s%.3f", k ? "," : "", mb_rng_uniform(&rng) * 2 - 1);
+        len += (size_t)sprintf(rows + len, "], \"reward\": %.3f, \"next_obs\": [", mb_rng_normal(&rng));
+        for (int k = 0; k < 18; k++) len += (size_t)sprintf(rows + len, "%s%.3f", k ? "," : "", mb_rng_normal(&rng));
+        len += (size_t)sprintf(rows + len, "]}");
+    }
+    sprintf(rows + len, "]}");
+    snprintf(url, sizeof url, "%s/v1/models/bench/transitions", base);
+    if (serve__post(c, url, rows, &b) != 201) {
+        fprintf(stderr, "serve: cannot post transitions: %s\n", b.buf ? b.buf : "");
+        goto out;
+    }
+    snprintf(url, sizeof url, "%s/v1/models/bench/train", base);
+    if (serve__post(c, url, "{\"max_epochs\": 2, \"wait\": true}", &b) != 200) {
+        fprintf(stderr, "serve: cannot train: %s\n", b.buf ? b.buf : "");
+        goto out;
+    }
+
+    /* latency over HTTP, one keep-alive connection */
+    const char *act = "{\"obs\": [0.1,-0.2,0.3,0.0,0.5,-0.1,0.2,0.1,0.0,-0.3,0.4,0.1,0.0,0.2,-0.2,0.1,0.3,-0.1]}";
+    snprintf(url, sizeof url, "%s/v1/models/bench/act", base);
+    for (int i = -3; i < n_acts; i++) { /* 3 warm-up calls */
+        double t0 = bench_now();
+        if (serve__post(c, url, act, &b) != 200) {
+            fprintf(stderr, "serve: act failed: %s\n", b.buf ? b.buf : "");
+            goto out;
+        }
+        double dt = bench_now() - t0;
+        const char *pm = strstr(b.buf, "\"plan_ms\":");
+        double plan_ms = pm ? atof(pm + 10) : 0;
+        if (i >= 0) lat[i] = dt * 1e3, ovh[i] = dt * 1e3 - plan_ms;
+    }
+
+    /* the same plan in-process: the published version, the daemon's pool */
+    srv_model *m = registry_get(&app.reg, "bench");
+    srv_version *v = model_version_get(m);
+    mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = 18, .act_dim = 6,
+                       .act_low = m->spec.act_low, .act_high = m->spec.act_high};
+    mb_plan_ws *ws = mb_plan_ws_new(&m->spec.planner, &dyn);
+    float obs[18] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.1f, 0.0f, -0.3f, 0.4f, 0.1f, 0.0f, 0.2f, -0.2f, 0.1f, 0.3f, -0.1f};
+    float action[6];
+    for (int i = -3; i < n_acts; i++) {
+        mb_plan_info info;
+        pthread_mutex_lock(&app.plan_pool_lock);
+        double t0 = bench_now();
+        mb_plan(&m->spec.planner, &dyn, &m->spec.reward, obs, NULL, &rng, ws, app.plan_pool, action,
+                NULL, &info, err, sizeof err);
+        double dt = bench_now() - t0;
+        pthread_mutex_unlock(&app.plan_pool_lock);
+        if (i >= 0) inproc[i] = dt * 1e3;
+    }
+    mb_plan_ws_free(ws);
+    model_version_put(v);
+    model_put(m);
+
+    double lat50 = serve__pct(lat, n_acts, 0.5), lat99 = serve__pct(lat, n_acts, 0.99);
+    double ovh50 = serve__pct(ovh, n_acts, 0.5), ovh99 = serve__pct(ovh, n_acts, 0.99);
+    double in50 = serve__pct(inproc, n_acts, 0.5), in99 = serve__pct(inproc, n_acts, 0.99);
+    printf("act latency, preset small, %d sequential acts on one keep-alive connection\n", n_acts);
+    printf("  %-34s %10s %10s\n", "", "p50 ms", "p99 ms");
+    printf("  %-34s %10.3f %10.3f\n", "HTTP act (client wall time)", lat50, lat99);
+    printf("  %-34s %10.3f %10.3f\n", "same plan in-process (mb_plan)", in50, in99);
+    printf("  %-34s %10.3f %10.3f\n", "HTTP + JSON overhead (wall-plan)", ovh50, ovh99);
+
+    /* throughput with 1, 8, 64 clients */
+    int counts[3] = {1, 8, 64};
+    double tput[3];
+    long errors[3];
+    printf("\nact throughput, preset small, %.1f s per client count\n", seconds);
+    printf("  %-10s %12s %10s\n", "clients", "acts/s", "errors");
+    for (int k = 0; k < 3; k++) {
+        int n = counts[k];
+        serve_client *cl = calloc((size_t)n, sizeof *cl);
+        pthread_t *th = calloc((size_t)n, sizeof *th);
+        double t0 = bench_now(), until = t0 + seconds;
+        for (int i = 0; i < n; i++) {
+            cl[i] = (serve_client){.url = url, .body = act, .hdr = hdr, .until = until};
+            pthread_create(&th[i], NULL, serve__client, &cl[i]);
+        }
+        long acts = 0;
+        errors[k] = 0;
+        for (int i = 0; i < n; i++) {
+            pthread_join(th[i], NULL);
+            acts += cl[i].acts;
+            errors[k] += cl[i].errors;
+        }
+        tput[k] = acts / (bench_now() - t0);
+        printf("  %-10d %12.1f %10ld\n", n, tput[k], errors[k]);
+        free(cl);
+        free(th);
+    }
+    printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_latency\", \"acts\": %d, "
+           "\"http_p50_ms\": %.3f, \"http_p99_ms\": %.3f, \"inprocess_p50_ms\": %.3f, "
+           "\"inprocess_p99_ms\": %.3f, \"overhead_p50_ms\": %.3f, \"overhead_p99_ms\": %.3f}\n",
+           n_acts, lat50, lat99, in50, in99, ovh50, ovh99);
+    for (int k = 0; k < 3; k++)
+        printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_throughput\", "
+               "\"clients\": %d, \"seconds\": %.1f, \"acts_per_s\": %.2f, \"errors\": %ld}\n",
+               counts[k], seconds, tput[k], errors[k]);
+    rc = 0;
+out:
+    free(b.buf);
+    free(lat), free(ovh), free(inproc), free(rows);
+    if (c) curl_easy_cleanup(c);
+    curl_slist_free_all(hdr);
+    app_shutdown(&app);
+    app_free(&app);
+    curl_global_cleanup();
+    return rc;
+}
