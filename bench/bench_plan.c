@@ -16,7 +16,10 @@
  * 0.175 s (a) vs 0.191 s (b); pets-halfcheetah 6.82 s (a) vs 9.66 s (b).
  * (a) wins: tiles keep both cores busy without OpenBLAS's own thread
  * hand-offs per sgemm, and the planner's noise/reward tasks run on the
- * same workers.
+ * same workers. Since the forward moved to mbrld's own AVX-512 gemm
+ * (core/gemm.c), (b) leaves the forward on one core on such machines, so
+ * it is now the "one worker" baseline there; it still measures OpenBLAS's
+ * threads where the forward falls back to cblas_sgemm.
  * Not for: assertions (tests never assert on time). */
 #include <cblas.h>
 #include <stdio.h>
