@@ -4,6 +4,7 @@
  * combination and determinism.
  * Not for: whether the model learns the right thing (test_learning.c). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,32 @@
 #include "trainer.h"
 
 enum { OD = 2, AD = 1 };
+
+/* Allocation counting for test_epoch_loop_allocates_nothing: this binary
+ * interposes malloc/calloc/realloc (forwarding to glibc's __libc_* entry
+ * points; the other tests only pay an atomic add). Sanitizer builds keep
+ * their own allocator, so there that test is left out. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ALLOC_COUNTING 0
+#else
+#define ALLOC_COUNTING 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+static atomic_long n_allocs;
+void *malloc(size_t n) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    atomic_fetch_add(&n_allocs, 1);
+    return __libc_realloc(p, n);
+}
+#endif
 
 /* s' = s + 0.1 * (-s1 + a, s0 - 0.5 s1^2) + noise 0.02; reward = -|s|^2.
  * Inputs drawn uniformly in [-1, 1]^3; n rows appended to b. */
@@ -612,6 +639,56 @@ START_TEST(test_no_holdout_and_warm_restart) {
 }
 END_TEST
 
+#if ALLOC_COUNTING
+/* Allocations seen at each epoch's callback. */
+typedef struct {
+    long at[8];
+    int n;
+} alloc_trace;
+
+static int count_allocs(void *ctx, int epoch, int members, const float *train_loss,
+                        const float *holdout_loss) {
+    (void)epoch; (void)members; (void)train_loss; (void)holdout_loss;
+    alloc_trace *a = ctx;
+    if (a->n < 8) a->at[a->n++] = atomic_load(&n_allocs);
+    return 0;
+}
+
+/* Everything between the end of epoch 1 and the end of epoch 4 (shuffles,
+ * gathers, loss_grad, Adam, holdout scoring, the pool runs) allocates
+ * nothing, serially and with a 2-thread pool. */
+START_TEST(test_epoch_loop_allocates_nothing) {
+    mb_buffer b;
+    ck_assert_int_eq(mb_buffer_init(&b, OD, AD, 1000, 0.2f, 3, NULL, 0), MB_OK);
+    fill_buffer(&b, 500, 15);
+    mb_pool *pool = mb_pool_new(2);
+    ck_assert_ptr_nonnull(pool);
+    for (int k = 0; k < 2; k++) {
+        mb_ensemble e;
+        make_ensemble(&e, 5, 1, 8);
+        mb_adam opt;
+        memset(&opt, 0, sizeof opt);
+        mb_train_cfg cfg;
+        small_cfg(&cfg);
+        cfg.max_epochs = 4;
+        cfg.patience = 0;
+        alloc_trace a = {.n = 0};
+        char err[256];
+        mb_train_result res;
+        ck_assert_msg(mb_train(&e, &opt, &b, &cfg, k ? pool : NULL, count_allocs, &a, &res, err,
+                               sizeof err) == MB_OK, "%s", err);
+        ck_assert_int_eq(a.n, 4);
+        ck_assert_msg(a.at[3] == a.at[0], "%ld allocations in epochs 2-4 (pool %d)",
+                      a.at[3] - a.at[0], k);
+        mb_adam_free(&opt);
+        mb_ensemble_free(&e);
+    }
+    mb_pool_free(pool);
+    mb_buffer_free(&b);
+}
+END_TEST
+#endif
+
 static Suite *trainer_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("core");
@@ -626,6 +703,9 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, test_full_batch_gradient_matches_direct);
     tcase_add_test(tc, test_nonfinite_data_and_divergence);
     tcase_add_test(tc, test_no_holdout_and_warm_restart);
+#if ALLOC_COUNTING
+    tcase_add_test(tc, test_epoch_loop_allocates_nothing);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }
