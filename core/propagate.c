@@ -340,7 +340,7 @@ static int prop__slot(size_t q, int k, size_t n) { return (int)((q % (size_t)k) 
 void plan_evaluate(plan_run *run, int n_cand) {
     mb_plan_ws *ws = run->ws;
     const mb_planner_cfg *cfg = run->cfg;
-    int P = ws->P, H = ws->horizon, O = ws->obs_dim;
+    int P = ws->P, H = ws->horizon;
     size_t rows = (size_t)n_cand * P;
     int ts = ws->prop == MB_PROP_TS1 || ws->prop == MB_PROP_TS_INF;
     int k = run->k;
@@ -403,7 +403,6 @@ void plan_evaluate(plan_run *run, int n_cand) {
         }
         st.disc *= run->rw->discount;
     }
-    (void)O;
     for (int c = 0; c < n_cand; c++) {
         double m = 0.0, q = 0.0;
         for (int p = 0; p < P; p++) m += ws->ret[(size_t)c * P + p];
