@@ -100,7 +100,9 @@ tests-bin: $(TEST_BINS) $(PROGS)
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
-	@BUILD=$(BUILD) sh tests/run.sh $(BUILD) $(BUILD)/asan
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan SAN=tsan OPT=-O1 $(BUILD)/tsan/mbrld \
+		$(TESTS_SERVER:$(BUILD)/tests/%=$(BUILD)/tsan/tests/%)
+	@BUILD=$(BUILD) sh tests/run.sh $(BUILD) $(BUILD)/asan $(BUILD)/tsan
 
 # Quick loop while developing: plain build only, no sanitizers.
 test-fast: all

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: runs every test suite and prints one closing line
 #   N passed, N failed
-# Usage: tests/run.sh BUILD [SANITIZER_BUILD]
+# Usage: tests/run.sh BUILD [SANITIZER_BUILD [TSAN_BUILD]]
 # C suites (Check) are read from their "Checks: N, Failures: F, Errors: E"
 # line; script suites (tests/*/test_*.sh) print their own "N passed, N failed"
 # line. A suite that crashes or prints no summary counts as one failure.
@@ -9,6 +9,7 @@
 # MBRLD_SANITIZER=1 so slow tests can shrink their workloads.
 build=${1:-build}
 san=$2
+tsan=$3 # server suites (+ daemon) built with ThreadSanitizer
 passed=0
 failed=0
 log_dir=$build/test-logs
@@ -38,7 +39,7 @@ count() { # name log rc
         printf '  ok    %-40s %4d checks\n' "$1" "$p"
     else
         printf '  FAIL  %-40s %4d passed, %d failed (log: %s)\n' "$1" "$p" "$bad" "$2"
-        grep -E ':[EF]:|FAIL|ERROR|Assertion|runtime error|AddressSanitizer|LeakSanitizer' "$2" | head -n 20 | sed 's/^/        /'
+        grep -E ':[EF]:|FAIL|ERROR|Assertion|runtime error|AddressSanitizer|LeakSanitizer|ThreadSanitizer' "$2" | head -n 20 | sed 's/^/        /'
     fi
 }
 
@@ -72,6 +73,10 @@ if [ -n "$san" ]; then
     MBRLD_SANITIZER=1 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         run_c_suites "$san" " [asan]"
+fi
+if [ -n "$tsan" ]; then
+    echo "== server suites under ThreadSanitizer ($tsan)"
+    MBRLD_SANITIZER=1 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0} run_c_suites "$tsan" " [tsan]"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

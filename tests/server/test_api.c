@@ -4,17 +4,12 @@
 #include "check_util.h"
 #include "harness.h"
 
-static mbd D; /* one daemon for the suite, started in the runner process */
+static mbd D; /* a fresh daemon per test (checked fixture, in the test's process) */
 
-static void suite_setup(void) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    ck_assert_msg(mbd_start(&D, NULL) == 0, "mbrld did not start");
-}
+static void test_setup(void) { ck_assert_msg(mbd_start(&D, NULL) == 0, "mbrld did not start"); }
 
-static void suite_teardown(void) {
-    int rc = mbd_stop(&D);
-    if (rc != 0) fprintf(stderr, "mbrld exited with %d\n", rc);
-}
+/* a clean exit: 0, so also no sanitizer report (ASan leaks, TSan races) */
+static void test_teardown(void) { ck_assert_int_eq(mbd_stop(&D), 0); }
 
 /* Trains `name` with a tiny job, waiting for it; returns the version. */
 static double train_wait(const char *name) {
@@ -464,9 +459,10 @@ START_TEST(test_limits) {
 END_TEST
 
 int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("api");
-    tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+    tcase_add_checked_fixture(tc, test_setup, test_teardown);
     tcase_set_timeout(tc, mb_test_sanitized() ? 300 : 60);
     tcase_add_test(tc, test_health_metrics_openapi);
     tcase_add_test(tc, test_models_crud);
