@@ -458,6 +458,119 @@ START_TEST(test_limits) {
 }
 END_TEST
 
+
+/* auto_train: every N new transitions a job starts by itself (MBRL 1.5) */
+START_TEST(test_auto_train) {
+    mbr r;
+    ck_assert_int_eq(mbd_create_small(&D, "auto", "\"auto_train\": {\"every\": 50, \"max_epochs\": 2}"), 201);
+    ck_assert_int_eq(mbd_post_rows(&D, "auto", 30, 0, NULL, 0, NULL), 201);
+    ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/auto", NULL), 200);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "jobs")), 0); /* not yet */
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_post_rows(&D, "auto", 30, 30, NULL, 0, NULL), 201);
+    int version = 0;
+    for (int i = 0; i < 3000 && version < 1; i++) {
+        ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/auto", NULL), 200);
+        version = (int)mbr_num(&r, "version");
+        if (version < 1) mbr_free(&r), mbd_sleep_ms(10);
+    }
+    ck_assert_int_eq(version, 1);
+    const cJSON *jobs = cJSON_GetObjectItem(r.json, "jobs");
+    ck_assert_int_eq(cJSON_GetArraySize(jobs), 1);
+    char loc[96];
+    snprintf(loc, sizeof loc, "/v1/models/auto/jobs/%s", cJSON_GetArrayItem(jobs, 0)->valuestring);
+    mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &D, "GET", loc, NULL), 200);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "auto")));
+    ck_assert_int_eq((int)mbr_num(&r, "max_epochs"), 2);
+    mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/auto/act", "{\"obs\": [0, 0, 0]}"), 200);
+    ck_assert_str_eq(mbr_str(&r, "source"), "planner");
+    mbr_free(&r);
+}
+END_TEST
+
+/* Deleting a model cancels its job; the model and its jobs are gone */
+START_TEST(test_delete_while_training) {
+    mbr r;
+    ck_assert_int_eq(mbd_create_small(&D, "gone", NULL), 201);
+    ck_assert_int_eq(mbd_post_rows(&D, "gone", 300, 0, NULL, 0, NULL), 201);
+    ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/gone/train", "{\"max_epochs\": 100000, \"patience\": 0}"), 202);
+    char loc[96];
+    snprintf(loc, sizeof loc, "/v1/models/gone/jobs/%s", mbr_str(&r, "job"));
+    mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &D, "DELETE", "/v1/models/gone", NULL), 200);
+    mbr_free(&r);
+    mbr_call(&r, &D, "GET", loc, NULL);
+    MBR_EXPECT_ERROR(&r, 404, "not_found", "");
+    mbr_free(&r);
+    mbr_call(&r, &D, "POST", "/v1/models/gone/transitions",
+             "{\"transitions\": [{\"obs\": [0,0,0], \"action\": [0], \"reward\": 0, \"next_obs\": [0,0,0]}]}");
+    MBR_EXPECT_ERROR(&r, 404, "not_found", "");
+    mbr_free(&r);
+    /* the name is free again */
+    ck_assert_int_eq(mbd_create_small(&D, "gone", NULL), 201);
+}
+END_TEST
+
+/* Sessions expire after --session-timeout idle seconds */
+START_TEST(test_session_expiry) {
+    mbd d;
+    const char *args[] = {"--session-timeout", "1", NULL};
+    ck_assert_int_eq(mbd_start(&d, args), 0);
+    ck_assert_int_eq(mbd_create_small(&d, "exp", NULL), 201);
+    ck_assert_int_eq(mbd_post_rows(&d, "exp", 100, 0, NULL, 0, NULL), 201);
+    mbr r;
+    ck_assert_int_eq(mbr_call(&r, &d, "POST", "/v1/models/exp/train", "{\"max_epochs\": 1, \"wait\": true}"), 200);
+    mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &d, "POST", "/v1/models/exp/act", "{\"obs\": [0, 0, 0], \"session\": \"a\"}"), 200);
+    mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/exp", NULL), 200);
+    ck_assert_int_eq((int)mbr_num(&r, "sessions"), 1);
+    mbr_free(&r);
+    mbd_sleep_ms(2200);
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/exp", NULL), 200);
+    ck_assert_int_eq((int)mbr_num(&r, "sessions"), 0);
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_stop(&d), 0);
+}
+END_TEST
+
+/* Start-up refuses what it cannot honour, with a message and exit status */
+START_TEST(test_startup_errors) {
+    const char *bin = getenv("MBRLD_BIN") ? getenv("MBRLD_BIN") : "build/mbrld";
+    struct {
+        const char *args, *needle;
+    } cases[] = {
+        {"--threads 0", "outside"},
+        {"--listen nonsense", "host:port"},
+        {"--tls-cert /nonexistent.pem --tls-key /nonexistent.key", "nonexistent"},
+        {"--tokens /nonexistent-tokens", "nonexistent"},
+        {"--bogus 1", "unknown option"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s --listen 127.0.0.1:0 --data-dir '' %s 2>&1", bin, cases[i].args);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        char out[2048] = "";
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = 0;
+        int st = pclose(p);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0, "case %zu: exit status %d", i, st);
+        ck_assert_msg(strstr(out, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i, out, cases[i].needle);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s --help", bin);
+    FILE *p = popen(cmd, "r");
+    char out[8192] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--session-timeout"));
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("api");
@@ -475,6 +588,10 @@ int main(void) {
     tcase_add_test(tc, test_body_limits_and_chunks);
     tcase_add_test(tc, test_auth_tokens);
     tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_auto_train);
+    tcase_add_test(tc, test_delete_while_training);
+    tcase_add_test(tc, test_session_expiry);
+    tcase_add_test(tc, test_startup_errors);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
