@@ -5,7 +5,8 @@
  * Not for: the optimiser (adam.c), data handling and normaliser fitting
  * (trainer.c), sampling across members (planner.c).
  *
- * Numerics: one cblas_sgemm per layer per tile, followed by one fused pass
+ * Numerics: one sgemm per layer per tile (mb_gemm_nn / mb_gemm_tn, see
+ * gemm.h; cblas_sgemm for the input gradient), followed by one fused pass
  * (bias + activation, see ops.c); the Gaussian head's softplus bounds,
  * sigmoids and exps go through the vectorised approximations of ops.c so no
  * hot loop calls libm per element.
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gemm.h"
 #include "rng.h"
 
 /* Rows per inference tile: activations of a 256-row tile (2 x 200 KB for 200
@@ -371,17 +373,14 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
     mb_ensemble_normalize_inputs(e, x, a, nr);
     for (int l = 0; l < lay->L; l++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, lay->dim[l + 1],
-                    lay->dim[l], 1.0f, a, lay->dim[l], p + lay->W[l], lay->dim[l + 1], 0.0f, b,
-                    lay->dim[l + 1]);
+        mb_gemm_nn(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], b, 0);
         mb_bias_act_forward(ws->act, b, p + lay->b[l], b, nr, lay->dim[l + 1]);
         float *s = a;
         a = b;
         b = s;
     }
     const int out = lay->out, L = lay->L;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, 2 * out, lay->dim[L], 1.0f, a,
-                lay->dim[L], p + lay->W[L], 2 * out, 0.0f, b, 2 * out);
+    mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
     const float *bh = p + lay->b[L];
     for (size_t r = 0; r < nr; r++)
         for (int j = 0; j < 2 * out; j++) b[r * 2 * out + j] += bh[j];
@@ -457,9 +456,7 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
                                mb_ens_ws *ws, const float *xn, size_t nr) {
     const float *prev = xn;
     for (int l = 0; l < lay->L; l++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, lay->dim[l + 1],
-                    lay->dim[l], 1.0f, prev, lay->dim[l], p + lay->W[l], lay->dim[l + 1], 0.0f,
-                    ws->z[l], lay->dim[l + 1]);
+        mb_gemm_nn(nr, lay->dim[l + 1], lay->dim[l], prev, p + lay->W[l], ws->z[l], 0);
         /* z[l] is overwritten with what the backward needs (sigmoid for
          * SiLU), read and written element by element in one pass */
         mb_bias_act_forward_aux(act, ws->z[l], p + lay->b[l], ws->h[l], ws->z[l], nr,
@@ -467,8 +464,7 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
         prev = ws->h[l];
     }
     const int L = lay->L, o2 = 2 * lay->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, o2, lay->dim[L], 1.0f, prev,
-                lay->dim[L], p + lay->W[L], o2, 0.0f, ws->head, o2);
+    mb_gemm_nn(nr, o2, lay->dim[L], prev, p + lay->W[L], ws->head, 0);
     const float *bh = p + lay->b[L];
     for (size_t r = 0; r < nr; r++)
         for (int j = 0; j < o2; j++) ws->head[r * o2 + j] += bh[j];
@@ -484,7 +480,7 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
         memset(g, 0, lay->size * sizeof(float));
         return 0.0f;
     }
-    /* Weight gradients are overwritten by the first chunk's sgemm (beta 0),
+    /* Weight gradients are overwritten by the first chunk's sgemm,
      * so only the small vectors need zeroing: no pass over the block. */
     for (int l = 0; l <= L; l++) memset(g + lay->b[l], 0, (size_t)lay->dim[l + 1] * sizeof(float));
     memset(g + lay->maxlv, 0, 2 * (size_t)out * sizeof(float));
@@ -518,11 +514,9 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
                 gmax[o] += dlv1 - dlv1 * sg1[i];
             }
         nll += chunk_nll;
-        const float beta = r0 == 0 ? 0.0f : 1.0f;
         /* head: dW_L += h_{L-1}^T dh; db_L += colsum dh; dprev = dh W_L^T */
         const float *prev = L > 0 ? ws->h[L - 1] : x;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, lay->dim[L], o2, (int)nr, 1.0f, prev,
-                    lay->dim[L], dh, o2, beta, g + lay->W[L], o2);
+        mb_gemm_tn(lay->dim[L], o2, nr, prev, dh, g + lay->W[L], r0 > 0);
         float *gb = g + lay->b[L];
         for (size_t r = 0; r < nr; r++)
             for (int j = 0; j < o2; j++) gb[j] += dh[r * o2 + j];
@@ -533,8 +527,7 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
             int w = lay->dim[l + 1], win = lay->dim[l];
             mb_act_backward_aux(ws->act, ws->h[l], ws->z[l], cur, cur, g + lay->b[l], nr, w);
             const float *in = l > 0 ? ws->h[l - 1] : x;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, win, w, (int)nr, 1.0f, in, win,
-                        cur, w, beta, g + lay->W[l], w);
+            mb_gemm_tn(win, w, nr, in, cur, g + lay->W[l], r0 > 0);
             if (l > 0) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, win, w, 1.0f, cur, w,
                             p + lay->W[l], w, 0.0f, other, win);
