@@ -571,6 +571,59 @@ START_TEST(test_startup_errors) {
 }
 END_TEST
 
+/* --tls-cert/--tls-key: HTTPS with a self-signed certificate (made here with
+ * the openssl command), verified against that certificate. */
+START_TEST(test_tls) {
+    char dir[] = "/tmp/mbrld-tls-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cert[128], key[128], cmd[768];
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, cert);
+    int have_openssl = system(cmd) == 0;
+    if (!have_openssl) { /* still check that a bad key file stops the start */
+        FILE *f = fopen(cert, "w");
+        fputs("not a certificate\n", f);
+        fclose(f);
+        f = fopen(key, "w");
+        fputs("not a key\n", f);
+        fclose(f);
+    }
+    mbd d;
+    const char *args[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    int started = mbd_start(&d, args) == 0;
+    ck_assert_int_eq(started, have_openssl);
+    if (started) {
+        CURL *c = curl_easy_init();
+        char url[128];
+        snprintf(url, sizeof url, "https://127.0.0.1:%d/healthz", d.port);
+        mbr r;
+        memset(&r, 0, sizeof r);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mbr__write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        CURLcode cc = curl_easy_perform(c);
+        long st = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        curl_easy_cleanup(c);
+        ck_assert_msg(cc == CURLE_OK, "https: %s", curl_easy_strerror(cc));
+        ck_assert_int_eq(st, 200);
+        ck_assert_ptr_nonnull(strstr(r.body, "\"ok\""));
+        mbr_free(&r);
+        /* plain HTTP on the TLS port gets no answer */
+        mbr_do(&r, &d, "GET", "/healthz", NULL, 0, NULL);
+        ck_assert_int_ne(r.status, 200);
+        mbr_free(&r);
+        ck_assert_int_eq(mbd_stop(&d), 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("api");
@@ -592,6 +645,7 @@ int main(void) {
     tcase_add_test(tc, test_delete_while_training);
     tcase_add_test(tc, test_session_expiry);
     tcase_add_test(tc, test_startup_errors);
+    tcase_add_test(tc, test_tls);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
