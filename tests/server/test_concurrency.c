@@ -199,6 +199,7 @@ typedef struct {
     long status;
     CURLcode curl;
     double done_at;
+    atomic_int done;
     char state[32];
 } inflight_arg;
 
@@ -208,6 +209,7 @@ static void *inflight_main(void *p) {
     atomic_fetch_add(a->started, 1);
     mbr_do(&r, a->d, "POST", a->path, a->body, 0, NULL);
     a->done_at = now_s();
+    atomic_store(&a->done, 1);
     a->status = r.status;
     a->curl = r.curl;
     if (r.json && cJSON_IsString(cJSON_GetObjectItem(r.json, "state")))
@@ -218,7 +220,8 @@ static void *inflight_main(void *p) {
 
 START_TEST(test_sigterm_in_flight) {
     mbd d;
-    ck_assert_int_eq(mbd_start(&d, NULL), 0);
+    const char *args[] = {"--threads", "16", NULL};
+    ck_assert_int_eq(mbd_start(&d, args), 0);
     ck_assert_int_eq(mbd_create_small(&d, "term", NULL), 201);
     ck_assert_int_eq(mbd_post_rows(&d, "term", 500, 0, NULL, 0, NULL), 201);
     mbr r;
@@ -228,7 +231,8 @@ START_TEST(test_sigterm_in_flight) {
     atomic_int started = 0;
     inflight_arg a[N + 1];
     pthread_t th[N + 1];
-    /* slow acts (a big plan) and a training request that waits for its job */
+    /* slow acts (a big plan) and a training request that waits for its job;
+     * 16 worker threads, so every act has its own */
     const char *slow = mb_test_sanitized()
                            ? "{\"obs\": [0, 0, 0], \"planner\": {\"population\": 500, \"elites\": 10, \"particles\": 10, \"horizon\": 20}}"
                            : "{\"obs\": [0, 0, 0], \"planner\": {\"population\": 2000, \"elites\": 20, \"particles\": 20, \"horizon\": 30}}";
@@ -244,26 +248,22 @@ START_TEST(test_sigterm_in_flight) {
         mbr_free(&r);
         if (!running) mbd_sleep_ms(2);
     }
-    for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, inflight_main, &a[i]), 0);
-    while (atomic_load(&started) < N + 1) mbd_sleep_ms(1);
-    /* wait until the daemon has requests in flight (beyond this scrape):
-     * acts whose worker thread is busy planning another act may not have
-     * started yet, but their connections are accepted and must be served */
-    int seen = 0;
-    for (int i = 0; i < 2000 && !seen; i++) {
-        ck_assert_int_eq(mbr_call(&r, &d, "GET", "/metrics", NULL), 200);
-        const char *p = strstr(r.body, "\nmbrld_http_in_flight ");
-        seen = p && atoi(p + strlen("\nmbrld_http_in_flight ")) >= 3;
-        mbr_free(&r);
-        if (!seen) mbd_sleep_ms(1);
+    /* the acts one by one, each in flight on the daemon before the next:
+     * in flight = this scrape + the waiting train + every unfinished act */
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(pthread_create(&th[k], NULL, inflight_main, &a[k]), 0);
+        int seen = 0;
+        for (int i = 0; i < 5000 && !seen; i++) {
+            int unfinished = 0;
+            for (int j = 0; j <= k; j++) unfinished += !atomic_load(&a[j].done);
+            ck_assert_int_eq(mbr_call(&r, &d, "GET", "/metrics", NULL), 200);
+            const char *p = strstr(r.body, "\nmbrld_http_in_flight ");
+            seen = !unfinished || (p && atoi(p + strlen("\nmbrld_http_in_flight ")) >= 2 + unfinished);
+            mbr_free(&r);
+            if (!seen) mbd_sleep_ms(1);
+        }
+        ck_assert_msg(seen, "act %d never was in flight", k);
     }
-    if (!seen) {
-        mbr_call(&r, &d, "GET", "/metrics", NULL);
-        fprintf(stderr, "%s\n", r.body);
-        for (int i = 0; i <= N; i++) fprintf(stderr, "req %d: %ld %d\n", i, a[i].status, (int)a[i].curl);
-        mbr_free(&r);
-    }
-    ck_assert_msg(seen, "the requests never were in flight");
     double sig_at = now_s();
     kill(d.pid, SIGTERM);
     int st = 0;
