@@ -113,10 +113,10 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
             } else {
                 cJSON_AddItemToObject(o, "action", api_floats(action, sp->act_dim));
                 cJSON_AddStringToObject(o, "source", "planner");
-                cJSON_AddNumberToObject(o, "predicted_return", info.predicted_return);
-                cJSON_AddNumberToObject(o, "return_std", info.return_std);
+                cJSON_AddNumberToObject(o, "predicted_return", spec_num(info.predicted_return));
+                cJSON_AddNumberToObject(o, "return_std", spec_num(info.return_std));
                 cJSON_AddNumberToObject(o, "version", (double)v->number);
-                cJSON_AddNumberToObject(o, "plan_ms", dt * 1e3);
+                cJSON_AddNumberToObject(o, "plan_ms", spec_num((float)(dt * 1e3)));
                 atomic_fetch_add_explicit(&app->metrics.acts[0], 1, memory_order_relaxed);
             }
         }

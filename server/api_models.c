@@ -16,7 +16,7 @@ srv_model *api_model_lookup(srv_req *q, srv_err *e) {
 
 cJSON *api_floats(const float *x, int n) {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(spec_num(x[i])));
     return a;
 }
 
@@ -71,6 +71,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
     cJSON_AddItemToObject(o, "planner", spec_render_planner(&m->spec.planner));
     cJSON_AddNumberToObject(o, "created", m->created);
     cJSON_AddItemToObject(o, "spec", cJSON_Parse(m->spec_json));
+    cJSON_AddItemToObject(o, "persistence", store_model_status(app->store, m->spec.name));
     return o;
 }
 

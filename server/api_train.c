@@ -23,16 +23,16 @@ int api_train(srv_req *q, srv_resp *r, srv_err *e) {
     if (rc == 0) {
         snprintf(r->location, sizeof r->location, "/v1/models/%s/jobs/%s", m->spec.name, j->id);
         if (wait) {
-            job_wait(j);
             r->http = 200;
-            r->json = job_render(j);
+            r->wait_job = j; /* answered when it has finished (http.c) */
+            j = NULL;
         } else {
             r->http = 202;
             r->json = cJSON_CreateObject();
             cJSON_AddStringToObject(r->json, "job", j->id);
             cJSON_AddStringToObject(r->json, "state", "running");
         }
-        job_put(j);
+        if (j) job_put(j);
     }
     model_put(m);
     return rc;

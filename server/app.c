@@ -92,9 +92,8 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
             return -1;
         }
     }
-    if (cfg->data_dir[0] && strcmp(cfg->data_dir, "./mbrld-data") != 0)
-        srv_log(SRV_LOG_WARN, "--data-dir is not used yet: models live in memory only",
-                "data_dir=%s", cfg->data_dir);
+    /* Models of the data directory come back before anything listens. */
+    if (store_recover(app->store, app, err, err_sz) != MB_OK) return -1;
     return 0;
 }
 
@@ -180,14 +179,22 @@ void app_shutdown(srv_app *app) {
     srv_log(SRV_LOG_INFO, "shutting down", "in_flight=%d", atomic_load(&app->in_flight));
     /* jobs first: a `wait: true` request is in flight until its job ends */
     jobs_wait_all(app);
-    double until = srv_now() + (double)app->cfg.shutdown_timeout;
-    while (atomic_load(&app->in_flight) > 0 && srv_now() < until) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
+    /* A connection accepted before the signal may still wait for a worker
+     * busy with another request (not yet counted in in_flight): the
+     * requests are done once nothing has been in flight for a short grace
+     * period, or no connection is open. Idle keep-alive connections are
+     * then closed. */
+    double until = srv_now() + (double)app->cfg.shutdown_timeout, quiet_since = srv_now();
+    while (srv_now() < until && http_connections(app) > 0) {
+        if (atomic_load(&app->in_flight) > 0) quiet_since = srv_now();
+        else if (srv_now() - quiet_since > 0.2) break;
+        struct timespec ts = {0, 2 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     if (atomic_load(&app->in_flight) > 0)
         srv_log(SRV_LOG_WARN, "requests still in flight at the shutdown timeout", "in_flight=%d",
                 atomic_load(&app->in_flight));
+    store_snapshot_all(app->store, app); /* a clean restart replays nothing */
     http_stop(app);
     if (quiesced && app->listen_fd >= 0) close(app->listen_fd); /* quiesce handed it back */
     app->listen_fd = -1;
@@ -197,8 +204,9 @@ void app_shutdown(srv_app *app) {
 void app_free(srv_app *app) {
     http_stop(app);
     jobs_wait_all(app);
+    store_close(app->store); /* first: its thread looks models up */
+    app->store = NULL;
     registry_free(&app->reg);
-    store_close(app->store);
     mb_pool_free(app->plan_pool);
     for (int i = 0; i < app->n_tokens; i++) free(app->tokens[i]);
     free(app->tokens);

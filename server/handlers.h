@@ -19,6 +19,10 @@ int api_healthz(srv_req *q, srv_resp *r, srv_err *e);
 int api_readyz(srv_req *q, srv_resp *r, srv_err *e);
 int api_metrics(srv_req *q, srv_resp *r, srv_err *e);
 int api_openapi(srv_req *q, srv_resp *r, srv_err *e);
+/* api_persist.c: snapshot on request, export, import. */
+int api_model_snapshot(srv_req *q, srv_resp *r, srv_err *e);
+int api_model_export(srv_req *q, srv_resp *r, srv_err *e);
+int api_model_import(srv_req *q, srv_resp *r, srv_err *e);
 
 
 /* Shared by the api_*.c files. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "job.h"
 #include "jsonv.h"
 #include "log.h"
 #include "routes.h"
@@ -36,7 +37,24 @@ typedef struct {
     size_t len, cap;
     size_t limit;
     int http;             /* status answered, for metrics */
+    struct MHD_Connection *conn;
+    srv_job *wait_job;    /* suspended until this job finishes (referenced) */
+    char location[256];
+    atomic_int resumed;
 } http_ctx;
+
+/* From the job's thread: the job has finished, wake the connection. */
+static void http__job_done(void *ctx) {
+    http_ctx *x = ctx;
+    atomic_store(&x->resumed, 1);
+    MHD_resume_connection(x->conn);
+}
+
+/* Under the job's lock, before the job can finish: suspend the connection. */
+static void http__suspend(void *ctx) {
+    http_ctx *x = ctx;
+    MHD_suspend_connection(x->conn);
+}
 
 static int http__token_eq(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
@@ -52,6 +70,8 @@ static enum MHD_Result http__queue(struct MHD_Connection *c, http_ctx *x, int st
     if (atomic_load(&x->app->shutting_down))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     x->http = status;
+    /* counted when answered, so a scrape right after an answer sees it */
+    metrics_request(&x->app->metrics, x->route, status, srv_now() - x->t0);
     enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -78,6 +98,8 @@ static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, in
     if (replay) MHD_add_response_header(r, "X-Idempotent-Replay", "true");
     if (allow && *allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    /* 503s (disk errors, out of memory, not ready) are worth retrying soon */
+    if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     return http__queue(c, x, status, r, "application/json");
 }
 
@@ -117,10 +139,6 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
             srv_fail(&x->err, SRV_E_FORBIDDEN, NULL, "the bearer token is not accepted");
             return;
         }
-    }
-    if (atomic_load(&app->shutting_down) && x->route >= 0 && strcmp(rt->method, "GET") != 0) {
-        srv_fail(&x->err, SRV_E_UNAVAILABLE, NULL, "shutting down");
-        return;
     }
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
@@ -178,7 +196,11 @@ static void http__append(http_ctx *x, const char *data, size_t n) {
 static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     srv_err *e = &x->err;
     cJSON *root = NULL;
-    if (x->len == 0) {
+    if (srv_routes[x->route].raw_body) { /* an upload: the handler reads the bytes */
+        root = cJSON_CreateObject();
+        x->req.raw = x->body ? x->body : "";
+        x->req.raw_len = x->len;
+    } else if (x->len == 0) {
         root = cJSON_CreateObject();
     } else if (!jv_depth_ok(x->body, x->len, JV_MAX_DEPTH)) {
         srv_fail(e, SRV_E_BAD_JSON, NULL, "JSON nested deeper than %d levels", JV_MAX_DEPTH);
@@ -201,8 +223,10 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
             return http__send_err(c, x, e);
         }
     }
-    free(x->body);
-    x->body = NULL;
+    if (!srv_routes[x->route].raw_body) {
+        free(x->body);
+        x->body = NULL;
+    }
     if (!root) {
         srv_fail(e, MB_ENOMEM, NULL, "out of memory");
         return http__send_err(c, x, e);
@@ -223,8 +247,21 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     int rc = srv_routes[x->route].handler(&x->req, &resp, e);
     cJSON_Delete(root);
     x->req.body = NULL;
+    x->req.raw = NULL;
+    free(x->body); /* raw bodies live until here */
+    x->body = NULL;
     enum MHD_Result r;
-    if (rc != 0) {
+    if (rc == 0 && resp.wait_job) {
+        /* answer later: the job's thread resumes us (no worker blocks) */
+        x->wait_job = resp.wait_job;
+        x->conn = c;
+        memcpy(x->location, resp.location, sizeof x->location);
+        int w = job_on_done(x->wait_job, http__job_done, x, http__suspend);
+        if (w == 0) return MHD_YES;
+        if (w < 0) job_wait(x->wait_job); /* too many waiters: block this one */
+        resp.json = job_render(x->wait_job);
+        r = http__send_json(c, x, resp.http, resp.json, resp.location, 0, NULL);
+    } else if (rc != 0) {
         if (e->status == MB_OK) srv_fail(e, SRV_E_INTERNAL, NULL, "handler failed without a reason");
         r = http__send_err(c, x, e);
     } else if (resp.json) {
@@ -272,6 +309,13 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         return MHD_YES;
     }
     if (x->http) return MHD_YES; /* answered already */
+    if (x->wait_job) { /* resumed: the job has finished */
+        if (!atomic_load(&x->resumed)) return MHD_YES;
+        cJSON *j = job_render(x->wait_job);
+        enum MHD_Result r = http__send_json(c, x, 200, j, x->location, 0, NULL);
+        cJSON_Delete(j);
+        return r;
+    }
     if (x->err.status) return http__send_err(c, x, &x->err);
     return http__finish(c, x);
 }
@@ -283,9 +327,10 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     http_ctx *x = *con_cls;
     if (!x) return;
     double dt = srv_now() - x->t0;
-    metrics_request(&app->metrics, x->route, x->http, dt);
+    if (!x->http) metrics_request(&app->metrics, x->route, 0, dt); /* never answered */
     srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s status=%d ms=%.3f toe=%d", x->method,
             x->url, x->http, dt * 1e3, (int)toe);
+    if (x->wait_job) job_put(x->wait_job);
     free(x->body);
     free(x);
     *con_cls = NULL;
@@ -302,7 +347,8 @@ static void http__mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 int http_start(srv_app *app, char *err, size_t err_sz) {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     int tls = app->tls_cert != NULL;
     if (tls) {
@@ -338,6 +384,12 @@ void http_quiesce(srv_app *app) {
         MHD_socket s = MHD_quiesce_daemon(app->daemon);
         (void)s; /* still ours: closed in app_free */
     }
+}
+
+unsigned http_connections(srv_app *app) {
+    if (!app->daemon) return 0;
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(app->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
 }
 
 void http_stop(srv_app *app) {

@@ -33,6 +33,20 @@ void job_wait(srv_job *j) {
     pthread_mutex_unlock(&j->lock);
 }
 
+int job_on_done(srv_job *j, void (*fn)(void *), void *ctx, void (*on_register)(void *)) {
+    int rc = 0;
+    pthread_mutex_lock(&j->lock);
+    if (j->state != JOB_RUNNING) rc = 1;
+    else if (j->n_waiters == (int)(sizeof j->waiters / sizeof j->waiters[0])) rc = -1;
+    else {
+        if (on_register) on_register(ctx);
+        j->waiters[j->n_waiters] = fn;
+        j->waiter_ctx[j->n_waiters++] = ctx;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
 srv_job *job_find(srv_model *m, const char *id) {
     srv_job *j = NULL;
     pthread_mutex_lock(&m->lock);
@@ -103,7 +117,10 @@ static void *job__main(void *arg) {
     j->state = st;
     j->model = NULL;
     pthread_cond_broadcast(&j->cond);
+    int nw = j->n_waiters;
+    j->n_waiters = 0;
     pthread_mutex_unlock(&j->lock);
+    for (int i = 0; i < nw; i++) j->waiters[i](j->waiter_ctx[i]);
 
     atomic_fetch_add_explicit(&app->metrics.jobs[st - 1], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&app->metrics.train_us, (uint64_t)(res.seconds * 1e6),
@@ -112,6 +129,10 @@ static void *job__main(void *arg) {
             "model=%s job=%s state=%s epochs=%d seconds=%.3f version=%llu error=\"%s\"",
             m->spec.name, j->id, job__state_names[st], res.epochs, res.seconds,
             (unsigned long long)version, st == JOB_DONE ? "" : err);
+    if (st == JOB_DONE && store_durable(app->store)) { /* the new version, durable */
+        if (store_snapshot(app->store, m, 0, NULL, err, sizeof err) != MB_OK)
+            srv_log(SRV_LOG_WARN, "snapshot after training failed", "model=%s error=\"%s\"", m->spec.name, err);
+    }
     model_put(m);
     job_put(j);
     pthread_mutex_lock(&app->jobs_lock);
@@ -224,7 +245,7 @@ int job_start(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automatic
 
 static cJSON *job__floats(const float *x, int n) {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(spec_num(x[i])));
     return a;
 }
 

@@ -33,6 +33,9 @@ struct srv_job {
     double started, finished;      /* wall clock */
     uint64_t version;              /* published version, 0 if none */
     size_t rows;
+    void (*waiters[16])(void *);   /* called once when the job finishes */
+    void *waiter_ctx[16];
+    int n_waiters;
     mb_ensemble work;              /* private copy being trained */
     mb_buffer data;                /* private copy of the buffer */
 };
@@ -46,6 +49,10 @@ srv_job *job_find(srv_model *m, const char *id);
 void job_cancel(srv_job *j);
 /* Blocks until the job has finished. */
 void job_wait(srv_job *j);
+/* Calls fn(ctx) from the job's thread once it has finished, after `on_register`
+ * (may be NULL) has run under the job's lock. Returns 0 if registered, 1 if
+ * the job had already finished (nothing called), -1 if the waiter list is full. */
+int job_on_done(srv_job *j, void (*fn)(void *), void *ctx, void (*on_register)(void *));
 void job_put(srv_job *j);
 /* Status JSON (caller owns). */
 cJSON *job_render(srv_job *j);

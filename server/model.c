@@ -218,9 +218,13 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
             return 0;
         }
     }
+    /* The record is written under the lock (log order = buffer order); the
+     * fsync is waited for after it (store_wait), so concurrent posts share
+     * one fsync (group commit). */
+    uint64_t ticket = 0;
     mb_status s = store_transitions(app->store, m->spec.name, client, seq, n, m->spec.obs_dim,
-                                    m->spec.act_dim, obs, act, rew, next_obs, term, trunc, err,
-                                    sizeof err);
+                                    m->spec.act_dim, obs, act, rew, next_obs, term, trunc, &ticket,
+                                    err, sizeof err);
     if (s != MB_OK) {
         pthread_mutex_unlock(&m->lock);
         return srv_fail(e, (int)s, NULL, "store: %s", err);
@@ -245,6 +249,10 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
         c->last_used = m->clock;
     }
     pthread_mutex_unlock(&m->lock);
+    /* Not acknowledged until durable. On failure the rows stay in memory
+     * (the log resumes with them, core/wal.h) but the answer is 503. */
+    s = store_wait(app->store, m->spec.name, ticket, err, sizeof err);
+    if (s != MB_OK) return srv_fail(e, (int)s, NULL, "store: %s", err);
     atomic_fetch_add_explicit(&app->metrics.transitions, n, memory_order_relaxed);
     return 0;
 }

@@ -34,6 +34,8 @@ typedef struct {
     long max_params;         /* ensemble parameters (floats) per model */
     long max_plan_rows;      /* population x particles per planning iteration */
     long shutdown_timeout;   /* s to let in-flight requests finish */
+    long repair;             /* 1: start on a damaged log, keeping what precedes the damage */
+    long snapshot_interval;  /* s between automatic snapshots of a changed model; 0 = off */
 } srv_config;
 
 /* Fills defaults, reads --config FILE if given, then the command line.

@@ -12,20 +12,23 @@
 #include "metrics.h"
 
 const srv_route srv_routes[] = {
-    {"POST", "/v1/models", 1L << 20, api_models_create, 0},
-    {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, 0},
-    {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, 0},
-    {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, 0},
-    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, 0},
-    {"POST", "/v1/models/{m}/train", 64L << 10, api_train, 0},
-    {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, 0},
-    {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, 0},
-    {"POST", "/v1/models/{m}/act", 1L << 20, api_act, 0},
-    {"POST", "/v1/models/{m}/predict", SRV_BODY_DEFAULT, api_predict, 0},
-    {"GET", "/healthz", SRV_BODY_NONE, api_healthz, 1},
-    {"GET", "/readyz", SRV_BODY_NONE, api_readyz, 1},
-    {"GET", "/metrics", SRV_BODY_NONE, api_metrics, 0},
-    {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, 0},
+    {"POST", "/v1/models", 1L << 20, api_models_create, 0, 0},
+    {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, 0, 0},
+    {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, 0, 0},
+    {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, 0, 0},
+    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, 0, 0},
+    {"POST", "/v1/models/{m}/train", 64L << 10, api_train, 0, 0},
+    {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, 0, 0},
+    {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, 0, 0},
+    {"POST", "/v1/models/{m}/act", 1L << 20, api_act, 0, 0},
+    {"POST", "/v1/models/{m}/predict", SRV_BODY_DEFAULT, api_predict, 0, 0},
+    {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, 0, 0},
+    {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, 0, 0},
+    {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, 0, 1}, /* raw body */
+    {"GET", "/healthz", SRV_BODY_NONE, api_healthz, 1, 0},
+    {"GET", "/readyz", SRV_BODY_NONE, api_readyz, 1, 0},
+    {"GET", "/metrics", SRV_BODY_NONE, api_metrics, 0, 0},
+    {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, 0, 0},
 };
 const int srv_n_routes = (int)(sizeof srv_routes / sizeof srv_routes[0]);
 _Static_assert(sizeof srv_routes / sizeof srv_routes[0] <= SRV_MAX_ROUTES, "raise SRV_MAX_ROUTES");

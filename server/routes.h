@@ -23,6 +23,8 @@ typedef struct {
     int route;                             /* index into srv_routes */
     char args[SRV_MAX_ARGS][SRV_ARG_MAX];  /* path arguments in pattern order */
     const cJSON *body;                     /* parsed body; an empty object when none was sent */
+    const char *raw;                       /* raw_body routes: the bytes as sent (raw_len), */
+    size_t raw_len;                        /* body is then an empty object */
 } srv_req;
 
 typedef struct {
@@ -34,6 +36,9 @@ typedef struct {
     const char *content_type;
     char location[256];  /* Location header if set */
     int replay;          /* idempotent replay: adds X-Idempotent-Replay */
+    struct srv_job *wait_job; /* set (referenced) to answer with this job's status
+                               * once it has finished; the HTTP layer suspends the
+                               * connection meanwhile, so no worker thread waits */
 } srv_resp;
 
 /* 0 with resp filled, or -1 with e filled. */
@@ -48,6 +53,7 @@ typedef struct {
     long max_body;
     srv_handler handler;
     int public_;         /* 1: no bearer token needed (health probes) */
+    int raw_body;        /* 1: the body is not JSON; the handler gets req.raw (uploads) */
 } srv_route;
 
 extern const srv_route srv_routes[];

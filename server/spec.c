@@ -5,11 +5,21 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonv.h"
 
 #define SPEC_BIG 3.0e38 /* float range */
+
+double spec_num(float f) {
+    char b[32];
+    for (int prec = 6; prec < 9; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, (double)f);
+        if (strtof(b, NULL) == f) return strtod(b, NULL);
+    }
+    return (double)f;
+}
 
 int spec_name_ok(const char *name) {
     size_t n = strlen(name);
@@ -401,7 +411,7 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
 
 static cJSON *spec__floats(const float *x, int n) {
     cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(spec_num(x[i])));
     return a;
 }
 
@@ -418,17 +428,17 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "population", p->population);
     cJSON_AddNumberToObject(o, "elites", p->elites);
     cJSON_AddNumberToObject(o, "iterations", p->iterations);
-    cJSON_AddNumberToObject(o, "alpha", p->alpha);
+    cJSON_AddNumberToObject(o, "alpha", spec_num(p->alpha));
     cJSON_AddNumberToObject(o, "particles", p->particles);
     cJSON_AddStringToObject(o, "propagation", mb_prop_name(p->propagation));
-    cJSON_AddNumberToObject(o, "risk", p->risk);
-    cJSON_AddNumberToObject(o, "init_std", p->init_std);
-    cJSON_AddNumberToObject(o, "kappa", p->kappa);
-    cJSON_AddNumberToObject(o, "sigma", p->sigma);
-    cJSON_AddNumberToObject(o, "beta", p->beta);
-    cJSON_AddNumberToObject(o, "noise_beta", p->noise_beta);
-    cJSON_AddNumberToObject(o, "pop_decay", p->pop_decay);
-    cJSON_AddNumberToObject(o, "keep_elites", p->keep_elites);
+    cJSON_AddNumberToObject(o, "risk", spec_num(p->risk));
+    cJSON_AddNumberToObject(o, "init_std", spec_num(p->init_std));
+    cJSON_AddNumberToObject(o, "kappa", spec_num(p->kappa));
+    cJSON_AddNumberToObject(o, "sigma", spec_num(p->sigma));
+    cJSON_AddNumberToObject(o, "beta", spec_num(p->beta));
+    cJSON_AddNumberToObject(o, "noise_beta", spec_num(p->noise_beta));
+    cJSON_AddNumberToObject(o, "pop_decay", spec_num(p->pop_decay));
+    cJSON_AddNumberToObject(o, "keep_elites", spec_num(p->keep_elites));
     cJSON_AddBoolToObject(o, "elites_only", p->elites_only);
     return o;
 }
@@ -455,7 +465,7 @@ cJSON *spec_render(const srv_model_spec *s) {
         const mb_reward_term *t = &s->reward.terms[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "type", spec__term_names[t->type]);
-        cJSON_AddNumberToObject(j, "weight", t->weight);
+        cJSON_AddNumberToObject(j, "weight", spec_num(t->weight));
         if (t->type == MB_TERM_LINEAR) cJSON_AddNumberToObject(j, "index", t->idx[0]);
         if (t->type == MB_TERM_QUADRATIC || t->type == MB_TERM_NORM) {
             cJSON_AddItemToObject(j, "indices", spec__ints(t->idx, t->n_idx));
@@ -465,27 +475,27 @@ cJSON *spec_render(const srv_model_spec *s) {
         cJSON_AddItemToArray(terms, j);
     }
     cJSON_AddBoolToObject(rw, "use_learned", s->reward.use_learned);
-    cJSON_AddNumberToObject(rw, "discount", s->reward.discount);
+    cJSON_AddNumberToObject(rw, "discount", spec_num(s->reward.discount));
     cJSON *te = cJSON_AddObjectToObject(o, "termination");
     cJSON *bounds = cJSON_AddArrayToObject(te, "bounds");
     for (int i = 0; i < s->reward.n_bounds; i++) {
         const mb_bound *bd = &s->reward.bounds[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "index", bd->index);
-        if (bd->has_min) cJSON_AddNumberToObject(j, "min", bd->min);
-        if (bd->has_max) cJSON_AddNumberToObject(j, "max", bd->max);
+        if (bd->has_min) cJSON_AddNumberToObject(j, "min", spec_num(bd->min));
+        if (bd->has_max) cJSON_AddNumberToObject(j, "max", spec_num(bd->max));
         cJSON_AddItemToArray(bounds, j);
     }
     cJSON_AddItemToObject(o, "planner", spec_render_planner(&s->planner));
     cJSON *bu = cJSON_AddObjectToObject(o, "buffer");
     cJSON_AddNumberToObject(bu, "capacity", (double)s->buffer_capacity);
-    cJSON_AddNumberToObject(bu, "holdout_ratio", s->holdout_ratio);
+    cJSON_AddNumberToObject(bu, "holdout_ratio", spec_num(s->holdout_ratio));
     cJSON *tr = cJSON_AddObjectToObject(o, "train");
     cJSON_AddNumberToObject(tr, "max_epochs", s->train.max_epochs);
     cJSON_AddNumberToObject(tr, "patience", s->train.patience);
-    cJSON_AddNumberToObject(tr, "min_improvement", s->train.min_improvement);
+    cJSON_AddNumberToObject(tr, "min_improvement", spec_num(s->train.min_improvement));
     cJSON_AddNumberToObject(tr, "batch_size", s->train.batch_size);
-    cJSON_AddNumberToObject(tr, "lr", s->train.lr);
+    cJSON_AddNumberToObject(tr, "lr", spec_num(s->train.lr));
     cJSON_AddNumberToObject(tr, "max_holdout", (double)s->train.max_holdout);
     cJSON_AddNumberToObject(tr, "n_elites", s->train.n_elites);
     cJSON_AddBoolToObject(tr, "bootstrap", s->train.bootstrap);

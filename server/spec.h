@@ -41,6 +41,11 @@ typedef struct {
     srv_auto_train auto_train;
 } srv_model_spec;
 
+/* A float as the shortest decimal that reads back as the same float, as a
+ * double: answers say 0.1, not 0.10000000149011612 (shorter, and what the
+ * client sent). */
+double spec_num(float f);
+
 /* 1 if name matches [A-Za-z0-9_.-]{1,64}. */
 int spec_name_ok(const char *name);
 /* Reads a POST /v1/models body. Returns 0 or -1 (e filled). */
