@@ -374,6 +374,24 @@ START_TEST(test_warm_start_shift) {
     MB_ASSERT_CLOSE("refilled last step starts at the middle", p2[9], 0.0, 0.02);
     mb_plan_ws_free(ws);
     mb_plan_state_free(&s);
+
+    /* iCEM hands its kept elites to the state (inside the bounds), and a
+     * warm call with them still plans inside the bounds. */
+    mb_planner_cfg ci = cfg_for(MB_PLAN_ICEM, 10, 40, 10, 3);
+    ck_assert_int_eq(mb_plan_state_init(&s, &ci, 1, err, sizeof err), MB_OK);
+    ws = mb_plan_ws_new(&ci, &dyn);
+    ck_assert_int_eq(mb_plan(&ci, &dyn, NULL, x0, &s, &rng, ws, NULL, &a, p1, NULL, err, sizeof err), MB_OK);
+    ck_assert_int_eq(s.n_kept, s.max_kept);
+    ck_assert_int_eq(s.max_kept, 3);
+    for (int i = 0; i < s.n_kept * 10; i++) ck_assert(s.kept[i] >= -5.0f && s.kept[i] <= 5.0f);
+    float kept0[10];
+    memcpy(kept0, s.kept, sizeof kept0);
+    mb_plan_state_shift(&s, di_low, di_high);
+    for (int t = 0; t < 9; t++) ck_assert_float_eq(s.kept[t], kept0[t + 1]);
+    ck_assert_int_eq(mb_plan(&ci, &dyn, NULL, x0, &s, &rng, ws, NULL, &a, p2, NULL, err, sizeof err), MB_OK);
+    for (int t = 0; t < 10; t++) ck_assert(p2[t] >= -5.0f && p2[t] <= 5.0f);
+    mb_plan_ws_free(ws);
+    mb_plan_state_free(&s);
 }
 END_TEST
 
