@@ -14,6 +14,7 @@
 #include "bench.h"
 #include "buffer.h"
 #include "ensemble.h"
+#include "gemm.h"
 #include "pool.h"
 #include "rng.h"
 #include "trainer.h"
@@ -65,6 +66,33 @@ static void halfcheetah_spec(mb_ensemble_spec *spec) {
     mb_ensemble_spec_default(spec); /* 5 x 4 x 200 SiLU, learns the reward */
     spec->obs_dim = 18;
     spec->act_dim = 6;
+}
+
+/* mb_gemm_nn GFLOP/s (one thread) for C(m,n) = A(m,k) B(k,n): best of 5
+ * timed batches after a warm-up, as bench_sgemm_gflops does for OpenBLAS. */
+static double gemm_nn_gflops(int m, int n, int k) {
+    float *A = malloc((size_t)m * k * sizeof(float)), *B = malloc((size_t)k * n * sizeof(float));
+    float *C = malloc((size_t)m * n * sizeof(float));
+    if (!A || !B || !C) {
+        free(A);
+        free(B);
+        free(C);
+        return 0;
+    }
+    for (size_t i = 0; i < (size_t)m * k; i++) A[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)k * n; i++) B[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+    double flops = 2.0 * m * n * k, best = 0;
+    int reps = (int)(5e9 / flops) + 1;
+    for (int trial = 0; trial < 6; trial++) {
+        double t0 = bench_now();
+        for (int r = 0; r < reps; r++) mb_gemm_nn((size_t)m, n, k, A, B, C, 0);
+        double rate = flops * reps / (bench_now() - t0);
+        if (trial > 0 && rate > best) best = rate;
+    }
+    free(A);
+    free(B);
+    free(C);
+    return best * 1e-9;
 }
 
 /* Seconds per forward of n rows per member, median of `reps` calls. */
@@ -237,6 +265,15 @@ int bench_ensemble(int argc, char **argv) {
             add(g, what, NULL, "\"bench\": \"sgemm\", \"m\": %d, \"n\": %d, \"k\": %d, \"blas_threads\": %d",
                 shapes[s][0], shapes[s][1], shapes[s][2], th);
         }
+
+    for (size_t s = 0; s < 2; s++) {
+        double g = gemm_nn_gflops(shapes[s][0], shapes[s][1], shapes[s][2]);
+        char what[64];
+        snprintf(what, sizeof what, "mb_gemm_nn %dx%dx%d, 1 thread", shapes[s][0], shapes[s][1],
+                 shapes[s][2]);
+        add(g, what, NULL, "\"bench\": \"mb_gemm_nn\", \"m\": %d, \"n\": %d, \"k\": %d, \"threads\": 1",
+            shapes[s][0], shapes[s][1], shapes[s][2]);
+    }
 
     /* forward */
     const size_t rows_list[2] = {2000, 20000};
