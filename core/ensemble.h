@@ -112,9 +112,10 @@ size_t mb_ens_ws_rows(const mb_ens_ws *ws);
  * tile, then one fused bias + activation pass. The numbers do not depend on
  * the pool (a tile is computed the same way whichever worker takes it).
  * OpenBLAS should be on one thread (mb_pool_blas_single_thread): measured on
- * this 2-core machine, pool 2 x BLAS 1 gave 162 GFLOP/s at 2,000 and 20,000
- * rows per member against 114-116 for BLAS 2 threads without a pool
- * (bench/bench_ensemble.c prints both). */
+ * this 2-core machine with cblas_sgemm in both, pool 2 x BLAS 1 gave 162
+ * GFLOP/s at 2,000 and 20,000 rows per member against 114-116 for BLAS 2
+ * threads without a pool. With AVX-512 the forward now uses mb_gemm_nn (no
+ * BLAS call), so the pool is its only parallelism. */
 void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
                          const int *members, int k, const float *x, size_t n,
                          float *mean, float *std);

@@ -3,7 +3,11 @@
  * Who parallelises (DESIGN.md "Concurrency"): OpenBLAS is pinned to one
  * thread (mb_pool_blas_single_thread) and mbrld splits work (members, row
  * blocks) across its own workers, so that concurrent requests never fight
- * over OpenBLAS's global thread pool. A pool is owned by its creator; one
+ * over OpenBLAS's global thread pool. Measured (bench ensemble, 2 cores):
+ * the ensemble forward at 2,000 and 20,000 rows per member ran at 162
+ * GFLOP/s on a pool of 2 with OpenBLAS on 1 thread against 114-116 with no
+ * pool and OpenBLAS on 2 threads (OpenBLAS splits each 256-row tile's
+ * small sgemm and synchronises per call). A pool is owned by its creator; one
  * mb_pool_run at a time per pool (callers serialise, e.g. one pool per
  * planning worker or a mutex around a shared pool).
  * Not for: long-running background jobs (training jobs use their own thread). */
