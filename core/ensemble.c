@@ -19,6 +19,7 @@
  * gradients accumulate over chunks, so any minibatch size works. */
 #include "ensemble.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -433,6 +434,8 @@ static void ens__fwd_task(void *vctx, int task, int worker) {
 void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
                          const int *members, int k, const float *x, size_t n,
                          float *mean, float *std) {
+    /* a workspace made for another spec would be overrun: only a bug does that */
+    assert(ws->lay.size == e->member_size && ws->lay.in == mb_ensemble_in_dim(&e->spec));
     if (!members) k = e->spec.members;
     if (n == 0 || k <= 0) return;
     ens__fwd_ctx c = {.e = e, .ws = ws, .members = members, .x = x, .n = n, .mean = mean,
@@ -473,6 +476,7 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
 float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, const float *xn,
                             const float *yn, size_t n, float *grad) {
     const ens__layout *lay = &ws->lay;
+    assert(lay->size == e->member_size && member >= 0 && member < e->spec.members);
     const float *p = e->params + (size_t)member * lay->size;
     float *g = grad;
     const int out = lay->out, o2 = 2 * out, L = lay->L;
@@ -559,6 +563,7 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
 float mb_ensemble_mse(const mb_ensemble *e, mb_ens_ws *ws, int member, const float *xn,
                       const float *yn, size_t n) {
     const ens__layout *lay = &ws->lay;
+    assert(lay->size == e->member_size && member >= 0 && member < e->spec.members);
     const float *p = e->params + (size_t)member * lay->size;
     const int out = lay->out, o2 = 2 * out;
     if (n == 0) return 0.0f;
