@@ -24,7 +24,7 @@
 #include "sim/sim.h"
 
 typedef struct {
-    const char *task, *url, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *trace;
+    const char *task, *url, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *trace, *extra;
     int episodes, random_episodes, steps, quiet, replace, delete_after, no_plot;
     long seed;
     double reset_noise, stop_at;
@@ -49,7 +49,7 @@ typedef struct {
 static const task_defaults defaults[] = {
     {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 0},
     {"cartpole_swingup", 15, 1, 5, 3, 128, 25, 300, 30, 4, 10, 300, 20, 0},
-    {"inverted_pendulum", 10, 1, 5, 2, 64, 15, 200, 20, 3, 10, 300, 20, 32},
+    {"inverted_pendulum", 10, 5, 5, 2, 64, 15, 300, 30, 5, 10, 300, 20, 32},
     /* reduced: 1000-step episodes at PETS's size would take hours here */
     {"halfcheetah", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
     {"hopper", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
@@ -74,6 +74,7 @@ static void usage(FILE *f) {
             "                       (default 3) MPC episodes is at least R\n"
             "  --reward MODE        declared (the task's reward terms where expressible,\n"
             "                       default) or learned (the ensemble learns it)\n"
+            "  --spec JSON          merged last into the model spec, e.g. '{\"reward\": {..}}'\n"
             "  --model-dir DIR      MuJoCo XMLs (default $MBRL_MUJOCO_DIR or ../shared/envs/mujoco)\n"
             "  --reset-noise X      scales the task's reset noise (default 1)\n"
             "ensemble and training:\n"
@@ -83,6 +84,7 @@ static void usage(FILE *f) {
             "planner (per model):\n"
             "  --planner cem|random|mppi|icem  --horizon N  --population N  --elites N\n"
             "  --iterations N  --particles N  --alpha X  --propagation ts1|ts_inf|expectation|mean\n"
+            "  --init-std X         first sampling std, a fraction of half the action range\n"
             "output:\n"
             "  --out DIR            where the CSV and picture go (default mbrl-out)\n"
             "  --csv FILE  --picture FILE (.png or .svg)  --no-plot  --quiet\n"
@@ -120,7 +122,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
-        O_PROP, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP
+        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"model", 1, 0, O_MODEL},
@@ -133,7 +135,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"auto-train", 1, 0, O_AUTO},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
-        {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP},
+        {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
+        {"spec", 1, 0, O_EXTRA},
         {"out", 1, 0, O_OUT}, {"csv", 1, 0, O_CSV}, {"picture", 1, 0, O_PIC}, {"trace", 1, 0, O_TRACE},
         {"no-plot", 0, 0, O_NOPLOT}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -200,6 +203,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_PARTICLES: if (parse_int(optarg, &a->planner.particles, "--particles")) return 2; break;
         case O_ALPHA: if (parse_double(optarg, &d, "--alpha")) return 2; a->planner.alpha = (float)d; break;
         case O_PROP: a->planner.propagation = optarg; break;
+        case O_EXTRA: a->extra = optarg; break;
+        case O_INIT_STD: if (parse_double(optarg, &d, "--init-std") || d <= 0) return 2; a->planner.init_std = (float)d; break;
         case O_OUT: a->out_dir = optarg; break;
         case O_CSV: a->csv = optarg; break;
         case O_PIC: a->picture = optarg; break;
@@ -446,6 +451,7 @@ int main(int argc, char **argv) {
     spec.seed = a.seed;
     spec.auto_train_every = a.auto_train;
     spec.auto_train_epochs = a.auto_train ? a.epochs : 0;
+    spec.extra_json = a.extra;
     if (a.replace) {
         mbrl_status s = mbrl_model_delete(c, a.model, &e);
         if (s != MBRL_OK && e.http_status != 404) {

@@ -177,12 +177,15 @@ START_TEST(test_swimmer_and_inverted_pendulum) {
     mbrl_model_spec s;
     mbrl_model_spec_init(&s);
     e->declare(e, "declared", &s);
-    ck_assert_int_eq(s.n_terms, 2);
+    ck_assert_int_eq(s.n_terms, 3);
     ck_assert_int_eq(s.terms[0].type, MBRL_TERM_CONSTANT);
-    /* the planner-only centring cost: at most 0.1 per step on the rail */
+    /* the planner-only centring costs: on x at most the alive bonus on the
+     * rail (|x| < 1), and on the cart speed */
     ck_assert_int_eq(s.terms[1].type, MBRL_TERM_QUADRATIC);
     ck_assert_int_eq(s.terms[1].idx[0], 0);
-    ck_assert_msg(s.terms[1].weight * 1.0f * 1.0f <= 0.1f + 1e-7f, "centring cost below the alive bonus");
+    ck_assert_msg(s.terms[1].weight * 1.0f * 1.0f <= s.terms[0].weight, "centring cost below the alive bonus");
+    ck_assert_int_eq(s.terms[2].type, MBRL_TERM_QUADRATIC);
+    ck_assert_int_eq(s.terms[2].idx[0], 2);
     ck_assert_int_eq(s.n_bounds, 1);
     ck_assert_int_eq(s.bounds[0].index, 1);
     MB_ASSERT_CLOSE("invpend bound", s.bounds[0].max, 0.2, 1e-7);

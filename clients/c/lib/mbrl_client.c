@@ -486,7 +486,7 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
     }
     const mbrl_planner *p = &s->planner;
     if (p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
-        p->alpha > 0 || p->propagation) {
+        p->alpha > 0 || p->propagation || p->init_std > 0) {
         cJSON *o = cJSON_AddObjectToObject(r, "planner");
         if (p->method) cJSON_AddStringToObject(o, "method", p->method);
         if (p->horizon) cJSON_AddNumberToObject(o, "horizon", p->horizon);
@@ -496,6 +496,7 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
         if (p->alpha > 0) cJSON_AddNumberToObject(o, "alpha", num__(p->alpha));
         if (p->particles) cJSON_AddNumberToObject(o, "particles", p->particles);
         if (p->propagation) cJSON_AddStringToObject(o, "propagation", p->propagation);
+        if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", num__(p->init_std));
     }
     if (s->buffer_capacity > 0) {
         cJSON *b = cJSON_AddObjectToObject(r, "buffer");

@@ -125,6 +125,7 @@ typedef struct {
     int horizon, population, elites, iterations, particles;
     float alpha;              /* 0 = default */
     const char *propagation;  /* "ts1" "ts_inf" "expectation" "mean" */
+    float init_std;           /* CEM/iCEM first sampling std, fraction of (high - low) / 2; 0 = default */
 } mbrl_planner;
 
 /* What POST /v1/models creates. Zero / NULL fields are left out, so the
