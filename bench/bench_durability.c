@@ -4,7 +4,10 @@
  * per-append latency and the records covered per fsync; and how long
  * recovery takes for a log of 1,000,000 transitions (scan + verify + decode
  * + replay into an mb_buffer), with the page cache dropped for the log first
- * (posix_fadvise DONTNEED, best effort) and again warm.
+ * (posix_fadvise DONTNEED, best effort) and again warm; and, when the
+ * daemon binary is found (next to this one, or --mbrld PATH), the time from
+ * starting mbrld on that log (a model directory with its create record) to
+ * listening, i.e. to ready.
  * Each append is one transition (obs 18, act 6: the halfcheetah shapes), the
  * worst case for the log (a server batch of k rows costs about one append).
  * Human table first, then one JSON line per result.
@@ -12,6 +15,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,24 +197,81 @@ static int run_recover(const char *dir, uint64_t n, recov *out) {
     return c.rows == n ? 0 : 1;
 }
 
+/* Starts `bin` on data_dir, returns seconds until it wrote its port file
+ * (after recovery, once listening), then kills it (-1 on failure). */
+static double time_daemon_ready(const char *bin, const char *data_dir, const char *root) {
+    char port_file[1200], log[1200];
+    snprintf(port_file, sizeof port_file, "%s/port", root);
+    snprintf(log, sizeof log, "%s/mbrld.log", root);
+    unlink(port_file);
+    double t0 = bench_now();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        execl(bin, bin, "--listen", "127.0.0.1:0", "--port-file", port_file, "--data-dir", data_dir,
+              "--snapshot-interval", "0", (char *)NULL);
+        _exit(127);
+    }
+    double ready = -1;
+    for (;;) {
+        struct stat sb;
+        if (stat(port_file, &sb) == 0 && sb.st_size > 0) {
+            ready = bench_now() - t0;
+            break;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "durability: mbrld exited during recovery (log: %s)\n", log);
+            return -1;
+        }
+        if (bench_now() - t0 > 300) break;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL); /* no shutdown snapshot of the 1M rows */
+    waitpid(pid, NULL, 0);
+    /* Show what the daemon says it recovered, so the time means something. */
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "model recovered")) {
+            printf("  daemon: %s", line);
+            found = 1;
+        }
+    if (f) fclose(f);
+    return found ? ready : -1;
+}
+
 int bench_durability(int argc, char **argv) {
     double seconds = 2.0;
     uint64_t n_recover = 1000000;
     int batch = 1;
     const char *t = getenv("TMPDIR");
     const char *root_base = t && *t ? t : "/tmp";
+    char mbrld[1024] = "";
+    ssize_t nl = readlink("/proc/self/exe", mbrld, sizeof mbrld - 8);
+    if (nl > 0) {
+        mbrld[nl] = 0;
+        char *slash = strrchr(mbrld, '/');
+        if (slash) strcpy(slash + 1, "mbrld");
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help")) {
-            printf("mbrld-bench durability [--seconds S] [--recover N] [--batch K] [--dir DIR]\n"
+            printf("mbrld-bench durability [--seconds S] [--recover N] [--batch K] [--dir DIR] [--mbrld PATH]\n"
                    "  --seconds S   duration of each throughput point (default 2)\n"
                    "  --recover N   transitions in the recovery log (default 1000000)\n"
                    "  --batch K     transitions per append, 1..64 (default 1)\n"
-                   "  --dir DIR     where the logs go (default $TMPDIR or /tmp; same disk as the data dir you care about)\n");
+                   "  --dir DIR     where the logs go (default $TMPDIR or /tmp; same disk as the data dir you care about)\n"
+                   "  --mbrld PATH  daemon for the start-to-ready time (default: mbrld next to this binary)\n");
             return 0;
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--recover") && i + 1 < argc) n_recover = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) root_base = argv[++i];
+        else if (!strcmp(argv[i], "--mbrld") && i + 1 < argc) snprintf(mbrld, sizeof mbrld, "%s", argv[++i]);
         else {
             fprintf(stderr, "durability: unknown option %s\n", argv[i]);
             return 1;
@@ -244,9 +308,11 @@ int bench_durability(int argc, char **argv) {
                      pols[p] == MB_WAL_FSYNC_ALWAYS ? r.per_fsync : 0.0);
         }
 
-    /* Recovery: write the log (fsync=no, then one sync), then recover it. */
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s/recover", root);
+    /* Recovery: write the log (fsync=no, then one sync), then recover it.
+     * It is laid out as a daemon's model directory, create record first. */
+    char dir[1200], data_dir[1100];
+    snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    snprintf(dir, sizeof dir, "%s/models/m-bench/wal", data_dir);
     mb_wal_opts o;
     mb_wal_opts_default(&o);
     o.fsync = MB_WAL_FSYNC_NO;
@@ -261,6 +327,14 @@ int bench_durability(int argc, char **argv) {
     for (int i = 0; i < ACT; i++) act[i] = -(float)i;
     mb_wal_batch b = {.client = "bench", .n = 1, .obs_dim = OBS, .act_dim = ACT, .obs = obs, .act = act,
                       .rew = &rew, .next_obs = nxt};
+    char spec[512];
+    snprintf(spec, sizeof spec, "{\"name\": \"bench\", \"obs_dim\": %d, \"act_dim\": %d, "
+             "\"act_low\": [-1, -1, -1, -1, -1, -1], \"act_high\": [1, 1, 1, 1, 1, 1], "
+             "\"buffer\": {\"capacity\": %llu}}", OBS, ACT, (unsigned long long)n_recover);
+    if (mb_wal_append(w, MB_WAL_REC_CREATE, spec, strlen(spec), NULL, err, sizeof err) != MB_OK) {
+        fprintf(stderr, "durability: %s\n", err);
+        rc = 1;
+    }
     double tw = bench_now();
     for (uint64_t i = 0; i < n_recover && rc == 0; i++) {
         b.client_seq = i;
@@ -293,6 +367,20 @@ int bench_durability(int argc, char **argv) {
                  "{\"bench\": \"durability_recover\", \"transitions\": %llu, \"log_mb\": %.1f, \"cache\": \"warm\", "
                  "\"seconds\": %.3f, \"transitions_per_s\": %.0f}",
                  (unsigned long long)n_recover, rwarm.mb, rwarm.seconds, (double)rwarm.rows / rwarm.seconds);
+        if (access(mbrld, X_OK) == 0) {
+            drop_cache(dir);
+            double ready = time_daemon_ready(mbrld, data_dir, root);
+            if (ready >= 0) {
+                printf("  %-34s %8.3f s  (mbrld start to listening, page cache dropped)\n", "daemon start to ready:", ready);
+                snprintf(json[nj++], sizeof json[0],
+                         "{\"bench\": \"durability_start_to_ready\", \"transitions\": %llu, \"log_mb\": %.1f, "
+                         "\"seconds\": %.3f}", (unsigned long long)n_recover, rcold.mb, ready);
+            } else {
+                rc = 1;
+            }
+        } else {
+            printf("  (no daemon at %s: start-to-ready not measured; --mbrld PATH)\n", mbrld);
+        }
     }
     mb_fs_remove_tree(root, err, sizeof err);
     printf("\n");
