@@ -39,7 +39,8 @@ double bench_median(double *x, int n) {
 
 typedef struct {
     long iters;
-    double seconds;
+    pthread_barrier_t *start; /* all threads leave it together */
+    double t_start, t_end;
     float sink;
 } fma__arg;
 
@@ -50,12 +51,13 @@ static void *fma__thread(void *vp) {
     for (int i = 0; i < FMA_CHAINS; i++) acc[i] = _mm256_set1_ps(1.0f + 0.01f * (float)i);
     /* x * 0.999999 + 1e-7 stays bounded: the loop never overflows */
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    double t0 = bench_now();
+    pthread_barrier_wait(a->start);
+    a->t_start = bench_now();
     for (long it = 0; it < a->iters; it++) {
 #pragma GCC unroll 12
         for (int i = 0; i < FMA_CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
     }
-    a->seconds = bench_now() - t0;
+    a->t_end = bench_now();
     __m256 s = acc[0];
     for (int i = 1; i < FMA_CHAINS; i++) s = _mm256_add_ps(s, acc[i]);
     float out[8];
@@ -69,10 +71,11 @@ static void *fma__thread(void *vp) {
     fma__arg *a = vp;
     float acc[FMA_CHAINS];
     for (int i = 0; i < FMA_CHAINS; i++) acc[i] = 1.0f + 0.01f * (float)i;
-    double t0 = bench_now();
+    pthread_barrier_wait(a->start);
+    a->t_start = bench_now();
     for (long it = 0; it < a->iters; it++)
         for (int i = 0; i < FMA_CHAINS; i++) acc[i] = acc[i] * 0.999999f + 1e-7f;
-    a->seconds = bench_now() - t0;
+    a->t_end = bench_now();
     a->sink = acc[0];
     return NULL;
 }
@@ -85,26 +88,45 @@ double bench_fma_peak_gflops(int threads) {
         threads = n < 1 ? 1 : (int)n;
     }
     if (threads > 256) threads = 256;
-    /* ~0.3 s per thread at 100 GFLOP/s; best of 3 against a noisy machine */
-    const long iters = 1L << 23;
+    /* 2^25 iterations x 12 FMAs x 8 lanes x 2 = 6.4 GFLOP per thread, ~60 ms
+     * at 110 GFLOP/s per core, long against a scheduler's time slice; best of
+     * 3 against a noisy machine. The rate is all threads' FLOPs over the
+     * wall time from the common start to the last finish, so threads that
+     * cannot run at the same time (a busy or shared core) lower it. */
+    const long iters = 1L << 25;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         fma__arg args[256];
         pthread_t th[256];
+        pthread_barrier_t bar;
+        int n = threads;
+        if (pthread_barrier_init(&bar, NULL, (unsigned)n)) return 0;
         int started = 0;
-        for (int i = 0; i < threads; i++) {
+        for (int i = 1; i < n; i++) {
             args[i].iters = iters;
-            if (i == 0) continue;
-            if (pthread_create(&th[i], NULL, fma__thread, &args[i]) == 0) started++;
-            else args[i].iters = 0;
+            args[i].start = &bar;
+            if (pthread_create(&th[i], NULL, fma__thread, &args[i]) != 0) break;
+            started++;
         }
+        if (started < n - 1) {
+            /* cannot release a barrier that counts missing threads: measure
+             * nothing this round rather than hang */
+            pthread_barrier_destroy(&bar);
+            for (int i = 1; i <= started; i++) pthread_cancel(th[i]);
+            for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+            return 0;
+        }
+        args[0].iters = iters;
+        args[0].start = &bar;
         fma__thread(&args[0]);
-        for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
-        /* sum of per-thread rates: threads start a few microseconds apart,
-         * and the peak is what the cores can do together */
-        double rate = 0;
-        for (int i = 0; i <= started; i++)
-            rate += 2.0 * FMA_LANES * FMA_CHAINS * (double)iters / args[i].seconds;
+        for (int i = 1; i < n; i++) pthread_join(th[i], NULL);
+        pthread_barrier_destroy(&bar);
+        double t0 = args[0].t_start, t1 = args[0].t_end;
+        for (int i = 1; i < n; i++) {
+            if (args[i].t_start < t0) t0 = args[i].t_start;
+            if (args[i].t_end > t1) t1 = args[i].t_end;
+        }
+        double rate = 2.0 * FMA_LANES * FMA_CHAINS * (double)iters * n / (t1 - t0);
         if (rate > best) best = rate;
     }
     return best * 1e-9;
