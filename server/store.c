@@ -362,14 +362,20 @@ mb_status store_snapshot(srv_store *s, srv_model *m, int adam_owned, cJSON **inf
 
 void store_snapshot_all(srv_store *s, struct srv_app *app) {
     if (!s->durable) return;
-    srv_model *ms[1024];
-    int n = registry_snapshot(&app->reg, ms, 1024);
+    int cap = (int)app->cfg.max_models;
+    srv_model **ms = malloc((size_t)(cap > 0 ? cap : 1) * sizeof *ms);
+    if (!ms) {
+        srv_log(SRV_LOG_WARN, "no memory to snapshot the models", NULL);
+        return;
+    }
+    int n = registry_snapshot(&app->reg, ms, cap);
     for (int i = 0; i < n; i++) {
         char err[512];
         if (store_snapshot(s, ms[i], 0, NULL, err, sizeof err) != MB_OK)
             srv_log(SRV_LOG_WARN, "snapshot failed", "model=%s error=\"%s\"", ms[i]->spec.name, err);
         model_put(ms[i]);
     }
+    free(ms);
 }
 
 cJSON *store_model_status(srv_store *s, const char *name) {
