@@ -13,7 +13,8 @@
  *
  * Workspace (mb_ens_ws): its size does not grow with max_rows. Inference
  * runs in tiles of at most ENS_TILE rows of one member; the workspace holds
- * `slots` tile buffers (2 x ENS_TILE x widest layer each), one per
+ * `slots` tile buffers (2 x ENS_TILE x widest layer for the activations,
+ * then 6 x ENS_TILE x out_dim for the head's temporaries), one per
  * concurrently running pool task. Training and the MSE run in chunks of at
  * most ENS_CHUNK rows whose activations are kept for the backward pass;
  * gradients accumulate over chunks, so any minibatch size works. */
@@ -287,7 +288,7 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     ws->chunk = max_rows < ENS_CHUNK ? (int)max_rows : ENS_CHUNK;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ws->slots = ncpu < 1 ? 1 : ncpu > ENS_MAX_SLOTS ? ENS_MAX_SLOTS : (int)ncpu;
-    ws->slot_floats = 2 * (size_t)ws->tile * (size_t)lay->maxw;
+    ws->slot_floats = 2 * (size_t)ws->tile * (size_t)lay->maxw + 6 * (size_t)ws->tile * (size_t)lay->out;
     size_t c = (size_t)ws->chunk;
     size_t total = ws->slot_floats * (size_t)ws->slots;
     for (int l = 0; l < lay->L; l++) total += 2 * c * (size_t)lay->dim[l + 1];
@@ -366,7 +367,7 @@ static void ens__head_logvar(const ens__layout *lay, const float *head, const fl
 }
 
 /* One tile: nr rows of member m. x: (nr, in) raw; mean, std: (nr, out) raw,
- * std may be NULL. buf: 2 * tile * maxw floats. */
+ * std may be NULL. buf: slot_floats floats (2 * tile * maxw + 6 * tile * out). */
 static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *buf, int m,
                               const float *x, size_t nr, float *mean, float *std) {
     const ens__layout *lay = &ws->lay;
@@ -389,8 +390,9 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
         for (int o = 0; o < out; o++)
             mean[r * out + o] = b[r * 2 * out + o] * e->out_std[o] + e->out_mean[o];
     if (!std) return;
-    /* a is free now: it holds the head temporaries; std = exp(lv / 2) */
-    float *t = a;
+    /* the head's temporaries live after the two activation buffers (they
+     * outgrow one when 6 * out_dim > the widest layer); std = exp(lv / 2) */
+    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
     const size_t cnt = nr * (size_t)out;
     ens__head_logvar(lay, b, p + lay->maxlv, p + lay->minlv, t, nr);
     float *lv = t + 3 * cnt, *half = t + 5 * cnt;

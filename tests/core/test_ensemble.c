@@ -358,6 +358,56 @@ END_TEST
 START_TEST(test_forward_tanh_pool) { forward_case(MB_ACT_TANH, 1); }
 END_TEST
 
+/* A network narrower than six times its outputs (the head's temporaries
+ * outgrow the activation buffers) through full 256-row tiles with std:
+ * values against the reference, and ASan watches the tile buffers. */
+START_TEST(test_forward_narrow) {
+    mb_ensemble_spec s;
+    mb_ensemble_spec_default(&s);
+    s.members = 2;
+    s.obs_dim = 9;
+    s.act_dim = 1;
+    s.n_hidden = 1;
+    s.hidden[0] = 3;
+    s.weight_decay[1] = 1e-4f;
+    mb_ensemble e;
+    ck_assert_int_eq(mb_ensemble_init(&e, &s, 31, NULL, 0), MB_OK);
+    mb_rng r;
+    mb_rng_seed(&r, 31);
+    spread_params(&e, &r);
+    const size_t n = 600;
+    int in = mb_ensemble_in_dim(&s), out = mb_ensemble_out_dim(&s);
+    float *x = malloc(2 * n * in * sizeof(float));
+    float *mean = malloc(2 * n * out * sizeof(float)), *std = malloc(2 * n * out * sizeof(float));
+    mb_rng_fill_normal(&r, x, 2 * n * in, 0, 1);
+    mb_ens_ws *ws = mb_ens_ws_new(&s, n);
+    mb_pool *pool = mb_pool_new(2);
+    mb_ensemble_forward(&e, ws, pool, NULL, 2, x, n, mean, std);
+    double *p = malloc(e.member_size * sizeof(double));
+    double xr[16], mu[16], lv[16], worst = 0;
+    for (int m = 0; m < 2; m++) {
+        to_double(e.params + m * e.member_size, p, e.member_size);
+        for (size_t row = 0; row < n; row++) {
+            for (int i = 0; i < in; i++) xr[i] = x[((size_t)m * n + row) * in + i];
+            ref_row(&s, p, xr, mu, lv, NULL);
+            for (int o = 0; o < out; o++) {
+                size_t at = ((size_t)m * n + row) * out + o;
+                worst = fmax(worst, fabs(mean[at] - mu[o]) / (1 + fabs(mu[o])));
+                worst = fmax(worst, fabs(std[at] - exp(0.5 * lv[o])) / exp(0.5 * lv[o]));
+            }
+        }
+    }
+    MB_ASSERT_CLOSE("narrow net: worst relative error of mean and std", worst, 0, 2e-5);
+    free(p);
+    mb_pool_free(pool);
+    mb_ens_ws_free(ws);
+    free(x);
+    free(mean);
+    free(std);
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 /* The pool changes who computes a tile, never the numbers. */
 START_TEST(test_forward_pool_bitwise) {
     mb_ensemble_spec s;
@@ -715,6 +765,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_forward_silu);
     tcase_add_test(tc, test_forward_relu_pool);
     tcase_add_test(tc, test_forward_tanh_pool);
+    tcase_add_test(tc, test_forward_narrow);
     tcase_add_test(tc, test_forward_pool_bitwise);
     tcase_add_test(tc, test_normalize_inputs);
     tcase_add_test(tc, test_mse);
