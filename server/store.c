@@ -295,9 +295,12 @@ mb_status store_snapshot(srv_store *s, srv_model *m, int adam_owned, cJSON **inf
     mb_status st;
     memset(&buf, 0, sizeof buf);
     pthread_mutex_lock(&e->snap_mu);
+    pthread_mutex_lock(&s->mu);
+    int gone = e->deleted; /* deleted while we waited: writing now would bring it back */
+    pthread_mutex_unlock(&s->mu);
     double t0 = srv_now();
     pthread_mutex_lock(&m->lock);
-    if (m->deleted) {
+    if (m->deleted || gone) {
         pthread_mutex_unlock(&m->lock);
         pthread_mutex_unlock(&e->snap_mu);
         return mb_fail(err, err_sz, MB_ENOTFOUND, "model '%s' was deleted", m->spec.name);
