@@ -39,8 +39,9 @@
  * next to the segment as <segment>.damaged, later segments renamed to
  * *.damaged) and reports it.
  *
- * Threads: appends, sync and stats may be called from any number of threads;
- * open/resume/remove_through/close are not concurrent with each other.
+ * Threads: every call but open and close may come from any number of threads
+ * at once (resume and remove_through take the log's lock for their whole
+ * work); close only when no other call is in progress.
  * Not for: the snapshot format (snapshot.c), the meaning of the server's
  * model-spec blob, deduplication by client seq (the server does that while
  * replaying). */
