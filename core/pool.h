@@ -10,10 +10,10 @@
  * small sgemm and synchronises per call). Training (mb_train, one epoch
  * over 100,000 transitions, pets-halfcheetah network) on a pool of 2 took
  * 3.10 s against 5.06 s with no pool and OpenBLAS on 2 threads (busy
- * machine; two noisier runs: 7.06 vs 7.15 s, 8.26 vs 8.49 s). A pool is
- * owned by its creator; one
- * mb_pool_run at a time per pool (callers serialise, e.g. one pool per
- * planning worker or a mutex around a shared pool).
+ * machine; two noisier runs: 7.06 vs 7.15 s, 8.26 vs 8.49 s).
+ * A pool is owned by its creator; one mb_pool_run at a time per pool
+ * (callers serialise, e.g. one pool per planning worker or a mutex around a
+ * shared pool).
  * Not for: long-running background jobs (training jobs use their own thread). */
 #ifndef MB_POOL_H
 #define MB_POOL_H
