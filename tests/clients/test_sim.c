@@ -260,10 +260,13 @@ START_TEST(test_pendulum_step_and_reset) {
 }
 END_TEST
 
-/* Cartpole swing-up: hanging still at the origin earns exp(-4) per step. */
+/* Cartpole swing-up: hanging still at the origin earns exp(-4) per step;
+ * the observation's pole tip is (x - l sin th, -l cos th), and the declared
+ * stand-in reward is -|tip - (0, l)|^2 / l^2 - 0.01 F^2, the log of the
+ * task's exponential. */
 START_TEST(test_cartpole_reset_and_reward) {
     sim_env *e = open_task("cartpole_swingup", 0.0, 0);
-    ck_assert_int_eq(e->obs_dim, 4);
+    ck_assert_int_eq(e->obs_dim, 6);
     ck_assert_int_eq(e->max_steps, 200);
     sim_rng r;
     sim_rng_seed(&r, 1);
@@ -274,6 +277,31 @@ START_TEST(test_cartpole_reset_and_reward) {
     int term;
     e->step(e, &u, next, &rw, &term);
     MB_ASSERT_CLOSE("cartpole hanging reward", rw, exp(-4.0), 1e-6);
+    MB_ASSERT_CLOSE("cartpole tip x hanging", next[4], 0.0, 1e-6);
+    MB_ASSERT_CLOSE("cartpole tip y hanging", next[5], -0.6, 1e-6);
+    /* push for 20 steps: the tip entries follow the state entries */
+    u = 3.0f;
+    for (int t = 0; t < 20; t++) e->step(e, &u, next, &rw, &term);
+    MB_ASSERT_CLOSE("cartpole tip x", next[4], next[0] - 0.6 * sin(next[1]), 1e-5);
+    MB_ASSERT_CLOSE("cartpole tip y", next[5], -0.6 * cos(next[1]), 1e-5);
+    double d2 = next[4] * next[4] + (next[5] - 0.6) * (next[5] - 0.6);
+    MB_ASSERT_CLOSE("cartpole reward from the tip", rw, exp(-d2 / 0.36) - 0.01 * 9.0, 1e-5);
+    mbrl_model_spec s;
+    mbrl_model_spec_init(&s);
+    e->declare(e, "declared", &s);
+    ck_assert_int_eq(s.learn_reward, 0);
+    ck_assert_int_eq(s.n_terms, 2);
+    ck_assert_int_eq(s.terms[0].type, MBRL_TERM_QUADRATIC);
+    ck_assert_int_eq(s.terms[0].idx[0], 4);
+    ck_assert_int_eq(s.terms[0].idx[1], 5);
+    MB_ASSERT_CLOSE("cartpole target y", s.terms[0].target[1], 0.6, 1e-7);
+    MB_ASSERT_CLOSE("cartpole weight 1/l^2", s.terms[0].weight, 1.0 / 0.36, 1e-5);
+    ck_assert_int_eq(s.terms[1].type, MBRL_TERM_ACTION_L2);
+    MB_ASSERT_CLOSE("cartpole ctrl weight", s.terms[1].weight, 0.01, 1e-9);
+    mbrl_model_spec_init(&s);
+    e->declare(e, "learned", &s);
+    ck_assert_int_eq(s.learn_reward, 1);
+    ck_assert_int_eq(s.n_terms, 0);
     sim_env_free(e);
     e = open_task("cartpole_swingup", 1.0, 50);
     ck_assert_int_eq(e->max_steps, 50);
