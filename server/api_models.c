@@ -92,8 +92,8 @@ int api_models_create(srv_req *q, srv_resp *r, srv_err *e) {
 
 int api_models_list(srv_req *q, srv_resp *r, srv_err *e) {
     (void)e;
-    srv_model *ms[1024];
-    int n = registry_snapshot(&q->app->reg, ms, 1024);
+    srv_model *ms[SRV_MAX_MODELS];
+    int n = registry_snapshot(&q->app->reg, ms, SRV_MAX_MODELS);
     cJSON *o = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < n; i++) {

@@ -294,8 +294,8 @@ cJSON *job_render(srv_job *j) {
 }
 
 void jobs_wait_all(srv_app *app) {
-    srv_model *ms[1024];
-    int n = registry_snapshot(&app->reg, ms, 1024);
+    srv_model *ms[SRV_MAX_MODELS];
+    int n = registry_snapshot(&app->reg, ms, SRV_MAX_MODELS);
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&ms[i]->lock);
         if (ms[i]->running) job_cancel(ms[i]->running);

@@ -106,8 +106,8 @@ char *metrics_render(srv_app *app, size_t *len) {
     pthread_mutex_unlock(&app->jobs_lock);
     sbuf_printf(&b, "# TYPE mbrld_training_jobs_running gauge\nmbrld_training_jobs_running %d\n", running);
 
-    srv_model *ms[1024];
-    int n = registry_snapshot(&app->reg, ms, 1024);
+    srv_model *ms[SRV_MAX_MODELS];
+    int n = registry_snapshot(&app->reg, ms, SRV_MAX_MODELS);
     sbuf_printf(&b, "# TYPE mbrld_models gauge\nmbrld_models %d\n", n);
     sbuf_printf(&b, "# HELP mbrld_buffer_size Transitions held per model.\n# TYPE mbrld_buffer_size gauge\n");
     for (int i = 0; i < n; i++) {

@@ -53,7 +53,7 @@ static const srv_option opt__table[] = {
      "idle act session lifetime, s"},
     {"max-sessions", OPT_INT, 1, 1000000, "256", S(max_sessions), NULL,
      "act sessions per model (least recently used dropped)"},
-    {"max-models", OPT_INT, 1, 100000, "64", S(max_models), NULL, "models (429 beyond)"},
+    {"max-models", OPT_INT, 1, SRV_MAX_MODELS, "64", S(max_models), NULL, "models (429 beyond)"},
     {"max-clients", OPT_INT, 1, 1000000, "4096", S(max_clients), NULL,
      "client+seq idempotency keys kept per model (least recently used dropped)"},
     {"max-buffer-mb", OPT_INT, 1, 1L << 20, "1024", S(max_buffer_mb), NULL,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #define SRV_PATH_MAX 1024
+#define SRV_MAX_MODELS 1024 /* upper bound of --max-models (listing, metrics, shutdown) */
 
 typedef struct {
     char listen[256];          /* host:port; port 0 = any free port */
