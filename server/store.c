@@ -309,7 +309,8 @@ mb_status store_snapshot(srv_store *s, srv_model *m, int adam_owned, cJSON **inf
      * append writes its record and its rows under this lock. */
     uint64_t seq = mb_wal_last_seq(e->wal);
     st = mb_buffer_copy(&buf, &m->buf, err, err_sz);
-    if (st == MB_OK && m->adam_ready && (adam_owned || !m->running)) {
+    /* running first: a running job owns adam (and sets adam_ready) unlocked */
+    if (st == MB_OK && (adam_owned || !m->running) && m->adam_ready) {
         st = store__adam_copy(&adam, &m->adam, err, err_sz);
         have_adam = st == MB_OK;
     }
