@@ -112,6 +112,12 @@ START_TEST(test_transitions_idempotent) {
     ck_assert_int_eq((int)mbr_num(&r, "buffer_size"), 14);
     ck_assert_int_eq((int)mbr_num(&r, "transitions_total"), 14);
     mbr_free(&r);
+    ck_assert_int_eq(mbr_call(&r, &D, "GET", "/metrics", NULL), 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_buffer_size{model=\"idem\"} 14\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_model_version{model=\"idem\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_transitions_total 14\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_idempotent_replays_total 2\n"));
+    mbr_free(&r);
     /* seq without client and client without seq */
     mbr_call(&r, &D, "POST", "/v1/models/idem/transitions",
              "{\"transitions\": [{\"obs\": [0,0,0], \"action\": [0], \"reward\": 0, \"next_obs\": [0,0,0]}], \"seq\": 3}");
