@@ -375,8 +375,9 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
     mb_ensemble_normalize_inputs(e, x, a, nr);
     for (int l = 0; l < lay->L; l++) {
-        mb_gemm_nn(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], b, 0);
-        mb_bias_act_forward(ws->act, b, p + lay->b[l], b, nr, lay->dim[l + 1]);
+        /* bias and activation applied in the kernel's epilogue: no pass over b */
+        mb_gemm_nn_bias_act(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], p + lay->b[l],
+                            ws->act, b);
         float *s = a;
         a = b;
         b = s;

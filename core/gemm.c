@@ -10,6 +10,7 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <stddef.h>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -21,11 +22,53 @@
 #define GEMM_MAXR 24
 #define GEMM_MAXV 3
 #define AI static inline __attribute__((always_inline))
+#define GEMM_NO_ACT (-1)
+
+/* exp on 16 lanes, the algorithm of ops.c's exp8 (Cephes polynomial after
+ * n = round(x log2 e)); scalef applies 2^n. Relative error ~1e-7. */
+AI __m512 gemm__exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* 1/d for d >= 1: 14-bit estimate and one Newton step (~1 ulp). */
+AI __m512 gemm__recip16(__m512 d) {
+    __m512 y = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0f)), y);
+}
+
+/* The fused epilogue: act(x) for the activations of ops.h. */
+AI __m512 gemm__act16(int act, __m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    switch (act) {
+    case MB_ACT_SILU:
+        return _mm512_mul_ps(x, gemm__recip16(_mm512_add_ps(one, gemm__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
+    case MB_ACT_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
+    case MB_ACT_TANH: {
+        __m512 e = gemm__exp16(_mm512_add_ps(x, x));
+        return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), gemm__recip16(_mm512_add_ps(e, one)), one);
+    }
+    }
+    return x;
+}
 
 /* C (MR, 16 NV) [+]= A-block (MR, K) B-panel (K, 16 NV); A(r, kk) is
- * A[r * a_rs + kk * a_ks]; the last vector of the panel is masked by m. */
-AI void gemm__kernel(int MR, int NV, __mmask16 m, const float *A, size_t a_rs, size_t a_ks,
-                     const float *B, size_t ldb, float *C, size_t ldc, size_t K, int acc) {
+ * A[r * a_rs + kk * a_ks]; the last vector of the panel is masked by m.
+ * With act != GEMM_NO_ACT (and acc 0): C = act(A B + bias), bias (16 NV). */
+AI void gemm__kernel(int MR, int NV, int act, __mmask16 m, const float *A, size_t a_rs,
+                     size_t a_ks, const float *B, size_t ldb, const float *bias, float *C,
+                     size_t ldc, size_t K, int acc) {
     __m512 c[GEMM_MAXR][GEMM_MAXV];
 #pragma GCC unroll 24
     for (int r = 0; r < GEMM_MAXR; r++)
@@ -54,6 +97,23 @@ AI void gemm__kernel(int MR, int NV, __mmask16 m, const float *A, size_t a_rs, s
             }
         }
     }
+    if (act != GEMM_NO_ACT) {
+        __m512 bv[GEMM_MAXV];
+#pragma GCC unroll 3
+        for (int v = 0; v < GEMM_MAXV; v++) {
+            if (v >= NV) break;
+            bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(m, bias + 16 * v) : _mm512_loadu_ps(bias + 16 * v);
+        }
+#pragma GCC unroll 24
+        for (int r = 0; r < GEMM_MAXR; r++) {
+            if (r >= MR) break;
+#pragma GCC unroll 3
+            for (int v = 0; v < GEMM_MAXV; v++) {
+                if (v >= NV) break;
+                c[r][v] = gemm__act16(act, _mm512_add_ps(c[r][v], bv[v]));
+            }
+        }
+    }
 #pragma GCC unroll 24
     for (int r = 0; r < GEMM_MAXR; r++) {
         if (r >= MR) break;
@@ -72,59 +132,78 @@ AI void gemm__kernel(int MR, int NV, __mmask16 m, const float *A, size_t a_rs, s
     }
 }
 
-/* One specialised kernel per (rows, vectors) pair the driver uses. */
-#define GEMM_VARIANTS(MR, NAME)                                                             \
-    static void gemm__k##NAME##_1(__mmask16 m, const float *A, size_t a_rs, size_t a_ks,     \
-                                const float *B, size_t ldb, float *C, size_t ldc, size_t K, \
-                                int acc) {                                                  \
-        gemm__kernel(MR, 1, m, A, a_rs, a_ks, B, ldb, C, ldc, K, acc);                      \
-    }                                                                                       \
-    static void gemm__k##NAME##_2(__mmask16 m, const float *A, size_t a_rs, size_t a_ks,     \
-                                const float *B, size_t ldb, float *C, size_t ldc, size_t K, \
-                                int acc) {                                                  \
-        gemm__kernel(MR, 2, m, A, a_rs, a_ks, B, ldb, C, ldc, K, acc);                      \
-    }                                                                                       \
-    static void gemm__k##NAME##_3(__mmask16 m, const float *A, size_t a_rs, size_t a_ks,     \
-                                const float *B, size_t ldb, float *C, size_t ldc, size_t K, \
-                                int acc) {                                                  \
-        gemm__kernel(MR, 3, m, A, a_rs, a_ks, B, ldb, C, ldc, K, acc);                      \
-    }
-GEMM_VARIANTS(GEMM_MR, big)
-GEMM_VARIANTS(1, 1)
-
+/* One specialised kernel per (rows, vectors, activation) the driver uses. */
 typedef void (*gemm__fn)(__mmask16, const float *, size_t, size_t, const float *, size_t,
-                         float *, size_t, size_t, int);
+                         const float *, float *, size_t, size_t, int);
+#define GEMM_FN(NAME, MR, NV, ACT)                                                          \
+    static void NAME(__mmask16 m, const float *A, size_t a_rs, size_t a_ks, const float *B, \
+                     size_t ldb, const float *bias, float *C, size_t ldc, size_t K, int acc) { \
+        gemm__kernel(MR, NV, ACT, m, A, a_rs, a_ks, B, ldb, bias, C, ldc, K, acc);         \
+    }
+#define GEMM_FNS(TAG, ACT)                          \
+    GEMM_FN(gemm__big1_##TAG, GEMM_MR, 1, ACT)      \
+    GEMM_FN(gemm__big2_##TAG, GEMM_MR, 2, ACT)      \
+    GEMM_FN(gemm__big3_##TAG, GEMM_MR, 3, ACT)      \
+    GEMM_FN(gemm__one1_##TAG, 1, 1, ACT)            \
+    GEMM_FN(gemm__one2_##TAG, 1, 2, ACT)            \
+    GEMM_FN(gemm__one3_##TAG, 1, 3, ACT)            \
+    static const gemm__fn gemm__big_##TAG[3] = {gemm__big1_##TAG, gemm__big2_##TAG, gemm__big3_##TAG}; \
+    static const gemm__fn gemm__one_##TAG[3] = {gemm__one1_##TAG, gemm__one2_##TAG, gemm__one3_##TAG};
+GEMM_FNS(none, GEMM_NO_ACT)
+GEMM_FNS(silu, MB_ACT_SILU)
+GEMM_FNS(relu, MB_ACT_RELU)
+GEMM_FNS(tanh, MB_ACT_TANH)
 
-/* C (M, N) [+]= A (M, K) B (K, N) with A's strides given (row, k). */
+/* C (M, N) [+]= A (M, K) B (K, N) with A's strides given (row, k); with
+ * an activation, C = act(A B + bias). */
 static void gemm__drive(size_t M, int N, size_t K, const float *A, size_t a_rs, size_t a_ks,
-                        const float *B, float *C, int acc) {
-    static const gemm__fn k8[3] = {gemm__kbig_1, gemm__kbig_2, gemm__kbig_3};
-    static const gemm__fn k1[3] = {gemm__k1_1, gemm__k1_2, gemm__k1_3};
+                        const float *B, const float *bias, int act, float *C, int acc) {
+    const gemm__fn *big = act == MB_ACT_SILU ? gemm__big_silu
+                          : act == MB_ACT_RELU ? gemm__big_relu
+                          : act == MB_ACT_TANH ? gemm__big_tanh : gemm__big_none;
+    const gemm__fn *one = act == MB_ACT_SILU ? gemm__one_silu
+                          : act == MB_ACT_RELU ? gemm__one_relu
+                          : act == MB_ACT_TANH ? gemm__one_tanh : gemm__one_none;
     for (int j = 0; j < N; j += 16 * GEMM_NV) {
         int w = N - j < 16 * GEMM_NV ? N - j : 16 * GEMM_NV;
         int nv = (w + 15) / 16, last = w - 16 * (nv - 1);
         __mmask16 m = last == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1);
+        const float *bj = bias ? bias + j : NULL;
         size_t i = 0;
         for (; i + GEMM_MR <= M; i += GEMM_MR)
-            k8[nv - 1](m, A + i * a_rs, a_rs, a_ks, B + j, (size_t)N, C + i * (size_t)N + j,
-                       (size_t)N, K, acc);
+            big[nv - 1](m, A + i * a_rs, a_rs, a_ks, B + j, (size_t)N, bj,
+                        C + i * (size_t)N + j, (size_t)N, K, acc);
         for (; i < M; i++)
-            k1[nv - 1](m, A + i * a_rs, a_rs, a_ks, B + j, (size_t)N, C + i * (size_t)N + j,
-                       (size_t)N, K, acc);
+            one[nv - 1](m, A + i * a_rs, a_rs, a_ks, B + j, (size_t)N, bj,
+                        C + i * (size_t)N + j, (size_t)N, K, acc);
     }
 }
 
 void mb_gemm_nn(size_t m, int n, int k, const float *A, const float *B, float *C, int accumulate) {
     if (m == 0 || n <= 0) return;
-    gemm__drive(m, n, (size_t)k, A, (size_t)k, 1, B, C, accumulate);
+    gemm__drive(m, n, (size_t)k, A, (size_t)k, 1, B, NULL, GEMM_NO_ACT, C, accumulate);
+}
+
+void mb_gemm_nn_bias_act(size_t m, int n, int k, const float *A, const float *B,
+                         const float *bias, mb_activation act, float *C) {
+    if (m == 0 || n <= 0) return;
+    gemm__drive(m, n, (size_t)k, A, (size_t)k, 1, B, bias, (int)act, C, 0);
 }
 
 void mb_gemm_tn(int m, int n, size_t k, const float *A, const float *B, float *C, int accumulate) {
     if (m <= 0 || n <= 0) return;
-    gemm__drive((size_t)m, n, k, A, 1, (size_t)m, B, C, accumulate);
+    gemm__drive((size_t)m, n, k, A, 1, (size_t)m, B, NULL, GEMM_NO_ACT, C, accumulate);
 }
 
-#else /* no AVX-512: OpenBLAS */
+#else /* no AVX-512: OpenBLAS, then the separate fused pass of ops.c */
+
+void mb_gemm_nn_bias_act(size_t m, int n, int k, const float *A, const float *B,
+                         const float *bias, mb_activation act, float *C) {
+    if (m == 0 || n <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, n, k, 1.0f, A, k, B, n, 0.0f,
+                C, n);
+    mb_bias_act_forward(act, C, bias, C, m, n);
+}
 
 void mb_gemm_nn(size_t m, int n, int k, const float *A, const float *B, float *C, int accumulate) {
     if (m == 0 || n <= 0) return;

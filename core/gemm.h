@@ -17,9 +17,17 @@
 
 #include <stddef.h>
 
+#include "ops.h"
+
 /* C (m, n) = A (m, k) B (k, n), or C += A B when accumulate != 0.
  * Leading dimensions are the row lengths (k, n, n). */
 void mb_gemm_nn(size_t m, int n, int k, const float *A, const float *B, float *C, int accumulate);
+/* C (m, n) = act(A (m, k) B (k, n) + bias) with bias (n) (not NULL): the
+ * bias and activation are applied to the accumulators before the store
+ * (inference: no separate pass over C; equals mb_gemm_nn followed by
+ * mb_bias_act_forward up to the last bits of the activation). */
+void mb_gemm_nn_bias_act(size_t m, int n, int k, const float *A, const float *B,
+                         const float *bias, mb_activation act, float *C);
 /* C (m, n) = A^T B with A (k, m) and B (k, n), or C += A^T B.
  * Leading dimensions m, n, n. (The weight gradient x^T dy.) */
 void mb_gemm_tn(int m, int n, size_t k, const float *A, const float *B, float *C, int accumulate);

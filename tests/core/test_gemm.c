@@ -1,7 +1,8 @@
 /* test_gemm.c: the ensemble's sgemm (core/gemm.c) against naive double
  * loops over awkward shapes: rows not a multiple of the 8-row block, widths
  * around the 16-lane vectors and the 48-column panel, k from 1 up; both
- * overwrite and accumulate; and canaries around C so a masked store that
+ * overwrite and accumulate; the fused bias + activation epilogue; and
+ * canaries around C so a masked store that
  * strays past a row or the matrix is caught.
  * Tolerance per entry: 1e-6 * sum_k |a_ik b_kj| (float accumulation).
  * Not for: speed (bench/). */
@@ -80,6 +81,61 @@ END_TEST
 START_TEST(test_tn) { shapes(1); }
 END_TEST
 
+/* act(A B + bias) against double loops: tolerance 1e-6 * (1 + sum|terms|)
+ * for the product plus the activation's ~1e-7 relative error. */
+static double ref_act(mb_activation a, double x) {
+    return a == MB_ACT_SILU ? x / (1 + exp(-x)) : a == MB_ACT_RELU ? (x > 0 ? x : 0) : tanh(x);
+}
+
+START_TEST(test_nn_bias_act) {
+    static const size_t ms[] = {1, 8, 9, 17};
+    static const int ns[] = {5, 16, 38, 49, 200};
+    mb_rng r;
+    mb_rng_seed(&r, 77);
+    for (int a = 0; a < 3; a++)
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                size_t m = ms[mi];
+                int n = ns[ni], k = 24;
+                float *A = malloc(sizeof(float) * m * k), *B = malloc(sizeof(float) * k * n);
+                float *bias = malloc(sizeof(float) * n);
+                float *Cbuf = malloc(sizeof(float) * (m * n + 2 * PAD)), *C = Cbuf + PAD;
+                mb_rng_fill_normal(&r, A, m * k, 0, 1);
+                mb_rng_fill_normal(&r, B, (size_t)k * n, 0, 0.5f);
+                mb_rng_fill_normal(&r, bias, (size_t)n, 0, 1);
+                for (size_t i = 0; i < m * n + 2 * PAD; i++) Cbuf[i] = CANARY;
+                mb_gemm_nn_bias_act(m, n, k, A, B, bias, (mb_activation)a, C);
+                double worst = -1, got = 0, want = 0, tol = 1;
+                for (size_t i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double z = bias[j], mag = fabs(bias[j]);
+                        for (int kk = 0; kk < k; kk++) {
+                            z += (double)A[i * k + kk] * B[(size_t)kk * n + j];
+                            mag += fabs((double)A[i * k + kk] * B[(size_t)kk * n + j]);
+                        }
+                        double w = ref_act((mb_activation)a, z), t = 1e-6 * (1 + mag);
+                        double e = fabs(C[i * n + j] - w) / t;
+                        if (!(e <= worst)) {
+                            worst = e;
+                            got = C[i * n + j];
+                            want = w;
+                            tol = t;
+                        }
+                    }
+                char lab[80];
+                snprintf(lab, sizeof lab, "%s(A B + b) m=%zu n=%d", mb_activation_name((mb_activation)a), m, n);
+                MB_ASSERT_CLOSE(lab, got, want, tol);
+                int strays = 0;
+                for (int i = 0; i < PAD; i++) strays += Cbuf[i] != CANARY || C[m * n + i] != CANARY;
+                ck_assert_msg(strays == 0, "%s: %d writes outside C", lab, strays);
+                free(A);
+                free(B);
+                free(bias);
+                free(Cbuf);
+            }
+}
+END_TEST
+
 START_TEST(test_empty) {
     float A[4] = {1, 2, 3, 4}, B[4] = {1, 1, 1, 1}, C[4] = {7, 7, 7, 7};
     mb_gemm_nn(0, 2, 2, A, B, C, 0);
@@ -95,6 +151,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_nn);
     tcase_add_test(tc, test_tn);
+    tcase_add_test(tc, test_nn_bias_act);
     tcase_add_test(tc, test_empty);
     suite_add_tcase(s, tc);
     return s;
