@@ -208,14 +208,29 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
     if (client) {
         for (int i = 0; i < m->n_clients; i++)
             if (!strcmp(m->clients[i].client, client)) c = &m->clients[i];
+        /* A seq at or below the client's highest is a replay if its bit in
+         * the window is set, new if not (concurrent senders may arrive out
+         * of order), and refused when too old to tell: never silently
+         * dropped. */
         if (c && seq <= c->seq) {
-            c->last_used = m->clock;
-            *accepted = seq == c->seq ? c->accepted : 0;
-            *buffer_size = seq == c->seq ? c->buffer_size : m->buf.size;
-            *replay = 1;
-            pthread_mutex_unlock(&m->lock);
-            atomic_fetch_add_explicit(&app->metrics.replays, 1, memory_order_relaxed);
-            return 0;
+            uint64_t behind = c->seq - seq;
+            if (behind >= SRV_SEQ_WINDOW) {
+                pthread_mutex_unlock(&m->lock);
+                return srv_fail(e, MB_ESTATE, "seq",
+                                "seq %llu of client '%s' is more than %d behind its newest (%llu): "
+                                "cannot tell whether it is a duplicate; use increasing seqs",
+                                (unsigned long long)seq, client, SRV_SEQ_WINDOW,
+                                (unsigned long long)c->seq);
+            }
+            if (c->window & (1ULL << behind)) {
+                c->last_used = m->clock;
+                *accepted = behind == 0 ? c->accepted : 0; /* no new rows */
+                *buffer_size = behind == 0 ? c->buffer_size : m->buf.size;
+                *replay = 1;
+                pthread_mutex_unlock(&m->lock);
+                atomic_fetch_add_explicit(&app->metrics.replays, 1, memory_order_relaxed);
+                return 0;
+            }
         }
     }
     /* The record is written under the lock (log order = buffer order); the
@@ -242,10 +257,19 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
                     if (m->clients[i].last_used < c->last_used) c = &m->clients[i];
             }
             snprintf(c->client, sizeof c->client, "%s", client);
+            c->seq = seq;
+            c->window = 0;
         }
-        c->seq = seq;
-        c->accepted = n;
-        c->buffer_size = m->buf.size;
+        if (seq > c->seq) {
+            uint64_t ahead = seq - c->seq;
+            c->window = ahead >= SRV_SEQ_WINDOW ? 0 : c->window << ahead;
+            c->seq = seq;
+        }
+        c->window |= 1ULL << (c->seq - seq);
+        if (seq == c->seq) {
+            c->accepted = n;
+            c->buffer_size = m->buf.size;
+        }
         c->last_used = m->clock;
     }
     pthread_mutex_unlock(&m->lock);

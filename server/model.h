@@ -46,11 +46,15 @@ typedef struct {
 typedef struct {
     char client[SRV_NAME_MAX + 1];
     uint64_t seq;           /* highest seq applied for this client */
+    uint64_t window;        /* bit i: seq - i was applied (i < SRV_SEQ_WINDOW) */
     size_t accepted;        /* the answer given to it */
     size_t buffer_size;
     uint64_t last_used;     /* model->clock at last use, for LRU */
 } srv_client_seq;
 
+/* How far behind a client's highest seq a post may arrive (out of order, from
+ * concurrent senders) and still be checked for duplicates; older is a 409. */
+#define SRV_SEQ_WINDOW 64
 #define SRV_JOBS_KEPT 16 /* finished jobs remembered per model */
 #define SRV_WS_KEPT 8    /* idle planning workspaces kept per model */
 

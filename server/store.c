@@ -259,6 +259,9 @@ static char *store__meta(const srv_model *m, const srv_version *v, int with_clie
             cJSON *c = cJSON_CreateObject();
             cJSON_AddStringToObject(c, "client", m->clients[i].client);
             cJSON_AddNumberToObject(c, "seq", (double)m->clients[i].seq);
+            char win[24];
+            snprintf(win, sizeof win, "%016llx", (unsigned long long)m->clients[i].window);
+            cJSON_AddStringToObject(c, "window", win);
             cJSON_AddNumberToObject(c, "accepted", (double)m->clients[i].accepted);
             cJSON_AddNumberToObject(c, "buffer_size", (double)m->clients[i].buffer_size);
             cJSON_AddItemToArray(a, c);
@@ -570,6 +573,9 @@ mb_status store_install(struct srv_app *app, srv_model *m, mb_snapshot *sn, cons
         x->seq = (uint64_t)sq->valuedouble;
         x->accepted = cJSON_IsNumber(ac) ? (size_t)ac->valuedouble : 0;
         x->buffer_size = cJSON_IsNumber(bs) ? (size_t)bs->valuedouble : 0;
+        /* Older snapshots have no window: only the newest seq is known. */
+        const cJSON *wn = cJSON_GetObjectItemCaseSensitive(c, "window");
+        x->window = cJSON_IsString(wn) ? strtoull(wn->valuestring, NULL, 16) : 1;
         x->last_used = 0;
     }
     pthread_mutex_unlock(&m->lock);

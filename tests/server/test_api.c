@@ -104,19 +104,39 @@ START_TEST(test_transitions_idempotent) {
     ck_assert_int_eq(mbd_post_rows(&D, "idem", 3, 5, "robot-1", 1, &r), 201);
     ck_assert_int_eq((int)mbr_num(&r, "accepted"), 0);
     mbr_free(&r);
+    /* out of order (concurrent senders of one client): seq 4 before 3, both
+     * added once; a replay of 3 adds nothing */
+    ck_assert_int_eq(mbd_post_rows(&D, "idem", 1, 8, "robot-9", 4, &r), 201);
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_post_rows(&D, "idem", 1, 9, "robot-9", 3, &r), 201);
+    ck_assert_int_eq((int)mbr_num(&r, "accepted"), 1);
+    ck_assert_ptr_null(strstr(r.headers, "X-Idempotent-Replay"));
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_post_rows(&D, "idem", 1, 9, "robot-9", 3, &r), 201);
+    ck_assert_int_eq((int)mbr_num(&r, "accepted"), 0);
+    ck_assert_int_eq((int)mbr_num(&r, "buffer_size"), 10);
+    mbr_free(&r);
+    /* too far behind to tell: refused, never silently dropped */
+    ck_assert_int_eq(mbd_post_rows(&D, "idem", 1, 10, "robot-9", 100, NULL), 201);
+    mbr_call(&r, &D, "GET", "/v1/models/idem", NULL);
+    ck_assert_int_eq((int)mbr_num(&r, "buffer_size"), 11);
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_post_rows(&D, "idem", 1, 11, "robot-9", 30, &r), 409);
+    MBR_EXPECT_ERROR(&r, 409, "failed_precondition", "seq");
+    mbr_free(&r);
     /* another client with the same seq is independent; no client: always added */
     ck_assert_int_eq(mbd_post_rows(&D, "idem", 2, 0, "robot-2", 1, NULL), 201);
     ck_assert_int_eq(mbd_post_rows(&D, "idem", 2, 0, NULL, 0, NULL), 201);
     ck_assert_int_eq(mbd_post_rows(&D, "idem", 2, 0, NULL, 0, NULL), 201);
     ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/idem", NULL), 200);
-    ck_assert_int_eq((int)mbr_num(&r, "buffer_size"), 14);
-    ck_assert_int_eq((int)mbr_num(&r, "transitions_total"), 14);
+    ck_assert_int_eq((int)mbr_num(&r, "buffer_size"), 17);
+    ck_assert_int_eq((int)mbr_num(&r, "transitions_total"), 17);
     mbr_free(&r);
     ck_assert_int_eq(mbr_call(&r, &D, "GET", "/metrics", NULL), 200);
-    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_buffer_size{model=\"idem\"} 14\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_buffer_size{model=\"idem\"} 17\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_model_version{model=\"idem\"} 0\n"));
-    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_transitions_total 14\n"));
-    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_idempotent_replays_total 2\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_transitions_total 17\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\nmbrld_idempotent_replays_total 3\n"));
     mbr_free(&r);
     /* seq without client and client without seq */
     mbr_call(&r, &D, "POST", "/v1/models/idem/transitions",
