@@ -66,7 +66,7 @@ demo)
     echo "torques, then model-predictive control with a learned model, retrained"
     echo "after every episode. A return near -150 is a swing-up; random is ~ -1200."
     echo
-    "$build/mbrl-sim" --task pendulum --out mbrl-out "$@"
+    "$build/mbrl-sim" --task pendulum --out "$build/mbrl-out" "$@"
     rc=$?
     echo
     if [ $rc = 0 ]; then
