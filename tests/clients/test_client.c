@@ -129,6 +129,85 @@ START_TEST(test_health_and_models) {
 }
 END_TEST
 
+/* Every field of mbrl_model_spec reaches the daemon as DESIGN.md spells it:
+ * the daemon echoes the spec back under "spec"; auto-train retrains by
+ * itself once enough rows arrive. */
+START_TEST(test_spec_fields_and_auto_train) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-spec");
+    s.learn_reward = 0;
+    s.terms[0] = (mbrl_term){.type = MBRL_TERM_LINEAR, .weight = 1.5f, .n_idx = 1, .idx = {1}};
+    s.terms[1] = (mbrl_term){.type = MBRL_TERM_QUADRATIC, .weight = 0.25f, .n_idx = 2, .idx = {0, 1},
+                             .has_target = 1, .target = {0.5f, -0.5f}};
+    s.terms[2] = (mbrl_term){.type = MBRL_TERM_NORM, .weight = 2.0f, .n_idx = 1, .idx = {0},
+                             .n_other = 1, .other = {1}};
+    s.terms[3] = (mbrl_term){.type = MBRL_TERM_ACTION_L2, .weight = 0.1f};
+    s.terms[4] = (mbrl_term){.type = MBRL_TERM_CONSTANT, .weight = 1.0f};
+    s.n_terms = 5;
+    s.bounds[0] = (mbrl_bound){.index = 0, .has_min = 1, .min = -2.0f};
+    s.bounds[1] = (mbrl_bound){.index = 1, .has_min = 1, .has_max = 1, .min = -1.0f, .max = 1.0f};
+    s.n_bounds = 2;
+    s.discount = 0.99f;
+    s.buffer_capacity = 5000;
+    s.auto_train_every = 40;
+    s.auto_train_epochs = 2;
+    s.planner.propagation = "ts1";
+    s.planner.alpha = 0.2f;
+    s.planner.init_std = 0.3f;
+    s.extra_json = "{\"train\": {\"batch_size\": 16}}";
+    ck_assert_msg(mbrl_model_create(c, &s, &e) == MBRL_OK, "create: %s (field %s)", e.message, e.field);
+    mbrl_model_info info;
+    ck_assert_int_eq(mbrl_model_get(c, "m-spec", &info, &e), MBRL_OK);
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(info.json, "spec");
+    const cJSON *rw = cJSON_GetObjectItemCaseSensitive(sp, "reward");
+    const cJSON *terms = cJSON_GetObjectItemCaseSensitive(rw, "terms");
+    ck_assert_int_eq(cJSON_GetArraySize(terms), 5);
+    static const char *const types[] = {"linear", "quadratic", "norm", "action_l2", "constant"};
+    static const double weights[] = {1.5, 0.25, 2.0, 0.1, 1.0};
+    for (int i = 0; i < 5; i++) {
+        const cJSON *t = cJSON_GetArrayItem(terms, i);
+        ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(t, "type")->valuestring, types[i]);
+        MB_ASSERT_CLOSE("term weight", cJSON_GetObjectItemCaseSensitive(t, "weight")->valuedouble, weights[i], 1e-6);
+    }
+    const cJSON *q = cJSON_GetArrayItem(terms, 1);
+    MB_ASSERT_CLOSE("quadratic target[1]", cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(q, "target"), 1)->valuedouble, -0.5, 1e-6);
+    const cJSON *nm = cJSON_GetArrayItem(terms, 2);
+    ck_assert_int_eq(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(nm, "other_indices"), 0)->valueint, 1);
+    MB_ASSERT_CLOSE("discount", cJSON_GetObjectItemCaseSensitive(rw, "discount")->valuedouble, 0.99, 1e-6);
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sp, "termination"), "bounds");
+    ck_assert_int_eq(cJSON_GetArraySize(bs), 2);
+    MB_ASSERT_CLOSE("bound max", cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, 1), "max")->valuedouble, 1.0, 1e-6);
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, 0), "max"));
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(sp, "planner");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(pl, "propagation")->valuestring, "ts1");
+    MB_ASSERT_CLOSE("planner alpha", cJSON_GetObjectItemCaseSensitive(pl, "alpha")->valuedouble, 0.2, 1e-6);
+    MB_ASSERT_CLOSE("planner init_std", cJSON_GetObjectItemCaseSensitive(pl, "init_std")->valuedouble, 0.3, 1e-6);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sp, "buffer"), "capacity")->valueint, 5000);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sp, "train"), "batch_size")->valueint, 16);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(sp, "seed")->valueint, 3);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sp, "auto_train"), "every")->valueint, 40);
+    mbrl_model_info_free(&info);
+    /* 100 rows, every 40: the daemon trains without being asked */
+    static rows_t r;
+    make_rows(&r, 0.1f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-spec", &b, &acc, &size, &e), MBRL_OK);
+    long version = 0;
+    for (int i = 0; i < 600 && version < 1; i++) { /* up to 60 s */
+        ck_assert_int_eq(mbrl_model_get(c, "m-spec", &info, &e), MBRL_OK);
+        version = info.version;
+        mbrl_model_info_free(&info);
+        if (version < 1) test_daemon_sleep_ms(100);
+    }
+    ck_assert_msg(version >= 1, "auto-train published a version (got %ld)", version);
+    mbrl_model_delete(c, "m-spec", &e);
+    mbrl_client_free(c);
+}
+END_TEST
+
 START_TEST(test_create_errors) {
     mbrl_client *c = client();
     mbrl_error e;
@@ -449,6 +528,7 @@ int main(void) {
     tcase_add_unchecked_fixture(tc, daemon_up, daemon_down);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_health_and_models);
+    tcase_add_test(tc, test_spec_fields_and_auto_train);
     tcase_add_test(tc, test_create_errors);
     tcase_add_test(tc, test_transitions_batched_and_idempotent);
     tcase_add_test(tc, test_train_act_predict);
