@@ -567,12 +567,30 @@ int main(int argc, char **argv) {
         if (!a.auto_train && ep >= a.random_episodes && ep < a.episodes) {
             if (train_round(c, a.model, &a, &holdout, &version, &train_s)) goto done;
         } else if (a.auto_train) {
-            mbrl_model_info info;
-            if (mbrl_model_get(c, a.model, &info, &e) == MBRL_OK) {
+            /* The daemon retrains on its own; before the first version
+             * exists every act would answer a random action, so wait for
+             * it once (later versions arrive while we act). */
+            double t0 = now_s();
+            for (;;) {
+                mbrl_model_info info;
+                if (mbrl_model_get(c, a.model, &info, &e) != MBRL_OK) {
+                    print_error("model status", &e);
+                    goto done;
+                }
                 if (isfinite(info.holdout_loss)) holdout = info.holdout_loss;
                 if (info.version > version) version = info.version;
                 mbrl_model_info_free(&info);
+                if (version > 0 || ep < a.random_episodes || ep == a.episodes || buffer < a.auto_train)
+                    break;
+                if (now_s() - t0 > 600) {
+                    fprintf(stderr, "mbrl-sim: the daemon published no model 10 min after %ld rows (auto-train every %ld)\n",
+                            buffer, a.auto_train);
+                    goto done;
+                }
+                struct timespec ts = {0, 100 * 1000000L};
+                nanosleep(&ts, NULL);
             }
+            train_s = now_s() - t0;
         }
         episode_row *r = &rows[n_rows++];
         *r = (episode_row){.episode = ep, .policy = mpc ? "mpc" : "random", .steps = t,

@@ -234,8 +234,8 @@ mbrl_status mbrl_train_start(mbrl_client *c, const char *model, const mbrl_train
 mbrl_status mbrl_job_get(mbrl_client *c, const char *model, const char *job_id, mbrl_job *job,
                          mbrl_error *err);
 /* Polls every poll_ms until the job finishes or timeout_ms passes
- * (MBRL_ETIMEOUT). A job that failed returns MBRL_EHTTP-free MBRL_OK with
- * job->state "failed": check it. */
+ * (MBRL_ETIMEOUT). A job that ended badly still returns MBRL_OK, with
+ * job->state "failed" or "canceled" and job->message: check the state. */
 mbrl_status mbrl_train_wait(mbrl_client *c, const char *model, const char *job_id, long poll_ms,
                             long timeout_ms, mbrl_job *job, mbrl_error *err);
 /* Start + wait in one request ("wait": true), answer 200 with the job. */
