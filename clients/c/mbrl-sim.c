@@ -47,7 +47,7 @@ typedef struct {
 } task_defaults;
 
 static const task_defaults defaults[] = {
-    {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 0},
+    {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 32},
     {"cartpole_swingup", 15, 1, 5, 2, 64, 25, 200, 20, 3, 10, 300, 20, 0},
     {"inverted_pendulum", 10, 5, 5, 2, 64, 15, 300, 30, 5, 10, 300, 20, 32},
     /* reduced: 1000-step episodes at PETS's size would take hours here */
