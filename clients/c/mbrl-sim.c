@@ -48,7 +48,7 @@ typedef struct {
 
 static const task_defaults defaults[] = {
     {"pendulum", 10, 1, 5, 2, 64, 30, 200, 20, 3, 10, 300, 20, 32},
-    {"cartpole_swingup", 15, 1, 5, 2, 64, 25, 200, 20, 3, 10, 300, 20, 0},
+    {"cartpole_swingup", 15, 1, 5, 2, 64, 25, 200, 20, 3, 10, 300, 20, 32},
     {"inverted_pendulum", 10, 5, 5, 2, 64, 15, 300, 30, 5, 10, 300, 20, 32},
     /* reduced: 1000-step episodes at PETS's size would take hours here */
     {"halfcheetah", 8, 1, 5, 2, 128, 15, 200, 20, 3, 5, 50, 5, 0},
