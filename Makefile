@@ -97,21 +97,26 @@ $(BUILD)/tests/%: tests/clients/%.c $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a 
 tests-bin: $(TEST_BINS) $(PROGS)
 
 # Every suite, then the sanitizer build of the C suites; one summary line.
+# JOBS: parallel compile jobs (all cores by default).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan SAN=tsan OPT=-O1 $(BUILD)/tsan/mbrld \
-		$(TESTS_SERVER:$(BUILD)/tests/%=$(BUILD)/tsan/tests/%)
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/tsan SAN=tsan OPT=-O1 $(BUILD)/tsan/mbrld \
+		$(BUILD)/tsan/tests/fault/faultfs.so $(TESTS_SERVER:$(BUILD)/tests/%=$(BUILD)/tsan/tests/%)
 	@BUILD=$(BUILD) sh tests/run.sh $(BUILD) $(BUILD)/asan $(BUILD)/tsan
 
 # Quick loop while developing: plain build only, no sanitizers.
-test-fast: all
+test-fast:
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) sh tests/run.sh $(BUILD)
 
-bench: deps-bench all
+bench: deps-bench
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	$(BUILD)/mbrld-bench all
 
-run: deps all
+run: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@sh tools/run-demo.sh $(BUILD)
 
 clean:

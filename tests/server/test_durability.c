@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "check_util.h"
@@ -124,7 +125,7 @@ static int cmp_d(const void *a, const void *b) {
 typedef struct {
     const mbd *d;
     int t, cycle;
-    volatile int *stop;
+    atomic_int *stop;
     double *acked; /* (cap) */
     size_t n, cap;
     long *seq;     /* next seq of this writer (survives cycles) */
@@ -138,7 +139,7 @@ static void *kw_main(void *p) {
     kw_arg *a = p;
     char client[32];
     snprintf(client, sizeof client, "w%d", a->t);
-    for (int k = 0; !*a->stop; k++) {
+    for (int k = 0; !atomic_load(a->stop); k++) {
         double id = *a->pending >= 0 ? *a->pending : (double)a->cycle * 100000.0 + a->t * 10000.0 + k;
         long st = dur_post_one(a->d, "dur", id, client, *a->seq);
         if (st == 0) { /* the daemon is gone: maybe applied, maybe not */
@@ -200,7 +201,7 @@ START_TEST(test_kill9_loop) {
                           r.status, r.body);
             mbr_free(&r);
         }
-        volatile int stop = 0;
+        atomic_int stop = 0;
         pthread_t th[KW];
         kw_arg args[KW];
         for (int t = 0; t < KW; t++) {
@@ -210,7 +211,7 @@ START_TEST(test_kill9_loop) {
         }
         mbd_sleep_ms(20 + rand() % 150);
         dur_kill9(&d);
-        stop = 1;
+        atomic_store(&stop, 1);
         size_t base = n_acked;
         for (int t = 0; t < KW; t++) {
             pthread_join(th[t], NULL);
