@@ -11,27 +11,7 @@
 #include "check_util.h"
 #include "planner.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ALLOC_COUNTING 0
-#else
-#define ALLOC_COUNTING 1
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static atomic_long n_allocs;
-void *malloc(size_t n) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_malloc(n);
-}
-void *calloc(size_t a, size_t b) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_calloc(a, b);
-}
-void *realloc(void *p, size_t n) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_realloc(p, n);
-}
-#endif
+#include "alloc_count.h"
 
 #if ALLOC_COUNTING
 START_TEST(test_no_allocation_in_plan) {

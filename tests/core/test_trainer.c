@@ -20,27 +20,7 @@ enum { OD = 2, AD = 1 };
  * interposes malloc/calloc/realloc (forwarding to glibc's __libc_* entry
  * points; the other tests only pay an atomic add). Sanitizer builds keep
  * their own allocator, so there that test is left out. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define ALLOC_COUNTING 0
-#else
-#define ALLOC_COUNTING 1
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-static atomic_long n_allocs;
-void *malloc(size_t n) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_malloc(n);
-}
-void *calloc(size_t a, size_t b) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_calloc(a, b);
-}
-void *realloc(void *p, size_t n) {
-    atomic_fetch_add(&n_allocs, 1);
-    return __libc_realloc(p, n);
-}
-#endif
+#include "alloc_count.h"
 
 /* s' = s + 0.1 * (-s1 + a, s0 - 0.5 s1^2) + noise 0.02; reward = -|s|^2.
  * Inputs drawn uniformly in [-1, 1]^3; n rows appended to b. */
