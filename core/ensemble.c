@@ -6,7 +6,8 @@
  * (trainer.c), sampling across members (planner.c).
  *
  * Numerics: one sgemm per layer per tile (mb_gemm_nn / mb_gemm_tn, see
- * gemm.h; cblas_sgemm for the input gradient), followed by one fused pass
+ * gemm.h; the input gradient dy W^T as an NN product against a transposed
+ * copy of W kept in the workspace), followed by one fused pass
  * (bias + activation, see ops.c); the Gaussian head's softplus bounds,
  * sigmoids and exps go through the vectorised approximations of ops.c so no
  * hot loop calls libm per element.
@@ -21,7 +22,6 @@
 #include "ensemble.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -269,10 +269,12 @@ struct mb_ens_ws {
     /* training chunk: z[l] (pre-activation, then the activation's saved
      * state), h[l] (chunk, dim[l+1]) for hidden layers; head
      * (chunk, 2*out); d0, d1 (chunk, maxw) gradient ping-pong; t (6, chunk,
-     * out) head temporaries */
+     * out) head temporaries; wt (member_size) holds W_l^T (dim[l+1],
+     * dim[l]) at offset W[l] for l >= 1, refreshed by each loss_grad call
+     * so the input gradient dy W^T runs as an NN product (mb_gemm_nn) */
     int chunk;
     float *z[MB_MAX_LAYERS], *h[MB_MAX_LAYERS];
-    float *head, *d0, *d1, *t;
+    float *head, *d0, *d1, *t, *wt;
     float *mem;
 };
 
@@ -293,6 +295,7 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     size_t total = ws->slot_floats * (size_t)ws->slots;
     for (int l = 0; l < lay->L; l++) total += 2 * c * (size_t)lay->dim[l + 1];
     total += c * 2 * (size_t)lay->out + 2 * c * (size_t)lay->maxw + 6 * c * (size_t)lay->out;
+    total += lay->size;
     ws->mem = malloc(total * sizeof(float));
     if (!ws->mem) {
         free(ws);
@@ -314,6 +317,8 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     ws->d1 = p;
     p += c * (size_t)lay->maxw;
     ws->t = p;
+    p += 6 * c * (size_t)lay->out;
+    ws->wt = p;
     return ws;
 }
 
@@ -476,6 +481,16 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
         for (int j = 0; j < o2; j++) ws->head[r * o2 + j] += bh[j];
 }
 
+/* dst (cols, rows) = src (rows, cols)^T, in 16 x 16 blocks. */
+static void ens__transpose(const float *src, float *dst, int rows, int cols) {
+    for (int i0 = 0; i0 < rows; i0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            int i1 = i0 + 16 < rows ? i0 + 16 : rows, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (int j = j0; j < j1; j++)
+                for (int i = i0; i < i1; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+        }
+}
+
 float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, const float *xn,
                             const float *yn, size_t n, float *grad) {
     const ens__layout *lay = &ws->lay;
@@ -494,6 +509,9 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
     const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;
     float *gmax = g + lay->maxlv, *gmin = g + lay->minlv;
     const float inv_n = 1.0f / (float)n;
+    /* W_l^T for the input gradients (layer 0's is never needed) */
+    for (int l = 1; l <= L; l++)
+        ens__transpose(p + lay->W[l], ws->wt + lay->W[l], lay->dim[l], lay->dim[l + 1]);
     double nll = 0;
     for (size_t r0 = 0; r0 < n; r0 += (size_t)ws->chunk) {
         size_t nr = n - r0 < (size_t)ws->chunk ? n - r0 : (size_t)ws->chunk;
@@ -528,16 +546,14 @@ float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, con
         for (size_t r = 0; r < nr; r++)
             for (int j = 0; j < o2; j++) gb[j] += dh[r * o2 + j];
         float *cur = ws->d1, *other = ws->d0;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, lay->dim[L], o2, 1.0f, dh,
-                    o2, p + lay->W[L], o2, 0.0f, cur, lay->dim[L]);
+        mb_gemm_nn(nr, lay->dim[L], o2, dh, ws->wt + lay->W[L], cur, 0);
         for (int l = L - 1; l >= 0; l--) {
             int w = lay->dim[l + 1], win = lay->dim[l];
             mb_act_backward_aux(ws->act, ws->h[l], ws->z[l], cur, cur, g + lay->b[l], nr, w);
             const float *in = l > 0 ? ws->h[l - 1] : x;
             mb_gemm_tn(win, w, nr, in, cur, g + lay->W[l], r0 > 0);
             if (l > 0) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, win, w, 1.0f, cur, w,
-                            p + lay->W[l], w, 0.0f, other, win);
+                mb_gemm_nn(nr, win, w, cur, ws->wt + lay->W[l], other, 0);
                 float *s = cur;
                 cur = other;
                 other = s;
