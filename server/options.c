@@ -190,7 +190,10 @@ static int opt__arg(int argc, char **argv, int i, char *name, size_t cap, const 
         return i + 1;
     }
     if (i + 1 >= argc) {
-        snprintf(err, err_sz, "--%s needs a value", name);
+        if (!opt__find(name))
+            snprintf(err, err_sz, "unknown option '%s' (see --help)", name);
+        else
+            snprintf(err, err_sz, "--%s needs a value", name);
         return -1;
     }
     *value = argv[i + 1];

@@ -51,6 +51,7 @@ START_TEST(test_validation) {
         {3, {"mbrld", "--threads", "many"}, "not an integer"},
         {3, {"mbrld", "--fsync", "sometimes"}, "not one of"},
         {3, {"mbrld", "--nonsense", "1"}, "unknown option"},
+        {2, {"mbrld", "--nonsense"}, "unknown option"},
         {2, {"mbrld", "--listen"}, "needs a value"},
         {2, {"mbrld", "stray"}, "unexpected argument"},
         {3, {"mbrld", "--tls-cert", "/x.pem"}, "go together"},
