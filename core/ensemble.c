@@ -28,6 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "gemm.h"
 #include "rng.h"
 
@@ -481,14 +485,43 @@ static void ens__forward_chunk(const ens__layout *lay, mb_activation act, const 
         for (int j = 0; j < o2; j++) ws->head[r * o2 + j] += bh[j];
 }
 
-/* dst (cols, rows) = src (rows, cols)^T, in 16 x 16 blocks. */
+/* dst (cols, rows) = src (rows, cols)^T: 8 x 8 blocks through AVX
+ * registers (unpack / shuffle / lane permute), scalar edges. */
 static void ens__transpose(const float *src, float *dst, int rows, int cols) {
-    for (int i0 = 0; i0 < rows; i0 += 16)
-        for (int j0 = 0; j0 < cols; j0 += 16) {
-            int i1 = i0 + 16 < rows ? i0 + 16 : rows, j1 = j0 + 16 < cols ? j0 + 16 : cols;
-            for (int j = j0; j < j1; j++)
-                for (int i = i0; i < i1; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    int i0 = 0;
+#if defined(__AVX__)
+    for (; i0 + 8 <= rows; i0 += 8) {
+        int j0 = 0;
+        for (; j0 + 8 <= cols; j0 += 8) {
+            const float *s0 = src + (size_t)i0 * cols + j0;
+            __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + cols),
+                   r2 = _mm256_loadu_ps(s0 + 2 * (size_t)cols), r3 = _mm256_loadu_ps(s0 + 3 * (size_t)cols),
+                   r4 = _mm256_loadu_ps(s0 + 4 * (size_t)cols), r5 = _mm256_loadu_ps(s0 + 5 * (size_t)cols),
+                   r6 = _mm256_loadu_ps(s0 + 6 * (size_t)cols), r7 = _mm256_loadu_ps(s0 + 7 * (size_t)cols);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d0 = dst + (size_t)j0 * rows + i0;
+            _mm256_storeu_ps(d0, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d0 + rows, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d0 + 2 * (size_t)rows, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d0 + 3 * (size_t)rows, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d0 + 4 * (size_t)rows, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d0 + 5 * (size_t)rows, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d0 + 6 * (size_t)rows, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d0 + 7 * (size_t)rows, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
+        for (int j = j0; j < cols; j++)
+            for (int i = i0; i < i0 + 8; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    }
+#endif
+    for (int i = i0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
 }
 
 float mb_ensemble_loss_grad(const mb_ensemble *e, mb_ens_ws *ws, int member, const float *xn,
