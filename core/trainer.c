@@ -3,7 +3,19 @@
  * minibatch Adam over the whole block, holdout MSE per member per epoch,
  * early stopping with patience, best weights per member, elites.
  *
- * Parallel plan (one Adam step per minibatch): the members' minibatches are
+ * Parallel plan, workers <= members (the usual case): one pool run per
+ * epoch (tr__epoch_task). Members' parameters and Adam moments are
+ * independent, so each member's sequence of steps (gradient of a full
+ * minibatch, then its Adam step with t = t0 + step) can run on its own; the
+ * members' step sequences are laid end to end and cut into one equal range
+ * per worker, a member cut in two running its first part first on one worker
+ * and its rest last on the next (a release/acquire step counter orders the
+ * two). No barrier per minibatch and no partial gradients; each member's
+ * trajectory is the same whatever the pool size. Measured (bench ensemble,
+ * mb_train epoch 100k, pool 2 x BLAS 1, best of runs on a noisy VM): 2.47 s
+ * with one pool run per minibatch, 2.45 s this way (2.51-2.73 s in others).
+ *
+ * Parallel plan, more workers than members (one Adam step per minibatch): the members' minibatches are
  * laid end to end (members * n rows) and cut into one equal piece per pool
  * worker; a piece is a few tiles (member, row range). A tile that covers a
  * whole member writes that member's gradient slice directly; a tile that
@@ -29,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #define TR__MAX_TILES (MB_MAX_MEMBERS + 2)
@@ -162,6 +175,11 @@ typedef struct {
     float *grad;    /* (members, member_size), layout = params */
     float *params;  /* the ensemble's block, stepped by the train tasks */
     mb_adam *opt;
+    /* whole-epoch schedule (tr__epoch_task): steps of B rows per member */
+    size_t batch, n_steps;
+    long t0;                               /* opt->t before the epoch */
+    atomic_long done[MB_MAX_MEMBERS];      /* steps of each member completed */
+    double epoch_loss[MB_MAX_MEMBERS];     /* sum of the members' step losses */
     /* scoring */
     const float *xe, *ye; /* (n_eval, in_dim), (n_eval, out_dim) normalised */
     size_t n_eval;
@@ -279,6 +297,67 @@ static void tr__train_task(void *ctx, int task, int worker) {
             tr__combine_member(c, t->member);
             tr__adam_member(c, t->member);
         }
+    }
+}
+
+/* One member's steps [s0, s1) of the epoch, each a full minibatch gradient
+ * and its Adam step (t = t0 + s + 1). Steps of different members are
+ * independent, so a member's trajectory does not depend on the schedule. */
+static void tr__member_steps(tr__ctx *c, tr__piece *pc, int m, size_t s0, size_t s1) {
+    size_t off = (size_t)m * c->member_size;
+    float *g = c->grad + off;
+    for (size_t s = s0; s < s1; s++) {
+        size_t pos = s * c->batch;
+        size_t rows = c->n_train - pos < c->batch ? c->n_train - pos : c->batch;
+        const size_t *slots = c->order + (size_t)m * c->n_train + pos;
+        tr__gather(c, slots, rows, pc->xn, pc->yn);
+        c->epoch_loss[m] += (double)mb_ensemble_loss_grad(c->e, pc->ws, m, pc->xn, pc->yn, rows, g);
+        mb_adam view = *c->opt;
+        view.t = c->t0 + (long)s;
+        view.n = c->member_size;
+        view.m = c->opt->m + off;
+        view.v = c->opt->v + off;
+        mb_adam_step(&view, c->params + off, g);
+    }
+}
+
+/* Worker `task` of a whole epoch in one pool run (used when workers <=
+ * members): the members' step sequences laid end to end (members x n_steps
+ * units) are cut into one equal range per worker. A member cut in two runs
+ * its first part first on the earlier worker and its second part last on the
+ * later one (which waits for the first part: it is due long before, since a
+ * range is at least one member long); whole members run in between. No
+ * barrier per minibatch, no partial gradients. */
+static void tr__epoch_task(void *ctx, int task, int worker) {
+    (void)worker;
+    tr__ctx *c = ctx;
+    tr__piece *pc = &c->pieces[task];
+    const size_t S = c->n_steps, U = (size_t)c->members * S;
+    const size_t lo = U * (size_t)task / (size_t)c->n_pieces;
+    const size_t hi = U * (size_t)(task + 1) / (size_t)c->n_pieces;
+    if (lo >= hi) return;
+    int m_first = (int)(lo / S), m_last = (int)((hi - 1) / S);
+    size_t head0 = lo - (size_t)m_first * S;      /* first member starts mid-way? */
+    size_t tail1 = hi - (size_t)m_last * S;       /* last member ends early? */
+    int has_head = head0 > 0, has_tail = tail1 < S && m_last != m_first;
+    /* 1: the first part of a member continued by the next worker */
+    if (has_tail) {
+        tr__member_steps(c, pc, m_last, 0, tail1);
+        atomic_store_explicit(&c->done[m_last], (long)tail1, memory_order_release);
+    }
+    /* 2: whole members */
+    for (int m = m_first + has_head; m <= m_last - has_tail; m++) {
+        size_t s1 = m == m_last ? tail1 : S;
+        tr__member_steps(c, pc, m, 0, s1);
+        atomic_store_explicit(&c->done[m], (long)s1, memory_order_release);
+    }
+    /* 3: the rest of a member begun by the previous worker */
+    if (has_head) {
+        size_t s1 = m_first == m_last ? tail1 : S;
+        while (atomic_load_explicit(&c->done[m_first], memory_order_acquire) < (long)head0)
+            sched_yield();
+        tr__member_steps(c, pc, m_first, head0, s1);
+        atomic_store_explicit(&c->done[m_first], (long)s1, memory_order_release);
     }
 }
 
@@ -503,13 +582,27 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         double loss_sum[MB_MAX_MEMBERS] = {0};
         size_t n_batches = 0;
         for (int m = 0; m < M; m++) tr__shuffle(c.order + (size_t)m * n_train, n_train, &rng[m]);
-        for (c.pos = 0; c.pos < n_train; c.pos += c.n) {
-            c.n = n_train - c.pos < B ? n_train - c.pos : B;
-            tr__plan(&c);
-            mb_pool_run(pool, tr__train_task, &c, c.n_pieces);
-            opt->t++;
-            tr__combine_loss(&c, loss_sum);
-            n_batches++;
+        if (c.n_pieces <= M) {
+            c.batch = B;
+            c.n_steps = (n_train + B - 1) / B;
+            c.t0 = opt->t;
+            for (int m = 0; m < M; m++) {
+                atomic_store_explicit(&c.done[m], 0, memory_order_relaxed);
+                c.epoch_loss[m] = 0.0;
+            }
+            mb_pool_run(pool, tr__epoch_task, &c, c.n_pieces);
+            opt->t += (long)c.n_steps;
+            n_batches = c.n_steps;
+            for (int m = 0; m < M; m++) loss_sum[m] = c.epoch_loss[m];
+        } else {
+            for (c.pos = 0; c.pos < n_train; c.pos += c.n) {
+                c.n = n_train - c.pos < B ? n_train - c.pos : B;
+                tr__plan(&c);
+                mb_pool_run(pool, tr__train_task, &c, c.n_pieces);
+                opt->t++;
+                tr__combine_loss(&c, loss_sum);
+                n_batches++;
+            }
         }
         for (int m = 0; m < M; m++) train_loss[m] = (float)(loss_sum[m] / (double)n_batches);
 
