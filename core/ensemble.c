@@ -394,22 +394,38 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     const int out = lay->out, L = lay->L;
     mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
     const float *bh = p + lay->b[L];
-    for (size_t r = 0; r < nr; r++)
-        for (int j = 0; j < 2 * out; j++) b[r * 2 * out + j] += bh[j];
-    for (size_t r = 0; r < nr; r++)
+    for (size_t r = 0; r < nr; r++) {
+        float *br = b + r * 2 * (size_t)out;
+        for (int j = 0; j < 2 * out; j++) br[j] += bh[j];
         for (int o = 0; o < out; o++)
-            mean[r * out + o] = b[r * 2 * out + o] * e->out_std[o] + e->out_mean[o];
+            mean[r * out + o] = br[o] * e->out_std[o] + e->out_mean[o];
+    }
     if (!std) return;
-    /* the head's temporaries live after the two activation buffers (they
-     * outgrow one when 6 * out_dim > the widest layer); std = exp(lv / 2) */
+    /* Inference needs only lv (the same softplus bounds, same operation
+     * order as ens__head_logvar, so the values are identical) and
+     * std = exp(lv / 2): the sigmoids and exp(-lv) that training keeps
+     * are skipped. Temporaries live after the two activation buffers. */
     float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
     const size_t cnt = nr * (size_t)out;
-    ens__head_logvar(lay, b, p + lay->maxlv, p + lay->minlv, t, nr);
-    float *lv = t + 3 * cnt, *half = t + 5 * cnt;
-    for (size_t i = 0; i < cnt; i++) half[i] = 0.5f * lv[i];
-    mb_exp_approx(half, half, cnt);
+    const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;
+    float *u = t, *sp = t + cnt;
     for (size_t r = 0; r < nr; r++)
-        for (int o = 0; o < out; o++) std[r * out + o] = half[r * out + o] * e->out_std[o];
+        for (int o = 0; o < out; o++) u[r * out + o] = maxlv[o] - b[r * 2 * out + out + o];
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o++) {
+            float lv1 = maxlv[o] - sp[r * out + o];
+            u[r * out + o] = lv1 - minlv[o];
+        }
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o++) {
+            float lv = minlv[o] + sp[r * out + o];
+            u[r * out + o] = 0.5f * lv;
+        }
+    mb_exp_approx(u, u, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o++) std[r * out + o] = u[r * out + o] * e->out_std[o];
 }
 
 typedef struct {
