@@ -106,6 +106,58 @@ static inline __attribute__((always_inline)) __m256 log8(__m256 x) {
     y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
     return _mm256_fmadd_ps(e, _mm256_set1_ps(LN2_HI), _mm256_add_ps(f, y));
 }
+#if defined(__AVX512F__)
+/* 16-lane copies of exp8 and log8 (the same operations in the same order,
+ * so each lane's result equals the 8-lane one bit for bit); used by the
+ * softplus and exp loops, which dominate the ensemble head. */
+static inline __attribute__((always_inline)) __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    __m512 p = _mm512_set1_ps(P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+static inline __attribute__((always_inline)) __m512 log16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512i xi = _mm512_castps_si512(x);
+    __m512i ei = _mm512_sub_epi32(_mm512_srli_epi32(xi, 23), _mm512_set1_epi32(127));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_and_si512(xi, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f800000)));
+    __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+    __m512 e = _mm512_add_ps(_mm512_cvtepi32_ps(ei), _mm512_maskz_mov_ps(big, one));
+    __m512 f = _mm512_sub_ps(m, one);
+    __m512 z = _mm512_mul_ps(f, f);
+    __m512 y = _mm512_set1_ps(7.0376836292E-2f);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.1514610310E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.1676998740E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.2420140846E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.4249322787E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.6668057665E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.0000714765E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-2.4999993993E-1f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(3.3333331174E-1f));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, f), z);
+    y = _mm512_fmadd_ps(e, _mm512_set1_ps(LN2_LO), y);
+    y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
+    return _mm512_fmadd_ps(e, _mm512_set1_ps(LN2_HI), _mm512_add_ps(f, y));
+}
+static inline __attribute__((always_inline)) __m512 softplus16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = exp16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), log16(_mm512_add_ps(_mm512_set1_ps(1.0f), t)));
+}
+#endif
 #else
 static inline float exp1(float x) {
     x = fminf(fmaxf(x, EXP_LO), EXP_HI);
@@ -219,6 +271,12 @@ MB_INLINE void kern_loop(int mode, float *x_rw, const float *x, const float *b, 
         }
         return;
     }
+#if defined(__AVX512F__)
+    if (mode == K_SOFTPLUS && !g)
+        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, softplus16(_mm512_loadu_ps(x + i)));
+    if (mode == K_EXP && !g)
+        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+#endif
     for (; i + 8 <= count; i += 8)
         _mm256_storeu_ps(y + i, kern8(mode, _mm256_loadu_ps(x + i), g ? _mm256_loadu_ps(g + i) : zero));
     if (i < count) {
