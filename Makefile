@@ -5,6 +5,7 @@
 #   make test      every test suite (+ ASan/UBSan build of the suites)
 #   make bench     every benchmark; build/mbrld-bench NAME runs one
 #   make run       the pendulum learning loop through a real daemon
+#   make check-layout   the include rules between core's rooms
 #   make clean
 #
 # Areas add their programs in their own fragment (server/server.mk,
@@ -43,7 +44,7 @@ LIBS_CURL = $(shell $(PC) --libs libcurl 2>/dev/null || echo -lcurl)
 LIBS_CHECK = $(shell $(PC) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 LIBS_MUJOCO := -lmujoco
 
-CORE_SRC := $(wildcard core/*.c)
+CORE_SRC := $(wildcard core/*/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
@@ -62,7 +63,7 @@ PROGS :=
 -include bench/bench.mk
 -include tests/fault/fault.mk
 
-.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin
+.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin check-layout
 all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)
 
 deps:
@@ -95,6 +96,10 @@ $(BUILD)/tests/%: tests/clients/%.c $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a 
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CHECK) $(LIBS_CORE)
 
 tests-bin: $(TEST_BINS) $(PROGS)
+
+# The include rules between core's rooms (core/README.md); also a test suite.
+check-layout:
+	@sh tools/check-layout.sh
 
 # Every suite, then the sanitizer build of the C suites; one summary line.
 # JOBS: parallel compile jobs (all cores by default).

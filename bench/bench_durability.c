@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "buffer.h"
-#include "fsutil.h"
-#include "wal.h"
+#include "learn/buffer.h"
+#include "base/fsutil.h"
+#include "store/wal.h"
 
 #define OBS 18
 #define ACT 6

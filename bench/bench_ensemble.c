@@ -12,12 +12,12 @@
 #include <string.h>
 
 #include "bench.h"
-#include "buffer.h"
-#include "ensemble.h"
-#include "gemm.h"
-#include "pool.h"
-#include "rng.h"
-#include "trainer.h"
+#include "learn/buffer.h"
+#include "nn/ensemble.h"
+#include "nn/gemm.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "learn/trainer.h"
 
 #define MAX_RESULTS 32
 

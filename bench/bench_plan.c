@@ -17,7 +17,7 @@
  * (a) wins: tiles keep both cores busy without OpenBLAS's own thread
  * hand-offs per sgemm, and the planner's noise/reward tasks run on the
  * same workers. Since the forward moved to mbrld's own AVX-512 gemm
- * (core/gemm.c), (b) leaves the forward on one core on such machines, so
+ * (core/nn/gemm.c), (b) leaves the forward on one core on such machines, so
  * it is now the "one worker" baseline there; it still measures OpenBLAS's
  * threads where the forward falls back to cblas_sgemm.
  * Not for: assertions (tests never assert on time). */
@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "planner.h"
+#include "plan/planner.h"
 
 typedef struct {
     const char *name;

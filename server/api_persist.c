@@ -1,9 +1,9 @@
 /* api_persist.c: POST /v1/models/{m}/snapshot (write a snapshot now),
  * GET /v1/models/{m}/export (the model as one versioned, checksummed file:
- * spec, weights, normaliser, version, replay buffer; core/snapshot.h), and
+ * spec, weights, normaliser, version, replay buffer; core/store/snapshot.h), and
  * POST /v1/models/{m}/import (creates model {m} from such a file, sent as
  * the raw body, on this daemon or another).
- * Not for: the file format (core/snapshot.c) or the disk (store.c). */
+ * Not for: the file format (core/store/snapshot.c) or the disk (store.c). */
 /* Paths and messages are truncated on purpose when they do not fit. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "app.h"
 #include "handlers.h"
 #include "jsonv.h"
-#include "snapshot.h"
+#include "store/snapshot.h"
 
 int api_model_snapshot(srv_req *q, srv_resp *r, srv_err *e) {
     static const char *const keys[] = {NULL};

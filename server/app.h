@@ -10,7 +10,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "options.h"
-#include "pool.h"
+#include "base/pool.h"
 #include "store.h"
 
 struct MHD_Daemon;

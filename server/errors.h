@@ -1,7 +1,7 @@
 /* errors.h: the one place where statuses become HTTP answers.
  *
  * A handler that fails fills an srv_err with a status (an mb_status from
- * core/common.h, or one of the server-only codes below), a message and the
+ * core/base/common.h, or one of the server-only codes below), a message and the
  * JSON path of the offending field ("obs[3]", "planner.elites"); the HTTP
  * layer turns it into {"error": {"code", "message", "field"}} with the status
  * from the table in errors.c. Nothing else maps statuses to HTTP codes.
@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "common.h"
+#include "base/common.h"
 
 /* Server-only codes, after the mb_status values. */
 enum {

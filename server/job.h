@@ -2,7 +2,7 @@
  * of the model's current version on a copy of its buffer (taken under the
  * model lock), reports per-epoch losses, honours cancel, and publishes the
  * result through model_publish. At most one job per model runs at a time.
- * Not for: the training itself (core/trainer.c). */
+ * Not for: the training itself (core/learn/trainer.c). */
 #ifndef SRV_JOB_H
 #define SRV_JOB_H
 

@@ -274,7 +274,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
     }
     pthread_mutex_unlock(&m->lock);
     /* Not acknowledged until durable. On failure the rows stay in memory
-     * (the log resumes with them, core/wal.h) but the answer is 503. */
+     * (the log resumes with them, core/store/wal.h) but the answer is 503. */
     s = store_wait(app->store, m->spec.name, ticket, err, sizeof err);
     if (s != MB_OK) return srv_fail(e, (int)s, NULL, "store: %s", err);
     atomic_fetch_add_explicit(&app->metrics.transitions, n, memory_order_relaxed);

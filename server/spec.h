@@ -11,13 +11,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "buffer.h"
-#include "ensemble.h"
+#include "learn/buffer.h"
+#include "nn/ensemble.h"
 #include "errors.h"
 #include "options.h"
-#include "planner.h"
-#include "reward.h"
-#include "trainer.h"
+#include "plan/planner.h"
+#include "plan/reward.h"
+#include "learn/trainer.h"
 
 #define SRV_NAME_MAX 64
 

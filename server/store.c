@@ -1,5 +1,5 @@
 /* store.c: the durability layer of the daemon (see store.h): one
- * write-ahead log per model (core/wal.c), snapshots (core/snapshot.c),
+ * write-ahead log per model (core/store/wal.c), snapshots (core/store/snapshot.c),
  * recovery through the model.c seam, disk-error resume, interval snapshots.
  * Not for: the log or snapshot formats (core/), HTTP (api_*.c). */
 /* Paths and messages are truncated on purpose when they do not fit. */
@@ -17,12 +17,12 @@
 #include <time.h>
 
 #include "app.h"
-#include "fsutil.h"
+#include "base/fsutil.h"
 #include "log.h"
 #include "model.h"
-#include "snapshot.h"
+#include "store/snapshot.h"
 #include "spec.h"
-#include "wal.h"
+#include "store/wal.h"
 
 #define STORE__DIR (SRV_PATH_MAX + 96)
 #define STORE__KEEP 2 /* snapshots kept per model */

@@ -1,5 +1,5 @@
 /* store.h: where state changes go to become durable (DESIGN.md
- * "Persistence"; core/wal.h and core/snapshot.h do the disk work).
+ * "Persistence"; core/store/wal.h and core/store/snapshot.h do the disk work).
  *
  * Layout: <data-dir>/models/m-<name>/wal/ (the model's write-ahead log) and
  * <data-dir>/models/m-<name>/snap/ (its newest two snapshots). The "m-"
@@ -28,7 +28,7 @@
  * damaged log refuses the start unless --repair.
  * Disk errors: a failed write or fsync makes that model's log refuse writes
  * (MB_EIO -> 503 + Retry-After), /readyz turns false, and a background
- * thread resumes the log (core/wal.h: re-read, verify, re-write, fsync) once
+ * thread resumes the log (core/store/wal.h: re-read, verify, re-write, fsync) once
  * the disk works again.
  * Not for: anything else. */
 #ifndef SRV_STORE_H
@@ -38,10 +38,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "ensemble.h"
+#include "base/common.h"
+#include "nn/ensemble.h"
 #include "options.h"
-#include "snapshot.h"
+#include "store/snapshot.h"
 
 typedef struct srv_store srv_store;
 struct srv_app;
@@ -96,7 +96,7 @@ cJSON *store_model_status(srv_store *s, const char *name);
 mb_status store_install(struct srv_app *app, struct srv_model *m, mb_snapshot *sn, const cJSON *meta,
                         char *err, size_t err_sz);
 
-/* The export file of m (snapshot format, core/snapshot.h) in a new buffer
+/* The export file of m (snapshot format, core/store/snapshot.h) in a new buffer
  * (*data, free()); with_buffer 0 leaves the replay buffer out. */
 mb_status store_export(struct srv_model *m, int with_buffer, void **data, size_t *n, char *err,
                        size_t err_sz);

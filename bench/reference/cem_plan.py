@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """cem_plan.py: the PyTorch reference for `mbrld-bench plan`: the same CEM
-planning call as core/planner.c (PETS: bound-capped variance, samples limited to
+planning call as core/plan/planner.c (PETS: bound-capped variance, samples limited to
 2 std (clamped here, resampled in C: the same work), alpha smoothing, TS-inf particles, Gaussian ensemble with soft
 log-variance bounds and a learned reward head), written the way a careful
 PyTorch user would: fp32, torch.inference_mode, batched matmuls over members

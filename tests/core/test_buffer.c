@@ -1,4 +1,4 @@
-/* test_buffer.c: the replay buffer (core/buffer.c): argument checks,
+/* test_buffer.c: the replay buffer (core/learn/buffer.c): argument checks,
  * wrap-around contents and global indices, sampling range and coverage,
  * bootstrap sets, holdout stability while the ring grows and wraps, deep copy.
  * Not for: training on the buffer (test_trainer.c, test_learning.c). */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buffer.h"
+#include "learn/buffer.h"
 #include "check_util.h"
 
 enum { OD = 3, AD = 2 };

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "crc32c.h"
+#include "base/crc32c.h"
 
 START_TEST(test_check_value) {
     ck_assert_uint_eq(mb_crc32c(0, "123456789", 9), 0xE3069283u);

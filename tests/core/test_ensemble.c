@@ -1,5 +1,5 @@
-/* test_ensemble.c: the probabilistic ensemble (core/ensemble.c) and Adam
- * (core/adam.c) against a naive double-precision reference written here
+/* test_ensemble.c: the probabilistic ensemble (core/nn/ensemble.c) and Adam
+ * (core/nn/adam.c) against a naive double-precision reference written here
  * from the formulas in ensemble.h.
  *
  * Gradient checks: the analytic float gradient of mb_ensemble_loss_grad is
@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "ensemble.h"
-#include "pool.h"
-#include "rng.h"
+#include "nn/ensemble.h"
+#include "base/pool.h"
+#include "base/rng.h"
 
 /* ---- double reference ---------------------------------------------------- */
 

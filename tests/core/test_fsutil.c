@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check_util.h"
-#include "fsutil.h"
+#include "base/fsutil.h"
 
 static char tmpdir[256];
 static char err[512];

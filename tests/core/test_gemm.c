@@ -1,4 +1,4 @@
-/* test_gemm.c: the ensemble's sgemm (core/gemm.c) against naive double
+/* test_gemm.c: the ensemble's sgemm (core/nn/gemm.c) against naive double
  * loops over awkward shapes: rows not a multiple of the 8-row block, widths
  * around the 16-lane vectors and the 48-column panel, k from 1 up; both
  * overwrite and accumulate; the fused bias + activation epilogue; and
@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "gemm.h"
-#include "rng.h"
+#include "nn/gemm.h"
+#include "base/rng.h"
 
 #define CANARY 12345.0f
 #define PAD 64

@@ -1,11 +1,11 @@
-/* test_known.c: the built-in known dynamics (core/known.c): Pendulum-v1
+/* test_known.c: the built-in known dynamics (core/plan/known.c): Pendulum-v1
  * steps against hand computations of Gymnasium's equations, the cart-pole
  * against physics it must obey (small-angle period, energy, momentum). */
 #include <math.h>
 #include <string.h>
 
 #include "check_util.h"
-#include "known.h"
+#include "plan/known.h"
 
 static void pend_obs(double th, double thdot, float *o) {
     o[0] = (float)cos(th);

@@ -1,5 +1,5 @@
 /* test_learning.c: does the trained ensemble learn what it should?
- * (core/trainer.c through core/ensemble.c, end to end, seeded.)
+ * (core/learn/trainer.c through core/nn/ensemble.c, end to end, seeded.)
  *   - a known linear system: holdout MSE of the mean near the noise floor;
  *   - the Gymnasium pendulum: one-step error far below "no change";
  *   - epistemic uncertainty: members disagree more far from the data;
@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buffer.h"
+#include "learn/buffer.h"
 #include "check_util.h"
-#include "pool.h"
-#include "rng.h"
-#include "trainer.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "learn/trainer.h"
 
 static double unif(mb_rng *r, double lo, double hi) { return lo + (hi - lo) * mb_rng_uniform(r); }
 
@@ -170,7 +170,7 @@ END_TEST
 
 /* Gymnasium Pendulum-v1 (g = 10, m = l = 1, dt = 0.05, |thdot| <= 8,
  * |u| <= 2; obs (cos th, sin th, thdot)), written out here from the
- * equations so the data do not depend on core/known.c. */
+ * equations so the data do not depend on core/plan/known.c. */
 static void pendulum_step(const float *obs, float u, float *next, float *rew) {
     double th = atan2(obs[1], obs[0]), thdot = obs[2];
     double un = fmod(th + M_PI, 2 * M_PI);

@@ -1,4 +1,4 @@
-/* test_ops.c: dense helpers and activations (core/ops.c).
+/* test_ops.c: dense helpers and activations (core/nn/ops.c).
  *
  * The vectorised exp/softplus/sigmoid are checked against libm over their
  * whole useful range; activations and their derivatives against double
@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "ops.h"
-#include "rng.h"
+#include "nn/ops.h"
+#include "base/rng.h"
 
 /* Loops over many elements keep the worst error relative to its tolerance
  * and assert once (each ck_assert costs libcheck a pipe write). */

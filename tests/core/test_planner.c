@@ -1,5 +1,5 @@
-/* test_planner.c: the planners over known dynamics (core/planner.c,
- * core/propagate.c): CEM against the closed-form finite-horizon LQR
+/* test_planner.c: the planners over known dynamics (core/plan/planner.c,
+ * core/plan/propagate.c): CEM against the closed-form finite-horizon LQR
  * optimum, pendulum swing-up in closed loop, CEM vs random shooting at equal
  * model evaluations, bounds, warm start, determinism, discount and config
  * checks. The ensemble side is in test_planner_ensemble.c. */
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "planner.h"
+#include "plan/planner.h"
 
 /* ---- a double integrator with quadratic cost (test-local known model) ----
  * x = (p, v), u scalar: p' = p + dt v, v' = v + dt u;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "planner.h"
+#include "plan/planner.h"
 
 #include "alloc_count.h"
 

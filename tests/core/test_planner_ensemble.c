@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "planner.h"
+#include "plan/planner.h"
 
 static void set_W(mb_ensemble *e, int m, int l, int i, int j, float v) {
     int out = l == e->spec.n_hidden ? 2 * mb_ensemble_out_dim(&e->spec) : e->spec.hidden[l];

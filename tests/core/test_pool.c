@@ -1,4 +1,4 @@
-/* test_pool.c: the worker pool (core/pool.c): every task runs exactly once,
+/* test_pool.c: the worker pool (core/base/pool.c): every task runs exactly once,
  * on a valid worker, with 1, 2 and 4 threads, over many consecutive runs
  * (the pool is reused), and NULL pools run serially on the caller.
  * Not for: speed (bench/). */
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "pool.h"
+#include "base/pool.h"
 
 typedef struct {
     int n_workers;

@@ -1,5 +1,5 @@
-/* test_propagate.c: the planners' random numbers (core/propagate.c,
- * core/plan_ws.h): the ziggurat normal's moments and tails, stream
+/* test_propagate.c: the planners' random numbers (core/plan/propagate.c,
+ * core/plan/plan_ws.h): the ziggurat normal's moments and tails, stream
  * independence, and iCEM's coloured noise (per-step variance and
  * autocorrelation against the closed form of its spectrum). Rollouts
  * themselves are checked through mb_plan in test_planner*.c. */
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "plan_ws.h"
+#include "plan/plan_ws.h"
 
 static void dummy_step(size_t n, const float *obs, const float *act, float *next, float *reward) {
     (void)act;

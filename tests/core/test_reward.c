@@ -1,11 +1,11 @@
 /* test_reward.c: declared reward terms, termination and goal overrides
- * (core/reward.c) against hand computations. */
+ * (core/plan/reward.c) against hand computations. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check_util.h"
-#include "reward.h"
+#include "plan/reward.h"
 
 static mb_reward_spec spec_empty(void) {
     mb_reward_spec r;

@@ -1,4 +1,4 @@
-/* test_rng.c: the seeded generator (core/rng.c).
+/* test_rng.c: the seeded generator (core/base/rng.c).
  *
  * Moment checks use N draws and a tolerance of 5 standard errors of the
  * estimate (computed from N, so the shrunken sanitizer run stays fair):
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check_util.h"
-#include "rng.h"
+#include "base/rng.h"
 
 static size_t draws(void) { return mb_test_sanitized() ? 200000 : 2000000; }
 

@@ -1,4 +1,4 @@
-/* test_snapshot.c: the snapshot / export file (core/snapshot.c).
+/* test_snapshot.c: the snapshot / export file (core/store/snapshot.c).
  *
  * Round trips through a file, memory and the pull-style encoder in odd
  * chunk sizes: the restored ensemble (spec, parameter block, normaliser,
@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "check_util.h"
-#include "crc32c.h"
-#include "fsutil.h"
-#include "rng.h"
-#include "snapshot.h"
+#include "base/crc32c.h"
+#include "base/fsutil.h"
+#include "base/rng.h"
+#include "store/snapshot.h"
 
 static char tmpdir[256];
 static char err[1024];

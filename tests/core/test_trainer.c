@@ -1,4 +1,4 @@
-/* test_trainer.c: the trainer's mechanics (core/trainer.c): configuration
+/* test_trainer.c: the trainer's mechanics (core/learn/trainer.c): configuration
  * checks, the normaliser, argument errors, early stopping by the stated rule,
  * best weights kept, elites, cancel, warm restarts, the parallel gradient
  * combination and determinism.
@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buffer.h"
+#include "learn/buffer.h"
 #include "check_util.h"
-#include "pool.h"
-#include "rng.h"
-#include "trainer.h"
+#include "base/pool.h"
+#include "base/rng.h"
+#include "learn/trainer.h"
 
 enum { OD = 2, AD = 1 };
 

@@ -1,4 +1,4 @@
-/* test_wal.c: the write-ahead log (core/wal.c).
+/* test_wal.c: the write-ahead log (core/store/wal.c).
  *
  * Round trips of every record type and of transition batches; rotation and
  * removal of covered segments; a cut at every byte offset inside the last
@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "check_util.h"
-#include "fsutil.h"
-#include "wal.h"
+#include "base/fsutil.h"
+#include "store/wal.h"
 
 static char tmpdir[256];
 static char err[1024];

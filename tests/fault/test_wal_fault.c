@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "check_util.h"
-#include "fsutil.h"
-#include "snapshot.h"
-#include "wal.h"
+#include "base/fsutil.h"
+#include "store/snapshot.h"
+#include "store/wal.h"
 
 #ifndef MB_FAULTFS
 #error "build through tests/fault/fault.mk (MB_FAULTFS names the shim)"

@@ -25,7 +25,7 @@
 
 #include "check_util.h"
 #include "harness.h"
-#include "snapshot.h"
+#include "store/snapshot.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

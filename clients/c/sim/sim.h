@@ -2,8 +2,8 @@
  * interface: reset, step, and the reward/termination spec to declare to
  * mbrld when the model is created.
  *
- *   pendulum           Gymnasium Pendulum-v1 (core/known.h's step), 200 steps
- *   cartpole_swingup   the PETS cartpole swing-up (core/known.h's step), 200 steps
+ *   pendulum           Gymnasium Pendulum-v1 (core/plan/known.h's step), 200 steps
+ *   cartpole_swingup   the PETS cartpole swing-up (core/plan/known.h's step), 200 steps
  *   halfcheetah, hopper, swimmer, inverted_pendulum
  *                      Gymnasium MuJoCo v5 tasks on Debian's libmujoco 2.2.2,
  *                      exactly as ../shared/envs/mujoco/TASKS.md states

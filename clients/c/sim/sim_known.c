@@ -1,5 +1,5 @@
 /* sim_known.c: the pendulum and the cartpole swing-up as simulators. The
- * physics and reward are core/known.h's pure step functions (the same ones
+ * physics and reward are core/plan/known.h's pure step functions (the same ones
  * the planner tests use); this file adds what an environment has besides:
  * the reset distribution, the episode length and the spec to declare.
  *
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "known.h"
+#include "plan/known.h"
 #include "sim.h"
 
 typedef struct {
@@ -100,7 +100,7 @@ int sim_known_open(sim_env **out, const char *task, const sim_opts *o, char *err
     *out = NULL;
     const mb_known_model *km = mb_known_find(task);
     if (!km) {
-        snprintf(err, err_sz, "no known model '%s' in core/known.c", task);
+        snprintf(err, err_sz, "no known model '%s' in core/plan/known.c", task);
         return -1;
     }
     if (km->obs_dim + 2 > SIM_MAX_OBS || km->act_dim > SIM_MAX_ACT || km->act_dim > 4) {
@@ -124,7 +124,7 @@ int sim_known_open(sim_env **out, const char *task, const sim_opts *o, char *err
         e->act_low[i] = km->act_low[i];
         e->act_high[i] = km->act_high[i];
     }
-    e->dt = 0.05; /* both: see core/known.h */
+    e->dt = 0.05; /* both: see core/plan/known.h */
     e->noise = o->reset_noise;
     e->reset = known__reset;
     e->step = known__step;

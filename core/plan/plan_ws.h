@@ -1,0 +1,161 @@
+/* plan_ws.h: internals shared by planner.c (methods) and propagate.c
+ * (rollouts): the workspace layout, one planning call's context and the
+ * fast per-task random numbers.
+ *
+ * Private to core/: servers and clients use planner.h only.
+ * Not for: anything with a stable ABI. */
+#ifndef MB_PLAN_WS_H
+#define MB_PLAN_WS_H
+
+#include <stdint.h>
+
+#include "plan/planner.h"
+
+/* Ziggurat for the normal distribution, 128 layers (Doornik's ZIGNOR). */
+#define PLAN_ZIG_C 128
+#define PLAN_ZIG_R 3.442619855899
+#define PLAN_ZIG_V 9.91256303526217e-3
+
+/* Random streams of one call (each split from the call's seed). */
+#define PLAN_STREAM_SAMPLE 1u          /* candidate sampling */
+#define PLAN_STREAM_ROLL (1ull << 62)  /* | (eval << 40) | (step << 20) | task */
+
+/* Rows per parallel task in the rollout loops (whole candidates). */
+#define PLAN_TASK_ROWS 512
+
+struct mb_plan_ws {
+    /* What it was sized for (mb_plan_ws_fits). */
+    mb_plan_method method;
+    mb_prop prop;
+    int horizon, population, max_kept, max_elites, elites_only;
+    int obs_dim, act_dim;
+    int is_ens;
+    mb_ensemble_spec spec; /* when is_ens */
+    int n_cand;            /* candidate capacity */
+    int P;                 /* particles per candidate (1 for known dynamics) */
+    size_t rows;           /* n_cand * P */
+    int in_dim, out_dim;   /* ensemble */
+    size_t x_rows;         /* rows of x, mu, sdv */
+    size_t ens_rows;       /* rows per member the ensemble workspace takes */
+    mb_ens_ws *ens_ws;
+    void *block;           /* everything below points into it */
+    /* Candidates and the search distribution; seq = horizon * act_dim. */
+    float *cand;           /* (n_cand, horizon, act_dim) */
+    float *mean, *var, *sd;/* (seq) var is the std for iCEM; sd scratch */
+    float *best;           /* (seq) the plan */
+    float *keep;           /* (max_elites, seq) iCEM elites carried over */
+    int n_keep;
+    float *score, *ret_mean, *ret_std; /* (n_cand) */
+    int *order;            /* (n_cand) candidates, best first */
+    /* Rollouts: row r = candidate c * P + particle p. */
+    float *S, *S2;         /* (rows, obs_dim) state per row (S2: known next) */
+    float *act_rows;       /* (rows, act_dim) known dynamics input */
+    float *learned;        /* (rows) model reward of this step */
+    float *rew;            /* (rows) step reward */
+    float *ret;            /* (rows) discounted return */
+    uint8_t *alive;        /* (rows) */
+    float *x;              /* (x_rows, in_dim) ensemble input, member-major */
+    float *mu, *sdv;       /* (x_rows, out_dim) ensemble mean, std */
+    int *slot_a, *slot_b;  /* (rows) row -> x row, this step and the next */
+    int *perm;             /* (rows) TS-1 permutation */
+    /* iCEM coloured noise. */
+    int n_freq;            /* horizon / 2 + 1 */
+    float cn_beta;         /* exponent the table was made for (-1: none) */
+    float *cn_cos, *cn_sin;/* (n_freq, horizon) scaled basis */
+    float *cn_g;           /* (2 n_freq) */
+    float *cn_out;         /* (horizon) */
+    /* Ziggurat tables. */
+    double zig_x[PLAN_ZIG_C + 1], zig_r[PLAN_ZIG_C];
+    float zig_xf[PLAN_ZIG_C], zig_rf[PLAN_ZIG_C];
+};
+
+/* One planning call. */
+typedef struct {
+    const mb_planner_cfg *cfg;
+    const mb_dynamics *dyn;
+    const mb_reward_spec *rw;
+    const float *obs;        /* (obs_dim) */
+    const mb_plan_state *state;
+    mb_plan_ws *ws;
+    mb_pool *pool;
+    uint64_t seed;
+    int k;                   /* members propagated through */
+    const int *members;      /* (k) or NULL = all */
+    /* out */
+    float ret_mean, ret_std; /* of the plan */
+    double model_rows;
+    int n_evals;
+} plan_run;
+
+/* xoshiro256** inlined: rng.c's mb_rng_u64 is an out-of-line call and the
+ * rollouts draw millions of normals per call. Seeded through mb_rng_split,
+ * so streams are as independent as mb_rng's. */
+typedef struct {
+    uint64_t s[4];
+    uint32_t spare;
+    int has_spare;
+} plan_gen;
+
+void plan_gen_init(plan_gen *g, uint64_t seed, uint64_t stream);
+
+static inline uint64_t plan__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t plan_u64(plan_gen *g) {
+    uint64_t *s = g->s;
+    uint64_t r = plan__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = plan__rotl(s[3], 45);
+    return r;
+}
+/* Uniform in [0, 1) with 24 bits. */
+static inline float plan_uniform(plan_gen *g) { return (float)(plan_u64(g) >> 40) * 0x1p-24f; }
+
+float plan_normal_slow(plan_gen *g, const mb_plan_ws *ws, int i, float u);
+/* N(0, 1) by the ziggurat: two draws per u64 (7 bits pick the layer, 25
+ * bits the abscissa); 99% of draws take the first return. */
+static inline float plan_normal(plan_gen *g, const mb_plan_ws *ws) {
+    uint32_t h;
+    if (g->has_spare) {
+        h = g->spare;
+        g->has_spare = 0;
+    } else {
+        uint64_t v = plan_u64(g);
+        h = (uint32_t)v;
+        g->spare = (uint32_t)(v >> 32);
+        g->has_spare = 1;
+    }
+    int i = (int)(h & 127u);
+    float u = (float)(int32_t)(h & ~127u) * 0x1p-31f; /* [-1, 1) */
+    float au = u < 0 ? -u : u;
+    if (au < ws->zig_rf[i]) return u * ws->zig_xf[i];
+    return plan_normal_slow(g, ws, i, u);
+}
+
+/* Bulk normals for the rollouts: 8 interleaved xoshiro256** streams and
+ * Box-Muller with polynomial log/sin/cos (|error| < 1e-6), in AVX2 when the
+ * build has it (the container's x86-64-v3 does), else the ziggurat above.
+ * The rollouts need ~19 normals per row per step; this is 4-5x faster than
+ * one ziggurat draw at a time. */
+typedef struct {
+    uint64_t s[4][8]; /* s[word][lane] */
+    plan_gen scalar;  /* fallback path */
+} plan_vgen;
+#define PLAN_NOISE_CHUNK 256 /* plan_fill_normal's n must be a multiple of 16 */
+void plan_vgen_init(plan_vgen *g, uint64_t seed, uint64_t stream);
+/* out (n): N(0, 1) draws; n a multiple of 16. ws supplies the ziggurat
+ * tables for the fallback. */
+void plan_fill_normal(plan_vgen *g, const mb_plan_ws *ws, float *out, size_t n);
+
+/* iCEM coloured noise (planner.c): the basis for exponent beta (cached in
+ * ws), and one unit-variance sequence out (horizon). ws made for iCEM. */
+void plan_cn_table(mb_plan_ws *ws, float beta);
+void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out);
+
+/* Scores candidates 0..n_cand-1 of ws->cand from run->obs: fills
+ * ws->score, ws->ret_mean, ws->ret_std (n_cand); adds to run->model_rows. */
+void plan_evaluate(plan_run *run, int n_cand);
+
+#endif

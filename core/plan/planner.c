@@ -1,0 +1,737 @@
+/* planner.c: the MPC planners (random shooting, CEM, MPPI, iCEM), their
+ * configuration, warm-start state and workspace (contract in planner.h).
+ *
+ * A planning call samples candidate action sequences from a distribution,
+ * scores them with propagate.c (rollouts through known dynamics or the
+ * ensemble, with trajectory sampling and the reward spec) and refits the
+ * distribution. Everything a call touches is carved out of the mb_plan_ws
+ * at mb_plan_ws_new; mb_plan itself never allocates.
+ * Not for: the rollouts themselves (propagate.c), sessions (server/). */
+#include "plan/plan_ws.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- configuration ---------------------------------------------------- */
+
+void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
+    *cfg = (mb_planner_cfg){
+        .method = method,
+        .horizon = 30,
+        .population = 500,
+        .elites = 50,
+        .iterations = 5,
+        .alpha = 0.1f,
+        .particles = 20,
+        .propagation = MB_PROP_TS_INF,
+        .risk = 0.0f,
+        .init_std = 0.5f, /* PETS: var = ((high - low) / 4)^2 */
+        .kappa = 1.0f,
+        .sigma = 0.9f,    /* PDDM */
+        .beta = 0.6f,     /* PDDM */
+        .noise_beta = 2.0f,
+        .pop_decay = 1.25f,
+        .keep_elites = 0.3f,
+        .elites_only = 0,
+    };
+    switch (method) {
+    case MB_PLAN_RANDOM: cfg->iterations = 1; break;
+    case MB_PLAN_MPPI: cfg->iterations = 1; break; /* PDDM refines across time steps */
+    case MB_PLAN_ICEM: cfg->iterations = 3; cfg->elites = 10; cfg->population = 300; break;
+    case MB_PLAN_CEM: break;
+    }
+}
+
+static int plan__finite_in(float v, float lo, float hi) { return isfinite(v) && v >= lo && v <= hi; }
+
+mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz) {
+    if (!cfg) return mb_fail(err, err_sz, MB_EINVAL, "planner config is NULL");
+    if ((unsigned)cfg->method > MB_PLAN_ICEM)
+        return mb_fail(err, err_sz, MB_EINVAL, "planner.method: unknown method %d", (int)cfg->method);
+    if ((unsigned)cfg->propagation > MB_PROP_MEAN)
+        return mb_fail(err, err_sz, MB_EINVAL, "planner.propagation: unknown %d", (int)cfg->propagation);
+    if (members < 0 || members > MB_MAX_MEMBERS)
+        return mb_fail(err, err_sz, MB_ERANGE, "members %d outside [0, %d]", members, MB_MAX_MEMBERS);
+    if (cfg->horizon < 1 || cfg->horizon > MB_MAX_HORIZON)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.horizon must be in [1, %d], got %d",
+                       MB_MAX_HORIZON, cfg->horizon);
+    if (cfg->population < 1 || cfg->population > MB_MAX_POPULATION)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.population must be in [1, %d], got %d",
+                       MB_MAX_POPULATION, cfg->population);
+    if (cfg->iterations < 1 || cfg->iterations > MB_MAX_ITERATIONS)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.iterations must be in [1, %d], got %d",
+                       MB_MAX_ITERATIONS, cfg->iterations);
+    if (cfg->particles < 1 || cfg->particles > MB_MAX_PARTICLES)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.particles must be in [1, %d], got %d",
+                       MB_MAX_PARTICLES, cfg->particles);
+    if (cfg->method == MB_PLAN_CEM || cfg->method == MB_PLAN_ICEM) {
+        if (cfg->elites < 1 || cfg->elites > cfg->population)
+            return mb_fail(err, err_sz, MB_EINVAL,
+                           "planner.elites must be in [1, population = %d], got %d",
+                           cfg->population, cfg->elites);
+        if (!plan__finite_in(cfg->alpha, 0.0f, 0.999f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.alpha must be in [0, 1), got %g",
+                           (double)cfg->alpha);
+        if (!plan__finite_in(cfg->init_std, 1e-6f, 10.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.init_std must be in (0, 10], got %g",
+                           (double)cfg->init_std);
+    }
+    if (cfg->method == MB_PLAN_ICEM) {
+        if (!plan__finite_in(cfg->noise_beta, 0.0f, 5.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.noise_beta must be in [0, 5], got %g",
+                           (double)cfg->noise_beta);
+        if (!plan__finite_in(cfg->pop_decay, 1.0f, 100.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.pop_decay must be in [1, 100], got %g",
+                           (double)cfg->pop_decay);
+        if (!plan__finite_in(cfg->keep_elites, 0.0f, 1.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.keep_elites must be in [0, 1], got %g",
+                           (double)cfg->keep_elites);
+    }
+    if (cfg->method == MB_PLAN_MPPI) {
+        if (!plan__finite_in(cfg->kappa, 1e-6f, 1e6f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.kappa must be in (0, 1e6], got %g",
+                           (double)cfg->kappa);
+        if (!plan__finite_in(cfg->sigma, 1e-6f, 10.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.sigma must be in (0, 10], got %g",
+                           (double)cfg->sigma);
+        if (!plan__finite_in(cfg->beta, 1e-6f, 1.0f))
+            return mb_fail(err, err_sz, MB_ERANGE, "planner.beta must be in (0, 1], got %g",
+                           (double)cfg->beta);
+    }
+    if (!plan__finite_in(cfg->risk, 0.0f, 1e6f))
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.risk must be finite and >= 0, got %g",
+                       (double)cfg->risk);
+    /* Known dynamics are deterministic: one particle per candidate whatever
+     * the config says, so the limits count one. */
+    double p = members > 0 ? cfg->particles : 1;
+    double rows = (double)cfg->population * p;
+    if (rows > MB_MAX_PLAN_ROWS)
+        return mb_fail(err, err_sz, MB_ERANGE,
+                       "planner: population x particles = %.0f exceeds the limit %d", rows,
+                       MB_MAX_PLAN_ROWS);
+    if (rows * cfg->horizon > MB_MAX_PLAN_WORK)
+        return mb_fail(err, err_sz, MB_ERANGE,
+                       "planner: population x particles x horizon = %.0f exceeds the limit %.0f",
+                       rows * cfg->horizon, MB_MAX_PLAN_WORK);
+    return MB_OK;
+}
+
+static const char *const plan__method_names[] = {"random", "cem", "mppi", "icem"};
+static const char *const plan__prop_names[] = {"ts1", "ts_inf", "expectation", "mean"};
+
+int mb_plan_method_parse(const char *name, mb_plan_method *out) {
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, plan__method_names[i])) {
+            *out = (mb_plan_method)i;
+            return 0;
+        }
+    return -1;
+}
+const char *mb_plan_method_name(mb_plan_method m) {
+    return (unsigned)m < 4 ? plan__method_names[m] : "unknown";
+}
+int mb_prop_parse(const char *name, mb_prop *out) {
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, plan__prop_names[i])) {
+            *out = (mb_prop)i;
+            return 0;
+        }
+    return -1;
+}
+const char *mb_prop_name(mb_prop p) { return (unsigned)p < 4 ? plan__prop_names[p] : "unknown"; }
+
+/* ---- warm-start state --------------------------------------------------- */
+
+static int plan__max_kept(const mb_planner_cfg *cfg) {
+    if (cfg->method != MB_PLAN_ICEM) return 0;
+    int k = (int)ceilf(cfg->keep_elites * (float)cfg->elites);
+    return k < 0 ? 0 : k > cfg->elites ? cfg->elites : k;
+}
+
+mb_status mb_plan_state_init(mb_plan_state *s, const mb_planner_cfg *cfg, int act_dim,
+                             char *err, size_t err_sz) {
+    if (!s || !cfg) return mb_fail(err, err_sz, MB_EINVAL, "plan state: NULL argument");
+    *s = (mb_plan_state){0};
+    if (cfg->horizon < 1 || cfg->horizon > MB_MAX_HORIZON || act_dim < 1 || act_dim > MB_MAX_ACT_DIM)
+        return mb_fail(err, err_sz, MB_ERANGE, "plan state: horizon %d / act_dim %d out of range",
+                       cfg->horizon, act_dim);
+    size_t seq = (size_t)cfg->horizon * (size_t)act_dim;
+    s->horizon = cfg->horizon;
+    s->act_dim = act_dim;
+    s->max_kept = plan__max_kept(cfg);
+    s->mean = calloc(seq, sizeof(float));
+    s->kept = s->max_kept ? calloc((size_t)s->max_kept * seq, sizeof(float)) : NULL;
+    if (!s->mean || (s->max_kept && !s->kept)) {
+        mb_plan_state_free(s);
+        return mb_fail(err, err_sz, MB_ENOMEM, "plan state: out of memory");
+    }
+    return MB_OK;
+}
+
+void mb_plan_state_free(mb_plan_state *s) {
+    if (!s) return;
+    free(s->mean);
+    free(s->kept);
+    *s = (mb_plan_state){0};
+}
+
+/* seq: (horizon, act_dim), shifted left by one step, last step = mid. */
+static void plan__shift_seq(float *seq, int horizon, int act_dim, const float *lo, const float *hi) {
+    memmove(seq, seq + act_dim, (size_t)(horizon - 1) * (size_t)act_dim * sizeof(float));
+    for (int a = 0; a < act_dim; a++)
+        seq[(size_t)(horizon - 1) * act_dim + a] = 0.5f * (lo[a] + hi[a]);
+}
+
+void mb_plan_state_shift(mb_plan_state *s, const float *act_low, const float *act_high) {
+    if (!s || !s->valid || !s->mean) return;
+    plan__shift_seq(s->mean, s->horizon, s->act_dim, act_low, act_high);
+    size_t seq = (size_t)s->horizon * (size_t)s->act_dim;
+    for (int k = 0; k < s->n_kept; k++)
+        plan__shift_seq(s->kept + (size_t)k * seq, s->horizon, s->act_dim, act_low, act_high);
+}
+
+/* ---- workspace ---------------------------------------------------------- */
+
+static void plan__dims(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *n_cand, int *P) {
+    *P = dyn->ens ? cfg->particles : 1;
+    /* iCEM adds kept elites and the mean to the sampled population. */
+    *n_cand = cfg->population + plan__max_kept(cfg) + (cfg->method == MB_PLAN_ICEM ? 1 : 0);
+}
+
+static int plan__spec_same(const mb_ensemble_spec *a, const mb_ensemble_spec *b) {
+    if (a->members != b->members || a->obs_dim != b->obs_dim || a->act_dim != b->act_dim ||
+        a->learn_reward != b->learn_reward || a->n_hidden != b->n_hidden)
+        return 0;
+    for (int l = 0; l < a->n_hidden; l++)
+        if (a->hidden[l] != b->hidden[l]) return 0;
+    return 1;
+}
+
+int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    if (!ws || !cfg || !dyn) return 0;
+    int n_cand, P;
+    plan__dims(cfg, dyn, &n_cand, &P);
+    if (ws->method != cfg->method || ws->prop != cfg->propagation || ws->horizon != cfg->horizon ||
+        ws->population != cfg->population || ws->n_cand != n_cand || ws->P != P ||
+        ws->max_kept != plan__max_kept(cfg) || ws->elites_only != cfg->elites_only ||
+        ws->obs_dim != dyn->obs_dim || ws->act_dim != dyn->act_dim || ws->is_ens != !!dyn->ens)
+        return 0;
+    if (dyn->ens && !plan__spec_same(&ws->spec, &dyn->ens->spec)) return 0;
+    return 1;
+}
+
+void mb_plan_ws_free(mb_plan_ws *ws) {
+    if (!ws) return;
+    mb_ens_ws_free(ws->ens_ws);
+    free(ws->block);
+    free(ws);
+}
+
+/* Doornik's ZIGNOR tables (128 layers) for plan__normal in propagate.c. */
+static void plan__zig_init(mb_plan_ws *ws) {
+    const double R = PLAN_ZIG_R, V = PLAN_ZIG_V;
+    double f = exp(-0.5 * R * R);
+    double *x = ws->zig_x;
+    x[0] = V / f;
+    x[1] = R;
+    x[PLAN_ZIG_C] = 0.0;
+    for (int i = 2; i < PLAN_ZIG_C; i++) {
+        x[i] = sqrt(-2.0 * log(V / x[i - 1] + f));
+        f = exp(-0.5 * x[i] * x[i]);
+    }
+    for (int i = 0; i < PLAN_ZIG_C; i++) {
+        ws->zig_r[i] = x[i + 1] / x[i];
+        ws->zig_xf[i] = (float)x[i];
+        ws->zig_rf[i] = (float)ws->zig_r[i];
+    }
+}
+
+mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    if (!cfg || !dyn || (!dyn->ens == !dyn->known)) return NULL;
+    if (mb_planner_cfg_check(cfg, dyn->ens ? dyn->ens->spec.members : 0, NULL, 0) != MB_OK)
+        return NULL;
+    if (dyn->obs_dim < 1 || dyn->obs_dim > MB_MAX_OBS_DIM || dyn->act_dim < 1 ||
+        dyn->act_dim > MB_MAX_ACT_DIM)
+        return NULL;
+    mb_plan_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    ws->method = cfg->method;
+    ws->prop = cfg->propagation;
+    ws->horizon = cfg->horizon;
+    ws->population = cfg->population;
+    ws->max_kept = plan__max_kept(cfg);
+    ws->elites_only = cfg->elites_only;
+    ws->obs_dim = dyn->obs_dim;
+    ws->act_dim = dyn->act_dim;
+    ws->is_ens = !!dyn->ens;
+    plan__dims(cfg, dyn, &ws->n_cand, &ws->P);
+    ws->rows = (size_t)ws->n_cand * (size_t)ws->P;
+    ws->max_elites = cfg->elites > 0 && cfg->elites <= cfg->population ? cfg->elites : cfg->population;
+
+    size_t H = (size_t)cfg->horizon, A = (size_t)dyn->act_dim, O = (size_t)dyn->obs_dim;
+    size_t seq = H * A, rows = ws->rows;
+    int E = 0;
+    if (dyn->ens) {
+        ws->spec = dyn->ens->spec;
+        E = ws->spec.members;
+        ws->in_dim = mb_ensemble_in_dim(&ws->spec);
+        ws->out_dim = mb_ensemble_out_dim(&ws->spec);
+        int all_rows = cfg->propagation == MB_PROP_EXPECTATION || cfg->propagation == MB_PROP_MEAN;
+        /* Every row goes through every member (expectation), or rows are
+         * split over k members; with elites_only k is only known per call. */
+        ws->x_rows = all_rows ? (size_t)E * rows : rows + (size_t)E;
+        ws->ens_rows = (all_rows || cfg->elites_only) ? rows : (rows + (size_t)E - 1) / (size_t)E;
+        ws->ens_ws = mb_ens_ws_new(&ws->spec, ws->ens_rows);
+        if (!ws->ens_ws) goto fail;
+    }
+    ws->n_freq = cfg->method == MB_PLAN_ICEM ? cfg->horizon / 2 + 1 : 0;
+
+    /* One block, carved up: floats first, then ints, then bytes. */
+    size_t nf = 0, ni = 0, nb = 0;
+#define PLAN_F(field, count) size_t off_##field = nf; nf += (count);
+    PLAN_F(cand, (size_t)ws->n_cand * seq)
+    PLAN_F(mean, seq)
+    PLAN_F(var, seq)
+    PLAN_F(sd, seq)
+    PLAN_F(best, seq)
+    PLAN_F(keep, (size_t)ws->max_elites * seq)
+    PLAN_F(score, (size_t)ws->n_cand)
+    PLAN_F(ret_mean, (size_t)ws->n_cand)
+    PLAN_F(ret_std, (size_t)ws->n_cand)
+    PLAN_F(S, rows * O)
+    PLAN_F(S2, rows * O)
+    PLAN_F(act_rows, rows * A)
+    PLAN_F(learned, rows)
+    PLAN_F(rew, rows)
+    PLAN_F(ret, rows)
+    PLAN_F(x, ws->x_rows * (size_t)ws->in_dim)
+    PLAN_F(mu, ws->x_rows * (size_t)ws->out_dim)
+    PLAN_F(sdv, ws->x_rows * (size_t)ws->out_dim)
+    PLAN_F(cn_cos, (size_t)ws->n_freq * H)
+    PLAN_F(cn_sin, (size_t)ws->n_freq * H)
+    PLAN_F(cn_g, 2 * (size_t)ws->n_freq)
+    PLAN_F(cn_out, H)
+#undef PLAN_F
+    size_t off_order = ni; ni += (size_t)ws->n_cand;
+    size_t off_slot_a = ni; ni += dyn->ens ? rows : 0;
+    size_t off_slot_b = ni; ni += dyn->ens ? rows : 0;
+    size_t off_perm = ni; ni += dyn->ens ? rows : 0;
+    size_t off_alive = nb; nb += rows;
+    size_t bytes = nf * sizeof(float) + ni * sizeof(int) + nb;
+    char *block = calloc(1, bytes + 64);
+    if (!block) goto fail;
+    ws->block = block;
+    float *F = (float *)block;
+    int *I = (int *)(block + nf * sizeof(float));
+    uint8_t *B = (uint8_t *)(block + nf * sizeof(float) + ni * sizeof(int));
+#define PLAN_SET(field) ws->field = F + off_##field;
+    PLAN_SET(cand) PLAN_SET(mean) PLAN_SET(var) PLAN_SET(sd) PLAN_SET(best) PLAN_SET(keep)
+    PLAN_SET(score) PLAN_SET(ret_mean) PLAN_SET(ret_std) PLAN_SET(S) PLAN_SET(S2)
+    PLAN_SET(act_rows) PLAN_SET(learned) PLAN_SET(rew) PLAN_SET(ret) PLAN_SET(x) PLAN_SET(mu)
+    PLAN_SET(sdv) PLAN_SET(cn_cos) PLAN_SET(cn_sin) PLAN_SET(cn_g) PLAN_SET(cn_out)
+#undef PLAN_SET
+    ws->order = I + off_order;
+    ws->slot_a = I + off_slot_a;
+    ws->slot_b = I + off_slot_b;
+    ws->perm = I + off_perm;
+    ws->alive = B + off_alive;
+    ws->cn_beta = -1.0f;
+    plan__zig_init(ws);
+    return ws;
+fail:
+    mb_plan_ws_free(ws);
+    return NULL;
+}
+
+/* ---- helpers shared by the methods -------------------------------------- */
+
+static float plan__clip(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* True if candidate a ranks before b: higher score, then lower index. */
+static int plan__before(const float *score, int a, int b) {
+    return score[a] > score[b] || (score[a] == score[b] && a < b);
+}
+
+/* Restores the heap below root; the heap's top is the worst-ranked. */
+static void plan__sift(const float *score, int *o, int root, int end) {
+    for (;;) {
+        int child = 2 * root + 1;
+        if (child >= end) return;
+        if (child + 1 < end && plan__before(score, o[child], o[child + 1])) child++;
+        if (!plan__before(score, o[root], o[child])) return;
+        int t = o[root]; o[root] = o[child]; o[child] = t;
+        root = child;
+    }
+}
+
+/* order[0..n) = candidate indices, best first. Heap sort: no allocation
+ * (glibc's qsort may malloc) and deterministic through the index tie-break. */
+static void plan__sort(const float *score, int *order, int n) {
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int s = n / 2 - 1; s >= 0; s--) plan__sift(score, order, s, n);
+    for (int end = n - 1; end > 0; end--) {
+        int t = order[0]; order[0] = order[end]; order[end] = t;
+        plan__sift(score, order, 0, end);
+    }
+}
+
+/* Candidate c's sequence. */
+static float *plan__cand(mb_plan_ws *ws, int c) {
+    return ws->cand + (size_t)c * (size_t)ws->horizon * (size_t)ws->act_dim;
+}
+
+/* mean and var (seq) <- alpha * old + (1 - alpha) * stats of the elites. */
+static void plan__refit(mb_plan_ws *ws, int n_elites, float alpha, int var_is_std) {
+    size_t seq = (size_t)ws->horizon * (size_t)ws->act_dim;
+    for (size_t j = 0; j < seq; j++) {
+        double m = 0.0, q = 0.0;
+        for (int e = 0; e < n_elites; e++) m += plan__cand(ws, ws->order[e])[j];
+        m /= n_elites;
+        for (int e = 0; e < n_elites; e++) {
+            double d = plan__cand(ws, ws->order[e])[j] - m;
+            q += d * d;
+        }
+        q /= n_elites;
+        double v = var_is_std ? sqrt(q) : q;
+        ws->mean[j] = (float)(alpha * ws->mean[j] + (1.0 - alpha) * m);
+        ws->var[j] = (float)(alpha * ws->var[j] + (1.0 - alpha) * v);
+    }
+}
+
+static void plan__init_mean(mb_plan_ws *ws, const mb_dynamics *dyn, const mb_plan_state *state,
+                            int warm) {
+    int H = ws->horizon, A = ws->act_dim;
+    for (int t = 0; t < H; t++)
+        for (int a = 0; a < A; a++) {
+            float lo = dyn->act_low[a], hi = dyn->act_high[a];
+            ws->mean[t * A + a] =
+                warm ? plan__clip(state->mean[t * A + a], lo, hi) : 0.5f * (lo + hi);
+        }
+}
+
+/* ---- the methods ---------------------------------------------------------- */
+
+/* Each method leaves the plan in ws->best, its evaluation in *ret_mean /
+ * *ret_std, and the warm-start mean in ws->mean. */
+
+static void plan__random(plan_run *run) {
+    mb_plan_ws *ws = run->ws;
+    int N = run->cfg->population, H = ws->horizon, A = ws->act_dim;
+    plan_gen g;
+    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
+    for (int c = 0; c < N; c++) {
+        float *s = plan__cand(ws, c);
+        for (int t = 0; t < H; t++)
+            for (int a = 0; a < A; a++) {
+                float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
+                s[t * A + a] = plan__clip(lo + (hi - lo) * plan_uniform(&g), lo, hi);
+            }
+    }
+    plan_evaluate(run, N);
+    plan__sort(ws->score, ws->order, N);
+    int b = ws->order[0];
+    memcpy(ws->best, plan__cand(ws, b), (size_t)H * A * sizeof(float));
+    memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
+    run->ret_mean = ws->ret_mean[b];
+    run->ret_std = ws->ret_std[b];
+}
+
+/* Evaluates ws->mean as the only candidate and makes it the plan. */
+static void plan__finish_with_mean(plan_run *run) {
+    mb_plan_ws *ws = run->ws;
+    size_t seq = (size_t)ws->horizon * (size_t)ws->act_dim;
+    memcpy(ws->best, ws->mean, seq * sizeof(float));
+    memcpy(plan__cand(ws, 0), ws->mean, seq * sizeof(float));
+    plan_evaluate(run, 1);
+    run->ret_mean = ws->ret_mean[0];
+    run->ret_std = ws->ret_std[0];
+}
+
+/* CEM as in PETS: Gaussian per (step, action); the variance is capped by
+ * the distance to the bounds, min(((m - lo)/2)^2, ((hi - m)/2)^2, var), and
+ * samples are truncated at 2 std, so they stay inside the bounds. The plan
+ * is the final (smoothed) elite mean. */
+static void plan__cem(plan_run *run, int warm) {
+    mb_plan_ws *ws = run->ws;
+    const mb_planner_cfg *cfg = run->cfg;
+    int N = cfg->population, H = ws->horizon, A = ws->act_dim;
+    plan__init_mean(ws, run->dyn, run->state, warm);
+    for (int t = 0; t < H; t++)
+        for (int a = 0; a < A; a++) {
+            float half = 0.5f * (run->dyn->act_high[a] - run->dyn->act_low[a]);
+            float s = cfg->init_std * half;
+            ws->var[t * A + a] = s * s;
+        }
+    plan_gen g;
+    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
+    for (int it = 0; it < cfg->iterations; it++) {
+        for (int t = 0; t < H; t++)
+            for (int a = 0; a < A; a++) {
+                int j = t * A + a;
+                float m = ws->mean[j];
+                float dl = 0.5f * (m - run->dyn->act_low[a]), dh = 0.5f * (run->dyn->act_high[a] - m);
+                float v = fminf(fminf(dl * dl, dh * dh), ws->var[j]);
+                ws->sd[j] = sqrtf(v);
+            }
+        for (int c = 0; c < N; c++) {
+            float *s = plan__cand(ws, c);
+            for (int t = 0; t < H; t++)
+                for (int a = 0; a < A; a++) {
+                    int j = t * A + a;
+                    float z;
+                    do z = plan_normal(&g, ws);
+                    while (z < -2.0f || z > 2.0f);
+                    s[j] = plan__clip(ws->mean[j] + ws->sd[j] * z, run->dyn->act_low[a],
+                                      run->dyn->act_high[a]);
+                }
+        }
+        plan_evaluate(run, N);
+        plan__sort(ws->score, ws->order, N);
+        plan__refit(ws, cfg->elites, cfg->alpha, 0);
+    }
+    plan__finish_with_mean(run);
+}
+
+/* MPPI as in PDDM: filtered noise u_t = beta n_t + (1 - beta) u_{t-1},
+ * n_t ~ N(0, (sigma * half range)^2), around the mean; the new mean is the
+ * average of the candidates weighted by exp(kappa (R - max R)). */
+static void plan__mppi(plan_run *run, int warm) {
+    mb_plan_ws *ws = run->ws;
+    const mb_planner_cfg *cfg = run->cfg;
+    int N = cfg->population, H = ws->horizon, A = ws->act_dim;
+    size_t seq = (size_t)H * A;
+    plan__init_mean(ws, run->dyn, run->state, warm);
+    plan_gen g;
+    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
+    for (int it = 0; it < cfg->iterations; it++) {
+        for (int c = 0; c < N; c++) {
+            float *s = plan__cand(ws, c);
+            for (int a = 0; a < A; a++) {
+                float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
+                float sig = cfg->sigma * 0.5f * (hi - lo), u = 0.0f;
+                for (int t = 0; t < H; t++) {
+                    float n = sig * plan_normal(&g, ws);
+                    u = t == 0 ? cfg->beta * n : cfg->beta * n + (1.0f - cfg->beta) * u;
+                    s[t * A + a] = plan__clip(ws->mean[t * A + a] + u, lo, hi);
+                }
+            }
+        }
+        plan_evaluate(run, N);
+        float best = -FLT_MAX;
+        for (int c = 0; c < N; c++) best = fmaxf(best, ws->score[c]);
+        double wsum = 0.0;
+        for (size_t j = 0; j < seq; j++) ws->sd[j] = 0.0f;
+        for (int c = 0; c < N; c++) {
+            double w = exp((double)cfg->kappa * ((double)ws->score[c] - (double)best));
+            if (!(w > 0.0)) continue;
+            wsum += w;
+            const float *s = plan__cand(ws, c);
+            for (size_t j = 0; j < seq; j++) ws->sd[j] += (float)(w * s[j]);
+        }
+        for (size_t j = 0; j < seq; j++) ws->mean[j] = (float)(ws->sd[j] / wsum);
+    }
+    plan__finish_with_mean(run);
+}
+
+/* Coloured noise table for exponent beta: x_t = sum_k amp_k (g_k cos(2 pi k
+ * t / H) + h_k sin(...)), amp_k ~ f_k^(-beta/2) with f_0 clamped to f_1 (as
+ * the `colorednoise` package does), the DC and Nyquist terms halved in power
+ * so that beta = 0 is exactly white, normalised to unit variance per step. */
+void plan_cn_table(mb_plan_ws *ws, float beta) {
+    if (ws->cn_beta == beta) return;
+    int H = ws->horizon, K = ws->n_freq;
+    double norm = 0.0;
+    for (int k = 0; k < K; k++) {
+        double f = (double)(k > 0 ? k : 1) / H;
+        double w = (k == 0 || 2 * k == H) ? 0.5 : 1.0;
+        norm += w * pow(f, -beta);
+    }
+    for (int k = 0; k < K; k++) {
+        double f = (double)(k > 0 ? k : 1) / H;
+        double w = (k == 0 || 2 * k == H) ? 0.5 : 1.0;
+        double amp = sqrt(w * pow(f, -beta) / norm);
+        int has_sin = !(k == 0 || 2 * k == H);
+        for (int t = 0; t < H; t++) {
+            double ph = 2.0 * M_PI * (double)k * t / H;
+            ws->cn_cos[(size_t)k * H + t] = (float)(amp * cos(ph));
+            ws->cn_sin[(size_t)k * H + t] = has_sin ? (float)(amp * sin(ph)) : 0.0f;
+        }
+    }
+    ws->cn_beta = beta;
+}
+
+/* out (H): one unit-variance coloured-noise sequence. */
+void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out) {
+    int H = ws->horizon, K = ws->n_freq;
+    for (int k = 0; k < 2 * K; k++) ws->cn_g[k] = plan_normal(g, ws);
+    for (int t = 0; t < H; t++) out[t] = 0.0f;
+    for (int k = 0; k < K; k++) {
+        float gc = ws->cn_g[2 * k], gs = ws->cn_g[2 * k + 1];
+        const float *cs = ws->cn_cos + (size_t)k * H, *sn = ws->cn_sin + (size_t)k * H;
+        for (int t = 0; t < H; t++) out[t] += gc * cs[t] + gs * sn[t];
+    }
+}
+
+/* iCEM (Pinneri et al. 2020): coloured noise, population N_i = max(N /
+ * decay^i, 2K) capped at N, a fraction of the elites kept into the next
+ * iteration (and, shifted, into the next call through mb_plan_state), the
+ * mean added as a candidate in the last iteration; returns the best
+ * sequence seen. ws->var holds the std here. */
+static void plan__icem(plan_run *run, int warm) {
+    mb_plan_ws *ws = run->ws;
+    const mb_planner_cfg *cfg = run->cfg;
+    int H = ws->horizon, A = ws->act_dim, K = cfg->elites;
+    size_t seq = (size_t)H * A;
+    int n_keep = ws->max_kept;
+    plan__init_mean(ws, run->dyn, run->state, warm);
+    for (int t = 0; t < H; t++)
+        for (int a = 0; a < A; a++)
+            ws->var[t * A + a] = cfg->init_std * 0.5f * (run->dyn->act_high[a] - run->dyn->act_low[a]);
+    plan_cn_table(ws, cfg->noise_beta);
+    plan_gen g;
+    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
+    /* Kept elites from the previous call (already shifted by the caller). */
+    ws->n_keep = 0;
+    if (warm && run->state->kept) {
+        int nk = run->state->n_kept < n_keep ? run->state->n_kept : n_keep;
+        memcpy(ws->keep, run->state->kept, (size_t)nk * seq * sizeof(float));
+        ws->n_keep = nk;
+    }
+    float best_score = -FLT_MAX;
+    int have_best = 0;
+    for (int it = 0; it < cfg->iterations; it++) {
+        double ni = (double)cfg->population * pow((double)cfg->pop_decay, -it);
+        int N = (int)ni;
+        if (N < 2 * K) N = 2 * K;
+        if (N > cfg->population) N = cfg->population;
+        for (int c = 0; c < N; c++) {
+            float *s = plan__cand(ws, c);
+            for (int a = 0; a < A; a++) {
+                plan_cn_sample(ws, &g, ws->cn_out);
+                float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
+                for (int t = 0; t < H; t++) {
+                    int j = t * A + a;
+                    s[j] = plan__clip(ws->mean[j] + ws->var[j] * ws->cn_out[t], lo, hi);
+                }
+            }
+        }
+        for (int k = 0; k < ws->n_keep; k++) {
+            float *s = plan__cand(ws, N + k);
+            const float *src = ws->keep + (size_t)k * seq;
+            for (int t = 0; t < H; t++)
+                for (int a = 0; a < A; a++)
+                    s[t * A + a] = plan__clip(src[t * A + a], run->dyn->act_low[a], run->dyn->act_high[a]);
+        }
+        int total = N + ws->n_keep;
+        if (it == cfg->iterations - 1) memcpy(plan__cand(ws, total++), ws->mean, seq * sizeof(float));
+        plan_evaluate(run, total);
+        plan__sort(ws->score, ws->order, total);
+        int b = ws->order[0];
+        if (!have_best || ws->score[b] > best_score) {
+            have_best = 1;
+            best_score = ws->score[b];
+            memcpy(ws->best, plan__cand(ws, b), seq * sizeof(float));
+            run->ret_mean = ws->ret_mean[b];
+            run->ret_std = ws->ret_std[b];
+        }
+        int ne = K < total ? K : total;
+        /* The kept elites must be copied out before the next iteration
+         * overwrites the candidates they live in. */
+        ws->n_keep = n_keep < ne ? n_keep : ne;
+        for (int k = 0; k < ws->n_keep; k++)
+            memcpy(ws->keep + (size_t)k * seq, plan__cand(ws, ws->order[k]), seq * sizeof(float));
+        plan__refit(ws, ne, cfg->alpha, 1);
+    }
+}
+
+/* ---- the call ------------------------------------------------------------- */
+
+mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
+                  const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
+                  mb_pool *pool, float *action, float *plan, mb_plan_info *info,
+                  char *err, size_t err_sz) {
+    if (!cfg || !dyn || !obs || !rng || !ws || !action)
+        return mb_fail(err, err_sz, MB_EINVAL, "plan: NULL argument");
+    if (!dyn->ens == !dyn->known)
+        return mb_fail(err, err_sz, MB_EINVAL, "plan: set exactly one of dynamics.ens / .known");
+    if (!dyn->act_low || !dyn->act_high)
+        return mb_fail(err, err_sz, MB_EINVAL, "plan: action bounds are NULL");
+    int members = dyn->ens ? dyn->ens->spec.members : 0;
+    mb_status st = mb_planner_cfg_check(cfg, members, err, err_sz);
+    if (st) return st;
+    if (dyn->ens) {
+        if (dyn->ens->spec.obs_dim != dyn->obs_dim || dyn->ens->spec.act_dim != dyn->act_dim)
+            return mb_fail(err, err_sz, MB_EINVAL, "plan: dynamics dims do not match the ensemble");
+    } else if (dyn->known->obs_dim != dyn->obs_dim || dyn->known->act_dim != dyn->act_dim) {
+        return mb_fail(err, err_sz, MB_EINVAL, "plan: dynamics dims do not match the known model");
+    }
+    if (!mb_plan_ws_fits(ws, cfg, dyn))
+        return mb_fail(err, err_sz, MB_ESTATE, "plan: workspace was made for other sizes");
+    for (int a = 0; a < dyn->act_dim; a++)
+        if (!isfinite(dyn->act_low[a]) || !isfinite(dyn->act_high[a]) ||
+            !(dyn->act_low[a] <= dyn->act_high[a]))
+            return mb_fail(err, err_sz, MB_EINVAL, "plan: action bounds [%d] invalid", a);
+    mb_reward_spec rw_default;
+    if (!rw) {
+        mb_reward_spec_default(&rw_default);
+        rw = &rw_default;
+    }
+    if ((st = mb_reward_spec_check(rw, dyn->obs_dim, dyn->act_dim, err, err_sz))) return st;
+    if (rw->use_learned && dyn->ens && !dyn->ens->spec.learn_reward)
+        return mb_fail(err, err_sz, MB_EINVAL,
+                       "plan: the reward uses the learned head but the ensemble has none");
+    for (int i = 0; i < dyn->obs_dim; i++)
+        if (!isfinite(obs[i])) return mb_fail(err, err_sz, MB_EINVAL, "obs[%d] is not finite", i);
+    int k = members;
+    const int *member_list = NULL;
+    if (dyn->ens && cfg->elites_only) {
+        if (dyn->ens->n_elites < 1 || dyn->ens->n_elites > members)
+            return mb_fail(err, err_sz, MB_ESTATE, "plan: ensemble has no elites");
+        k = dyn->ens->n_elites;
+        member_list = dyn->ens->elites;
+    }
+    /* A state made for another horizon or action size is ignored (cold
+     * start) and left untouched. */
+    int state_ok = state && state->mean && state->horizon == cfg->horizon &&
+                   state->act_dim == dyn->act_dim;
+    int warm = state_ok && state->valid;
+
+    plan_run run = {
+        .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
+        .seed = mb_rng_u64(rng), .k = k, .members = member_list,
+    };
+    switch (cfg->method) {
+    case MB_PLAN_RANDOM: plan__random(&run); break;
+    case MB_PLAN_CEM: plan__cem(&run, warm); break;
+    case MB_PLAN_MPPI: plan__mppi(&run, warm); break;
+    case MB_PLAN_ICEM: plan__icem(&run, warm); break;
+    }
+
+    int H = ws->horizon, A = ws->act_dim;
+    size_t seq = (size_t)H * A;
+    for (int t = 0; t < H; t++)
+        for (int a = 0; a < A; a++)
+            ws->best[t * A + a] = plan__clip(ws->best[t * A + a], dyn->act_low[a], dyn->act_high[a]);
+    memcpy(action, ws->best, (size_t)A * sizeof(float));
+    if (plan) memcpy(plan, ws->best, seq * sizeof(float));
+    if (state_ok) {
+        memcpy(state->mean, cfg->method == MB_PLAN_RANDOM ? ws->best : ws->mean, seq * sizeof(float));
+        state->n_kept = 0;
+        if (cfg->method == MB_PLAN_ICEM && state->kept) {
+            int nk = ws->n_keep < state->max_kept ? ws->n_keep : state->max_kept;
+            memcpy(state->kept, ws->keep, (size_t)nk * seq * sizeof(float));
+            state->n_kept = nk;
+        }
+        state->valid = 1;
+    }
+    if (info) {
+        /* A diverging model must not leak NaN/inf into JSON answers. */
+        info->predicted_return = isfinite(run.ret_mean) ? run.ret_mean : -FLT_MAX;
+        info->return_std = isfinite(run.ret_std) ? run.ret_std : FLT_MAX;
+        info->model_rows = run.model_rows;
+        info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
+    }
+    return MB_OK;
+}

@@ -1,0 +1,816 @@
+/* snapshot.c: encoder (a piece list over the caller's arrays), decoder (a
+ * pull reader that validates before it allocates), file and directory
+ * handling. Format and contracts in snapshot.h.
+ * Not for: the log (wal.c). */
+#include "store/snapshot.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/crc32c.h"
+#include "base/fsutil.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "snapshots store floats in host order and assume a little-endian host"
+#endif
+
+static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 'P'};
+
+#define SNAP__HDR 32
+#define SNAP__SEC_HDR 16
+#define SNAP__TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define SNAP__META SNAP__TAG('M', 'E', 'T', 'A')
+#define SNAP__ENSM SNAP__TAG('E', 'N', 'S', 'M')
+#define SNAP__ADAM SNAP__TAG('A', 'D', 'A', 'M')
+#define SNAP__BUFF SNAP__TAG('B', 'U', 'F', 'F')
+#define SNAP__END SNAP__TAG('E', 'N', 'D', '!')
+#define SNAP__F_ENSM 1u
+#define SNAP__F_ADAM 2u
+#define SNAP__F_BUFF 4u
+/* ENSM fixed part: members, obs, act, learn_reward, n_hidden, hidden[8],
+ * activation (14 u32), weight_decay[9] (f32), n_params (u64). */
+#define SNAP__ENSM_FIXED (14 * 4 + (MB_MAX_LAYERS + 1) * 4 + 8)
+#define SNAP__ENSM_TAIL (4 + MB_MAX_MEMBERS * 4 + MB_MAX_MEMBERS * 4) /* n_elites, elites, holdout */
+#define SNAP__ADAM_FIXED 32 /* lr, beta1, beta2, eps (f32), t (i64), n (u64) */
+#define SNAP__BUFF_FIXED 56 /* obs, act (u32), capacity, size, head, total (u64), ratio (f32), 0, seed (u64) */
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_f32(unsigned char *p, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put_u32(p, u);
+}
+static uint32_t get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+static float get_f32(const unsigned char *p) {
+    uint32_t u = get_u32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static const char *snap__tag_name(uint32_t tag) {
+    switch (tag) {
+    case SNAP__META: return "META";
+    case SNAP__ENSM: return "ENSM (ensemble)";
+    case SNAP__ADAM: return "ADAM (optimiser)";
+    case SNAP__BUFF: return "BUFF (replay buffer)";
+    case SNAP__END: return "END";
+    }
+    return "unknown";
+}
+
+/* Bytes per buffer row on disk: obs, act, rew, next_obs (f32), two flags. */
+static uint64_t snap__row_bytes(uint64_t od, uint64_t ad) { return 4 * (2 * od + ad + 1) + 2; }
+
+/* ---- encoder ------------------------------------------------------------ */
+
+#define SNAP__MAX_PIECES 64
+#define SNAP__ARENA 1024
+
+struct mb_snapshot_enc {
+    int n;
+    const unsigned char *p[SNAP__MAX_PIECES];
+    uint64_t len[SNAP__MAX_PIECES];
+    uint64_t off[SNAP__MAX_PIECES + 1]; /* off[i] = file offset of piece i; off[n] = size */
+    unsigned char arena[SNAP__ARENA];   /* headers, small fields and CRCs */
+    size_t used;
+};
+
+static unsigned char *enc__local(mb_snapshot_enc *e, size_t n) {
+    /* The arena holds the fixed layout's small fields (under 500 bytes). */
+    assert(e->used + n <= SNAP__ARENA);
+    unsigned char *p = e->arena + e->used;
+    e->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static void enc__add(mb_snapshot_enc *e, const void *p, uint64_t n) {
+    if (n == 0) return;
+    assert(e->n < SNAP__MAX_PIECES);
+    e->p[e->n] = p;
+    e->len[e->n] = n;
+    e->off[e->n + 1] = e->off[e->n] + n;
+    e->n++;
+}
+
+/* Opens a section: returns its first piece index; hdr gets the length later. */
+static int enc__sec_begin(mb_snapshot_enc *e, uint32_t tag, unsigned char **hdr) {
+    int start = e->n;
+    *hdr = enc__local(e, SNAP__SEC_HDR);
+    put_u32(*hdr, tag);
+    enc__add(e, *hdr, SNAP__SEC_HDR);
+    return start;
+}
+
+static void enc__sec_end(mb_snapshot_enc *e, int start, unsigned char *hdr) {
+    uint64_t len = e->off[e->n] - e->off[start] - SNAP__SEC_HDR;
+    put_u64(hdr + 8, len);
+    uint32_t crc = 0;
+    for (int i = start; i < e->n; i++) crc = mb_crc32c(crc, e->p[i], (size_t)e->len[i]);
+    unsigned char *c = enc__local(e, 4);
+    put_u32(c, crc);
+    enc__add(e, c, 4);
+}
+
+mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src, char *err, size_t err_sz) {
+    *out = NULL;
+    const mb_ensemble *ens = src->ens;
+    const mb_adam *adam = src->adam;
+    const mb_buffer *buf = src->buf;
+    if (src->meta_len > MB_SNAPSHOT_MAX_META || (src->meta_len && !src->meta))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: meta blob of %zu bytes (limit %u)", src->meta_len,
+                       MB_SNAPSHOT_MAX_META);
+    if (ens && !ens->params) return mb_fail(err, err_sz, MB_EINVAL, "snapshot: ensemble not initialised");
+    if (adam && (!adam->m || !adam->v || adam->n == 0))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: optimiser not initialised");
+    if (ens && adam && adam->n != ens->n_params)
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: optimiser has %zu floats, ensemble %zu", adam->n,
+                       ens->n_params);
+    if (buf && (!buf->obs || buf->size > buf->capacity))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: buffer not initialised");
+    if (ens && buf && (buf->obs_dim != ens->spec.obs_dim || buf->act_dim != ens->spec.act_dim))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: buffer dims %d/%d differ from the ensemble's %d/%d",
+                       buf->obs_dim, buf->act_dim, ens->spec.obs_dim, ens->spec.act_dim);
+    mb_snapshot_enc *e = calloc(1, sizeof *e);
+    if (!e) return mb_fail(err, err_sz, MB_ENOMEM, "snapshot: no memory for the encoder");
+
+    unsigned char *h = enc__local(e, SNAP__HDR);
+    memcpy(h, snap__magic, 8);
+    put_u32(h + 8, MB_SNAPSHOT_VERSION);
+    put_u32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0));
+    put_u64(h + 16, src->log_seq);
+    put_u32(h + 28, mb_crc32c(0, h, 28));
+    enc__add(e, h, SNAP__HDR);
+    uint32_t sections = 0;
+    unsigned char *sh;
+    int s;
+
+    s = enc__sec_begin(e, SNAP__META, &sh);
+    enc__add(e, src->meta, src->meta_len);
+    enc__sec_end(e, s, sh);
+    sections++;
+
+    if (ens) {
+        const mb_ensemble_spec *sp = &ens->spec;
+        s = enc__sec_begin(e, SNAP__ENSM, &sh);
+        unsigned char *f = enc__local(e, SNAP__ENSM_FIXED);
+        int32_t v[14] = {sp->members, sp->obs_dim, sp->act_dim, sp->learn_reward, sp->n_hidden};
+        for (int l = 0; l < MB_MAX_LAYERS; l++) v[5 + l] = sp->hidden[l];
+        v[13] = (int32_t)sp->activation;
+        for (int i = 0; i < 14; i++) put_u32(f + 4 * i, (uint32_t)v[i]);
+        for (int l = 0; l <= MB_MAX_LAYERS; l++) put_f32(f + 56 + 4 * l, sp->weight_decay[l]);
+        put_u64(f + SNAP__ENSM_FIXED - 8, ens->n_params);
+        enc__add(e, f, SNAP__ENSM_FIXED);
+        size_t in = (size_t)mb_ensemble_in_dim(sp), o = (size_t)mb_ensemble_out_dim(sp);
+        enc__add(e, ens->params, ens->n_params * sizeof(float));
+        enc__add(e, ens->in_mean, in * sizeof(float));
+        enc__add(e, ens->in_std, in * sizeof(float));
+        enc__add(e, ens->out_mean, o * sizeof(float));
+        enc__add(e, ens->out_std, o * sizeof(float));
+        unsigned char *t = enc__local(e, SNAP__ENSM_TAIL);
+        put_u32(t, (uint32_t)ens->n_elites);
+        for (int m = 0; m < MB_MAX_MEMBERS; m++) {
+            put_u32(t + 4 + 4 * m, (uint32_t)ens->elites[m]);
+            put_f32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m, ens->holdout_loss[m]);
+        }
+        enc__add(e, t, SNAP__ENSM_TAIL);
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    if (adam) {
+        s = enc__sec_begin(e, SNAP__ADAM, &sh);
+        unsigned char *f = enc__local(e, SNAP__ADAM_FIXED);
+        put_f32(f, adam->lr);
+        put_f32(f + 4, adam->beta1);
+        put_f32(f + 8, adam->beta2);
+        put_f32(f + 12, adam->eps);
+        put_u64(f + 16, (uint64_t)(int64_t)adam->t);
+        put_u64(f + 24, adam->n);
+        enc__add(e, f, SNAP__ADAM_FIXED);
+        enc__add(e, adam->m, adam->n * sizeof(float));
+        enc__add(e, adam->v, adam->n * sizeof(float));
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    if (buf) {
+        s = enc__sec_begin(e, SNAP__BUFF, &sh);
+        unsigned char *f = enc__local(e, SNAP__BUFF_FIXED);
+        put_u32(f, (uint32_t)buf->obs_dim);
+        put_u32(f + 4, (uint32_t)buf->act_dim);
+        put_u64(f + 8, buf->capacity);
+        put_u64(f + 16, buf->size);
+        put_u64(f + 24, buf->head);
+        put_u64(f + 32, buf->total);
+        put_f32(f + 40, buf->holdout_ratio);
+        put_u64(f + 48, buf->holdout_seed);
+        enc__add(e, f, SNAP__BUFF_FIXED);
+        /* Held rows, oldest first: at most two runs of slots per array. */
+        size_t first = buf->size ? mb_buffer_slot(buf, 0) : 0;
+        size_t run1 = buf->capacity - first < buf->size ? buf->capacity - first : buf->size;
+        size_t run2 = buf->size - run1;
+        size_t od = (size_t)buf->obs_dim, ad = (size_t)buf->act_dim;
+        enc__add(e, buf->obs + first * od, run1 * od * 4);
+        enc__add(e, buf->obs, run2 * od * 4);
+        enc__add(e, buf->act + first * ad, run1 * ad * 4);
+        enc__add(e, buf->act, run2 * ad * 4);
+        enc__add(e, buf->rew + first, run1 * 4);
+        enc__add(e, buf->rew, run2 * 4);
+        enc__add(e, buf->next_obs + first * od, run1 * od * 4);
+        enc__add(e, buf->next_obs, run2 * od * 4);
+        enc__add(e, buf->terminated + first, run1);
+        enc__add(e, buf->terminated, run2);
+        enc__add(e, buf->truncated + first, run1);
+        enc__add(e, buf->truncated, run2);
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    uint64_t before_end = e->off[e->n];
+    s = enc__sec_begin(e, SNAP__END, &sh);
+    unsigned char *f = enc__local(e, 12);
+    put_u64(f, before_end);
+    put_u32(f + 8, sections);
+    enc__add(e, f, 12);
+    enc__sec_end(e, s, sh);
+    *out = e;
+    return MB_OK;
+}
+
+uint64_t mb_snapshot_enc_size(const mb_snapshot_enc *e) { return e->off[e->n]; }
+
+size_t mb_snapshot_enc_read(const mb_snapshot_enc *e, uint64_t pos, void *dst, size_t max) {
+    size_t done = 0;
+    int i = 0;
+    while (i < e->n && e->off[i + 1] <= pos) i++;
+    for (; i < e->n && done < max; i++) {
+        uint64_t in = pos - e->off[i];
+        uint64_t take = e->len[i] - in;
+        if (take > max - done) take = max - done;
+        memcpy((unsigned char *)dst + done, e->p[i] + in, (size_t)take);
+        done += (size_t)take;
+        pos += take;
+    }
+    return done;
+}
+
+void mb_snapshot_enc_free(mb_snapshot_enc *e) { free(e); }
+
+mb_status mb_snapshot_encode(const mb_snapshot_src *src, mb_snapshot_write_fn fn, void *ctx,
+                             char *err, size_t err_sz) {
+    mb_snapshot_enc *e;
+    mb_status st = mb_snapshot_enc_new(&e, src, err, err_sz);
+    if (st != MB_OK) return st;
+    for (int i = 0; i < e->n && st == MB_OK; i++) st = fn(ctx, e->p[i], (size_t)e->len[i], err, err_sz);
+    mb_snapshot_enc_free(e);
+    return st;
+}
+
+mb_status mb_snapshot_encode_mem(const mb_snapshot_src *src, void **data, size_t *n, char *err, size_t err_sz) {
+    mb_snapshot_enc *e;
+    *data = NULL;
+    *n = 0;
+    mb_status st = mb_snapshot_enc_new(&e, src, err, err_sz);
+    if (st != MB_OK) return st;
+    size_t size = (size_t)mb_snapshot_enc_size(e);
+    void *p = malloc(size);
+    if (!p) {
+        mb_snapshot_enc_free(e);
+        return mb_fail(err, err_sz, MB_ENOMEM, "snapshot: no memory for %zu bytes", size);
+    }
+    mb_snapshot_enc_read(e, 0, p, size);
+    mb_snapshot_enc_free(e);
+    *data = p;
+    *n = size;
+    return MB_OK;
+}
+
+static mb_status snap__atomic_write(void *ctx, const void *data, size_t n, char *err, size_t err_sz) {
+    return mb_fs_atomic_write(ctx, data, n, err, err_sz);
+}
+
+mb_status mb_snapshot_write_file(const char *path, const mb_snapshot_src *src, char *err, size_t err_sz) {
+    mb_fs_atomic a;
+    mb_status st = mb_fs_atomic_open(&a, path, err, err_sz);
+    if (st != MB_OK) return st;
+    st = mb_snapshot_encode(src, snap__atomic_write, &a, err, err_sz);
+    if (st == MB_OK) st = mb_fs_atomic_commit(&a, err, err_sz);
+    else mb_fs_atomic_abort(&a);
+    return st;
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+typedef struct {
+    mb_snapshot_read_fn rd;
+    void *ctx;
+    uint64_t pos;
+    uint32_t crc; /* of the current section so far */
+    const char *what;
+} snap__in;
+
+static mb_status snap__read(snap__in *d, void *dst, size_t n, char *err, size_t err_sz) {
+    if (n == 0) return MB_OK;
+    mb_status st = d->rd(d->ctx, dst, n, err, err_sz);
+    if (st != MB_OK) return st;
+    d->crc = mb_crc32c(d->crc, dst, n);
+    d->pos += n;
+    return MB_OK;
+}
+
+/* Reads and checks the CRC that closes a section. */
+static mb_status snap__sec_close(snap__in *d, uint32_t tag, uint64_t sec_off, char *err, size_t err_sz) {
+    unsigned char c[4];
+    uint32_t want = d->crc;
+    mb_status st = snap__read(d, c, 4, err, err_sz);
+    if (st != MB_OK) return st;
+    if (get_u32(c) != want)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: section %s at offset %" PRIu64 ": checksum mismatch "
+                       "(stored 0x%08x, computed 0x%08x)", d->what, snap__tag_name(tag), sec_off, get_u32(c), want);
+    return MB_OK;
+}
+
+static mb_status snap__corrupt_len(snap__in *d, uint32_t tag, uint64_t sec_off, uint64_t got, uint64_t want,
+                                   char *err, size_t err_sz) {
+    return mb_fail(err, err_sz, MB_ECORRUPT, "%s: section %s at offset %" PRIu64 ": length %" PRIu64
+                   " does not match its contents (%" PRIu64 ")", d->what, snap__tag_name(tag), sec_off, got, want);
+}
+
+static mb_status snap__alloc_ok(snap__in *d, const mb_snapshot_opts *o, uint64_t *used, uint64_t more,
+                                const char *what, char *err, size_t err_sz) {
+    *used += more;
+    if (o->max_alloc && *used > o->max_alloc)
+        return mb_fail(err, err_sz, MB_ERANGE, "%s: the %s would need %" PRIu64 " bytes, more than the limit %zu",
+                       d->what, what, *used, o->max_alloc);
+    return MB_OK;
+}
+
+static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char f[SNAP__ENSM_FIXED];
+    if (len < SNAP__ENSM_FIXED) return snap__corrupt_len(d, SNAP__ENSM, sec_off, len, SNAP__ENSM_FIXED, err, err_sz);
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    mb_ensemble_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.members = (int32_t)get_u32(f);
+    sp.obs_dim = (int32_t)get_u32(f + 4);
+    sp.act_dim = (int32_t)get_u32(f + 8);
+    sp.learn_reward = (int32_t)get_u32(f + 12);
+    sp.n_hidden = (int32_t)get_u32(f + 16);
+    for (int l = 0; l < MB_MAX_LAYERS; l++) sp.hidden[l] = (int32_t)get_u32(f + 20 + 4 * l);
+    uint32_t act = get_u32(f + 52);
+    for (int l = 0; l <= MB_MAX_LAYERS; l++) sp.weight_decay[l] = get_f32(f + 56 + 4 * l);
+    uint64_t n_params = get_u64(f + SNAP__ENSM_FIXED - 8);
+    if (act > (uint32_t)MB_ACT_TANH)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: ensemble activation %u unknown", d->what, act);
+    sp.activation = (mb_activation)act;
+    char e2[256];
+    if (mb_ensemble_spec_check(&sp, e2, sizeof e2) != MB_OK)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: ensemble spec invalid: %s", d->what, e2);
+    uint64_t want_np = (uint64_t)sp.members * mb_ensemble_member_size(&sp);
+    if (n_params != want_np)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: ensemble has %" PRIu64 " parameters, its spec %" PRIu64,
+                       d->what, n_params, want_np);
+    uint64_t in = (uint64_t)mb_ensemble_in_dim(&sp), od = (uint64_t)mb_ensemble_out_dim(&sp);
+    uint64_t want = SNAP__ENSM_FIXED + 4 * (n_params + 2 * in + 2 * od) + SNAP__ENSM_TAIL;
+    if (len != want) return snap__corrupt_len(d, SNAP__ENSM, sec_off, len, want, err, err_sz);
+    st = snap__alloc_ok(d, o, used, 4 * (n_params + 2 * in + 2 * od), "ensemble", err, err_sz);
+    if (st != MB_OK) return st;
+    st = mb_ensemble_init(&out->ens, &sp, 0, err, err_sz);
+    if (st != MB_OK) return st;
+    out->has_ensemble = 1;
+    mb_ensemble *e = &out->ens;
+    if ((st = snap__read(d, e->params, e->n_params * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, e->in_mean, in * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, e->in_std, in * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, e->out_mean, od * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, e->out_std, od * 4, err, err_sz)) != MB_OK)
+        return st;
+    unsigned char t[SNAP__ENSM_TAIL];
+    st = snap__read(d, t, sizeof t, err, err_sz);
+    if (st != MB_OK) return st;
+    uint32_t ne = get_u32(t);
+    if (ne > (uint32_t)sp.members)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: %u elites for %d members", d->what, ne, sp.members);
+    e->n_elites = (int)ne;
+    for (int m = 0; m < MB_MAX_MEMBERS; m++) {
+        uint32_t el = get_u32(t + 4 + 4 * m);
+        if (m < (int)ne && el >= (uint32_t)sp.members)
+            return mb_fail(err, err_sz, MB_ECORRUPT, "%s: elite %u out of range", d->what, el);
+        e->elites[m] = (int)el;
+        e->holdout_loss[m] = get_f32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m);
+    }
+    return MB_OK;
+}
+
+static mb_status snap__adam(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char f[SNAP__ADAM_FIXED];
+    if (len < SNAP__ADAM_FIXED) return snap__corrupt_len(d, SNAP__ADAM, sec_off, len, SNAP__ADAM_FIXED, err, err_sz);
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    float lr = get_f32(f), b1 = get_f32(f + 4), b2 = get_f32(f + 8), eps = get_f32(f + 12);
+    int64_t t = (int64_t)get_u64(f + 16);
+    uint64_t n = get_u64(f + 24);
+    if (!(lr > 0 && isfinite(lr)) || !(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1) || !(eps >= 0 && isfinite(eps)) || t < 0)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: optimiser settings invalid", d->what);
+    if (out->has_ensemble ? n != out->ens.n_params : (n == 0 || n > ((uint64_t)1 << 34)))
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: optimiser holds %" PRIu64 " floats for %zu parameters",
+                       d->what, n, out->has_ensemble ? out->ens.n_params : (size_t)0);
+    if (len != SNAP__ADAM_FIXED + 8 * n) return snap__corrupt_len(d, SNAP__ADAM, sec_off, len, SNAP__ADAM_FIXED + 8 * n, err, err_sz);
+    st = snap__alloc_ok(d, o, used, 8 * n, "optimiser", err, err_sz);
+    if (st != MB_OK) return st;
+    st = mb_adam_init(&out->adam, (size_t)n, lr, err, err_sz);
+    if (st != MB_OK) return st;
+    out->has_adam = 1;
+    out->adam.beta1 = b1;
+    out->adam.beta2 = b2;
+    out->adam.eps = eps;
+    out->adam.t = (long)t;
+    if ((st = snap__read(d, out->adam.m, n * 4, err, err_sz)) != MB_OK) return st;
+    return snap__read(d, out->adam.v, n * 4, err, err_sz);
+}
+
+/* Reads `bytes` of rows into dst or, when dst is NULL, through a scratch
+ * buffer (verified, then dropped). */
+static mb_status snap__rows(snap__in *d, void *dst, uint64_t bytes, char *err, size_t err_sz) {
+    if (dst) return snap__read(d, dst, (size_t)bytes, err, err_sz);
+    unsigned char tmp[16384];
+    while (bytes > 0) {
+        size_t k = bytes > sizeof tmp ? sizeof tmp : (size_t)bytes;
+        mb_status st = snap__read(d, tmp, k, err, err_sz);
+        if (st != MB_OK) return st;
+        bytes -= k;
+    }
+    return MB_OK;
+}
+
+static mb_status snap__buff(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char f[SNAP__BUFF_FIXED];
+    if (len < SNAP__BUFF_FIXED) return snap__corrupt_len(d, SNAP__BUFF, sec_off, len, SNAP__BUFF_FIXED, err, err_sz);
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    uint32_t od = get_u32(f), ad = get_u32(f + 4);
+    uint64_t cap = get_u64(f + 8), size = get_u64(f + 16), head = get_u64(f + 24), total = get_u64(f + 32);
+    float ratio = get_f32(f + 40);
+    uint64_t seed = get_u64(f + 48);
+    if (od < 1 || od > MB_MAX_OBS_DIM || ad < 1 || ad > MB_MAX_ACT_DIM || cap < 1 || cap > MB_MAX_BUFFER_CAPACITY ||
+        size > cap || total < size || head >= cap || head != total % cap || (size < cap && size != total) ||
+        !(ratio >= 0.0f && ratio <= 0.9f))
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: buffer fields inconsistent (dims %u/%u, capacity %" PRIu64
+                       ", size %" PRIu64 ", head %" PRIu64 ", total %" PRIu64 ")", d->what, od, ad, cap, size, head, total);
+    if (out->has_ensemble && ((int)od != out->ens.spec.obs_dim || (int)ad != out->ens.spec.act_dim))
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: buffer dims %u/%u differ from the ensemble's", d->what, od, ad);
+    uint64_t want = SNAP__BUFF_FIXED + size * snap__row_bytes(od, ad);
+    if (len != want) return snap__corrupt_len(d, SNAP__BUFF, sec_off, len, want, err, err_sz);
+    mb_buffer *b = NULL;
+    size_t first = 0, run1 = 0, run2 = 0;
+    if (!o->skip_buffer) {
+        st = snap__alloc_ok(d, o, used, cap * snap__row_bytes(od, ad), "replay buffer", err, err_sz);
+        if (st != MB_OK) return st;
+        st = mb_buffer_init(&out->buf, (int)od, (int)ad, (size_t)cap, ratio, seed, err, err_sz);
+        if (st != MB_OK) return st;
+        out->has_buffer = 1;
+        b = &out->buf;
+        b->size = (size_t)size;
+        b->head = (size_t)head;
+        b->total = total;
+        first = size ? mb_buffer_slot(b, 0) : 0;
+        run1 = cap - first < size ? (size_t)(cap - first) : (size_t)size;
+        run2 = (size_t)size - run1;
+    } else {
+        out->buffer_skipped = 1;
+    }
+    /* Same order as the encoder: per array, the run from `first`, then the
+     * wrapped run from slot 0. */
+    size_t dims[6] = {od, ad, 1, od, 1, 1}, esz[6] = {4, 4, 4, 4, 1, 1};
+    for (int a = 0; a < 6; a++) {
+        unsigned char *base = NULL;
+        if (b) {
+            base = a == 0 ? (unsigned char *)b->obs : a == 1 ? (unsigned char *)b->act : a == 2 ? (unsigned char *)b->rew
+                 : a == 3 ? (unsigned char *)b->next_obs : a == 4 ? b->terminated : b->truncated;
+            st = snap__rows(d, base + first * dims[a] * esz[a], (uint64_t)run1 * dims[a] * esz[a], err, err_sz);
+            if (st == MB_OK) st = snap__rows(d, base, (uint64_t)run2 * dims[a] * esz[a], err, err_sz);
+        } else {
+            st = snap__rows(d, NULL, size * dims[a] * esz[a], err, err_sz);
+        }
+        if (st != MB_OK) return st;
+    }
+    return MB_OK;
+}
+
+mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapshot_opts *opts,
+                             mb_snapshot *out, char *err, size_t err_sz) {
+    mb_snapshot_opts o = {0};
+    if (opts) o = *opts;
+    memset(out, 0, sizeof *out);
+    snap__in d = {rd, ctx, 0, 0, "snapshot"};
+    uint64_t used = 0;
+    unsigned char h[SNAP__HDR];
+    mb_status st = snap__read(&d, h, sizeof h, err, err_sz);
+    if (st != MB_OK) goto fail;
+    if (memcmp(h, snap__magic, 8) != 0) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "not an mbrld snapshot (bad magic)");
+        goto fail;
+    }
+    if (get_u32(h + 28) != mb_crc32c(0, h, 28)) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header checksum mismatch");
+        goto fail;
+    }
+    out->version = get_u32(h + 8);
+    if (out->version != MB_SNAPSHOT_VERSION) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot format version %u; this build reads version %d",
+                     out->version, MB_SNAPSHOT_VERSION);
+        goto fail;
+    }
+    uint32_t flags = get_u32(h + 12);
+    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF)) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header has unknown flags 0x%x", flags);
+        goto fail;
+    }
+    out->log_seq = get_u64(h + 16);
+    /* Sections in their fixed order; `next` is the lowest order allowed. */
+    static const uint32_t order[5] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__BUFF, SNAP__END};
+    int next = 0, sections = 0;
+    uint32_t seen = 0;
+    for (;;) {
+        uint64_t sec_off = d.pos;
+        unsigned char sh[SNAP__SEC_HDR];
+        d.crc = 0;
+        st = snap__read(&d, sh, sizeof sh, err, err_sz);
+        if (st != MB_OK) goto fail;
+        uint32_t tag = get_u32(sh);
+        uint64_t len = get_u64(sh + 8);
+        int k = 0;
+        while (k < 5 && order[k] != tag) k++;
+        if (k == 5 || k < next || get_u32(sh + 4) != 0 || (k == 0) != (sections == 0)) {
+            st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: unexpected section 0x%08x at offset %" PRIu64, tag, sec_off);
+            goto fail;
+        }
+        next = k + 1;
+        switch (tag) {
+        case SNAP__META:
+            if (len > MB_SNAPSHOT_MAX_META) {
+                st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: meta section of %" PRIu64 " bytes", len);
+                goto fail;
+            }
+            out->meta = malloc((size_t)len + 1);
+            if (!out->meta) {
+                st = mb_fail(err, err_sz, MB_ENOMEM, "snapshot: no memory for the meta blob");
+                goto fail;
+            }
+            st = snap__read(&d, out->meta, (size_t)len, err, err_sz);
+            out->meta[len] = '\0';
+            out->meta_len = (size_t)len;
+            break;
+        case SNAP__ENSM:
+            st = snap__ensm(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_ENSM;
+            break;
+        case SNAP__ADAM:
+            st = snap__adam(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_ADAM;
+            break;
+        case SNAP__BUFF:
+            st = snap__buff(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_BUFF;
+            break;
+        case SNAP__END: {
+            unsigned char f[12];
+            if (len != 12) {
+                st = snap__corrupt_len(&d, tag, sec_off, len, 12, err, err_sz);
+                goto fail;
+            }
+            st = snap__read(&d, f, sizeof f, err, err_sz);
+            if (st == MB_OK && (get_u64(f) != sec_off || get_u32(f + 8) != (uint32_t)sections)) {
+                st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: end marker says %" PRIu64 " bytes in %u sections, "
+                             "found %" PRIu64 " in %d", get_u64(f), get_u32(f + 8), sec_off, sections);
+            }
+            break;
+        }
+        }
+        if (st != MB_OK) goto fail;
+        st = snap__sec_close(&d, tag, sec_off, err, err_sz);
+        if (st != MB_OK) goto fail;
+        if (tag == SNAP__END) break;
+        sections++;
+    }
+    if (seen != flags) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: header promises sections 0x%x, file has 0x%x", flags, seen);
+        goto fail;
+    }
+    return MB_OK;
+fail:
+    mb_snapshot_free(out);
+    return st;
+}
+
+void mb_snapshot_free(mb_snapshot *s) {
+    if (!s) return;
+    free(s->meta);
+    if (s->has_ensemble) mb_ensemble_free(&s->ens);
+    if (s->has_adam) mb_adam_free(&s->adam);
+    if (s->has_buffer) mb_buffer_free(&s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- readers: memory and file ------------------------------------------- */
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, pos;
+} snap__mem;
+
+static mb_status snap__mem_read(void *ctx, void *dst, size_t n, char *err, size_t err_sz) {
+    snap__mem *m = ctx;
+    if (n > m->n - m->pos)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "snapshot truncated: needs more than its %zu bytes", m->n);
+    memcpy(dst, m->p + m->pos, n);
+    m->pos += n;
+    return MB_OK;
+}
+
+mb_status mb_snapshot_decode_mem(const void *data, size_t n, const mb_snapshot_opts *opts,
+                                 mb_snapshot *out, char *err, size_t err_sz) {
+    snap__mem m = {data, n, 0};
+    mb_status st = mb_snapshot_decode(snap__mem_read, &m, opts, out, err, err_sz);
+    if (st == MB_OK && m.pos != n) {
+        mb_snapshot_free(out);
+        return mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: %zu bytes after the end marker", n - m.pos);
+    }
+    return st;
+}
+
+typedef struct {
+    FILE *f;
+    const char *path;
+} snap__file;
+
+static mb_status snap__file_read(void *ctx, void *dst, size_t n, char *err, size_t err_sz) {
+    snap__file *s = ctx;
+    if (fread(dst, 1, n, s->f) != n) {
+        if (ferror(s->f)) return mb_fail(err, err_sz, MB_EIO, "read %s: %s", s->path, strerror(errno));
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: truncated (file ends early)", s->path);
+    }
+    return MB_OK;
+}
+
+mb_status mb_snapshot_read_file(const char *path, const mb_snapshot_opts *opts, mb_snapshot *out,
+                                char *err, size_t err_sz) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mb_fail(err, err_sz, errno == ENOENT ? MB_ENOTFOUND : MB_EIO, "open %s: %s", path, strerror(errno));
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    snap__file s = {f, path};
+    char e2[600];
+    mb_status st = mb_snapshot_decode(snap__file_read, &s, opts, out, e2, sizeof e2);
+    if (st == MB_OK && fgetc(f) != EOF) {
+        mb_snapshot_free(out);
+        st = mb_fail(e2, sizeof e2, MB_ECORRUPT, "bytes after the end marker");
+    }
+    fclose(f);
+    if (st != MB_OK) {
+        /* Name the file once, whatever layer wrote the reason. */
+        if (strstr(e2, path)) mb_fail(err, err_sz, st, "%s", e2);
+        else mb_fail(err, err_sz, st, "%s: %s", path, e2);
+    }
+    return st;
+}
+
+/* ---- a directory of snapshots ------------------------------------------- */
+
+static int snap__cmp_desc(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Log seqs of dir's snap-*.mbs, newest first. *n = 0 for a missing dir. */
+static mb_status snap__list(const char *dir, uint64_t **seqs, int *n, char *err, size_t err_sz) {
+    *seqs = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return MB_OK;
+        return mb_fail(err, err_sz, MB_EIO, "open snapshot directory %s: %s", dir, strerror(errno));
+    }
+    int cap = 0;
+    struct dirent *de;
+    mb_status st = MB_OK;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (strlen(nm) != 29 || strncmp(nm, "snap-", 5) != 0 || strcmp(nm + 25, ".mbs") != 0) continue;
+        uint64_t v = 0;
+        int ok = 1;
+        for (int i = 5; i < 25; i++) {
+            if (nm[i] < '0' || nm[i] > '9') { ok = 0; break; }
+            v = v * 10 + (uint64_t)(nm[i] - '0');
+        }
+        if (!ok) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 8;
+            uint64_t *p = realloc(*seqs, (size_t)cap * sizeof *p);
+            if (!p) { st = mb_fail(err, err_sz, MB_ENOMEM, "no memory listing %s", dir); break; }
+            *seqs = p;
+        }
+        (*seqs)[(*n)++] = v;
+    }
+    closedir(d);
+    if (st != MB_OK) {
+        free(*seqs);
+        *seqs = NULL;
+        *n = 0;
+        return st;
+    }
+    if (*n > 1) qsort(*seqs, (size_t)*n, sizeof **seqs, snap__cmp_desc);
+    return MB_OK;
+}
+
+static void snap__path(char *out, size_t sz, const char *dir, uint64_t seq) {
+    snprintf(out, sz, "%s/snap-%020" PRIu64 ".mbs", dir, seq);
+}
+
+mb_status mb_snapshot_save(const char *dir, const mb_snapshot_src *src, int keep, char *path_out,
+                           size_t path_sz, uint64_t *oldest_kept, char *err, size_t err_sz) {
+    char path[4200];
+    if (keep < 1) keep = 1;
+    if (strlen(dir) > 4000) return mb_fail(err, err_sz, MB_EINVAL, "snapshot directory path too long");
+    mb_status st = mb_fs_mkdir_p(dir, 0755, err, err_sz);
+    if (st != MB_OK) return st;
+    snap__path(path, sizeof path, dir, src->log_seq);
+    st = mb_snapshot_write_file(path, src, err, err_sz);
+    if (st != MB_OK) return st;
+    if (path_out && path_sz) snprintf(path_out, path_sz, "%s", path);
+    uint64_t *seqs;
+    int n;
+    st = snap__list(dir, &seqs, &n, err, err_sz);
+    if (st != MB_OK) return st;
+    int removed = 0;
+    for (int i = keep; i < n; i++) {
+        char p[4200];
+        snap__path(p, sizeof p, dir, seqs[i]);
+        if (unlink(p) != 0 && errno != ENOENT) {
+            st = mb_fail(err, err_sz, MB_EIO, "remove old snapshot %s: %s", p, strerror(errno));
+            break;
+        }
+        removed++;
+    }
+    if (oldest_kept) *oldest_kept = n > 0 ? seqs[(n < keep ? n : keep) - 1] : src->log_seq;
+    free(seqs);
+    if (st == MB_OK && removed) st = mb_fs_fsync_dir(dir, err, err_sz);
+    return st;
+}
+
+mb_status mb_snapshot_load_latest(const char *dir, const mb_snapshot_opts *opts, mb_snapshot *out,
+                                  char *path_out, size_t path_sz, char *warning, size_t warning_sz,
+                                  char *err, size_t err_sz) {
+    memset(out, 0, sizeof *out);
+    if (warning && warning_sz) warning[0] = '\0';
+    uint64_t *seqs;
+    int n;
+    mb_status st = snap__list(dir, &seqs, &n, err, err_sz);
+    if (st != MB_OK) return st;
+    if (n == 0) {
+        free(seqs);
+        return mb_fail(err, err_sz, MB_ENOTFOUND, "no snapshot in %s", dir);
+    }
+    st = MB_ECORRUPT;
+    for (int i = 0; i < n; i++) {
+        char p[4200], e2[700];
+        snap__path(p, sizeof p, dir, seqs[i]);
+        st = mb_snapshot_read_file(p, opts, out, e2, sizeof e2);
+        if (st == MB_OK) {
+            if (path_out && path_sz) snprintf(path_out, path_sz, "%s", p);
+            break;
+        }
+        if (st == MB_ENOMEM || st == MB_ERANGE) {
+            mb_fail(err, err_sz, st, "%s", e2);
+            break;
+        }
+        if (warning && warning_sz) {
+            size_t used = strlen(warning);
+            if (used + 3 < warning_sz)
+                snprintf(warning + used, warning_sz - used, "%sskipped damaged snapshot: %s", used ? "; " : "", e2);
+        }
+        mb_fail(err, err_sz, MB_ECORRUPT, "every snapshot in %s is damaged; the oldest: %s", dir, e2);
+        st = MB_ECORRUPT;
+    }
+    free(seqs);
+    return st;
+}
