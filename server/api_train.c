@@ -10,6 +10,22 @@
 #include "job.h"
 #include "jsonv.h"
 
+/* The parked answer of "wait": true (routes.h srv_later) */
+static int train__arm(void *obj, void (*wake)(void *), void *ctx) {
+    srv_job *j = obj;
+    int w = job_on_done(j, wake, ctx);
+    if (w >= 0) return w;
+    job_wait(j); /* too many waiters: this one blocks its worker */
+    return 1;
+}
+
+static int train__answer(void *obj, srv_resp *r, srv_err *e) {
+    r->json = job_render(obj);
+    return r->json ? 0 : srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+}
+
+static void train__release(void *obj) { job_put(obj); }
+
 int api_train(srv_req *q, srv_resp *r, srv_err *e) {
     static const char *const extra[] = {"wait", NULL};
     srv_model *m = api_model_lookup(q, e);
@@ -24,7 +40,8 @@ int api_train(srv_req *q, srv_resp *r, srv_err *e) {
         snprintf(r->location, sizeof r->location, "/v1/models/%s/jobs/%s", m->spec.name, j->id);
         if (wait) {
             r->http = 200;
-            r->wait_job = j; /* answered when it has finished (http.c) */
+            /* answered when it has finished; no worker waits */
+            r->later = (srv_later){j, train__arm, train__answer, train__release};
             j = NULL;
         } else {
             r->http = 202;

@@ -39,27 +39,9 @@ static char *app__slurp(const char *path, size_t max, char *err, size_t err_sz) 
 static int app__tokens(srv_app *app, char *err, size_t err_sz) {
     char *text = app__slurp(app->cfg.tokens, 1 << 20, err, err_sz);
     if (!text) return -1;
-    int cap = 16;
-    app->tokens = calloc((size_t)cap, sizeof *app->tokens);
-    for (char *save = NULL, *line = strtok_r(text, "\r\n", &save); line && app->tokens;
-         line = strtok_r(NULL, "\r\n", &save)) {
-        while (*line == ' ' || *line == '\t') line++;
-        size_t n = strlen(line);
-        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
-        if (!n || line[0] == '#') continue;
-        if (app->n_tokens == cap) {
-            char **p = realloc(app->tokens, sizeof *p * (size_t)(cap *= 2));
-            if (!p) break;
-            app->tokens = p;
-        }
-        app->tokens[app->n_tokens++] = strdup(line);
-    }
+    int rc = auth_parse(&app->auth, text, app->cfg.tokens, err, err_sz);
     free(text);
-    if (app->n_tokens == 0) {
-        snprintf(err, err_sz, "--tokens %s: no tokens in the file", app->cfg.tokens);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
@@ -167,7 +149,7 @@ int app_start(srv_app *app, char *err, size_t err_sz) {
     }
     atomic_store(&app->ready, 1);
     srv_log(SRV_LOG_INFO, "listening", "listen=%s port=%d threads=%ld tls=%d auth=%d", app->cfg.listen,
-            app->port, app->cfg.threads, app->tls_cert != NULL, app->n_tokens > 0);
+            app->port, app->cfg.threads, app->tls_cert != NULL, auth_enabled(&app->auth));
     return 0;
 }
 
@@ -208,8 +190,7 @@ void app_free(srv_app *app) {
     app->store = NULL;
     registry_free(&app->reg);
     mb_pool_free(app->plan_pool);
-    for (int i = 0; i < app->n_tokens; i++) free(app->tokens[i]);
-    free(app->tokens);
+    auth_free(&app->auth);
     free(app->tls_cert);
     free(app->tls_key);
     if (app->listen_fd >= 0 && !app->daemon) close(app->listen_fd);

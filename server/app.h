@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "auth.h"
 #include "metrics.h"
 #include "model.h"
 #include "options.h"
@@ -20,8 +21,7 @@ struct srv_app {
     srv_registry reg;
     srv_store *store;
     srv_metrics metrics;
-    char **tokens;          /* bearer tokens, (n_tokens) */
-    int n_tokens;
+    srv_auth auth;          /* --tokens */
     atomic_int shutting_down;
     atomic_int ready;
     atomic_int in_flight;   /* requests between first callback and completion */

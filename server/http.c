@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "app.h"
-#include "job.h"
 #include "jsonv.h"
 #include "log.h"
 #include "routes.h"
@@ -38,29 +37,39 @@ typedef struct {
     size_t limit;
     int http;             /* status answered, for metrics */
     struct MHD_Connection *conn;
-    srv_job *wait_job;    /* suspended until this job finishes (referenced) */
+    srv_later later;      /* parked until later.arm's wake (see routes.h) */
+    int later_http;
     char location[256];
     atomic_int resumed;
 } http_ctx;
 
-/* From the job's thread: the job has finished, wake the connection. */
-static void http__job_done(void *ctx) {
+static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
+                                       cJSON *json, const char *location, int replay,
+                                       const char *allow);
+static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, const srv_err *e);
+
+/* From any thread, once: the parked answer is ready, wake the connection. */
+static void http__wake(void *ctx) {
     http_ctx *x = ctx;
     atomic_store(&x->resumed, 1);
     MHD_resume_connection(x->conn);
 }
 
-/* Under the job's lock, before the job can finish: suspend the connection. */
-static void http__suspend(void *ctx) {
-    http_ctx *x = ctx;
-    MHD_suspend_connection(x->conn);
-}
-
-static int http__token_eq(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    unsigned char d = (unsigned char)(na != nb);
-    for (size_t i = 0; i < na; i++) d |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
-    return d == 0;
+/* The parked answer, once ready. */
+static enum MHD_Result http__send_later(struct MHD_Connection *c, http_ctx *x) {
+    srv_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.http = x->later_http;
+    memcpy(resp.location, x->location, sizeof resp.location);
+    enum MHD_Result r;
+    if (x->later.answer(x->later.obj, &resp, &x->err) != 0) {
+        if (x->err.status == MB_OK) srv_fail(&x->err, SRV_E_INTERNAL, NULL, "deferred answer failed");
+        r = http__send_err(c, x, &x->err);
+    } else {
+        r = http__send_json(c, x, resp.http, resp.json, resp.location, resp.replay, NULL);
+    }
+    cJSON_Delete(resp.json);
+    return r;
 }
 
 static enum MHD_Result http__queue(struct MHD_Connection *c, http_ctx *x, int status,
@@ -127,19 +136,10 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
         return;
     }
     const srv_route *rt = &srv_routes[x->route];
-    if (app->n_tokens > 0 && !rt->public_) {
-        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!h || strncmp(h, "Bearer ", 7) != 0) {
-            srv_fail(&x->err, SRV_E_UNAUTH, NULL, "a bearer token is required");
-            return;
-        }
-        int ok = 0;
-        for (int i = 0; i < app->n_tokens; i++) ok |= http__token_eq(h + 7, app->tokens[i]);
-        if (!ok) {
-            srv_fail(&x->err, SRV_E_FORBIDDEN, NULL, "the bearer token is not accepted");
-            return;
-        }
-    }
+    if (!rt->public_ &&
+        auth_check(&app->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                   &x->err) != 0)
+        return;
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
     x->limit = (size_t)cap;
@@ -251,16 +251,18 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     free(x->body); /* raw bodies live until here */
     x->body = NULL;
     enum MHD_Result r;
-    if (rc == 0 && resp.wait_job) {
-        /* answer later: the job's thread resumes us (no worker blocks) */
-        x->wait_job = resp.wait_job;
+    if (rc == 0 && resp.later.obj) {
+        /* answer later: suspended first, so a wake from another thread
+         * always finds the connection suspended; no worker blocks */
+        x->later = resp.later;
+        x->later_http = resp.http;
         x->conn = c;
         memcpy(x->location, resp.location, sizeof x->location);
-        int w = job_on_done(x->wait_job, http__job_done, x, http__suspend);
-        if (w == 0) return MHD_YES;
-        if (w < 0) job_wait(x->wait_job); /* too many waiters: block this one */
-        resp.json = job_render(x->wait_job);
-        r = http__send_json(c, x, resp.http, resp.json, resp.location, 0, NULL);
+        cJSON_Delete(resp.json);
+        free(resp.text);
+        MHD_suspend_connection(c);
+        if (x->later.arm(x->later.obj, http__wake, x) != 0) http__wake(x); /* ready already */
+        return MHD_YES;
     } else if (rc != 0) {
         if (e->status == MB_OK) srv_fail(e, SRV_E_INTERNAL, NULL, "handler failed without a reason");
         r = http__send_err(c, x, e);
@@ -309,12 +311,9 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         return MHD_YES;
     }
     if (x->http) return MHD_YES; /* answered already */
-    if (x->wait_job) { /* resumed: the job has finished */
+    if (x->later.obj) { /* parked: answer once woken */
         if (!atomic_load(&x->resumed)) return MHD_YES;
-        cJSON *j = job_render(x->wait_job);
-        enum MHD_Result r = http__send_json(c, x, 200, j, x->location, 0, NULL);
-        cJSON_Delete(j);
-        return r;
+        return http__send_later(c, x);
     }
     if (x->err.status) return http__send_err(c, x, &x->err);
     return http__finish(c, x);
@@ -330,7 +329,7 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!x->http) metrics_request(&app->metrics, x->route, 0, dt); /* never answered */
     srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s status=%d ms=%.3f toe=%d", x->method,
             x->url, x->http, dt * 1e3, (int)toe);
-    if (x->wait_job) job_put(x->wait_job);
+    if (x->later.obj) x->later.release(x->later.obj);
     free(x->body);
     free(x);
     *con_cls = NULL;

@@ -33,13 +33,12 @@ void job_wait(srv_job *j) {
     pthread_mutex_unlock(&j->lock);
 }
 
-int job_on_done(srv_job *j, void (*fn)(void *), void *ctx, void (*on_register)(void *)) {
+int job_on_done(srv_job *j, void (*fn)(void *), void *ctx) {
     int rc = 0;
     pthread_mutex_lock(&j->lock);
     if (j->state != JOB_RUNNING) rc = 1;
     else if (j->n_waiters == (int)(sizeof j->waiters / sizeof j->waiters[0])) rc = -1;
     else {
-        if (on_register) on_register(ctx);
         j->waiters[j->n_waiters] = fn;
         j->waiter_ctx[j->n_waiters++] = ctx;
     }

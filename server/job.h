@@ -49,10 +49,10 @@ srv_job *job_find(srv_model *m, const char *id);
 void job_cancel(srv_job *j);
 /* Blocks until the job has finished. */
 void job_wait(srv_job *j);
-/* Calls fn(ctx) from the job's thread once it has finished, after `on_register`
- * (may be NULL) has run under the job's lock. Returns 0 if registered, 1 if
- * the job had already finished (nothing called), -1 if the waiter list is full. */
-int job_on_done(srv_job *j, void (*fn)(void *), void *ctx, void (*on_register)(void *));
+/* Calls fn(ctx) once from the job's thread when it has finished. Returns 0
+ * if registered, 1 if the job had already finished (nothing called), -1 if
+ * the waiter list is full. */
+int job_on_done(srv_job *j, void (*fn)(void *), void *ctx);
 void job_put(srv_job *j);
 /* Status JSON (caller owns). */
 cJSON *job_render(srv_job *j);

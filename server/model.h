@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "clock.h"
 #include "spec.h"
 
 typedef struct srv_job srv_job;
@@ -145,10 +146,5 @@ srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg 
 void session_free(srv_session *s);
 /* Drops idle sessions (model lock held); returns how many remain. */
 int session_expire(srv_model *m, double now, double timeout);
-
-/* Monotonic seconds. */
-double srv_now(void);
-/* Wall-clock seconds. */
-double srv_wall(void);
 
 #endif

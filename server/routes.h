@@ -27,7 +27,25 @@ typedef struct {
     size_t raw_len;                        /* body is then an empty object */
 } srv_req;
 
+/* An answer that is not ready yet (a training job's "wait": true, later a
+ * queued plan). The HTTP layer suspends the connection, so no worker thread
+ * waits, and calls:
+ *   arm(obj, wake, wake_ctx): register wake(wake_ctx), to be called once
+ *       from any thread when the answer is ready. Returns 0 when registered,
+ *       1 when it is ready already (wake is then never called).
+ *   answer(obj, resp, e): fill the answer once ready (the handler's http
+ *       status and location stay unless it sets them); 0, or -1 with e.
+ *   release(obj): drop obj, called exactly once when the request ends.
+ * The handler hands over one reference to obj. */
+typedef struct srv_resp srv_resp;
 typedef struct {
+    void *obj;
+    int (*arm)(void *obj, void (*wake)(void *), void *wake_ctx);
+    int (*answer)(void *obj, srv_resp *resp, srv_err *e);
+    void (*release)(void *obj);
+} srv_later;
+
+struct srv_resp {
     int http;            /* 200 unless set */
     cJSON *json;         /* answer, owned (freed by the HTTP layer) */
     char *text;          /* or a text answer (malloc'd, owned) ... */
@@ -36,10 +54,8 @@ typedef struct {
     const char *content_type;
     char location[256];  /* Location header if set */
     int replay;          /* idempotent replay: adds X-Idempotent-Replay */
-    struct srv_job *wait_job; /* set (referenced) to answer with this job's status
-                               * once it has finished; the HTTP layer suspends the
-                               * connection meanwhile, so no worker thread waits */
-} srv_resp;
+    srv_later later;     /* set (later.obj non-NULL) to answer later */
+};
 
 /* 0 with resp filled, or -1 with e filled. */
 typedef int (*srv_handler)(srv_req *req, srv_resp *resp, srv_err *e);
