@@ -11,8 +11,6 @@
  * no other request holds (model_ws_get). The shared planning pool is used
  * only when no other act holds it (trylock), so concurrent acts never wait
  * on each other. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdio.h>
 #include <string.h>
 

@@ -6,8 +6,6 @@
  * nothing and answers exactly the same (status and body), marked with the
  * header X-Idempotent-Replay: true; an older seq of that client answers 201
  * {"accepted": 0, ...}. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdlib.h>
 #include <string.h>
 

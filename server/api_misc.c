@@ -1,6 +1,4 @@
 /* api_misc.c: GET /healthz, /readyz, /metrics, /v1/openapi.json. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <string.h>
 
 #include "app.h"

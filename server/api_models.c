@@ -1,6 +1,4 @@
 /* api_models.c: POST/GET /v1/models, GET/DELETE /v1/models/{m}. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +69,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
     cJSON_AddItemToObject(o, "planner", spec_render_planner(&m->spec.planner));
     cJSON_AddNumberToObject(o, "created", m->created);
     cJSON_AddItemToObject(o, "spec", cJSON_Parse(m->spec_json));
-    cJSON_AddItemToObject(o, "persistence", store_model_status(app->store, m->spec.name));
+    cJSON_AddItemToObject(o, "persistence", store_model_status(app->store, m->log));
     return o;
 }
 

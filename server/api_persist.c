@@ -4,14 +4,13 @@
  * POST /v1/models/{m}/import (creates model {m} from such a file, sent as
  * the raw body, on this daemon or another).
  * Not for: the file format (core/store/snapshot.c) or the disk (store.c). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "model_persist.h"
 #include "store/snapshot.h"
 
 int api_model_snapshot(srv_req *q, srv_resp *r, srv_err *e) {
@@ -21,7 +20,7 @@ int api_model_snapshot(srv_req *q, srv_resp *r, srv_err *e) {
     if (!m) return -1;
     cJSON *info = NULL;
     char err[512];
-    mb_status st = store_snapshot(q->app->store, m, 0, &info, err, sizeof err);
+    mb_status st = model_snapshot(q->app, m, 0, &info, err, sizeof err);
     model_put(m);
     if (st != MB_OK) return srv_fail(e, (int)st, NULL, "%s", err);
     cJSON_AddStringToObject(info, "model", q->args[0]);
@@ -36,7 +35,7 @@ int api_model_export(srv_req *q, srv_resp *r, srv_err *e) {
     void *data = NULL;
     size_t n = 0;
     char err[512];
-    mb_status st = store_export(m, 1, &data, &n, err, sizeof err);
+    mb_status st = model_export(m, 1, &data, &n, err, sizeof err);
     model_put(m);
     if (st != MB_OK) return srv_fail(e, (int)st, NULL, "%s", err);
     r->text = data;
@@ -77,10 +76,10 @@ int api_model_import(srv_req *q, srv_resp *r, srv_err *e) {
     cJSON_ReplaceItemInObjectCaseSensitive(spec, "name", cJSON_CreateString(name));
     if (spec_parse(spec, &app->cfg, sp, e) != 0) goto out;
     if (model_create(app, sp, &m, e) != 0) goto out;
-    st = store_install(app, m, &sn, meta, err, sizeof err);
+    st = model_install(app, m, &sn, meta, err, sizeof err);
     /* Imported rows never went through the log: a snapshot makes them durable
      * before the answer. */
-    if (st == MB_OK && store_durable(app->store)) st = store_snapshot(app->store, m, 0, NULL, err, sizeof err);
+    if (st == MB_OK && store_durable(app->store)) st = model_snapshot(app, m, 0, NULL, err, sizeof err);
     if (st != MB_OK) {
         srv_err e2;
         model_delete(app, name, &e2);

@@ -1,8 +1,6 @@
 /* api_train.c: POST /v1/models/{m}/train, GET and DELETE (cancel)
  * /v1/models/{m}/jobs/{id}. Without "wait": 202 {"job", "state"} and a
  * Location; with "wait": true, 200 and the finished job's status. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdio.h>
 
 #include "app.h"

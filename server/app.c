@@ -1,7 +1,5 @@
 /* app.c: start-up (config checks, tokens, TLS files, listen socket, HTTP
  * daemon) and the orderly shutdown of SIGTERM/SIGINT (see app.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "app.h"
 
 #include <errno.h>
@@ -16,6 +14,7 @@
 #include "http.h"
 #include "job.h"
 #include "log.h"
+#include "model_persist.h"
 
 /* Whole file as a NUL-terminated string (caller frees), NULL with err. */
 static char *app__slurp(const char *path, size_t max, char *err, size_t err_sz) {
@@ -75,7 +74,7 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
         }
     }
     /* Models of the data directory come back before anything listens. */
-    if (store_recover(app->store, app, err, err_sz) != MB_OK) return -1;
+    if (model_recover(app, err, err_sz) != MB_OK) return -1;
     return 0;
 }
 
@@ -176,7 +175,7 @@ void app_shutdown(srv_app *app) {
     if (atomic_load(&app->in_flight) > 0)
         srv_log(SRV_LOG_WARN, "requests still in flight at the shutdown timeout", "in_flight=%d",
                 atomic_load(&app->in_flight));
-    store_snapshot_all(app->store, app); /* a clean restart replays nothing */
+    model_snapshot_all(app); /* a clean restart replays nothing */
     http_stop(app);
     if (quiesced && app->listen_fd >= 0) close(app->listen_fd); /* quiesce handed it back */
     app->listen_fd = -1;
@@ -186,7 +185,8 @@ void app_shutdown(srv_app *app) {
 void app_free(srv_app *app) {
     http_stop(app);
     jobs_wait_all(app);
-    store_close(app->store); /* first: its thread looks models up */
+    model_persist_stop(app); /* first: its timer snapshots models */
+    store_close(app->store);
     app->store = NULL;
     registry_free(&app->reg);
     mb_pool_free(app->plan_pool);

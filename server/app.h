@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "metrics.h"
 #include "model.h"
+#include "model_persist.h"
 #include "options.h"
 #include "base/pool.h"
 #include "store.h"
@@ -20,6 +21,7 @@ struct srv_app {
     srv_config cfg;
     srv_registry reg;
     srv_store *store;
+    srv_persist_timer persist; /* interval snapshots (model_persist.c) */
     srv_metrics metrics;
     srv_auth auth;          /* --tokens */
     atomic_int shutting_down;

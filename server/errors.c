@@ -1,6 +1,4 @@
 /* errors.c: status -> (HTTP status, error code), the only such mapping. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "errors.h"
 
 #include <stdarg.h>

@@ -8,8 +8,6 @@
  *   last callback   -> depth check, cJSON_ParseWithLength, finiteness,
  *                      handler, answer
  *   completed       -> metrics, log line, context freed. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "http.h"
 
 #include <microhttpd.h>

@@ -1,8 +1,6 @@
 /* job.c: training jobs on background threads (see job.h).
  * A job never touches the published version: it trains its own copy and
  * hands it to model_publish, which swaps it in under the model lock. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "job.h"
 
 #include <stdio.h>
@@ -128,10 +126,6 @@ static void *job__main(void *arg) {
             "model=%s job=%s state=%s epochs=%d seconds=%.3f version=%llu error=\"%s\"",
             m->spec.name, j->id, job__state_names[st], res.epochs, res.seconds,
             (unsigned long long)version, st == JOB_DONE ? "" : err);
-    if (st == JOB_DONE && store_durable(app->store)) { /* the new version, durable */
-        if (store_snapshot(app->store, m, 0, NULL, err, sizeof err) != MB_OK)
-            srv_log(SRV_LOG_WARN, "snapshot after training failed", "model=%s error=\"%s\"", m->spec.name, err);
-    }
     model_put(m);
     job_put(j);
     pthread_mutex_lock(&app->jobs_lock);

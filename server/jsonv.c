@@ -1,6 +1,4 @@
 /* jsonv.c: strict JSON readers with field paths (see jsonv.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "jsonv.h"
 
 #include <math.h>
@@ -48,13 +46,18 @@ int jv_all_finite(const cJSON *root, srv_err *e) {
     return jv__finite(root, path, sizeof path, e);
 }
 
+/* A path that did not fit ends in "..." (error messages only). */
+static void jv__fit(char *dst, size_t n, int k) {
+    if (k >= 0 && (size_t)k < n) return;
+    if (n >= 4) memcpy(dst + n - 4, "...", 4);
+}
+
 void jv_path(char *dst, size_t n, const char *base, const char *key) {
-    if (base && *base) snprintf(dst, n, "%s.%s", base, key);
-    else snprintf(dst, n, "%s", key);
+    jv__fit(dst, n, base && *base ? snprintf(dst, n, "%s.%s", base, key) : snprintf(dst, n, "%s", key));
 }
 
 void jv_path_i(char *dst, size_t n, const char *base, int i) {
-    snprintf(dst, n, "%s[%d]", base ? base : "", i);
+    jv__fit(dst, n, snprintf(dst, n, "%s[%d]", base ? base : "", i));
 }
 
 int jv_object(const cJSON *obj, const char *path, const char *const *allowed, srv_err *e) {

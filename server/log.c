@@ -1,6 +1,4 @@
 /* log.c: structured stderr logging (see log.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "log.h"
 
 #include <stdarg.h>

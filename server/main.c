@@ -3,8 +3,6 @@
  * stop accepting, cancel and join training jobs, let in-flight requests
  * finish, exit 0.
  * Not for: anything a test needs to call (that lives in libmbserver.a). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,8 +1,6 @@
 /* model.c: the registry and the four state changes of a model (see model.h).
  * Every change calls the store first (store.h): that is where the durability
- * layer plugs in. */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+ * layer plugs in; the store never calls back. */
 #include "model.h"
 
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 #include "app.h"
 #include "job.h"
 #include "log.h"
+#include "model_persist.h"
 
 int registry_init(srv_registry *r, int cap) {
     memset(r, 0, sizeof *r);
@@ -135,7 +134,8 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
         rc = srv_fail(e, MB_EEXIST, "name", "model '%s' already exists", spec->name);
     } else if (r->n >= r->cap) {
         rc = srv_fail(e, SRV_E_LIMIT, NULL, "at most %d models (--max-models)", r->cap);
-    } else if ((s = store_model_created(app->store, spec->name, m->spec_json, err, sizeof err)) != MB_OK) {
+    } else if ((s = store_model_created(app->store, spec->name, m->spec_json, &m->log, err, sizeof err)) !=
+               MB_OK) {
         rc = srv_fail(e, (int)s, NULL, "store: %s", err);
     } else {
         r->models[r->n++] = m;
@@ -161,12 +161,12 @@ int model_delete(srv_app *app, const char *name, srv_err *e) {
         pthread_mutex_unlock(&r->lock);
         return srv_fail(e, MB_ENOTFOUND, NULL, "no model '%s'", name);
     }
-    mb_status s = store_model_deleted(app->store, name, err, sizeof err);
+    srv_model *m = r->models[i];
+    mb_status s = store_model_deleted(app->store, m->log, err, sizeof err);
     if (s != MB_OK) {
         pthread_mutex_unlock(&r->lock);
         return srv_fail(e, (int)s, NULL, "store: %s", err);
     }
-    srv_model *m = r->models[i];
     r->models[i] = r->models[--r->n];
     pthread_mutex_unlock(&r->lock);
 
@@ -224,7 +224,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
      * fsync is waited for after it (store_wait), so concurrent posts share
      * one fsync (group commit). */
     uint64_t ticket = 0;
-    mb_status s = store_transitions(app->store, m->spec.name, client, seq, n, m->spec.obs_dim,
+    mb_status s = store_transitions(app->store, m->log, client, seq, n, m->spec.obs_dim,
                                     m->spec.act_dim, obs, act, rew, next_obs, term, trunc, &ticket,
                                     err, sizeof err);
     if (s != MB_OK) {
@@ -232,6 +232,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
         return srv_fail(e, (int)s, NULL, "store: %s", err);
     }
     mb_buffer_append(&m->buf, n, obs, act, rew, next_obs, term, trunc);
+    m->gen++;
     *accepted = n;
     *buffer_size = m->buf.size;
     if (client) {
@@ -262,7 +263,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
     pthread_mutex_unlock(&m->lock);
     /* Not acknowledged until durable. On failure the rows stay in memory
      * (the log resumes with them, core/store/wal.h) but the answer is 503. */
-    s = store_wait(app->store, m->spec.name, ticket, err, sizeof err);
+    s = store_wait(app->store, m->log, ticket, err, sizeof err);
     if (s != MB_OK) return srv_fail(e, (int)s, NULL, "store: %s", err);
     atomic_fetch_add_explicit(&app->metrics.transitions, n, memory_order_relaxed);
     return 0;
@@ -283,21 +284,19 @@ int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number
         model_version_put(v);
         return srv_fail(e, MB_ESTATE, NULL, "model '%s' was deleted", m->spec.name);
     }
-    v->number = m->next_version;
-    mb_status s = store_version(app->store, m->spec.name, v->number, &v->ens, err, sizeof err);
-    if (s != MB_OK) {
-        pthread_mutex_unlock(&m->lock);
-        model_version_put(v);
-        return srv_fail(e, (int)s, NULL, "store: %s", err);
-    }
-    m->next_version++;
+    v->number = m->next_version++;
     srv_version *old = m->cur;
     m->cur = v;
+    m->gen++;
     pthread_mutex_unlock(&m->lock);
     model_version_put(old);
     *number = v->number;
     srv_log(SRV_LOG_INFO, "version published", "model=%s version=%llu", m->spec.name,
             (unsigned long long)v->number);
+    /* A version is state derived from logged rows; the snapshot makes it
+     * durable (the caller, the job, owns m->adam and hands it over). */
+    if (store_durable(app->store) && model_snapshot(app, m, 1, NULL, err, sizeof err) != MB_OK)
+        srv_log(SRV_LOG_WARN, "snapshot after training failed", "model=%s error=\"%s\"", m->spec.name, err);
     return 0;
 }
 

@@ -7,7 +7,11 @@
  *   model_delete   (DELETE /v1/models/{m})
  *   model_append   (POST /v1/models/{m}/transitions; acknowledged only after
  *                   it returns MB_OK)
- *   model_publish  (a training job's new parameter version)
+ *   model_publish  (a training job's new parameter version; a snapshot
+ *                   follows, model_persist.h)
+ * Data flows one way: handlers -> registry (here, model_persist.c) -> store
+ * and job; neither calls back into the registry's internals. Every change
+ * of persisted state bumps `gen`, so racing snapshots keep the newest.
  *
  * Versions: a trained ensemble is published as an immutable, reference-
  * counted srv_version; `cur` is swapped under the model lock, and readers
@@ -29,6 +33,7 @@
 #include "spec.h"
 
 typedef struct srv_job srv_job;
+typedef struct store_log store_log;
 typedef struct srv_app srv_app;
 
 typedef struct srv_version {
@@ -64,8 +69,10 @@ typedef struct srv_model {
     srv_model_spec spec;    /* immutable */
     char *spec_json;        /* canonical spec JSON, owned, immutable */
     double created;         /* wall clock s */
+    store_log *log;         /* its log and snapshots (store.h); NULL in memory */
     pthread_mutex_t lock;   /* guards everything below */
     int deleted;
+    uint64_t gen;           /* bumped by every change of persisted state */
     mb_buffer buf;
     srv_version *cur;       /* never NULL */
     uint64_t next_version;
@@ -122,8 +129,9 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
                  int *replay, srv_err *e);
 
 /* Publishes a trained ensemble (takes ownership of *ens, leaving it zeroed)
- * as the next version; returns its number in *number. MB_ESTATE if the model
- * was deleted meanwhile (ens is freed). */
+ * as the next version and snapshots the model (with a data directory); the
+ * caller is the job that owns m->adam. Returns its number in *number.
+ * MB_ESTATE if the model was deleted meanwhile (ens is freed). */
 int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e);
 
 /* The current version, referenced. */

@@ -1,6 +1,4 @@
 /* options.c: the one option table and everything it drives (see options.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "options.h"
 
 #include <errno.h>

@@ -1,8 +1,6 @@
 /* routes.c: the route table and the path matcher (see routes.h). Adding an
  * endpoint = one line here + its handler + its path in docs/openapi.json
  * (tests/server/test_routes.c fails if the document misses a route). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "routes.h"
 
 #include <stdio.h>

@@ -1,6 +1,4 @@
 /* sbuf.c: growable text buffer (see sbuf.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "sbuf.h"
 
 #include <stdarg.h>

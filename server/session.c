@@ -1,7 +1,5 @@
 /* session.c: per-model act sessions: a warm-start plan per robot, LRU-
  * bounded and expiring when idle (see model.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,4 @@
 /* spec.c: POST /v1/models body <-> srv_model_spec (see spec.h). */
-/* Paths and messages are truncated on purpose when they do not fit. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 #include "spec.h"
 
 #include <math.h>
