@@ -5,6 +5,9 @@
 #   $(BUILD)/mbrl-example      the client library in ~80 lines (clients/c/example_basic.c)
 # Tests in tests/clients/ link libmbclient.a by the Makefile's rule; the
 # simulator suite also needs libmbsim.a and -lmujoco (target variables below).
+# The client's request bodies write floats the way the daemon's answers do:
+# one helper, compiled into both libraries.
+CLIENT_OBJ += $(BUILD)/server/json_floats.o
 SIM_SRC := $(wildcard clients/c/sim/*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
 LIBS_CLIENT_PROG = $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)
