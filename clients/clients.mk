@@ -12,6 +12,10 @@ SIM_SRC := $(wildcard clients/c/sim/*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
 LIBS_CLIENT_PROG = $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)
 
+# The task XMLs (Gymnasium's, MIT, clients/c/sim/models/LICENSE): the last
+# place the simulator looks is the source tree it was built from.
+$(BUILD)/clients/c/sim/sim_mujoco.o: CPPFLAGS += -DSIM_MODELS_DIR='"$(CURDIR)/clients/c/sim/models"'
+
 $(BUILD)/libmbsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
