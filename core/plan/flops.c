@@ -1,0 +1,70 @@
+/* flops.c: the rows and FLOPs of one planning call from the shapes and the
+ * config (flops.h documents what counts). Mirrors the loops of planner.c
+ * (how many candidates each evaluation has) and propagate.c (how the rows
+ * of one evaluation are split over the members); a change to either must
+ * change this file, which tests/core/test_flops.c catches by comparing
+ * with what mb_plan reports.
+ * Not for: known dynamics. */
+#include <math.h>
+
+#include "plan/flops.h"
+
+/* Rows of one evaluation of n candidates, summed over the H steps. */
+static double flops__eval_rows(const mb_planner_cfg *cfg, int k, int n) {
+    double rows = (double)n * (double)cfg->particles;
+    double per_step;
+    if (cfg->propagation == MB_PROP_TS1 || cfg->propagation == MB_PROP_TS_INF)
+        per_step = (double)k * ceil(rows / (double)k); /* split, last block padded */
+    else
+        per_step = (double)k * rows; /* expectation, mean: every member sees every row */
+    return per_step * (double)cfg->horizon;
+}
+
+double mb_plan_model_rows(const mb_planner_cfg *cfg, int k, int kept_in) {
+    if (!cfg || k < 1) return 0.0;
+    const int N = cfg->population;
+    switch (cfg->method) {
+    case MB_PLAN_RANDOM:
+        return flops__eval_rows(cfg, k, N);
+    case MB_PLAN_CEM:
+    case MB_PLAN_MPPI:
+        return (double)cfg->iterations * flops__eval_rows(cfg, k, N) + flops__eval_rows(cfg, k, 1);
+    case MB_PLAN_ICEM: {
+        /* the same expressions as planner.c (plan__max_kept, plan__icem) */
+        const int K = cfg->elites;
+        int max_kept = (int)ceilf(cfg->keep_elites * (float)K);
+        max_kept = max_kept < 0 ? 0 : max_kept > K ? K : max_kept;
+        int kept = kept_in < 0 ? 0 : kept_in > max_kept ? max_kept : kept_in;
+        double rows = 0.0;
+        for (int it = 0; it < cfg->iterations; it++) {
+            double ni = (double)N * pow((double)cfg->pop_decay, -it);
+            int n = (int)ni;
+            if (n < 2 * K) n = 2 * K;
+            if (n > N) n = N;
+            int total = n + kept + (it == cfg->iterations - 1 ? 1 : 0);
+            rows += flops__eval_rows(cfg, k, total);
+            int ne = K < total ? K : total;
+            kept = max_kept < ne ? max_kept : ne;
+        }
+        return rows;
+    }
+    }
+    return 0.0;
+}
+
+double mb_plan_flops_per_row(const mb_ensemble_spec *spec) {
+    if (!spec) return 0.0;
+    double macs = 0.0;
+    int d = mb_ensemble_in_dim(spec);
+    for (int l = 0; l < spec->n_hidden; l++) {
+        macs += (double)d * (double)spec->hidden[l];
+        d = spec->hidden[l];
+    }
+    macs += (double)d * 2.0 * (double)mb_ensemble_out_dim(spec); /* mean | raw logvar */
+    return 2.0 * macs;
+}
+
+double mb_plan_flops(const mb_ensemble_spec *spec, const mb_planner_cfg *cfg) {
+    if (!spec || !cfg) return 0.0;
+    return mb_plan_model_rows(cfg, spec->members, 0) * mb_plan_flops_per_row(spec);
+}
