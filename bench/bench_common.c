@@ -1,16 +1,22 @@
-/* bench_common.c: the clock, the same-run peaks (FMA loop, sgemm) and the
- * median that every benchmark shares (bench.h).
+/* bench_common.c: the clock, the same-run peaks (FMA loop per vector width,
+ * sgemm), the ratio check and the median that every benchmark shares
+ * (bench.h).
  * Not for: a particular benchmark's table (bench_NAME.c). */
 #include <cblas.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FMA_X86 1
 #include <immintrin.h>
+#else
+#define FMA_X86 0
 #endif
 
 double bench_now(void) {
@@ -32,79 +38,137 @@ double bench_median(double *x, int n) {
 
 /* ---- FMA peak ----------------------------------------------------------- */
 
-/* 12 independent accumulators: an FMA has 4 cycles latency and this CPU
- * issues 2 per cycle, so at least 8 chains must be in flight; 12 leaves
- * slack and still fits in the 16 ymm registers. */
-#define FMA_CHAINS 12
+/* The loop: acc[i] = acc[i] * m + c on CHAINS independent registers, so
+ * the FMAs of one iteration never wait for each other. An FMA has 4 cycles
+ * latency and these CPUs issue 2 per cycle (Zen 4/5, Intel since Haswell),
+ * so at least 2 x 4 = 8 chains must be in flight to keep both pipes busy:
+ * 12 ymm chains (of 16 ymm registers, with m and c), 24 zmm chains (of 32
+ * zmm registers) leave slack for a longer latency. x * 0.999999 + 1e-7
+ * stays bounded: the loop never overflows or goes denormal. */
+#define FMA_CHAINS_256 12
+#define FMA_CHAINS_512 24
 
 typedef struct {
+    int width;  /* index into fma__widths */
     long iters;
     pthread_barrier_t *start; /* all threads leave it together */
     double t_start, t_end;
     float sink;
 } fma__arg;
 
-#if defined(__AVX2__) && defined(__FMA__)
-static void *fma__thread(void *vp) {
-    fma__arg *a = vp;
-    __m256 acc[FMA_CHAINS];
-    for (int i = 0; i < FMA_CHAINS; i++) acc[i] = _mm256_set1_ps(1.0f + 0.01f * (float)i);
-    /* x * 0.999999 + 1e-7 stays bounded: the loop never overflows */
+static void fma__scalar(fma__arg *a) {
+    float acc[FMA_CHAINS_256];
+    for (int i = 0; i < FMA_CHAINS_256; i++) acc[i] = 1.0f + 0.01f * (float)i;
+    pthread_barrier_wait(a->start);
+    a->t_start = bench_now();
+    for (long it = 0; it < a->iters; it++)
+        for (int i = 0; i < FMA_CHAINS_256; i++) acc[i] = acc[i] * 0.999999f + 1e-7f;
+    a->t_end = bench_now();
+    a->sink = acc[0];
+}
+
+#if FMA_X86
+__attribute__((target("avx2,fma"))) static void fma__avx2(fma__arg *a) {
+    __m256 acc[FMA_CHAINS_256];
+    for (int i = 0; i < FMA_CHAINS_256; i++) acc[i] = _mm256_set1_ps(1.0f + 0.01f * (float)i);
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     pthread_barrier_wait(a->start);
     a->t_start = bench_now();
     for (long it = 0; it < a->iters; it++) {
 #pragma GCC unroll 12
-        for (int i = 0; i < FMA_CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
+        for (int i = 0; i < FMA_CHAINS_256; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
     }
     a->t_end = bench_now();
     __m256 s = acc[0];
-    for (int i = 1; i < FMA_CHAINS; i++) s = _mm256_add_ps(s, acc[i]);
+    for (int i = 1; i < FMA_CHAINS_256; i++) s = _mm256_add_ps(s, acc[i]);
     float out[8];
     _mm256_storeu_ps(out, s);
     a->sink = out[0];
-    return NULL;
 }
-#define FMA_LANES 8
-#else
-static void *fma__thread(void *vp) {
-    fma__arg *a = vp;
-    float acc[FMA_CHAINS];
-    for (int i = 0; i < FMA_CHAINS; i++) acc[i] = 1.0f + 0.01f * (float)i;
+
+/* Compiled for AVX-512F whatever -march says, so an x86-64-v3 build has
+ * it too; only called when the CPU has it (bench__have). */
+__attribute__((target("avx512f"))) static void fma__avx512(fma__arg *a) {
+    __m512 acc[FMA_CHAINS_512];
+    for (int i = 0; i < FMA_CHAINS_512; i++) acc[i] = _mm512_set1_ps(1.0f + 0.01f * (float)i);
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     pthread_barrier_wait(a->start);
     a->t_start = bench_now();
-    for (long it = 0; it < a->iters; it++)
-        for (int i = 0; i < FMA_CHAINS; i++) acc[i] = acc[i] * 0.999999f + 1e-7f;
+    for (long it = 0; it < a->iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < FMA_CHAINS_512; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
+    }
     a->t_end = bench_now();
-    a->sink = acc[0];
-    return NULL;
+    __m512 s = acc[0];
+    for (int i = 1; i < FMA_CHAINS_512; i++) s = _mm512_add_ps(s, acc[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    a->sink = out[0];
 }
-#define FMA_LANES 1
 #endif
 
-double bench_fma_peak_gflops(int threads) {
+/* The widths, narrowest first: name, fp32 lanes, chains. */
+static const struct {
+    const char *isa;
+    int lanes, chains;
+} fma__widths[] = {
+    {"scalar", 1, FMA_CHAINS_256},
+    {"avx2-256", 8, FMA_CHAINS_256},
+    {"avx512f-512", 16, FMA_CHAINS_512},
+};
+#define FMA_N_WIDTHS (int)(sizeof fma__widths / sizeof fma__widths[0])
+
+static int fma__have(int w) {
+#if FMA_X86
+    __builtin_cpu_init();
+    if (w == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (w == 2) return __builtin_cpu_supports("avx512f");
+#endif
+    return w == 0;
+}
+
+static void *fma__thread(void *vp) {
+    fma__arg *a = vp;
+    switch (a->width) {
+#if FMA_X86
+    case 1: fma__avx2(a); break;
+    case 2: fma__avx512(a); break;
+#endif
+    default: fma__scalar(a); break;
+    }
+    return NULL;
+}
+
+static int fma__threads(int threads) {
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n < 1 ? 1 : (int)n;
     }
-    if (threads > 256) threads = 256;
-    /* 2^25 iterations x 12 FMAs x 8 lanes x 2 = 6.4 GFLOP per thread, ~60 ms
-     * at 110 GFLOP/s per core, long against a scheduler's time slice; best of
-     * 3 against a noisy machine. The rate is all threads' FLOPs over the
-     * wall time from the common start to the last finish, so threads that
-     * cannot run at the same time (a busy or shared core) lower it. */
-    const long iters = 1L << 25;
+    return threads > 256 ? 256 : threads;
+}
+
+/* GFLOP/s of one width on n threads: best of FMA_REPS. Each thread runs
+ * `iters` iterations (~30-60 ms at full speed, long against a scheduler's
+ * time slice); the rate is all threads' FLOPs over the wall time from the
+ * common start to the last finish, so threads that cannot run at the same
+ * time (a busy or shared core) lower it. Noise only ever lowers a peak, so
+ * the best of several short windows is the estimate: on a shared machine
+ * one of them usually finds every core free. */
+#define FMA_REPS 7
+static double fma__measure(int w, int n) {
+    const int lanes = fma__widths[w].lanes, chains = fma__widths[w].chains;
+    /* 2^24 x 12 x 8 x 2 = 3.2 GFLOP (AVX2), 2^23 x 24 x 16 x 2 = 6.4
+     * GFLOP (AVX-512) per thread; scalar 2^22 x 12 x 2 = 0.1 GFLOP */
+    const long iters = w == 2 ? 1L << 23 : w == 1 ? 1L << 24 : 1L << 22;
     double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < FMA_REPS; rep++) {
         fma__arg args[256];
         pthread_t th[256];
         pthread_barrier_t bar;
-        int n = threads;
         if (pthread_barrier_init(&bar, NULL, (unsigned)n)) return 0;
         int started = 0;
+        for (int i = 0; i < n; i++) args[i] = (fma__arg){.width = w, .iters = iters, .start = &bar};
         for (int i = 1; i < n; i++) {
-            args[i].iters = iters;
-            args[i].start = &bar;
             if (pthread_create(&th[i], NULL, fma__thread, &args[i]) != 0) break;
             started++;
         }
@@ -116,8 +180,6 @@ double bench_fma_peak_gflops(int threads) {
             for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
             return 0;
         }
-        args[0].iters = iters;
-        args[0].start = &bar;
         fma__thread(&args[0]);
         for (int i = 1; i < n; i++) pthread_join(th[i], NULL);
         pthread_barrier_destroy(&bar);
@@ -126,11 +188,76 @@ double bench_fma_peak_gflops(int threads) {
             if (args[i].t_start < t0) t0 = args[i].t_start;
             if (args[i].t_end > t1) t1 = args[i].t_end;
         }
-        double rate = 2.0 * FMA_LANES * FMA_CHAINS * (double)iters * n / (t1 - t0);
+        double rate = 2.0 * lanes * chains * (double)iters * n / (t1 - t0);
         if (rate > best) best = rate;
     }
     return best * 1e-9;
 }
+
+int bench_peak_measure(bench_peak *p, int threads) {
+    memset(p, 0, sizeof *p);
+    p->threads = fma__threads(threads);
+    p->isa = "none";
+    for (int w = 0; w < FMA_N_WIDTHS; w++) {
+        /* scalar only where no vector width exists: it is no one's peak */
+        if (w == 0 && (fma__have(1) || fma__have(2))) continue;
+        if (!fma__have(w)) continue;
+        bench_peak_width *o = &p->width[p->n_widths++];
+        o->isa = fma__widths[w].isa;
+        o->lanes = fma__widths[w].lanes;
+        o->gflops = fma__measure(w, p->threads);
+    }
+    if (!p->n_widths) return -1;
+    /* The widest width the CPU has is the peak (the kernels use it). */
+    const bench_peak_width *wide = &p->width[p->n_widths - 1];
+    p->gflops = wide->gflops;
+    p->isa = wide->isa;
+    if (p->threads > 1) {
+        int w = 0;
+        while (w < FMA_N_WIDTHS && strcmp(fma__widths[w].isa, wide->isa)) w++;
+        p->one_core_gflops = w < FMA_N_WIDTHS ? fma__measure(w, 1) : 0.0;
+    }
+    return p->gflops > 0 ? 0 : -1;
+}
+
+void bench_peak_print(FILE *f, const bench_peak *p, const char *label) {
+    fprintf(f, "FMA peak%s%s, %d thread%s:", label ? " " : "", label ? label : "", p->threads,
+            p->threads == 1 ? "" : "s");
+    for (int i = 0; i < p->n_widths; i++)
+        fprintf(f, " %s %.1f GFLOP/s%s", p->width[i].isa, p->width[i].gflops,
+                i + 1 < p->n_widths ? ";" : "");
+    if (p->one_core_gflops > 0)
+        fprintf(f, "; one thread %.1f (x %d = %.1f)", p->one_core_gflops, p->threads,
+                p->one_core_gflops * p->threads);
+    fprintf(f, "  (ratios use %s, %.1f)\n", p->isa, p->gflops);
+}
+
+double bench_fma_peak_gflops(int threads) {
+    bench_peak p;
+    return bench_peak_measure(&p, threads) == 0 ? p.gflops : 0.0;
+}
+
+/* ---- ratios ------------------------------------------------------------- */
+
+static int bench__bugs;
+
+double bench_ratio(double gflops, const bench_peak *p, const char *what) {
+    double r = p && p->gflops > 0 ? gflops / p->gflops : 0.0;
+    if (r > 1.0) {
+        bench__bugs++;
+        double bound = p->one_core_gflops * p->threads;
+        fprintf(stderr,
+                "\n*** BUG: ratio above 1.0: %s reached %.1f GFLOP/s = %.3f of the %s peak %.1f "
+                "GFLOP/s: the FLOP count or the peak is wrong%s ***\n\n",
+                what ? what : "?", gflops, r, p->isa, p->gflops,
+                bound > gflops ? " (or a core was busy while the peak was measured: "
+                                 "threads x the one-thread peak is higher; rerun on an idle machine)"
+                               : "");
+    }
+    return r;
+}
+
+int bench_bugs(void) { return bench__bugs; }
 
 /* ---- sgemm -------------------------------------------------------------- */
 

@@ -2,8 +2,9 @@
  * the ensemble's shapes, the ensemble forward for 2,000 and 20,000 rows per
  * member, and training throughput (one epoch over 100,000 transitions,
  * batch 256, 5 members, 4 x 200 SiLU) through mb_train and through a bare
- * loss_grad + Adam loop, each as GFLOP/s and a ratio to the peak. Human
- * table first, then one JSON line per result.
+ * loss_grad + Adam loop, each as GFLOP/s and a ratio to the peak (the FMA
+ * loop at the widest vector width, bench.h). Human table first, then one
+ * JSON line per result.
  * Not for: planning latency (bench_plan) or assertions of any kind. */
 #include <cblas.h>
 #include <stdarg.h>
@@ -22,8 +23,9 @@
 #define MAX_RESULTS 32
 
 /* Results are collected and printed at the end, so every ratio uses the
- * same peak: the higher of the FMA peaks measured at the start and at the
- * end of the run (on a shared machine the lower one is the noisier). */
+ * same peak: the widest vector width's FMA peak (bench.h), the higher of
+ * the ones measured at the start and at the end of the run (on a shared
+ * machine the lower one is the noisier). */
 typedef struct {
     char what[64];    /* human label */
     char detail[128]; /* human extras (times) */
@@ -49,17 +51,37 @@ static void add(double gflops, const char *what, const char *detail, const char 
     fprintf(stderr, "  %-44s %8.1f GFLOP/s %s\n", r->what, gflops, r->detail);
 }
 
-static void print_results(double peak_start, double peak_end) {
-    double peak = peak_start > peak_end ? peak_start : peak_end;
-    printf("peak for the ratios: %.1f GFLOP/s (FMA loop on all cores; %.1f at the start, %.1f at the end)\n",
-           peak, peak_start, peak_end);
+static void print_results(const bench_peak *start, const bench_peak *end) {
+    const bench_peak *pk = start->gflops >= end->gflops ? start : end;
+    bench_peak_print(stdout, start, "at the start");
+    bench_peak_print(stdout, end, "at the end");
+    printf("peak for the ratios: %.1f GFLOP/s (FMA loop, %s, all cores; %.1f at the start, %.1f at the end)\n",
+           pk->gflops, pk->isa, start->gflops, end->gflops);
+    double ratio[MAX_RESULTS];
+    for (int i = 0; i < n_results; i++) ratio[i] = bench_ratio(results[i].gflops, pk, results[i].what);
     printf("%-44s %10s %8s\n", "what", "GFLOP/s", "of peak");
     for (int i = 0; i < n_results; i++)
-        printf("%-44s %10.1f %8.2f   %s\n", results[i].what, results[i].gflops,
-               results[i].gflops / peak, results[i].detail);
+        printf("%-44s %10.1f %8.2f   %s\n", results[i].what, results[i].gflops, ratio[i],
+               results[i].detail);
     for (int i = 0; i < n_results; i++)
-        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f}\n",
-               results[i].json, results[i].gflops, peak, results[i].gflops / peak);
+        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\"}\n",
+               results[i].json, results[i].gflops, pk->gflops, ratio[i], pk->isa);
+}
+
+/* The FMA peak lines: the widest width (the peak) and each width. */
+static void add_peak(const bench_peak *p, const char *when) {
+    char what[64];
+    if (p->threads == 1) snprintf(what, sizeof what, "FMA peak %s, 1 core", p->isa);
+    else snprintf(what, sizeof what, "FMA peak %s, all cores (%s)", p->isa, when);
+    add(p->gflops, what, NULL, "\"bench\": \"fma_peak\", \"threads\": %d, \"when\": \"%s\", \"isa\": \"%s\"",
+        p->threads == 1 ? 1 : 0, when, p->isa);
+    for (int i = 0; i + 1 < p->n_widths; i++) {
+        snprintf(what, sizeof what, "  FMA loop %s, %d thread%s (%s)", p->width[i].isa, p->threads,
+                 p->threads == 1 ? "" : "s", when);
+        add(p->width[i].gflops, what, NULL,
+            "\"bench\": \"fma_width\", \"threads\": %d, \"when\": \"%s\", \"isa\": \"%s\", \"lanes\": %d",
+            p->threads, when, p->width[i].isa, p->width[i].lanes);
+    }
 }
 
 static void halfcheetah_spec(mb_ensemble_spec *spec) {
@@ -249,10 +271,11 @@ int bench_ensemble(int argc, char **argv) {
 
     fprintf(stderr, "ensemble benchmark: pets-halfcheetah network, %d members x %d x %d %s, in %d, out 2x%d\n",
             members, spec.n_hidden, spec.hidden[0], mb_activation_name(spec.activation), in, out);
-    double peak = bench_fma_peak_gflops(0);
-    double peak1 = bench_fma_peak_gflops(1);
-    add(peak, "FMA peak, all cores (start)", NULL, "\"bench\": \"fma_peak\", \"threads\": 0, \"when\": \"start\"");
-    add(peak1, "FMA peak, 1 core", NULL, "\"bench\": \"fma_peak\", \"threads\": 1");
+    bench_peak peak, peak1, peak_end;
+    bench_peak_measure(&peak, 0);
+    bench_peak_measure(&peak1, 1);
+    add_peak(&peak, "start");
+    add_peak(&peak1, "start");
     char detail[128];
 
     static const int shapes[][3] = {{256, 200, 200}, {2000, 200, 200}, {20000, 200, 200}};
@@ -382,9 +405,9 @@ int bench_ensemble(int argc, char **argv) {
         "\"bench\": \"ensemble_train_loop\", \"transitions\": %zu, \"batch\": %zu, \"members\": %d, \"threads\": \"pool2_blas1\", \"seconds_per_epoch\": %.3f, \"transitions_per_s\": %.0f",
         n_data, batch, members, secs, tps);
 
-    double peak_end = bench_fma_peak_gflops(0);
-    add(peak_end, "FMA peak, all cores (end)", NULL, "\"bench\": \"fma_peak\", \"threads\": 0, \"when\": \"end\"");
-    print_results(peak, peak_end);
+    bench_peak_measure(&peak_end, 0);
+    add_peak(&peak_end, "end");
+    print_results(&peak, &peak_end);
     for (int m = 0; m < members; m++) mb_ens_ws_free(tws[m]);
     mb_adam_free(&opt);
     free(xn);

@@ -12,7 +12,9 @@
  *    in-process (mb_plan on the model's published version, same workspace
  *    kind and pool) for comparison;
  *  - throughput: 1, 8 and 64 clients (threads, one keep-alive connection
- *    each) acting for S seconds each; acts/s answered.
+ *    each) acting for S seconds each; acts/s answered, and as GFLOP/s
+ *    (acts/s x mb_plan_flops of the model's planner) with the ratio to the
+ *    same-run FMA peak of the widest vector width (bench.h).
  * Human table first, then one JSON line per result.
  * Not for: assertions (tests never assert on time). */
 #include <curl/curl.h>
@@ -25,6 +27,7 @@
 #include "app.h"
 #include "bench.h"
 #include "log.h"
+#include "plan/flops.h"
 
 typedef struct {
     char *buf;
@@ -197,6 +200,7 @@ int bench_serve(int argc, char **argv) {
     srv_version *v = model_version_get(m);
     mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = 18, .act_dim = 6,
                        .act_low = m->spec.act_low, .act_high = m->spec.act_high};
+    const double act_flops = mb_plan_flops(&v->ens.spec, &m->spec.planner);
     mb_plan_ws *ws = mb_plan_ws_new(&m->spec.planner, &dyn);
     float obs[18] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.1f, 0.2f, 0.1f, 0.0f, -0.3f, 0.4f, 0.1f, 0.0f, 0.2f, -0.2f, 0.1f, 0.3f, -0.1f};
     float action[6];
@@ -222,13 +226,22 @@ int bench_serve(int argc, char **argv) {
     printf("  %-34s %10.3f %10.3f\n", "HTTP act (client wall time)", lat50, lat99);
     printf("  %-34s %10.3f %10.3f\n", "same plan in-process (mb_plan)", in50, in99);
     printf("  %-34s %10.3f %10.3f\n", "HTTP + JSON overhead (wall-plan)", ovh50, ovh99);
+    /* the peak after the daemon's setup and training, before the load */
+    bench_peak pk;
+    bench_peak_measure(&pk, 0);
+    printf("\n");
+    bench_peak_print(stdout, &pk, "(all cores)");
+    const double in_gflops = act_flops / (in50 * 1e-3) * 1e-9;
+    const double in_ratio = bench_ratio(in_gflops, &pk, "serve: in-process plan (small)");
+    printf("  in-process plan p50: %.1f GFLOP/s, %.2f of peak (%.3f GFLOP per act)\n", in_gflops,
+           in_ratio, act_flops * 1e-9);
 
     /* throughput with 1, 8, 64 clients */
     int counts[3] = {1, 8, 64};
-    double tput[3];
+    double tput[3], gfl[3], ratio[3];
     long errors[3];
     printf("\nact throughput, preset small, %.1f s per client count\n", seconds);
-    printf("  %-10s %12s %10s\n", "clients", "acts/s", "errors");
+    printf("  %-10s %12s %10s %10s %8s\n", "clients", "acts/s", "errors", "GFLOP/s", "of peak");
     for (int k = 0; k < 3; k++) {
         int n = counts[k];
         serve_client *cl = calloc((size_t)n, sizeof *cl);
@@ -246,18 +259,26 @@ int bench_serve(int argc, char **argv) {
             errors[k] += cl[i].errors;
         }
         tput[k] = acts / (bench_now() - t0);
-        printf("  %-10d %12.1f %10ld\n", n, tput[k], errors[k]);
+        gfl[k] = tput[k] * act_flops * 1e-9;
+        char what[64];
+        snprintf(what, sizeof what, "serve: act throughput, %d clients", n);
+        ratio[k] = bench_ratio(gfl[k], &pk, what);
+        printf("  %-10d %12.1f %10ld %10.1f %8.2f\n", n, tput[k], errors[k], gfl[k], ratio[k]);
         free(cl);
         free(th);
     }
     printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_latency\", \"acts\": %d, "
            "\"http_p50_ms\": %.3f, \"http_p99_ms\": %.3f, \"inprocess_p50_ms\": %.3f, "
-           "\"inprocess_p99_ms\": %.3f, \"overhead_p50_ms\": %.3f, \"overhead_p99_ms\": %.3f}\n",
-           n_acts, lat50, lat99, in50, in99, ovh50, ovh99);
+           "\"inprocess_p99_ms\": %.3f, \"overhead_p50_ms\": %.3f, \"overhead_p99_ms\": %.3f, "
+           "\"gflop_per_act\": %.4f, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"peak_isa\": \"%s\", "
+           "\"ratio_to_peak\": %.3f}\n",
+           n_acts, lat50, lat99, in50, in99, ovh50, ovh99, act_flops * 1e-9, in_gflops, pk.gflops,
+           pk.isa, in_ratio);
     for (int k = 0; k < 3; k++)
         printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_throughput\", "
-               "\"clients\": %d, \"seconds\": %.1f, \"acts_per_s\": %.2f, \"errors\": %ld}\n",
-               counts[k], seconds, tput[k], errors[k]);
+               "\"clients\": %d, \"seconds\": %.1f, \"acts_per_s\": %.2f, \"errors\": %ld, "
+               "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"peak_isa\": \"%s\", \"ratio_to_peak\": %.3f}\n",
+               counts[k], seconds, tput[k], errors[k], gfl[k], pk.gflops, pk.isa, ratio[k]);
     rc = 0;
 out:
     free(b.buf);

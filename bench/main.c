@@ -1,6 +1,8 @@
 /* main.c: build/mbrld-bench NAME [options] runs one benchmark; `all` runs
  * every one. Each benchmark lives in bench/bench_NAME.c and adds one line to
- * the table below. */
+ * the table below. A ratio to the peak above 1.0 anywhere (bench_ratio) is
+ * a bug of the bench: the exit status is then 3, whatever the benchmarks
+ * returned. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@ int bench_ensemble(int argc, char **argv);
 int bench_durability(int argc, char **argv);
 int bench_plan(int argc, char **argv);
 int bench_serve(int argc, char **argv);
+int bench_peak_cmd(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -20,6 +23,7 @@ static const struct {
     {"plan", bench_plan, "CEM planning latency per preset (--preset NAME), GFLOP/s, vs PyTorch"},
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
     {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/64 clients"},
+    {"peak", bench_peak_cmd, "FMA peak at every vector width the CPU has, all cores and one (what the ratios use)"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])
 
@@ -27,6 +31,17 @@ static void usage(FILE *f) {
     fprintf(f, "usage: mbrld-bench NAME [options]   (NAME --help for its options)\n\n");
     fprintf(f, "  %-12s %s\n", "all", "run every benchmark with its defaults");
     for (int i = 0; i < N_BENCHES; i++) fprintf(f, "  %-12s %s\n", benches[i].name, benches[i].help);
+}
+
+/* The run's exit status: rc, or 3 after a ratio above 1.0. */
+static int finish(int rc) {
+    int bugs = bench_bugs();
+    if (bugs) {
+        fprintf(stderr, "\n*** BUG: ratio above 1.0: %d ratio%s to the FMA peak above 1.0 in this run "
+                        "(see above); exit status 3 ***\n", bugs, bugs == 1 ? "" : "s");
+        return 3;
+    }
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -42,10 +57,10 @@ int main(int argc, char **argv) {
             fflush(stdout);
             if (benches[i].fn(1, args) != 0) rc = 1;
         }
-        return rc;
+        return finish(rc);
     }
     for (int i = 0; i < N_BENCHES; i++)
-        if (!strcmp(argv[1], benches[i].name)) return benches[i].fn(argc - 1, argv + 1) ? 1 : 0;
+        if (!strcmp(argv[1], benches[i].name)) return finish(benches[i].fn(argc - 1, argv + 1) ? 1 : 0);
     fprintf(stderr, "mbrld-bench: unknown benchmark '%s'\n", argv[1]);
     usage(stderr);
     return 2;
