@@ -4,16 +4,33 @@ planning call as core/plan/planner.c (PETS: bound-capped variance, samples limit
 2 std (clamped here, resampled in C: the same work), alpha smoothing, TS-inf particles, Gaussian ensemble with soft
 log-variance bounds and a learned reward head), written the way a careful
 PyTorch user would: fp32, torch.inference_mode, batched matmuls over members
-(torch.baddbmm), particles kept member-major so no gather per step, 2 threads.
+(torch.baddbmm), particles kept member-major so no gather per step, 2 threads,
+and the environment a careful user sets (CAREFUL_ENV): OpenMP threads that
+sleep instead of spinning between ops, and glibc malloc that neither trims
+nor mmaps every large tensor afresh. Without them this script was 20x slower
+on a busy 2-core machine (issue 11). GLIBC_TUNABLES is read when a process
+starts, so the script re-executes itself once with CAREFUL_ENV unless the
+environment has it already (`mbrld-bench plan` sets it on the command line);
+--as-is runs in the environment it was given.
 
-Prints one JSON line: {"preset", "s_per_call", "reps", "torch", "threads"}.
+Prints one JSON line: {"preset", "s_per_call", "reps", "torch", "threads",
+"env"}.
 Not for: correctness checks of mbrld (the C tests do that)."""
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
+CAREFUL_ENV = {
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296",
+}
+if "--as-is" not in sys.argv and any(os.environ.get(k) != v for k, v in CAREFUL_ENV.items()):
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **CAREFUL_ENV})
+
+import torch  # noqa: E402  (after the environment is settled)
 
 PRESETS = {
     # obs, act, hidden layers, H, N, elites, iters, P
@@ -87,6 +104,7 @@ def main():
     ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--as-is", action="store_true", help="keep the given environment")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = PRESETS[args.preset]
@@ -103,7 +121,8 @@ def main():
             plan(ens, obs0, cfg, low, high, gen)
             times.append(time.perf_counter() - t0)
     print(json.dumps({"preset": args.preset, "s_per_call": statistics.median(times),
-                      "reps": args.reps, "torch": torch.__version__, "threads": args.threads}))
+                      "reps": args.reps, "torch": torch.__version__, "threads": args.threads,
+                      "env": {k: os.environ.get(k, "") for k in CAREFUL_ENV}}))
 
 
 if __name__ == "__main__":
