@@ -9,17 +9,13 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "tmpdir.h"
 #include "base/fsutil.h"
 
-static char tmpdir[256];
 static char err[512];
 
-static void setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mbrld-fsutil-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-static void teardown(void) { mb_fs_remove_tree(tmpdir, err, sizeof err); }
+static void setup(void) { tmpdir_setup("fsutil"); }
+static void teardown(void) { tmpdir_remove(); }
 
 static int exists(const char *p) {
     struct stat sb;
