@@ -5,9 +5,16 @@
 #   $(BUILD)/mbrl-example      the client library in ~80 lines (clients/c/example_basic.c)
 # Tests in tests/clients/ link libmbclient.a by the Makefile's rule; the
 # simulator suite also needs libmbsim.a and -lmujoco (target variables below).
+# The client's request bodies write floats the way the daemon's answers do:
+# one helper, compiled into both libraries.
+CLIENT_OBJ += $(BUILD)/server/json_floats.o
 SIM_SRC := $(wildcard clients/c/sim/*.c)
 SIM_OBJ := $(SIM_SRC:%.c=$(BUILD)/%.o)
 LIBS_CLIENT_PROG = $(BUILD)/libmbclient.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)
+
+# The task XMLs (Gymnasium's, MIT, clients/c/sim/models/LICENSE): the last
+# place the simulator looks is the source tree it was built from.
+$(BUILD)/clients/c/sim/sim_mujoco.o: CPPFLAGS += -DSIM_MODELS_DIR='"$(CURDIR)/clients/c/sim/models"'
 
 $(BUILD)/libmbsim.a: $(SIM_OBJ)
 	@mkdir -p $(dir $@)

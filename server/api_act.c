@@ -74,7 +74,7 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     if (v->number == 0) {
         for (int i = 0; i < sp->act_dim; i++)
             action[i] = sp->act_low[i] + (float)mb_rng_uniform(&rng) * (sp->act_high[i] - sp->act_low[i]);
-        cJSON_AddItemToObject(o, "action", api_floats(action, sp->act_dim));
+        cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
         cJSON_AddStringToObject(o, "source", "random");
         cJSON_AddNullToObject(o, "predicted_return");
         cJSON_AddNullToObject(o, "return_std");
@@ -109,12 +109,12 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
             if (st != MB_OK) {
                 rc = srv_fail(e, (int)st, NULL, "%s", err);
             } else {
-                cJSON_AddItemToObject(o, "action", api_floats(action, sp->act_dim));
+                cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
                 cJSON_AddStringToObject(o, "source", "planner");
-                cJSON_AddNumberToObject(o, "predicted_return", spec_num(info.predicted_return));
-                cJSON_AddNumberToObject(o, "return_std", spec_num(info.return_std));
+                cJSON_AddNumberToObject(o, "predicted_return", jf_num(info.predicted_return));
+                cJSON_AddNumberToObject(o, "return_std", jf_num(info.return_std));
                 cJSON_AddNumberToObject(o, "version", (double)v->number);
-                cJSON_AddNumberToObject(o, "plan_ms", spec_num((float)(dt * 1e3)));
+                cJSON_AddNumberToObject(o, "plan_ms", jf_num((float)(dt * 1e3)));
                 atomic_fetch_add_explicit(&app->metrics.acts[0], 1, memory_order_relaxed);
             }
         }

@@ -27,7 +27,7 @@ static void api__auto_train(srv_app *app, srv_model *m) {
     cfg.max_epochs = at->max_epochs;
     cfg.patience = at->patience;
     srv_err e = {0};
-    (void)job_start(app, m, &cfg, 1, NULL, &e); /* busy: the next post retries */
+    (void)model_train(app, m, &cfg, 1, NULL, &e); /* busy: the next post retries */
 }
 
 int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
@@ -142,11 +142,11 @@ int api_predict(srv_req *q, srv_resp *r, srv_err *e) {
             cJSON *o = r->json = cJSON_CreateObject();
             cJSON *jm = cJSON_AddArrayToObject(o, "mean"), *js = cJSON_AddArrayToObject(o, "std");
             for (int t = 0; t < steps; t++) {
-                cJSON_AddItemToArray(jm, api_floats(mean + (size_t)t * od, od));
-                cJSON_AddItemToArray(js, api_floats(std + (size_t)t * od, od));
+                cJSON_AddItemToArray(jm, jf_floats(mean + (size_t)t * od, od));
+                cJSON_AddItemToArray(js, jf_floats(std + (size_t)t * od, od));
             }
-            cJSON_AddItemToObject(o, "reward_mean", api_floats(rm, steps));
-            cJSON_AddItemToObject(o, "reward_std", api_floats(rs, steps));
+            cJSON_AddItemToObject(o, "reward_mean", jf_floats(rm, steps));
+            cJSON_AddItemToObject(o, "reward_std", jf_floats(rs, steps));
             cJSON_AddNumberToObject(o, "version", (double)v->number);
         }
         model_version_put(v);

@@ -12,12 +12,6 @@ srv_model *api_model_lookup(srv_req *q, srv_err *e) {
     return m;
 }
 
-cJSON *api_floats(const float *x, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(spec_num(x[i])));
-    return a;
-}
-
 /* GET /v1/models/{m} and the 201 of a create. */
 static cJSON *api__status(srv_app *app, srv_model *m) {
     cJSON *o = cJSON_CreateObject();
@@ -49,7 +43,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
 
     cJSON *el = cJSON_AddArrayToObject(o, "elites");
     for (int i = 0; i < en->n_elites; i++) cJSON_AddItemToArray(el, cJSON_CreateNumber(en->elites[i]));
-    cJSON_AddItemToObject(o, "holdout_loss", api_floats(en->holdout_loss, en->spec.members));
+    cJSON_AddItemToObject(o, "holdout_loss", jf_floats(en->holdout_loss, en->spec.members));
     model_version_put(v);
     if (last) {
         cJSON *lt = cJSON_AddObjectToObject(o, "last_training");
@@ -58,8 +52,8 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
         cJSON_AddNumberToObject(lt, "epochs", last->res.epochs);
         cJSON_AddNumberToObject(lt, "version", (double)last->version);
         cJSON_AddNumberToObject(lt, "seconds", last->res.seconds);
-        cJSON_AddItemToObject(lt, "train_loss", api_floats(last->res.train_loss, last->members));
-        cJSON_AddItemToObject(lt, "holdout_loss", api_floats(last->res.holdout_loss, last->members));
+        cJSON_AddItemToObject(lt, "train_loss", jf_floats(last->res.train_loss, last->members));
+        cJSON_AddItemToObject(lt, "holdout_loss", jf_floats(last->res.holdout_loss, last->members));
         cJSON_AddNumberToObject(lt, "finished", last->finished);
         pthread_mutex_unlock(&last->lock);
         job_put(last);

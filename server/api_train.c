@@ -33,7 +33,7 @@ int api_train(srv_req *q, srv_resp *r, srv_err *e) {
     srv_job *j = NULL;
     int rc = spec_parse_train(q->body, "", extra, m->spec.ens.members, &cfg, e);
     if (rc == 0) rc = jv_bool(q->body, "", "wait", 0, &wait, e) < 0 ? -1 : 0;
-    if (rc == 0) rc = job_start(q->app, m, &cfg, 0, &j, e);
+    if (rc == 0) rc = model_train(q->app, m, &cfg, 0, &j, e);
     if (rc == 0) {
         snprintf(r->location, sizeof r->location, "/v1/models/%s/jobs/%s", m->spec.name, j->id);
         if (wait) {
@@ -56,7 +56,7 @@ int api_train(srv_req *q, srv_resp *r, srv_err *e) {
 static srv_job *api__job(srv_req *q, srv_err *e) {
     srv_model *m = api_model_lookup(q, e);
     if (!m) return NULL;
-    srv_job *j = job_find(m, q->args[1]);
+    srv_job *j = model_job_find(m, q->args[1]);
     if (!j) srv_fail(e, MB_ENOTFOUND, NULL, "no job '%s' on model '%s'", q->args[1], q->args[0]);
     model_put(m);
     return j;

@@ -48,8 +48,7 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
     app->cfg = *cfg;
     app->listen_fd = -1;
     app->started = srv_wall();
-    pthread_mutex_init(&app->jobs_lock, NULL);
-    pthread_cond_init(&app->jobs_cond, NULL);
+    jobs_init(&app->jobs, &app->metrics, &app->shutting_down, (int)cfg->train_threads);
     pthread_mutex_init(&app->plan_pool_lock, NULL);
     srv_log_level lvl;
     if (srv_log_level_parse(cfg->log_level, &lvl) == 0) srv_log_set_level(lvl);
@@ -159,7 +158,7 @@ void app_shutdown(srv_app *app) {
     int quiesced = app->daemon != NULL;
     srv_log(SRV_LOG_INFO, "shutting down", "in_flight=%d", atomic_load(&app->in_flight));
     /* jobs first: a `wait: true` request is in flight until its job ends */
-    jobs_wait_all(app);
+    registry_stop_jobs(app);
     /* A connection accepted before the signal may still wait for a worker
      * busy with another request (not yet counted in in_flight): the
      * requests are done once nothing has been in flight for a short grace
@@ -184,7 +183,7 @@ void app_shutdown(srv_app *app) {
 
 void app_free(srv_app *app) {
     http_stop(app);
-    jobs_wait_all(app);
+    registry_stop_jobs(app);
     model_persist_stop(app); /* first: its timer snapshots models */
     store_close(app->store);
     app->store = NULL;
@@ -194,7 +193,6 @@ void app_free(srv_app *app) {
     free(app->tls_cert);
     free(app->tls_key);
     if (app->listen_fd >= 0 && !app->daemon) close(app->listen_fd);
-    pthread_mutex_destroy(&app->jobs_lock);
-    pthread_cond_destroy(&app->jobs_cond);
+    jobs_free(&app->jobs);
     pthread_mutex_destroy(&app->plan_pool_lock);
 }

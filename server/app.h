@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "auth.h"
+#include "job.h"
 #include "metrics.h"
 #include "model.h"
 #include "model_persist.h"
@@ -27,9 +28,7 @@ struct srv_app {
     atomic_int shutting_down;
     atomic_int ready;
     atomic_int in_flight;   /* requests between first callback and completion */
-    pthread_mutex_t jobs_lock;
-    pthread_cond_t jobs_cond;
-    int jobs_running;
+    srv_jobs jobs;          /* training job threads (job.h) */
     mb_pool *plan_pool;     /* used by one act at a time (trylock) */
     pthread_mutex_t plan_pool_lock;
     double started;         /* wall clock */

@@ -30,6 +30,5 @@ int api_model_import(srv_req *q, srv_resp *r, srv_err *e);
 /* The model named by the first path argument, referenced, or NULL with 404. */
 srv_model *api_model_lookup(srv_req *q, srv_err *e);
 /* JSON array of n floats. x: (n) */
-cJSON *api_floats(const float *x, int n);
 
 #endif

@@ -1,24 +1,55 @@
-/* job.h: training jobs. One background thread per job trains a private copy
- * of the model's current version on a copy of its buffer (taken under the
- * model lock), reports per-epoch losses, honours cancel, and publishes the
- * result through model_publish. At most one job per model runs at a time.
- * Not for: the training itself (core/learn/trainer.c). */
+/* job.h: training jobs. One background thread per job trains `work` (a
+ * private copy of a version) on `data` (a private copy of a buffer) with
+ * the optimiser state its owner lends it, reports per-epoch losses, honours
+ * cancel, and hands the trained ensemble to its owner (the registry,
+ * model_train.c) through srv_job_owner. A job knows nothing of models: data
+ * flows registry -> job, and back only through the callbacks it was given.
+ * Not for: the training itself (core/learn/trainer.c), which job runs on
+ * which model (model_train.c). */
 #ifndef SRV_JOB_H
 #define SRV_JOB_H
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
-#include "model.h"
+#include "learn/buffer.h"
+#include "learn/trainer.h"
+#include "metrics.h"
+#include "nn/ensemble.h"
 
 typedef enum { JOB_RUNNING = 0, JOB_DONE, JOB_FAILED, JOB_CANCELED } srv_job_state;
+
+typedef struct srv_job srv_job;
+
+/* The job threads of the process (shutdown waits for running == 0). */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int running;
+    srv_metrics *metrics;
+    const atomic_int *stop; /* nonzero: every job cancels (shutdown) */
+    int train_threads;      /* --train-threads */
+} srv_jobs;
+
+/* What the owner does, called on the job's thread. */
+typedef struct {
+    void *ctx;
+    /* Training succeeded: take *ens (leaving it zeroed) as the new version;
+     * 0 with *version, or -1 with err (ens is freed either way). */
+    int (*publish)(void *ctx, mb_ensemble *ens, uint64_t *version, char *err, size_t err_sz);
+    /* The job has ended, before its state leaves RUNNING: the owner stops
+     * treating it as running (the optimiser is the owner's again). */
+    void (*ended)(void *ctx, srv_job *j);
+    /* Last call: drop whatever ctx holds. */
+    void (*release)(void *ctx);
+} srv_job_owner;
 
 struct srv_job {
     atomic_int refs;
     char id[24];
-    srv_app *app;
-    srv_model *model;       /* referenced */
+    const char *label;      /* for log lines (the model's name), owner's storage */
     mb_train_cfg cfg;
     int automatic;          /* started by the auto-train rule */
     atomic_int cancel;
@@ -36,16 +67,23 @@ struct srv_job {
     void (*waiters[16])(void *);   /* called once when the job finishes */
     void *waiter_ctx[16];
     int n_waiters;
+    /* inputs, filled by the owner between job_new and job_launch */
     mb_ensemble work;              /* private copy being trained */
     mb_buffer data;                /* private copy of the buffer */
+    mb_adam *adam;                 /* the owner's optimiser, lent while running */
+    int *adam_ready;               /* set once *adam is initialised */
+    srv_job_owner owner;
 };
 
-/* Starts a job on m (copies taken now). MB_EBUSY if one runs, MB_ESTATE if
- * the buffer holds fewer than 2 rows. *out (may be NULL) gets a reference. */
-int job_start(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automatic, srv_job **out,
-              srv_err *e);
-/* A referenced job of m by id, or NULL. */
-srv_job *job_find(srv_model *m, const char *id);
+/* A job in state RUNNING that has not started (one reference). NULL when
+ * out of memory. */
+srv_job *job_new(const mb_train_cfg *cfg, int members, int automatic);
+/* Starts its thread. On failure the job is FAILED, owner.ended and
+ * owner.release have been called, and -1 is returned with err. */
+int job_launch(srv_jobs *jobs, srv_job *j, char *err, size_t err_sz);
+/* Ends a job that was never launched as FAILED with err (owner.ended and
+ * owner.release are called). */
+void job_abort(srv_job *j, const char *err);
 void job_cancel(srv_job *j);
 /* Blocks until the job has finished. */
 void job_wait(srv_job *j);
@@ -53,10 +91,17 @@ void job_wait(srv_job *j);
  * if registered, 1 if the job had already finished (nothing called), -1 if
  * the waiter list is full. */
 int job_on_done(srv_job *j, void (*fn)(void *), void *ctx);
+/* 1 while running. */
+int job_running(srv_job *j);
 void job_put(srv_job *j);
 /* Status JSON (caller owns). */
 cJSON *job_render(srv_job *j);
-/* Shutdown: cancel every job (model list given) and wait for all threads. */
-void jobs_wait_all(srv_app *app);
+
+int jobs_init(srv_jobs *jobs, srv_metrics *metrics, const atomic_int *stop, int train_threads);
+/* Blocks until no job thread runs. */
+void jobs_wait(srv_jobs *jobs);
+/* Job threads running now (metrics). */
+int jobs_running(srv_jobs *jobs);
+void jobs_free(srv_jobs *jobs);
 
 #endif

@@ -99,9 +99,7 @@ char *metrics_render(srv_app *app, size_t *len) {
                 LOAD(m->train_us) * 1e-6);
     sbuf_printf(&b, "# TYPE mbrld_training_epochs_total counter\nmbrld_training_epochs_total %llu\n",
                 LOAD(m->train_epochs));
-    pthread_mutex_lock(&app->jobs_lock);
-    int running = app->jobs_running;
-    pthread_mutex_unlock(&app->jobs_lock);
+    int running = jobs_running(&app->jobs);
     sbuf_printf(&b, "# TYPE mbrld_training_jobs_running gauge\nmbrld_training_jobs_running %d\n", running);
 
     srv_model *ms[SRV_MAX_MODELS];

@@ -134,6 +134,17 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
  * MB_ESTATE if the model was deleted meanwhile (ens is freed). */
 int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e);
 
+/* Training (model_train.c). Starts a job on m (copies of the buffer and the
+ * current version taken now; the optimiser is lent to it). MB_EBUSY if one
+ * runs, MB_ESTATE if the buffer holds fewer than 2 rows. *out (may be
+ * NULL) gets a reference. */
+int model_train(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automatic, srv_job **out,
+                srv_err *e);
+/* A referenced job of m by id, or NULL. */
+srv_job *model_job_find(srv_model *m, const char *id);
+/* Shutdown: cancels every model's running job and waits for all job threads. */
+void registry_stop_jobs(srv_app *app);
+
 /* The current version, referenced. */
 srv_version *model_version_get(srv_model *m);
 void model_version_put(srv_version *v);

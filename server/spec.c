@@ -10,15 +10,6 @@
 
 #define SPEC_BIG 3.0e38 /* float range */
 
-double spec_num(float f) {
-    char b[32];
-    for (int prec = 6; prec < 9; prec++) {
-        snprintf(b, sizeof b, "%.*g", prec, (double)f);
-        if (strtof(b, NULL) == f) return strtod(b, NULL);
-    }
-    return (double)f;
-}
-
 int spec_name_ok(const char *name) {
     size_t n = strlen(name);
     if (n < 1 || n > SRV_NAME_MAX) return 0;
@@ -407,18 +398,6 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
     return 0;
 }
 
-static cJSON *spec__floats(const float *x, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(spec_num(x[i])));
-    return a;
-}
-
-static cJSON *spec__ints(const int *x, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
-    return a;
-}
-
 cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "method", mb_plan_method_name(p->method));
@@ -426,17 +405,17 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "population", p->population);
     cJSON_AddNumberToObject(o, "elites", p->elites);
     cJSON_AddNumberToObject(o, "iterations", p->iterations);
-    cJSON_AddNumberToObject(o, "alpha", spec_num(p->alpha));
+    cJSON_AddNumberToObject(o, "alpha", jf_num(p->alpha));
     cJSON_AddNumberToObject(o, "particles", p->particles);
     cJSON_AddStringToObject(o, "propagation", mb_prop_name(p->propagation));
-    cJSON_AddNumberToObject(o, "risk", spec_num(p->risk));
-    cJSON_AddNumberToObject(o, "init_std", spec_num(p->init_std));
-    cJSON_AddNumberToObject(o, "kappa", spec_num(p->kappa));
-    cJSON_AddNumberToObject(o, "sigma", spec_num(p->sigma));
-    cJSON_AddNumberToObject(o, "beta", spec_num(p->beta));
-    cJSON_AddNumberToObject(o, "noise_beta", spec_num(p->noise_beta));
-    cJSON_AddNumberToObject(o, "pop_decay", spec_num(p->pop_decay));
-    cJSON_AddNumberToObject(o, "keep_elites", spec_num(p->keep_elites));
+    cJSON_AddNumberToObject(o, "risk", jf_num(p->risk));
+    cJSON_AddNumberToObject(o, "init_std", jf_num(p->init_std));
+    cJSON_AddNumberToObject(o, "kappa", jf_num(p->kappa));
+    cJSON_AddNumberToObject(o, "sigma", jf_num(p->sigma));
+    cJSON_AddNumberToObject(o, "beta", jf_num(p->beta));
+    cJSON_AddNumberToObject(o, "noise_beta", jf_num(p->noise_beta));
+    cJSON_AddNumberToObject(o, "pop_decay", jf_num(p->pop_decay));
+    cJSON_AddNumberToObject(o, "keep_elites", jf_num(p->keep_elites));
     cJSON_AddBoolToObject(o, "elites_only", p->elites_only);
     return o;
 }
@@ -449,51 +428,51 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddStringToObject(o, "name", s->name);
     cJSON_AddNumberToObject(o, "obs_dim", s->obs_dim);
     cJSON_AddNumberToObject(o, "act_dim", s->act_dim);
-    cJSON_AddItemToObject(o, "act_low", spec__floats(s->act_low, s->act_dim));
-    cJSON_AddItemToObject(o, "act_high", spec__floats(s->act_high, s->act_dim));
+    cJSON_AddItemToObject(o, "act_low", jf_floats(s->act_low, s->act_dim));
+    cJSON_AddItemToObject(o, "act_high", jf_floats(s->act_high, s->act_dim));
     cJSON *en = cJSON_AddObjectToObject(o, "ensemble");
     cJSON_AddNumberToObject(en, "members", s->ens.members);
-    cJSON_AddItemToObject(en, "hidden", spec__ints(s->ens.hidden, s->ens.n_hidden));
+    cJSON_AddItemToObject(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));
     cJSON_AddStringToObject(en, "activation", mb_activation_name(s->ens.activation));
     cJSON_AddBoolToObject(en, "learn_reward", s->ens.learn_reward);
-    cJSON_AddItemToObject(en, "weight_decay", spec__floats(s->ens.weight_decay, s->ens.n_hidden + 1));
+    cJSON_AddItemToObject(en, "weight_decay", jf_floats(s->ens.weight_decay, s->ens.n_hidden + 1));
     cJSON *rw = cJSON_AddObjectToObject(o, "reward");
     cJSON *terms = cJSON_AddArrayToObject(rw, "terms");
     for (int i = 0; i < s->reward.n_terms; i++) {
         const mb_reward_term *t = &s->reward.terms[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "type", spec__term_names[t->type]);
-        cJSON_AddNumberToObject(j, "weight", spec_num(t->weight));
+        cJSON_AddNumberToObject(j, "weight", jf_num(t->weight));
         if (t->type == MB_TERM_LINEAR) cJSON_AddNumberToObject(j, "index", t->idx[0]);
         if (t->type == MB_TERM_QUADRATIC || t->type == MB_TERM_NORM) {
-            cJSON_AddItemToObject(j, "indices", spec__ints(t->idx, t->n_idx));
-            if (t->n_other) cJSON_AddItemToObject(j, "other_indices", spec__ints(t->other, t->n_other));
-            else cJSON_AddItemToObject(j, "target", spec__floats(t->target, t->n_idx));
+            cJSON_AddItemToObject(j, "indices", jf_ints(t->idx, t->n_idx));
+            if (t->n_other) cJSON_AddItemToObject(j, "other_indices", jf_ints(t->other, t->n_other));
+            else cJSON_AddItemToObject(j, "target", jf_floats(t->target, t->n_idx));
         }
         cJSON_AddItemToArray(terms, j);
     }
     cJSON_AddBoolToObject(rw, "use_learned", s->reward.use_learned);
-    cJSON_AddNumberToObject(rw, "discount", spec_num(s->reward.discount));
+    cJSON_AddNumberToObject(rw, "discount", jf_num(s->reward.discount));
     cJSON *te = cJSON_AddObjectToObject(o, "termination");
     cJSON *bounds = cJSON_AddArrayToObject(te, "bounds");
     for (int i = 0; i < s->reward.n_bounds; i++) {
         const mb_bound *bd = &s->reward.bounds[i];
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "index", bd->index);
-        if (bd->has_min) cJSON_AddNumberToObject(j, "min", spec_num(bd->min));
-        if (bd->has_max) cJSON_AddNumberToObject(j, "max", spec_num(bd->max));
+        if (bd->has_min) cJSON_AddNumberToObject(j, "min", jf_num(bd->min));
+        if (bd->has_max) cJSON_AddNumberToObject(j, "max", jf_num(bd->max));
         cJSON_AddItemToArray(bounds, j);
     }
     cJSON_AddItemToObject(o, "planner", spec_render_planner(&s->planner));
     cJSON *bu = cJSON_AddObjectToObject(o, "buffer");
     cJSON_AddNumberToObject(bu, "capacity", (double)s->buffer_capacity);
-    cJSON_AddNumberToObject(bu, "holdout_ratio", spec_num(s->holdout_ratio));
+    cJSON_AddNumberToObject(bu, "holdout_ratio", jf_num(s->holdout_ratio));
     cJSON *tr = cJSON_AddObjectToObject(o, "train");
     cJSON_AddNumberToObject(tr, "max_epochs", s->train.max_epochs);
     cJSON_AddNumberToObject(tr, "patience", s->train.patience);
-    cJSON_AddNumberToObject(tr, "min_improvement", spec_num(s->train.min_improvement));
+    cJSON_AddNumberToObject(tr, "min_improvement", jf_num(s->train.min_improvement));
     cJSON_AddNumberToObject(tr, "batch_size", s->train.batch_size);
-    cJSON_AddNumberToObject(tr, "lr", spec_num(s->train.lr));
+    cJSON_AddNumberToObject(tr, "lr", jf_num(s->train.lr));
     cJSON_AddNumberToObject(tr, "max_holdout", (double)s->train.max_holdout);
     cJSON_AddNumberToObject(tr, "n_elites", s->train.n_elites);
     cJSON_AddBoolToObject(tr, "bootstrap", s->train.bootstrap);

@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "json_floats.h"
+
 #include "learn/buffer.h"
 #include "nn/ensemble.h"
 #include "errors.h"
@@ -41,10 +43,6 @@ typedef struct {
     srv_auto_train auto_train;
 } srv_model_spec;
 
-/* A float as the shortest decimal that reads back as the same float, as a
- * double: answers say 0.1, not 0.10000000149011612 (shorter, and what the
- * client sent). */
-double spec_num(float f);
 
 /* 1 if name matches [A-Za-z0-9_.-]{1,64}. */
 int spec_name_ok(const char *name);

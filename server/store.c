@@ -24,6 +24,7 @@
 /* Sized so that no path is ever cut: <data-dir>/models/m-<name>/<sub>/<file> */
 #define STORE__ROOT (SRV_PATH_MAX + 8)                  /* + "/models" */
 #define STORE__DIR (STORE__ROOT + 3 + SRV_NAME_MAX)     /* + "/m-" name */
+#define STORE__WARN 1200 /* a snapshot load's warning */
 #define STORE__KEEP 2 /* snapshots kept per model */
 
 struct store_log {
@@ -40,7 +41,7 @@ struct store_log {
     uint64_t snap_bytes;
     int recovered;
     uint64_t rec_snapshot_seq, rec_records, rec_replayed, rec_torn, rec_repaired;
-    char rec_warning[700];
+    char rec_warning[STORE__WARN + 2 + sizeof(((mb_wal_report *)0)->warning)]; /* snapshot's; log's */
     int resume_logged;
 };
 typedef struct store_log store__ent;
@@ -393,7 +394,7 @@ static mb_status store__recover_model(srv_store *s, const store_sink *sink, cons
                                       size_t err_sz) {
     store__ent *e = store__new_ent(s, name);
     if (!e) return mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
-    char sdir[STORE__DIR + 8], wdir[STORE__DIR + 8], spath[STORE__DIR + 64], warn[1200] = "";
+    char sdir[STORE__DIR + 8], wdir[STORE__DIR + 8], spath[STORE__DIR + 64], warn[STORE__WARN] = "";
     store__path(sdir, sizeof sdir, e, "snap");
     store__path(wdir, sizeof wdir, e, "wal");
     store__replay r = {sink, e, name, 0, 0};

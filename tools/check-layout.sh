@@ -9,6 +9,11 @@
 #   core/*      never server/, clients/, microhttpd.h or cJSON
 #   store/*     is included by server/ (and tests, bench) only
 #   server/     never includes clients/; clients/ never include server/
+#               (but the shared cJSON helper json_floats.h)
+#   server/     data flows handlers -> registry (model*.c) -> store, job:
+#               store.* and job.* never include the registry (model*.h,
+#               app.h) nor each other; http.* never include job.h, store.h
+#               or model*.h (it knows a generic parked answer, routes.h)
 # Every room must have a README.md. Prints one line per broken rule and
 # "N passed, N failed" last (tests/run.sh reads it).
 # Usage: tools/check-layout.sh [SOURCE_ROOT]
@@ -74,6 +79,23 @@ for f in $(find clients -name '*.[ch]'); do
     else
         pass=$((pass + 1))
     fi
+done
+
+# one-way flow in server/ (store and job may not include app.h either: it
+# brings the registry with it)
+flow() { # file, forbidden-include regex, why
+    [ -f "$1" ] || return 0
+    if includes "$1" | grep -Eq "$2"; then bad "$1 includes $(includes "$1" | grep -E "$2" | tr '\n' ' ')($3)"
+    else pass=$((pass + 1)); fi
+}
+for f in server/store.c server/store.h; do
+    flow "$f" '^(app|model|model_persist|job|http|routes|handlers)\.h$' "the store is handed what to persist"
+done
+for f in server/job.c server/job.h; do
+    flow "$f" '^(app|model|model_persist|store|http|routes|handlers)\.h$' "a job knows nothing of models"
+done
+for f in server/http.c server/http.h; do
+    flow "$f" '^(job|store|model|model_persist)\.h$' "HTTP glue knows no training or persistence"
 done
 
 echo "$pass passed, $fail failed"

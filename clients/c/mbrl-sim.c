@@ -75,7 +75,7 @@ static void usage(FILE *f) {
             "  --reward MODE        declared (the task's reward terms where expressible,\n"
             "                       default) or learned (the ensemble learns it)\n"
             "  --spec JSON          merged last into the model spec, e.g. '{\"reward\": {..}}'\n"
-            "  --model-dir DIR      MuJoCo XMLs (default $MBRL_MUJOCO_DIR or ../shared/envs/mujoco)\n"
+            "  --model-dir DIR      MuJoCo XMLs (default $MBRL_MUJOCO_DIR, else clients/c/sim/models)\n"
             "  --reset-noise X      scales the task's reset noise (default 1)\n"
             "ensemble and training:\n"
             "  --members N  --hidden 200,200,200  --activation NAME\n"

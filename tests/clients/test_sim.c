@@ -1,6 +1,6 @@
 /* test_sim.c: the simulators of clients/c/sim against their definitions:
  * Gymnasium Pendulum-v1's equations, the PETS cartpole reward, and the
- * MuJoCo v5 tasks of ../shared/envs/mujoco/TASKS.md (observation layout,
+ * MuJoCo v5 tasks of clients/c/sim/models/TASKS.md (observation layout,
  * reward, termination), plus the reward terms each task declares to mbrld.
  * Runs without a daemon. Not for: HTTP (test_client.c). */
 #include <math.h>

@@ -6,6 +6,8 @@
  * Not for: threads sharing a client, or anything numerical. */
 #include "mbrl_client.h"
 
+#include "json_floats.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
@@ -373,26 +375,6 @@ static mbrl_status path__(char *out, size_t out_sz, const char *model, const cha
 
 /* ---- JSON helpers ------------------------------------------------------- */
 
-/* A float as the shortest double that prints back to it, so bodies read
- * "0.1" rather than "0.10000000149011612". */
-static double num__(float x) {
-    char t[32];
-    snprintf(t, sizeof t, "%.9g", (double)x);
-    return strtod(t, NULL);
-}
-
-static cJSON *floats__(const float *x, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(num__(x[i])));
-    return a;
-}
-
-static cJSON *ints__(const int *x, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
-    return a;
-}
-
 /* Number at obj.key, or mean of an array of numbers there; NAN if absent. */
 static double jnum__(const cJSON *obj, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -444,12 +426,12 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
     if (s->name) cJSON_AddStringToObject(r, "name", s->name);
     cJSON_AddNumberToObject(r, "obs_dim", s->obs_dim);
     cJSON_AddNumberToObject(r, "act_dim", s->act_dim);
-    if (s->act_low) cJSON_AddItemToObject(r, "act_low", floats__(s->act_low, s->act_dim));
-    if (s->act_high) cJSON_AddItemToObject(r, "act_high", floats__(s->act_high, s->act_dim));
+    if (s->act_low) cJSON_AddItemToObject(r, "act_low", jf_floats(s->act_low, s->act_dim));
+    if (s->act_high) cJSON_AddItemToObject(r, "act_high", jf_floats(s->act_high, s->act_dim));
     if (s->members || s->n_hidden || s->activation || s->learn_reward) {
         cJSON *e = cJSON_AddObjectToObject(r, "ensemble");
         if (s->members) cJSON_AddNumberToObject(e, "members", s->members);
-        if (s->n_hidden) cJSON_AddItemToObject(e, "hidden", ints__(s->hidden, s->n_hidden));
+        if (s->n_hidden) cJSON_AddItemToObject(e, "hidden", jf_ints(s->hidden, s->n_hidden));
         if (s->activation) cJSON_AddStringToObject(e, "activation", s->activation);
         cJSON_AddBoolToObject(e, "learn_reward", s->learn_reward != 0);
     }
@@ -463,14 +445,14 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
             if (t->type == MBRL_TERM_LINEAR) {
                 cJSON_AddNumberToObject(o, "index", t->idx[0]);
             } else if (t->type == MBRL_TERM_QUADRATIC || t->type == MBRL_TERM_NORM) {
-                cJSON_AddItemToObject(o, "indices", ints__(t->idx, t->n_idx));
-                if (t->n_other) cJSON_AddItemToObject(o, "other_indices", ints__(t->other, t->n_other));
-                else cJSON_AddItemToObject(o, "target", floats__(t->target, t->n_idx));
+                cJSON_AddItemToObject(o, "indices", jf_ints(t->idx, t->n_idx));
+                if (t->n_other) cJSON_AddItemToObject(o, "other_indices", jf_ints(t->other, t->n_other));
+                else cJSON_AddItemToObject(o, "target", jf_floats(t->target, t->n_idx));
             }
-            cJSON_AddNumberToObject(o, "weight", num__(t->weight));
+            cJSON_AddNumberToObject(o, "weight", jf_num(t->weight));
             cJSON_AddItemToArray(ts, o);
         }
-        if (s->discount > 0) cJSON_AddNumberToObject(rw, "discount", num__(s->discount));
+        if (s->discount > 0) cJSON_AddNumberToObject(rw, "discount", jf_num(s->discount));
     }
     if (s->n_bounds) {
         cJSON *tm = cJSON_AddObjectToObject(r, "termination");
@@ -479,8 +461,8 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
             const mbrl_bound *b = &s->bounds[i];
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "index", b->index);
-            if (b->has_min) cJSON_AddNumberToObject(o, "min", num__(b->min));
-            if (b->has_max) cJSON_AddNumberToObject(o, "max", num__(b->max));
+            if (b->has_min) cJSON_AddNumberToObject(o, "min", jf_num(b->min));
+            if (b->has_max) cJSON_AddNumberToObject(o, "max", jf_num(b->max));
             cJSON_AddItemToArray(bs, o);
         }
     }
@@ -493,10 +475,10 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
         if (p->population) cJSON_AddNumberToObject(o, "population", p->population);
         if (p->elites) cJSON_AddNumberToObject(o, "elites", p->elites);
         if (p->iterations) cJSON_AddNumberToObject(o, "iterations", p->iterations);
-        if (p->alpha > 0) cJSON_AddNumberToObject(o, "alpha", num__(p->alpha));
+        if (p->alpha > 0) cJSON_AddNumberToObject(o, "alpha", jf_num(p->alpha));
         if (p->particles) cJSON_AddNumberToObject(o, "particles", p->particles);
         if (p->propagation) cJSON_AddStringToObject(o, "propagation", p->propagation);
-        if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", num__(p->init_std));
+        if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", jf_num(p->init_std));
     }
     if (s->buffer_capacity > 0) {
         cJSON *b = cJSON_AddObjectToObject(r, "buffer");

@@ -6,7 +6,7 @@
  *   cartpole_swingup   the PETS cartpole swing-up (core/plan/known.h's step), 200 steps
  *   halfcheetah, hopper, swimmer, inverted_pendulum
  *                      Gymnasium MuJoCo v5 tasks on Debian's libmujoco 2.2.2,
- *                      exactly as ../shared/envs/mujoco/TASKS.md states
+ *                      exactly as clients/c/sim/models/TASKS.md states
  *
  * These are clients: they live here, never in the daemon. Not thread-safe
  * per env (one env per thread). Not for: HTTP (mbrl_client.h) or the loop.
@@ -33,7 +33,7 @@ static inline double sim_rng_normal(sim_rng *r) { return mb_rng_normal_bm(r); } 
 typedef struct sim_env sim_env;
 
 typedef struct {
-    const char *model_dir;   /* MuJoCo XMLs; NULL: $MBRL_MUJOCO_DIR or ../shared/envs/mujoco */
+    const char *model_dir;   /* MuJoCo XMLs; NULL: $MBRL_MUJOCO_DIR, else clients/c/sim/models */
     double reset_noise;      /* multiplies the task's reset noise; 1 = as the task says */
     int max_steps;           /* 0 = the task's T */
 } sim_opts;

@@ -1,5 +1,5 @@
 /* sim_mujoco.c: Gymnasium MuJoCo v5 tasks on Debian's libmujoco 2.2.2,
- * implemented exactly as ../shared/envs/mujoco/TASKS.md states:
+ * implemented exactly as clients/c/sim/models/TASKS.md states:
  *
  *   task               xml                     skip  obs                          act
  *   halfcheetah        half_cheetah.xml        5     qpos[1:9], qvel[0:9]   (17)  6
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mujoco/mujoco.h>
 
@@ -222,6 +223,30 @@ static void mj__free(sim_env *e) {
     free(e);
 }
 
+/* Where the task XMLs are: --model-dir, else $MBRL_MUJOCO_DIR, else beside
+ * the binary (build/../clients/c/sim/models, or ../share/mbrld/mujoco when
+ * installed), else the source tree this was built from. */
+static void sim_mujoco_path(char *path, size_t n, const char *dir, const char *xml) {
+    if (!dir || !*dir) dir = getenv("MBRL_MUJOCO_DIR");
+    if (dir && *dir) {
+        snprintf(path, n, "%s/%s", dir, xml);
+        return;
+    }
+    char exe[768];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        static const char *const rel[] = {"../clients/c/sim/models", "../share/mbrld/mujoco"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            int w = snprintf(path, n, "%s/%s/%s", exe, rel[i], xml);
+            if (w > 0 && (size_t)w < n && access(path, R_OK) == 0) return;
+        }
+    }
+    snprintf(path, n, "%s/%s", SIM_MODELS_DIR, xml);
+}
+
 int sim_mujoco_open(sim_env **out, const char *task, const sim_opts *o, char *err, size_t err_sz) {
     *out = NULL;
     const task_info *t = NULL;
@@ -231,11 +256,8 @@ int sim_mujoco_open(sim_env **out, const char *task, const sim_opts *o, char *er
         snprintf(err, err_sz, "unknown MuJoCo task '%s'", task);
         return -1;
     }
-    const char *dir = o->model_dir;
-    if (!dir || !*dir) dir = getenv("MBRL_MUJOCO_DIR");
-    if (!dir || !*dir) dir = "../shared/envs/mujoco";
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, t->xml);
+    sim_mujoco_path(path, sizeof path, o->model_dir, t->xml);
     char mjerr[512] = "";
     mjModel *m = mj_loadXML(path, NULL, mjerr, sizeof mjerr);
     if (!m) {
