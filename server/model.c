@@ -213,8 +213,15 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
                 c->last_used = m->clock;
                 *accepted = behind == 0 ? c->accepted : 0; /* no new rows */
                 *buffer_size = behind == 0 ? c->buffer_size : m->buf.size;
-                *replay = 1;
+                /* A replay is acknowledged like a first post: only once the
+                 * rows it names are durable (the first answer may have been
+                 * a 503, or its fsync may still be running). Older seqs of
+                 * the window wait for everything logged so far. */
+                uint64_t ticket = behind == 0 && c->ticket ? c->ticket : store_log_seq(m->log);
                 pthread_mutex_unlock(&m->lock);
+                mb_status s = store_wait(app->store, m->log, ticket, err, sizeof err);
+                if (s != MB_OK) return srv_fail(e, (int)s, NULL, "store: %s", err);
+                *replay = 1;
                 atomic_fetch_add_explicit(&app->metrics.replays, 1, memory_order_relaxed);
                 return 0;
             }
@@ -257,6 +264,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
         if (seq == c->seq) {
             c->accepted = n;
             c->buffer_size = m->buf.size;
+            c->ticket = ticket;
         }
         c->last_used = m->clock;
     }

@@ -56,6 +56,7 @@ typedef struct {
     size_t accepted;        /* the answer given to it */
     size_t buffer_size;
     uint64_t last_used;     /* model->clock at last use, for LRU */
+    uint64_t ticket;        /* the log record of seq (store_wait); 0 if none */
 } srv_client_seq;
 
 /* How far behind a client's highest seq a post may arrive (out of order, from
