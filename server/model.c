@@ -75,6 +75,7 @@ srv_version *model_version_get(srv_model *m) {
 }
 
 static void model__free(srv_model *m) {
+    store_log_release(m->log); /* closes a deleted model's log; a live one stays */
     for (int i = 0; i < m->n_sessions; i++) session_free(m->sessions[i]);
     for (int i = 0; i < m->n_jobs; i++) job_put(m->jobs[i]);
     for (int i = 0; i < m->n_ws_free; i++) mb_plan_ws_free(m->ws_free[i]);
