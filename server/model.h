@@ -67,6 +67,8 @@ typedef struct {
 
 typedef struct srv_model {
     atomic_int refs;        /* the registry's + one per user */
+    int creating, deleting; /* registry lock: its CREATE / DELETE record is being
+                             * written (creating: not visible yet) */
     srv_model_spec spec;    /* immutable */
     char *spec_json;        /* canonical spec JSON, owned, immutable */
     double created;         /* wall clock s */

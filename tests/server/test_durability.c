@@ -569,6 +569,54 @@ START_TEST(test_same_seq_retry_under_failing_fsync) {
 }
 END_TEST
 
+/* Disk work of one model (its DELETE record's fsync, the removal of its
+ * files; a CREATE) is done outside the registry lock: while a model on a slow
+ * disk is being deleted, another model is read, created and posted to. */
+typedef struct {
+    const mbd *d;
+    atomic_int done;
+    long status;
+} slow_del;
+
+static void *slow_del_main(void *p) {
+    slow_del *a = p;
+    mbr r;
+    a->status = mbr_call(&r, a->d, "DELETE", "/v1/models/slow", NULL);
+    mbr_free(&r);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+START_TEST(test_slow_disk_does_not_hold_other_models) {
+    char ctl[300], data[300];
+    mbd d;
+    if (dur_start_faulty(&d, ctl, sizeof ctl, data, sizeof data)) return;
+    ck_assert_int_eq(mbd_create_small(&d, "slow", NULL), 201);
+    ck_assert_int_eq(mbd_create_small(&d, "fast", NULL), 201);
+    char slow_dir[400];
+    snprintf(slow_dir, sizeof slow_dir, "%s/models/m-slow", data);
+    fault_ctl(ctl, slow_dir, "fsync_delay_ms=3000");
+    slow_del a = {&d, 0, 0};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, slow_del_main, &a), 0);
+    mbd_sleep_ms(300); /* the delete is in its fsync now */
+    mbr r;
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/fast", NULL), 200);
+    mbr_free(&r);
+    ck_assert_int_eq(dur_post_one(&d, "fast", 1, "c", 1), 201);
+    ck_assert_int_eq(mbd_create_small(&d, "other", NULL), 201);
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models", NULL), 200);
+    mbr_free(&r);
+    ck_assert_msg(!atomic_load(&a.done), "the slow delete ended before the other requests: no overlap to test");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(a.status, 200);
+    fault_ctl(ctl, data, "");
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/slow", NULL), 404);
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_stop(&d), 0);
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     Suite *s = suite_create("durability");
@@ -581,6 +629,7 @@ int main(void) {
     tcase_add_test(tc, test_damaged_log_refuses_then_repairs);
     tcase_add_test(tc, test_disk_errors_503_then_resume);
     tcase_add_test(tc, test_same_seq_retry_under_failing_fsync);
+    tcase_add_test(tc, test_slow_disk_does_not_hold_other_models);
     suite_add_tcase(s, tc);
     int rc = mb_test_main(s);
     curl_global_cleanup();
