@@ -714,6 +714,17 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
     for (int t = 0; t < H; t++)
         for (int a = 0; a < A; a++)
             ws->best[t * A + a] = plan__clip(ws->best[t * A + a], dyn->act_low[a], dyn->act_high[a]);
+    /* A diverging model or an overflowing reward makes every score NaN or
+     * inf: which candidate "won" is then arbitrary, so there is no plan. The
+     * session is not warm-started from it. */
+    int finite = isfinite(run.ret_mean) && isfinite(run.ret_std);
+    for (size_t i = 0; i < seq && finite; i++) finite = isfinite(ws->best[i]);
+    if (!finite) {
+        if (state_ok) state->valid = 0;
+        return mb_fail(err, err_sz, MB_ESTATE,
+                       "plan: the predicted return is not finite (%g): the model diverged or the reward "
+                       "overflows; retrain the model or scale the reward", (double)run.ret_mean);
+    }
     memcpy(action, ws->best, (size_t)A * sizeof(float));
     if (plan) memcpy(plan, ws->best, seq * sizeof(float));
     if (state_ok) {
@@ -727,9 +738,8 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         state->valid = 1;
     }
     if (info) {
-        /* A diverging model must not leak NaN/inf into JSON answers. */
-        info->predicted_return = isfinite(run.ret_mean) ? run.ret_mean : -FLT_MAX;
-        info->return_std = isfinite(run.ret_std) ? run.ret_std : FLT_MAX;
+        info->predicted_return = run.ret_mean; /* finite: checked above */
+        info->return_std = run.ret_std;
         info->model_rows = run.model_rows;
         info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
     }

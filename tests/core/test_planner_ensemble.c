@@ -4,6 +4,7 @@
  * learned rewards, members that disagree in one region (TS-inf and TS-1
  * avoid it, expectation does not), elites_only, FLOP accounting,
  * determinism across pools, mb_predict. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -379,6 +380,54 @@ START_TEST(test_ensemble_determinism_and_ws) {
 }
 END_TEST
 
+/* A model that predicts NaN (diverged weights) or overflows to inf gives
+ * no plan: MB_ESTATE, never an arbitrary "best" action, and a warm
+ * session is not warm-started from it. */
+START_TEST(test_nonfinite_plan_is_an_error) {
+    mb_ensemble e;
+    bump_ensemble(&e);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 2, .act_dim = 2, .act_low = lo, .act_high = hi};
+    mb_reward_spec rw;
+    mb_reward_spec_default(&rw);
+    rw.use_learned = 0;
+    rw.n_terms = 1;
+    rw.terms[0] = (mb_reward_term){.type = MB_TERM_LINEAR, .weight = 1.0f, .n_idx = 1, .idx = {0}};
+    const float obs[2] = {0.5f, 0.1f};
+    for (int m = MB_PLAN_RANDOM; m <= MB_PLAN_ICEM; m++)
+        for (int bad = 0; bad < 2; bad++) {
+            mb_ensemble e2;
+            char err[200] = "";
+            ck_assert_int_eq(mb_ensemble_copy(&e2, &e, err, sizeof err), MB_OK);
+            mb_reward_spec r2 = rw;
+            /* NaN weights (diverged training), or weights so large that the
+             * forward pass overflows to inf */
+            for (size_t i = 0; i < e2.n_params; i++) e2.params[i] = bad ? 1e30f : NAN;
+            mb_dynamics d2 = dyn;
+            d2.ens = &e2;
+            mb_planner_cfg cfg = cem_cfg(6, 40, 5, 2, 4, MB_PROP_TS_INF);
+            cfg.method = (mb_plan_method)m;
+            mb_plan_ws *ws = mb_plan_ws_new(&cfg, &d2);
+            mb_plan_state st;
+            ck_assert_int_eq(mb_plan_state_init(&st, &cfg, 2, err, sizeof err), MB_OK);
+            st.valid = 1;
+            mb_rng rng;
+            mb_rng_seed(&rng, 5);
+            float a[2];
+            mb_plan_info info;
+            mb_status s = mb_plan(&cfg, &d2, &r2, obs, &st, &rng, ws, NULL, a, NULL, &info, err, sizeof err);
+            ck_assert_msg(s == MB_ESTATE, "%s, %s: status %d (%s)", mb_plan_method_name(cfg.method),
+                          bad ? "overflowing model" : "NaN model", (int)s, err);
+            ck_assert_ptr_nonnull(strstr(err, "not finite"));
+            ck_assert_int_eq(st.valid, 0);
+            mb_plan_state_free(&st);
+            mb_plan_ws_free(ws);
+            mb_ensemble_free(&e2);
+        }
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 START_TEST(test_predict_ensemble) {
     mb_ensemble e;
     const int flip[2] = {0, 1};
@@ -421,6 +470,7 @@ int main(void) {
     tcase_add_test(tc, test_elites_only_and_flops);
     tcase_add_test(tc, test_ensemble_determinism_and_ws);
     tcase_add_test(tc, test_predict_ensemble);
+    tcase_add_test(tc, test_nonfinite_plan_is_an_error);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
