@@ -283,6 +283,9 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
          * split over k members; with elites_only k is only known per call. */
         ws->x_rows = all_rows ? (size_t)E * rows : rows + (size_t)E;
         ws->ens_rows = (all_rows || cfg->elites_only) ? rows : (rows + (size_t)E - 1) / (size_t)E;
+        /* TS-inf with fewer particles than members: P members, n_cand rows each */
+        if (!all_rows && (size_t)ws->P < (size_t)E && ws->ens_rows < (size_t)ws->n_cand)
+            ws->ens_rows = (size_t)ws->n_cand;
         ws->ens_ws = mb_ens_ws_new(&ws->spec, ws->ens_rows);
         if (!ws->ens_ws) goto fail;
     }

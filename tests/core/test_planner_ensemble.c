@@ -380,6 +380,52 @@ START_TEST(test_ensemble_determinism_and_ws) {
 }
 END_TEST
 
+/* TS-inf weighs every candidate's members equally, also when the members do
+ * not divide the particles: with the action fixed (low = high) every
+ * candidate is the same sequence, so its predicted return must be the mean
+ * of the two members' returns, whatever P; before, P = 3 over 2 members gave
+ * 2:1 or 1:2 weightings depending on the candidate's index (1.1 off here;
+ * the tolerance covers the members' tiny aleatoric noise). */
+START_TEST(test_ts_inf_equal_member_weighting) {
+    mb_ensemble e;
+    const int flip[2] = {0, 1};
+    di_ensemble(&e, 2, flip); /* member 1: the action's sign flipped */
+    const float lo[1] = {1.0f}, hi[1] = {1.0f};
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 2, .act_dim = 1, .act_low = lo, .act_high = hi};
+    mb_reward_spec rw = lqr_reward(0);
+    const float x0[2] = {1.0f, 0.0f};
+    mb_planner_cfg cfg = cem_cfg(10, 16, 4, 1, 2, MB_PROP_TS_INF);
+    cfg.method = MB_PLAN_RANDOM;
+    float plan[10];
+    mb_plan_info i2, i3, i5;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i2); /* one particle per member */
+    cfg.particles = 3;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i3);
+    cfg.particles = 5;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i5);
+    MB_ASSERT_CLOSE("P 3 vs P 2", i3.predicted_return, i2.predicted_return, 1e-3 * fabs(i2.predicted_return));
+    MB_ASSERT_CLOSE("P 5 vs P 2", i5.predicted_return, i2.predicted_return, 1e-3 * fabs(i2.predicted_return));
+    /* the members disagree, so a 2:1 weighting would show */
+    mb_planner_cfg one = cfg;
+    one.particles = 1;
+    mb_plan_info a, b;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &a);
+    ck_assert(isfinite(a.predicted_return));
+    e.n_elites = 1;
+    e.elites[0] = 1;
+    one.elites_only = 1;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &b);
+    e.elites[0] = 0;
+    mb_plan_info c;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &c);
+    ck_assert_msg(fabs(b.predicted_return - c.predicted_return) > 1e-3, "members agree: %g %g", b.predicted_return,
+                  c.predicted_return);
+    MB_ASSERT_CLOSE("P 2 = mean of the members", i2.predicted_return,
+                    0.5 * (b.predicted_return + c.predicted_return), 1e-3 * fabs(i2.predicted_return));
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 /* A model that predicts NaN (diverged weights) or overflows to inf gives
  * no plan: MB_ESTATE, never an arbitrary "best" action, and a warm
  * session is not warm-started from it. */
@@ -471,6 +517,7 @@ int main(void) {
     tcase_add_test(tc, test_ensemble_determinism_and_ws);
     tcase_add_test(tc, test_predict_ensemble);
     tcase_add_test(tc, test_nonfinite_plan_is_an_error);
+    tcase_add_test(tc, test_ts_inf_equal_member_weighting);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
