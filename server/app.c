@@ -185,9 +185,9 @@ void app_free(srv_app *app) {
     http_stop(app);
     registry_stop_jobs(app);
     model_persist_stop(app); /* first: its timer snapshots models */
+    registry_free(&app->reg); /* before the store: models hold store_log handles */
     store_close(app->store);
     app->store = NULL;
-    registry_free(&app->reg);
     mb_pool_free(app->plan_pool);
     auth_free(&app->auth);
     free(app->tls_cert);

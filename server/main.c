@@ -8,9 +8,24 @@
 #include <string.h>
 
 #include "app.h"
+#include "base/pool.h"
 #include "log.h"
 
 int main(int argc, char **argv) {
+    /* The signals are taken synchronously by this thread (sigwait) and by no
+     * other: blocked before any thread of ours starts, so every thread
+     * inherits the mask; OpenBLAS's threads, started before main with
+     * nothing blocked, are stopped (a SIGTERM delivered to one would end the
+     * process with no drain). A second SIGTERM during the drain stays
+     * pending: the shutdown finishes. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    mb_pool_blas_single_thread();
+
     char err[512];
     srv_config cfg;
     int rc = srv_config_load(&cfg, argc, argv, stdout, err, sizeof err);
@@ -19,15 +34,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mbrld: %s\n", err);
         return 2;
     }
-    /* the signals are taken synchronously by this thread (sigwait) and by no
-     * other: block them before any thread starts, so every thread inherits */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     static srv_app app;
     if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
         srv_log(SRV_LOG_ERROR, "cannot start", "error=\"%s\"", err);

@@ -33,10 +33,16 @@ static int registry__find(srv_registry *r, const char *name) {
     return -1;
 }
 
+static int registry__index(srv_registry *r, const srv_model *m) {
+    for (int i = 0; i < r->n; i++)
+        if (r->models[i] == m) return i;
+    return -1;
+}
+
 srv_model *registry_get(srv_registry *r, const char *name) {
     pthread_mutex_lock(&r->lock);
     int i = registry__find(r, name);
-    srv_model *m = i >= 0 ? r->models[i] : NULL;
+    srv_model *m = i >= 0 && !r->models[i]->creating ? r->models[i] : NULL;
     if (m) atomic_fetch_add(&m->refs, 1);
     pthread_mutex_unlock(&r->lock);
     return m;
@@ -44,10 +50,11 @@ srv_model *registry_get(srv_registry *r, const char *name) {
 
 int registry_snapshot(srv_registry *r, srv_model **out, int cap) {
     pthread_mutex_lock(&r->lock);
-    int n = r->n < cap ? r->n : cap;
-    for (int i = 0; i < n; i++) {
-        out[i] = r->models[i];
-        atomic_fetch_add(&out[i]->refs, 1);
+    int n = 0;
+    for (int i = 0; i < r->n && n < cap; i++) {
+        if (r->models[i]->creating) continue;
+        out[n] = r->models[i];
+        atomic_fetch_add(&out[n++]->refs, 1);
     }
     pthread_mutex_unlock(&r->lock);
     return n;
@@ -75,6 +82,7 @@ srv_version *model_version_get(srv_model *m) {
 }
 
 static void model__free(srv_model *m) {
+    store_log_release(m->log); /* closes a deleted model's log; a live one stays */
     for (int i = 0; i < m->n_sessions; i++) session_free(m->sessions[i]);
     for (int i = 0; i < m->n_jobs; i++) job_put(m->jobs[i]);
     for (int i = 0; i < m->n_ws_free; i++) mb_plan_ws_free(m->ws_free[i]);
@@ -128,23 +136,37 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
         return srv_fail(e, (int)s, NULL, "%s", err);
     }
 
+    /* The name is reserved under the registry lock (the model is not yet
+     * visible: creating); the store's CREATE record, a file system round
+     * trip with an fsync, is written outside it. */
     pthread_mutex_lock(&r->lock);
     int rc = 0;
     if (registry__find(r, spec->name) >= 0) {
         rc = srv_fail(e, MB_EEXIST, "name", "model '%s' already exists", spec->name);
     } else if (r->n >= r->cap) {
         rc = srv_fail(e, SRV_E_LIMIT, NULL, "at most %d models (--max-models)", r->cap);
-    } else if ((s = store_model_created(app->store, spec->name, m->spec_json, &m->log, err, sizeof err)) !=
-               MB_OK) {
-        rc = srv_fail(e, (int)s, NULL, "store: %s", err);
     } else {
+        m->creating = 1;
         r->models[r->n++] = m;
-        atomic_fetch_add(&m->refs, 1);
     }
     pthread_mutex_unlock(&r->lock);
     if (rc) {
         model__free(m);
         return rc;
+    }
+    s = store_model_created(app->store, spec->name, m->spec_json, &m->log, err, sizeof err);
+    pthread_mutex_lock(&r->lock);
+    int i = registry__index(r, m);
+    if (s != MB_OK) {
+        r->models[i] = r->models[--r->n];
+    } else {
+        m->creating = 0;
+        atomic_fetch_add(&m->refs, 1); /* the registry's */
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (s != MB_OK) {
+        model__free(m);
+        return srv_fail(e, (int)s, NULL, "store: %s", err);
     }
     srv_log(SRV_LOG_INFO, "model created", "model=%s obs_dim=%d act_dim=%d members=%d",
             spec->name, spec->obs_dim, spec->act_dim, spec->ens.members);
@@ -162,11 +184,23 @@ int model_delete(srv_app *app, const char *name, srv_err *e) {
         return srv_fail(e, MB_ENOTFOUND, NULL, "no model '%s'", name);
     }
     srv_model *m = r->models[i];
+    if (m->creating || m->deleting) {
+        pthread_mutex_unlock(&r->lock);
+        return m->creating ? srv_fail(e, MB_ENOTFOUND, NULL, "no model '%s'", name)
+                           : srv_fail(e, MB_EBUSY, NULL, "model '%s' is being deleted", name);
+    }
+    m->deleting = 1;
+    pthread_mutex_unlock(&r->lock);
+    /* The DELETE record and the removal of the files, outside the registry
+     * lock: other models' requests do not wait for this disk work. */
     mb_status s = store_model_deleted(app->store, m->log, err, sizeof err);
+    pthread_mutex_lock(&r->lock);
     if (s != MB_OK) {
+        m->deleting = 0;
         pthread_mutex_unlock(&r->lock);
         return srv_fail(e, (int)s, NULL, "store: %s", err);
     }
+    i = registry__index(r, m);
     r->models[i] = r->models[--r->n];
     pthread_mutex_unlock(&r->lock);
 
@@ -213,8 +247,15 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
                 c->last_used = m->clock;
                 *accepted = behind == 0 ? c->accepted : 0; /* no new rows */
                 *buffer_size = behind == 0 ? c->buffer_size : m->buf.size;
-                *replay = 1;
+                /* A replay is acknowledged like a first post: only once the
+                 * rows it names are durable (the first answer may have been
+                 * a 503, or its fsync may still be running). Older seqs of
+                 * the window wait for everything logged so far. */
+                uint64_t ticket = behind == 0 && c->ticket ? c->ticket : store_log_seq(m->log);
                 pthread_mutex_unlock(&m->lock);
+                mb_status s = store_wait(app->store, m->log, ticket, err, sizeof err);
+                if (s != MB_OK) return srv_fail(e, (int)s, NULL, "store: %s", err);
+                *replay = 1;
                 atomic_fetch_add_explicit(&app->metrics.replays, 1, memory_order_relaxed);
                 return 0;
             }
@@ -257,6 +298,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
         if (seq == c->seq) {
             c->accepted = n;
             c->buffer_size = m->buf.size;
+            c->ticket = ticket;
         }
         c->last_used = m->clock;
     }

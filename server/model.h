@@ -56,6 +56,7 @@ typedef struct {
     size_t accepted;        /* the answer given to it */
     size_t buffer_size;
     uint64_t last_used;     /* model->clock at last use, for LRU */
+    uint64_t ticket;        /* the log record of seq (store_wait); 0 if none */
 } srv_client_seq;
 
 /* How far behind a client's highest seq a post may arrive (out of order, from
@@ -66,6 +67,8 @@ typedef struct {
 
 typedef struct srv_model {
     atomic_int refs;        /* the registry's + one per user */
+    int creating, deleting; /* registry lock: its CREATE / DELETE record is being
+                             * written (creating: not visible yet) */
     srv_model_spec spec;    /* immutable */
     char *spec_json;        /* canonical spec JSON, owned, immutable */
     double created;         /* wall clock s */

@@ -18,8 +18,10 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/models/{m}/train", 64L << 10, api_train, 0, 0},
     {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, 0, 0},
     {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, 0, 0},
-    {"POST", "/v1/models/{m}/act", 1L << 20, api_act, 0, 0},
-    {"POST", "/v1/models/{m}/predict", SRV_BODY_DEFAULT, api_predict, 0, 0},
+    /* act and predict name one observation or a few: small caps, so a
+     * flood of large bodies costs nothing before it is refused */
+    {"POST", "/v1/models/{m}/act", 256L << 10, api_act, 0, 0},
+    {"POST", "/v1/models/{m}/predict", 256L << 10, api_predict, 0, 0},
     {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, 0, 0},
     {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, 0, 0},
     {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, 0, 1}, /* raw body */

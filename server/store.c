@@ -28,10 +28,12 @@
 #define STORE__KEEP 2 /* snapshots kept per model */
 
 struct store_log {
+    srv_store *store;
     char name[SRV_NAME_MAX + 1];
     char dir[STORE__DIR];  /* <root>/m-<name> */
-    mb_wal *wal;           /* open until store_close (a deleted model's too) */
+    mb_wal *wal;           /* open until store_log_release (deleted) or store_close */
     int deleted;
+    int busy;              /* the background thread works on it (store's mu) */
     pthread_mutex_t snap_mu; /* one snapshot of this model at a time */
     /* guarded by the store's mu */
     uint64_t snap_seq, snap_gen;
@@ -58,6 +60,7 @@ struct srv_store {
     pthread_t th;
     int th_on, stop;
     pthread_cond_t cv;
+    pthread_cond_t idle;    /* an entry stopped being busy */
 };
 
 /* ---- table -------------------------------------------------------------- */
@@ -65,6 +68,7 @@ struct srv_store {
 static store__ent *store__new_ent(srv_store *s, const char *name) {
     store__ent *e = calloc(1, sizeof *e);
     if (!e) return NULL;
+    e->store = s;
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->dir, sizeof e->dir, "%s/m-%s", s->root, e->name);
     pthread_mutex_init(&e->snap_mu, NULL);
@@ -113,6 +117,7 @@ mb_status store_open(srv_store **out, const srv_config *cfg, char *err, size_t e
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->idle, NULL);
     mb_wal_opts_default(&s->wopts);
     s->wopts.repair = cfg->repair != 0;
     s->snapshot_interval = cfg->snapshot_interval;
@@ -141,6 +146,7 @@ void store_close(srv_store *s) {
     for (int i = 0; i < s->n; i++) store__free_ent(s->ents[i]);
     free(s->ents);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -200,6 +206,27 @@ mb_status store_model_deleted(srv_store *s, store_log *e, char *err, size_t err_
         srv_log(SRV_LOG_WARN, "removing a deleted model's files failed", "model=%s error=\"%s\"", e->name, e2);
     pthread_mutex_unlock(&e->snap_mu);
     return MB_OK;
+}
+
+void store_log_release(store_log *e) {
+    if (!e) return;
+    srv_store *s = e->store;
+    pthread_mutex_lock(&s->mu);
+    if (!e->deleted) { /* a live model's log stays open until store_close */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    while (e->busy) pthread_cond_wait(&s->idle, &s->mu);
+    for (int i = 0; i < s->n; i++)
+        if (s->ents[i] == e) {
+            memmove(s->ents + i, s->ents + i + 1, sizeof *s->ents * (size_t)(s->n - i - 1));
+            s->n--;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&e->snap_mu); /* a snapshot that raced with the delete has ended */
+    pthread_mutex_unlock(&e->snap_mu);
+    store__free_ent(e); /* closes the log: its fd, its flusher thread */
 }
 
 mb_status store_transitions(srv_store *s, store_log *e, const char *client, uint64_t seq, size_t n,
@@ -521,8 +548,9 @@ static void *store__main(void *arg) {
             if (e->deleted) continue;
             char msg[400], err[512];
             if (!mb_wal_failed(e->wal, msg, sizeof msg)) continue;
-            /* Entries are never freed before store_close, so e stays valid
-             * while the table lock is dropped for the slow work. */
+            /* busy: store_log_release waits, so e stays valid while the
+             * table lock is dropped for the slow work */
+            e->busy = 1;
             pthread_mutex_unlock(&s->mu);
             mb_status st = mb_wal_resume(e->wal, err, sizeof err);
             if (st == MB_OK) {
@@ -534,6 +562,8 @@ static void *store__main(void *arg) {
                 e->resume_logged = 1;
             }
             pthread_mutex_lock(&s->mu);
+            e->busy = 0;
+            pthread_cond_broadcast(&s->idle);
         }
     }
     pthread_mutex_unlock(&s->mu);

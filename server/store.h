@@ -47,8 +47,8 @@
 
 typedef struct srv_store srv_store;
 /* One model's log and snapshots; NULL without a data directory (every call
- * taking one is then a no-op). Valid until store_close, also after the
- * model's deletion. */
+ * taking one is then a no-op). Valid until store_log_release (after the
+ * model's deletion, by its last user) or store_close. */
 typedef struct store_log store_log;
 
 /* What recovery found, per model, in order: create (its spec: the snapshot
@@ -92,6 +92,10 @@ int store_durable(const srv_store *s);
 mb_status store_model_created(srv_store *s, const char *name, const char *spec_json, store_log **log,
                               char *err, size_t err_sz);
 mb_status store_model_deleted(srv_store *s, store_log *log, char *err, size_t err_sz);
+/* The deleted model's last reference is gone: closes its log (fd, flusher
+ * thread; the files went at store_model_deleted) and frees the handle. No-op
+ * for a model not deleted (store_close closes those). */
+void store_log_release(store_log *log);
 /* rows as in model_append; client may be NULL. *ticket gets what to pass to
  * store_wait (0 = nothing to wait for). */
 mb_status store_transitions(srv_store *s, store_log *log, const char *client, uint64_t seq, size_t n,

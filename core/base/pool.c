@@ -135,4 +135,15 @@ void mb_pool_run(mb_pool *p, mb_pool_fn fn, void *ctx, int n_tasks) {
     pthread_mutex_unlock(&p->mu);
 }
 
-void mb_pool_blas_single_thread(void) { openblas_set_num_threads(1); }
+/* OpenBLAS's own shutdown of its thread server (exported by libopenblas;
+ * weak, so another BLAS without it links too). */
+extern void blas_thread_shutdown_(void) __attribute__((weak));
+
+void mb_pool_blas_single_thread(void) {
+    openblas_set_num_threads(1);
+    /* OpenBLAS starts its threads in a library constructor, before main,
+     * with every signal deliverable: stop them, so the only threads are the
+     * ones this process starts (with the signal mask their creator chose).
+     * With one thread OpenBLAS runs every call inline and starts none. */
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}

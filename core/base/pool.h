@@ -33,7 +33,9 @@ int mb_pool_size(const mb_pool *pool);
 /* Runs all tasks and returns when every one has finished. The calling thread
  * works too (as worker 0). pool may be NULL: runs serially on the caller. */
 void mb_pool_run(mb_pool *pool, mb_pool_fn fn, void *ctx, int n_tasks);
-/* Sets OpenBLAS to one thread (process-wide). Call once at start-up. */
+/* Sets OpenBLAS to one thread (process-wide) and stops the threads it
+ * started before main (they would take signals the process blocked
+ * elsewhere). Call once at start-up, after blocking signals. */
 void mb_pool_blas_single_thread(void);
 
 #endif

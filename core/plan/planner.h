@@ -120,7 +120,9 @@ typedef struct {
  *   A state made for another horizon or act_dim is ignored (cold start) and
  *     left untouched; a ws that does not fit gives MB_ESTATE.
  *   Same seed (rng state), same plan, whatever the pool size.
- *   Non-finite predictions are reported as -FLT_MAX / FLT_MAX. */
+ *   No plan from non-finite scores: when the predicted return (or the plan)
+ *     is NaN or inf (a diverged model, an overflowing reward) it returns
+ *     MB_ESTATE ("not finite") and marks the state not valid. */
 mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
                   const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
                   mb_pool *pool, float *action, float *plan, mb_plan_info *info,

@@ -6,8 +6,14 @@
  * ws->S. For the ensemble, each step gathers (state, action) rows into
  * ws->x, member-major, and pushes all of them through the members with one
  * mb_ensemble_forward (one sgemm per layer per (member, row block) tile):
- *   TS-inf:  row r goes to position q = r, i.e. member q % k (so particle p
- *            of every candidate keeps member p % k when k divides P);
+ *   TS-inf:  row r goes to position q = r, i.e. member q % k for the whole
+ *            rollout (particle p of every candidate keeps member p % k when
+ *            k divides P). When it does not, candidates get the members in
+ *            different proportions (P 20 over 3 members: 7/7/6, 6/7/7, ...),
+ *            so a candidate's return is the mean over its members of the
+ *            mean over each member's particles: every candidate weighs the
+ *            members equally. With P < k the first P members (rotating with
+ *            the evaluation) are used, one particle each;
  *   TS-1:    q = a fresh random permutation of the rows at every step;
  *            position q is slot (q % k) * n + q / k, n = ceil(rows / k);
  *   expectation / mean: every row through every member (x holds k copies),
@@ -239,6 +245,16 @@ void plan_evaluate(plan_run *run, int n_cand) {
     uint64_t eval = (uint64_t)run->n_evals++;
     plan_gen perm_gen;
     int *slot_cur = ws->slot_a, *slot_next = ws->slot_b;
+    const int *fw_members = run->members; /* the members forwarded through */
+    int sub[MB_MAX_MEMBERS];
+    if (ws->is_ens && ws->prop == MB_PROP_TS_INF && P < k) {
+        for (int i = 0; i < P; i++) {
+            int j = (int)((eval + (uint64_t)i) % (uint64_t)k);
+            sub[i] = run->members ? run->members[j] : j;
+        }
+        fw_members = sub;
+        k = P;
+    }
     if (ws->is_ens) {
         st.n = ts ? (rows + (size_t)k - 1) / (size_t)k : rows;
         if (ts) {
@@ -265,7 +281,7 @@ void plan_evaluate(plan_run *run, int n_cand) {
         st.last = t == H - 1;
         st.stream = PLAN_STREAM_ROLL | (eval << 40) | ((uint64_t)t << 20);
         if (ws->is_ens) {
-            mb_ensemble_forward(run->dyn->ens, ws->ens_ws, run->pool, run->members, k, ws->x, st.n,
+            mb_ensemble_forward(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k, ws->x, st.n,
                                 ws->mu, ws->prop == MB_PROP_MEAN ? NULL : ws->sdv);
             run->model_rows += (double)k * (double)st.n;
             if (ws->prop == MB_PROP_TS1 && !st.last) {
@@ -288,13 +304,29 @@ void plan_evaluate(plan_run *run, int n_cand) {
         }
         st.disc *= run->rw->discount;
     }
+    /* TS-inf with k not dividing P: weight particle p of candidate c by
+     * 1 / (k * n_j), n_j the candidate's particles on p's member j. */
+    int weigh = ws->is_ens && ws->prop == MB_PROP_TS_INF && P % k != 0;
     for (int c = 0; c < n_cand; c++) {
         double m = 0.0, q = 0.0;
-        for (int p = 0; p < P; p++) m += ws->ret[(size_t)c * P + p];
-        m /= P;
-        for (int p = 0; p < P; p++) {
-            double d = ws->ret[(size_t)c * P + p] - m;
-            q += d * d;
+        if (weigh) {
+            int base = (int)(((size_t)c * P) % (size_t)k), full = P / k, extra = P % k;
+            double w[MB_MAX_MEMBERS];
+            for (int j = 0; j < k; j++) /* member j serves particles p = (j - base) mod k + i k */
+                w[j] = 1.0 / ((double)k * (double)(full + (((j - base) % k + k) % k < extra)));
+            for (int p = 0; p < P; p++) m += w[(base + p) % k] * ws->ret[(size_t)c * P + p];
+            for (int p = 0; p < P; p++) {
+                double d = ws->ret[(size_t)c * P + p] - m;
+                q += w[(base + p) % k] * d * d;
+            }
+            q *= P; /* as below: sd = sqrt(q / P) */
+        } else {
+            for (int p = 0; p < P; p++) m += ws->ret[(size_t)c * P + p];
+            m /= P;
+            for (int p = 0; p < P; p++) {
+                double d = ws->ret[(size_t)c * P + p] - m;
+                q += d * d;
+            }
         }
         double sd = sqrt(q / P);
         double score = m - (double)cfg->risk * sd;

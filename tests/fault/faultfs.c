@@ -13,6 +13,7 @@
  *   partial=1          ... but first write half of a request (a short write,
  *                      as a filling disk does), failing only at <= 1 byte
  *   fsync=EIO|ENOSPC   fsync and fdatasync fail with this errno
+ *   fsync_delay_ms=N   fsync and fdatasync take N ms longer (a slow disk)
  * Build: cc -fPIC -shared faultfs.c -o faultfs.so -ldl (tests/fault/fault.mk).
  * Not for: production, or any fault other than these. */
 #include <dlfcn.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef ssize_t (*write_fn)(int, const void *, size_t);
@@ -45,7 +47,7 @@ __attribute__((constructor)) static void faultfs_init(void) {
 
 typedef struct {
     char dir[1024];
-    int write_errno, fsync_errno, partial;
+    int write_errno, fsync_errno, partial, fsync_delay_ms;
 } faultfs_conf;
 
 static int faultfs_errno_of(const char *v) {
@@ -65,6 +67,8 @@ static void faultfs_parse(faultfs_conf *c, const char *s) {
             c->write_errno = faultfs_errno_of(s + 6);
         } else if (!strncmp(s, "fsync=", 6)) {
             c->fsync_errno = faultfs_errno_of(s + 6);
+        } else if (!strncmp(s, "fsync_delay_ms=", 15)) {
+            c->fsync_delay_ms = atoi(s + 15);
         } else if (!strncmp(s, "partial=", 8)) {
             c->partial = s[8] == '1';
         }
@@ -147,6 +151,10 @@ static int faultfs_sync(int fd, fsync_fn real) {
     if (c.fsync_errno && faultfs_applies(&c, fd)) {
         errno = c.fsync_errno;
         return -1;
+    }
+    if (c.fsync_delay_ms > 0 && faultfs_applies(&c, fd)) {
+        struct timespec ts = {c.fsync_delay_ms / 1000, (long)(c.fsync_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
     }
     return real(fd);
 }

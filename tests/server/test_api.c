@@ -1,6 +1,8 @@
 /* test_api.c: black-box tests of every endpoint's happy path and of every
  * bad-input class, against a real mbrld on an ephemeral loopback port.
  * Mirrors server/api_*.c, server/http.c and server/spec.c. */
+#include <pthread.h>
+
 #include "check_util.h"
 #include "harness.h"
 
@@ -429,6 +431,77 @@ START_TEST(test_body_limits_and_chunks) {
 }
 END_TEST
 
+/* Peak resident memory of the daemon (VmHWM), bytes. */
+static long long daemon_hwm(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atoll(line + 6);
+    fclose(f);
+    return kb * 1024;
+}
+
+typedef struct {
+    const char *body, *path;
+    long status;
+    CURLcode curl;
+} big_act;
+
+static void *big_act_main(void *p) {
+    big_act *a = p;
+    mbr r;
+    mbr_do(&r, &D, "POST", a->path, a->body, 0, NULL);
+    a->status = r.status;
+    a->curl = r.curl;
+    mbr_free(&r);
+    return NULL;
+}
+
+/* act and predict have small body caps (256 KiB): four concurrent 6 MiB
+ * bodies of zeros (under --max-body) to each are refused (413) before
+ * anything is read or parsed, and the daemon's peak memory grows by far less
+ * than the bodies would parse to (3 M cJSON nodes, 200 MB each). */
+START_TEST(test_large_act_bodies_cost_nothing) {
+    ck_assert_int_eq(mbd_create_small(&D, "big", NULL), 201);
+    size_t cap = 6u << 20;
+    char *body = malloc(cap + 64);
+    size_t n = (size_t)snprintf(body, 64, "{\"obs\": [0");
+    while (n < cap) {
+        body[n++] = ',';
+        body[n++] = '0';
+    }
+    memcpy(body + n, "]}", 3);
+    long long hwm0 = daemon_hwm(D.pid);
+    big_act a[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (big_act){body, i < 4 ? "/v1/models/big/act" : "/v1/models/big/predict", 0, CURLE_OK};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, big_act_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        /* refused from the headers: the answer is 413, unless the daemon
+         * closed the connection while curl was still sending the body */
+        ck_assert_msg(a[i].status == 413 || (a[i].status == 0 && a[i].curl != CURLE_OK),
+                      "body %d: status %ld", i, a[i].status);
+    }
+    long long grew = daemon_hwm(D.pid) - hwm0;
+    ck_assert_msg(grew < 160LL << 20, "peak memory grew by %lld MB for eight refused bodies", grew >> 20);
+    body[300 << 10] = 0; /* just over the cap, sent whole: exactly a 413 */
+    memcpy(body + (300 << 10) - 2, "]}", 2);
+    mbr r;
+    for (int i = 0; i < 2; i++) {
+        mbr_do(&r, &D, "POST", i ? "/v1/models/big/predict" : "/v1/models/big/act", body, 0, NULL);
+        MBR_EXPECT_ERROR(&r, 413, "payload_too_large", "");
+        mbr_free(&r);
+    }
+    free(body);
+}
+END_TEST
+
 START_TEST(test_auth_tokens) {
     char path[] = "/tmp/mbrld-tokens-XXXXXX";
     int fd = mkstemp(path);
@@ -665,6 +738,7 @@ int main(void) {
     tcase_add_test(tc, test_predict);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_body_limits_and_chunks);
+    tcase_add_test(tc, test_large_act_bodies_cost_nothing);
     tcase_add_test(tc, test_auth_tokens);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_auto_train);

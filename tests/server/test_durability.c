@@ -440,13 +440,15 @@ static void fault_ctl(const char *ctl, const char *dir, const char *spec) {
     fclose(f);
 }
 
-START_TEST(test_disk_errors_503_then_resume) {
+/* Starts a daemon on root/data with faultfs.so preloaded, controlled
+ * through ctl (no faults at first). 0, or 1 when the shim is not built. */
+static int dur_start_faulty(mbd *d, char *ctl, size_t ctl_sz, char *data, size_t data_sz) {
     const char *b = getenv("MBRLD_BUILD") ? getenv("MBRLD_BUILD") : "build";
-    char shim[800], ctl[300], data[300];
+    char shim[800];
     snprintf(shim, sizeof shim, "%s/tests/fault/faultfs.so", b);
     if (access(shim, R_OK) != 0) {
         printf("skipped: %s not built (make %s)\n", shim, shim);
-        return;
+        return 1;
     }
     if (shim[0] != '/') { /* the daemon's LD_PRELOAD needs no cwd games */
         char cwd[256];
@@ -455,8 +457,8 @@ START_TEST(test_disk_errors_503_then_resume) {
         snprintf(tmp, sizeof tmp, "%s/%.400s", cwd, shim);
         snprintf(shim, sizeof shim, "%s", tmp);
     }
-    snprintf(ctl, sizeof ctl, "%s/faultctl", root);
-    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(ctl, ctl_sz, "%s/faultctl", root);
+    snprintf(data, data_sz, "%s/data", root);
     fault_ctl(ctl, data, "");
     setenv("LD_PRELOAD", shim, 1);
     setenv("MBRLD_FAULT_CTL", ctl, 1);
@@ -464,10 +466,27 @@ START_TEST(test_disk_errors_503_then_resume) {
     char opts[512];
     snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", ao ? ao : "", ao && *ao ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
-    mbd d;
-    int started = dur_start(&d, data, NULL, NULL);
+    int started = dur_start(d, data, NULL, NULL);
     unsetenv("LD_PRELOAD"); /* only the daemon gets the shim */
     ck_assert_int_eq(started, 0);
+    return 0;
+}
+
+static void dur_wait_ready(const mbd *d, const char *why) {
+    mbr r;
+    int ready = 0;
+    for (int i = 0; i < 100 && !ready; i++) { /* the store resumes within ~1 s */
+        ready = mbr_call(&r, d, "GET", "/readyz", NULL) == 200;
+        mbr_free(&r);
+        if (!ready) mbd_sleep_ms(50);
+    }
+    ck_assert_msg(ready, "not ready again after the fault (%s)", why);
+}
+
+START_TEST(test_disk_errors_503_then_resume) {
+    char ctl[300], data[300];
+    mbd d;
+    if (dur_start_faulty(&d, ctl, sizeof ctl, data, sizeof data)) return;
     ck_assert_int_eq(mbd_create_small(&d, "df", NULL), 201);
     int id = 0;
     for (; id < 5; id++) ck_assert_int_eq(dur_post_one(&d, "df", id, "c", id + 1) / 100, 2);
@@ -486,13 +505,7 @@ START_TEST(test_disk_errors_503_then_resume) {
         mbr_free(&r);
         ck_assert_int_eq(dur_post_one(&d, "df", 2000 + k, "c2", 1), 503); /* refused while failed */
         fault_ctl(ctl, data, "");
-        int ready = 0;
-        for (int i = 0; i < 100 && !ready; i++) { /* the store resumes within ~1 s */
-            ready = mbr_call(&r, &d, "GET", "/readyz", NULL) == 200;
-            mbr_free(&r);
-            if (!ready) mbd_sleep_ms(50);
-        }
-        ck_assert_msg(ready, "not ready again after the fault (%s)", faults[k]);
+        dur_wait_ready(&d, faults[k]);
         for (int i = 0; i < 3; i++, id++) ck_assert_int_eq(dur_post_one(&d, "df", id, "c", 1001 + 100 * k + i) / 100, 2);
     }
     dur_kill9(&d);
@@ -514,6 +527,96 @@ START_TEST(test_disk_errors_503_then_resume) {
 }
 END_TEST
 
+/* The same client+seq posted again while fsync fails is not acknowledged
+ * either: a 2xx, first or replayed, means the rows are durable. Once the
+ * disk works, the retry answers 201 (a replay) and the rows are there once. */
+START_TEST(test_same_seq_retry_under_failing_fsync) {
+    char ctl[300], data[300];
+    mbd d;
+    if (dur_start_faulty(&d, ctl, sizeof ctl, data, sizeof data)) return;
+    ck_assert_int_eq(mbd_create_small(&d, "rt", NULL), 201);
+    ck_assert_int_eq(dur_post_one(&d, "rt", 1, "c1", 1), 201);
+    fault_ctl(ctl, data, "fsync=EIO");
+    ck_assert_int_eq(dur_post_one(&d, "rt", 2, "c1", 2), 503);
+    for (int i = 0; i < 3; i++) /* the client's identical retries */
+        ck_assert_int_eq(dur_post_one(&d, "rt", 2, "c1", 2), 503);
+    mbr r;
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/readyz", NULL), 503);
+    mbr_free(&r);
+    fault_ctl(ctl, data, "");
+    dur_wait_ready(&d, "fsync=EIO");
+    long st = mbr_call(&r, &d, "POST", "/v1/models/rt/transitions",
+                       "{\"transitions\": [{\"obs\": [2.0, 0, 0], \"action\": [0.5], \"reward\": 1, "
+                       "\"next_obs\": [2.0, 0.1, 0], \"terminated\": false}], \"client\": \"c1\", \"seq\": 2}");
+    ck_assert_int_eq(st, 201);
+    ck_assert_msg(strstr(r.headers, "X-Idempotent-Replay"), "not a replay: %s", r.headers);
+    mbr_free(&r);
+    dur_kill9(&d);
+    ck_assert_int_eq(dur_start(&d, data, NULL, NULL), 0);
+    mb_snapshot s;
+    dur_export(&d, "rt", &s, NULL, NULL);
+    ck_assert_uint_eq(s.buf.size, 2);
+    int seen[3] = {0};
+    for (size_t i = 0; i < s.buf.size; i++) {
+        int v = (int)s.buf.obs[mb_buffer_slot(&s.buf, i) * 3];
+        ck_assert(v >= 1 && v <= 2);
+        seen[v]++;
+    }
+    ck_assert_int_eq(seen[1], 1);
+    ck_assert_int_eq(seen[2], 1);
+    mb_snapshot_free(&s);
+    ck_assert_int_eq(mbd_stop(&d), 0);
+}
+END_TEST
+
+/* Disk work of one model (its DELETE record's fsync, the removal of its
+ * files; a CREATE) is done outside the registry lock: while a model on a slow
+ * disk is being deleted, another model is read, created and posted to. */
+typedef struct {
+    const mbd *d;
+    atomic_int done;
+    long status;
+} slow_del;
+
+static void *slow_del_main(void *p) {
+    slow_del *a = p;
+    mbr r;
+    a->status = mbr_call(&r, a->d, "DELETE", "/v1/models/slow", NULL);
+    mbr_free(&r);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+START_TEST(test_slow_disk_does_not_hold_other_models) {
+    char ctl[300], data[300];
+    mbd d;
+    if (dur_start_faulty(&d, ctl, sizeof ctl, data, sizeof data)) return;
+    ck_assert_int_eq(mbd_create_small(&d, "slow", NULL), 201);
+    ck_assert_int_eq(mbd_create_small(&d, "fast", NULL), 201);
+    char slow_dir[400];
+    snprintf(slow_dir, sizeof slow_dir, "%s/models/m-slow", data);
+    fault_ctl(ctl, slow_dir, "fsync_delay_ms=3000");
+    slow_del a = {&d, 0, 0};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, slow_del_main, &a), 0);
+    mbd_sleep_ms(300); /* the delete is in its fsync now */
+    mbr r;
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/fast", NULL), 200);
+    mbr_free(&r);
+    ck_assert_int_eq(dur_post_one(&d, "fast", 1, "c", 1), 201);
+    ck_assert_int_eq(mbd_create_small(&d, "other", NULL), 201);
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models", NULL), 200);
+    mbr_free(&r);
+    ck_assert_msg(!atomic_load(&a.done), "the slow delete ended before the other requests: no overlap to test");
+    pthread_join(th, NULL);
+    ck_assert_int_eq(a.status, 200);
+    fault_ctl(ctl, data, "");
+    ck_assert_int_eq(mbr_call(&r, &d, "GET", "/v1/models/slow", NULL), 404);
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_stop(&d), 0);
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     Suite *s = suite_create("durability");
@@ -525,6 +628,8 @@ int main(void) {
     tcase_add_test(tc, test_export_import_between_daemons);
     tcase_add_test(tc, test_damaged_log_refuses_then_repairs);
     tcase_add_test(tc, test_disk_errors_503_then_resume);
+    tcase_add_test(tc, test_same_seq_retry_under_failing_fsync);
+    tcase_add_test(tc, test_slow_disk_does_not_hold_other_models);
     suite_add_tcase(s, tc);
     int rc = mb_test_main(s);
     curl_global_cleanup();

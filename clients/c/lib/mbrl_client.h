@@ -10,7 +10,11 @@
  * Transition posts are idempotent: each batch gets the next `seq` of this
  * client's id, and a retry (connection failure, 429, 5xx) reuses the same
  * client+seq after an exponential backoff, so the daemon never stores a
- * batch twice even when an answer was lost.
+ * batch twice even when an answer was lost. MBRL_OK for a post means the
+ * daemon acknowledged it with a 2xx, which it sends (first post or replay)
+ * only once the rows are durable under its --fsync policy; while its disk
+ * fails, every retry gets 503 and the call ends with MBRL_EHTTP after
+ * max_retries.
  *
  * Not for: simulators or the learning loop (clients/c/sim, clients/c/mbrl-sim.c),
  * nor anything numerical: arrays go out and come back as the daemon sends them.
