@@ -88,7 +88,8 @@ START_TEST(test_error_mapping) {
         {MB_EBUSY, 409, "busy"},              {MB_ESTATE, 409, "failed_precondition"},
         {MB_ENOMEM, 503, "out_of_memory"},    {MB_EIO, 503, "io_error"},
         {SRV_E_METHOD, 405, "method_not_allowed"}, {SRV_E_TOO_LARGE, 413, "payload_too_large"},
-        {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "permission_denied"},
+        {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "insufficient_scope"},
+        {SRV_E_THROTTLED, 429, "too_many_failures"},
         {SRV_E_LIMIT, 429, "resource_exhausted"}, {SRV_E_BAD_JSON, 400, "invalid_json"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
