@@ -1,8 +1,9 @@
 /* fsutil.c: careful writes, atomic replacement, whole-file reads, mkdir -p,
- * rm -r. See fsutil.h for the contracts.
+ * rm -r, numbered-file listing. See fsutil.h for the contracts.
  * Not for: record or snapshot formats. */
 #include "base/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -235,4 +236,53 @@ mb_status mb_fs_write_file_atomic(const char *path, const void *data, size_t n,
     if (st == MB_OK) st = mb_fs_atomic_write(&a, data, n, err, err_sz);
     if (st == MB_OK) st = mb_fs_atomic_commit(&a, err, err_sz);
     return st;
+}
+
+static int fs__cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+mb_status mb_fs_list_numbered(const char *dir, const char *prefix, const char *suffix,
+                              const char *what, uint64_t **out, size_t *n, char *err,
+                              size_t err_sz) {
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return mb_fail(err, err_sz, errno == ENOENT ? MB_ENOTFOUND : MB_EIO, "open %s %s: %s", what,
+                       dir, strerror(errno));
+    size_t pl = strlen(prefix), sl = strlen(suffix), cap = 0;
+    struct dirent *de;
+    mb_status st = MB_OK;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (strlen(nm) != pl + MB_FS_NUM_DIGITS + sl || strncmp(nm, prefix, pl) != 0 ||
+            strcmp(nm + pl + MB_FS_NUM_DIGITS, suffix) != 0)
+            continue;
+        uint64_t v = 0;
+        int ok = 1;
+        for (size_t i = pl; i < pl + MB_FS_NUM_DIGITS; i++) {
+            if (nm[i] < '0' || nm[i] > '9') { ok = 0; break; }
+            v = v * 10 + (uint64_t)(nm[i] - '0');
+        }
+        if (!ok) continue;
+        if (*n == cap) {
+            size_t nc = cap ? 2 * cap : 16;
+            uint64_t *p = realloc(*out, nc * sizeof *p);
+            if (!p) { st = mb_fail(err, err_sz, MB_ENOMEM, "no memory listing %s", dir); break; }
+            *out = p;
+            cap = nc;
+        }
+        (*out)[(*n)++] = v;
+    }
+    closedir(d);
+    if (st != MB_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return st;
+    }
+    if (*n > 1) qsort(*out, *n, sizeof **out, fs__cmp_u64);
+    return MB_OK;
 }

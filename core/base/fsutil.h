@@ -1,7 +1,8 @@
 /* fsutil.h: the few file-system moves durability needs, each done the
  * careful way (STYLE.md "On disk"): full writes that survive EINTR and short
  * writes, atomic file replacement (temp file, fsync, rename, fsync of
- * the directory), whole-file reads with a size cap, mkdir -p, rm -r.
+ * the directory), whole-file reads with a size cap, mkdir -p, rm -r, and
+ * the listing of numbered files (the log's segments, the snapshots).
  *
  * Every function returns MB_OK or a status with a one-line reason in err
  * (naming the path and strerror); none exits or aborts. Nothing here keeps
@@ -40,6 +41,17 @@ mb_status mb_fs_remove_tree(const char *path, char *err, size_t err_sz);
  * A file larger than max_bytes is MB_ERANGE; a missing file MB_ENOTFOUND. */
 mb_status mb_fs_read_file(const char *path, size_t max_bytes, void **data, size_t *n,
                           char *err, size_t err_sz);
+
+/* Numbered files: the numbers N of dir's entries named exactly
+ * <prefix><N as MB_FS_NUM_DIGITS decimal digits><suffix> (what "%020" PRIu64
+ * writes), ascending, into *out (owned by the caller, free() it; NULL when
+ * there are none) and *n. Other names are skipped. A missing dir is
+ * MB_ENOTFOUND, another failure to open it MB_EIO; err then reads
+ * "open <what> <dir>: <strerror>" (what: e.g. "log directory"). */
+#define MB_FS_NUM_DIGITS 20
+mb_status mb_fs_list_numbered(const char *dir, const char *prefix, const char *suffix,
+                              const char *what, uint64_t **out, size_t *n, char *err,
+                              size_t err_sz);
 
 /* Atomic replacement, streamed: open writes to "<path>.tmp", write appends
  * (unbuffered write(2) calls: the caller passes large pieces), commit does

@@ -1,8 +1,9 @@
 /* rng.c: xoshiro256** seeded through splitmix64, uniform and normal draws.
  *
  * Deterministic across runs and platforms for the integer and uniform draws;
- * normals use the polar method with libm's log/sqrt (the same on one
- * platform). Not for: cryptography, or sharing one mb_rng across threads. */
+ * normals use the polar method (or Box-Muller, mb_rng_normal_bm) with
+ * libm's log/sqrt/cos (the same on one platform). The 8-lane form is
+ * rng_vec.c. Not for: cryptography, or sharing one mb_rng across threads. */
 #include "base/rng.h"
 
 #include <math.h>
@@ -13,8 +14,6 @@ static uint64_t splitmix64(uint64_t *x) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void mb_rng_seed(mb_rng *r, uint64_t seed) {
     uint64_t x = seed;
@@ -38,18 +37,7 @@ void mb_rng_split(const mb_rng *parent, uint64_t stream, mb_rng *child) {
     mb_rng_seed(child, h ^ stream);
 }
 
-uint64_t mb_rng_u64(mb_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+uint64_t mb_rng_u64(mb_rng *r) { return mb_rng_step(r->s); }
 
 double mb_rng_uniform(mb_rng *r) {
     return (double)(mb_rng_u64(r) >> 11) * 0x1.0p-53;
@@ -86,6 +74,11 @@ double mb_rng_normal(mb_rng *r) {
     r->spare = v * f;
     r->has_spare = 1;
     return u * f;
+}
+
+double mb_rng_normal_bm(mb_rng *r) {
+    double u = mb_rng_uniform(r), v = mb_rng_uniform(r);
+    return sqrt(-2.0 * log(1.0 - u)) * cos(2.0 * M_PI * v);
 }
 
 void mb_rng_fill_normal(mb_rng *r, float *x, size_t n, float mean, float std) {

@@ -487,6 +487,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         if (st != MB_OK) goto out;
         st = MB_ENOMEM;
     }
+    opt->lr = cfg->lr; /* this call's step size, also on a warm optimiser */
 
     /* The normaliser is refit here; on an error before training starts the
      * ensemble gets its old one back, so a failed call leaves e as it was. */
@@ -563,6 +564,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     /* Epoch 0: the weights we start from are the first "best" (a warm
      * restart must not end worse than it began). */
     float score[MB_MAX_MEMBERS], best_score[MB_MAX_MEMBERS], ref_score[MB_MAX_MEMBERS];
+    int best_at[MB_MAX_MEMBERS] = {0}; /* epoch of each member's kept weights */
     float train_loss[MB_MAX_MEMBERS];
     tr__evaluate(&c, pool, score);
     double best_mean = 0.0;
@@ -630,6 +632,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
             mean += score[m];
             if (score[m] < best_score[m]) { /* keep the member's best weights */
                 best_score[m] = score[m];
+                best_at[m] = epoch;
                 size_t off = (size_t)m * c.member_size;
                 memcpy(best + off, e->params + off, c.member_size * sizeof(float));
             }
@@ -665,6 +668,16 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
         memcpy(best_score, score, (size_t)M * sizeof(float));
     } else {
         memcpy(e->params, best, e->n_params * sizeof(float));
+        /* Weights rolled back to an earlier epoch no longer match Adam's
+         * moments (they carry the later epochs' gradients): the next warm
+         * run starts the optimiser afresh from the kept weights. */
+        int rolled_back = 0;
+        for (int m = 0; m < M; m++) rolled_back |= best_at[m] != res->epochs;
+        if (rolled_back && !diverged) {
+            memset(opt->m, 0, opt->n * sizeof(float));
+            memset(opt->v, 0, opt->n * sizeof(float));
+            opt->t = 0;
+        }
     }
     memcpy(res->holdout_loss, best_score, (size_t)M * sizeof(float));
     tr__mark_elites(e, best_score, cfg->n_elites);

@@ -20,7 +20,7 @@ typedef struct {
     int patience;          /* epochs without improvement before stopping; 0 = off */
     float min_improvement; /* relative improvement that counts, e.g. 0.01 */
     int batch_size;        /* rows per minibatch per member */
-    float lr;              /* Adam step size (used when the optimiser is new) */
+    float lr;              /* Adam step size of this call (a warm optimiser takes it too) */
     size_t max_holdout;    /* holdout rows scored per epoch (0 = all) */
     int n_elites;          /* 1..members; 0 = all members */
     int bootstrap;         /* 1: per-member bootstrap resamples; 0: same rows, own order */
@@ -58,7 +58,10 @@ typedef int (*mb_train_epoch_fn)(void *ctx, int epoch, int members,
 
 /* Trains `e` in place on `buf` (read only). `opt` holds Adam's state for e's
  * block and survives across calls (warm restarts continue it; a zeroed opt
- * is initialised here with cfg->lr). pool may be NULL; with P workers every
+ * is initialised here; cfg->lr applies either way). When the weights kept
+ * are not the last epoch's (best weights rolled back), the optimiser's
+ * moments and step count are reset, so a later run does not apply moments
+ * that belong to weights thrown away. pool may be NULL; with P workers every
  * minibatch step is split into P equal pieces, so the same (seed, P) gives
  * bit-identical weights, while another P differs by float rounding. All
  * scratch is allocated before the first epoch. cb may be NULL (it runs on the

@@ -12,6 +12,8 @@
 #include <cblas.h>
 #include <stddef.h>
 
+#include "nn/vmath.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -24,24 +26,6 @@
 #define AI static inline __attribute__((always_inline))
 #define GEMM_NO_ACT (-1)
 
-/* exp on 16 lanes, the algorithm of ops.c's exp8 (Cephes polynomial after
- * n = round(x log2 e)); scalef applies 2^n. Relative error ~1e-7. */
-AI __m512 gemm__exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 /* 1/d for d >= 1: 14-bit estimate and one Newton step (~1 ulp). */
 AI __m512 gemm__recip16(__m512 d) {
     __m512 y = _mm512_rcp14_ps(d);
@@ -53,10 +37,10 @@ AI __m512 gemm__act16(int act, __m512 x) {
     const __m512 one = _mm512_set1_ps(1.0f);
     switch (act) {
     case MB_ACT_SILU:
-        return _mm512_mul_ps(x, gemm__recip16(_mm512_add_ps(one, gemm__exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
+        return _mm512_mul_ps(x, gemm__recip16(_mm512_add_ps(one, mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)))));
     case MB_ACT_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
     case MB_ACT_TANH: {
-        __m512 e = gemm__exp16(_mm512_add_ps(x, x));
+        __m512 e = mb_vm_exp16(_mm512_add_ps(x, x));
         return _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), gemm__recip16(_mm512_add_ps(e, one)), one);
     }
     }

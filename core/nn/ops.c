@@ -1,5 +1,5 @@
 /* ops.c: dense helpers over cblas_sgemm (row-major), activations and their
- * derivatives, and the vectorised exp they share.
+ * derivatives, built on the one exp of nn/vmath.h.
  *
  * The elementwise loops use AVX2+FMA intrinsics when the build targets them
  * (-march=native or x86-64-v3), 8 floats at a time, and a scalar version of
@@ -12,6 +12,8 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+#include "nn/vmath.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -47,134 +49,16 @@ float mb_sigmoid(float x) {
     return e / (1.0f + e);
 }
 
-/* ---- exp: Cephes' expf polynomial after n = round(x log2 e) reduction ---- */
-
-#define EXP_LO -87.0f
-#define EXP_HI 88.0f
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-#define P0 1.9875691500E-4f
-#define P1 1.3981999507E-3f
-#define P2 8.3334519073E-3f
-#define P3 4.1665795894E-2f
-#define P4 1.6666665459E-1f
-#define P5 5.0000001201E-1f
-
 #ifdef MB_OPS_AVX2
-static inline __attribute__((always_inline)) __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(P5));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-/* Natural log for normal x > 0 (Cephes' logf polynomial on m in
- * [sqrt(1/2), sqrt(2)]). Only softplus uses it, on 1 + e^-|x| in (1, 2]. */
-static inline __attribute__((always_inline)) __m256 log8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    __m256i xi = _mm256_castps_si256(x);
-    __m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(127));
-    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(
-        _mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000)));
-    __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
-    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
-    __m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(ei), _mm256_and_ps(big, one));
-    __m256 f = _mm256_sub_ps(m, one);
-    __m256 z = _mm256_mul_ps(f, f);
-    __m256 y = _mm256_set1_ps(7.0376836292E-2f);
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.1514610310E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.1676998740E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.2420140846E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.4249322787E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.6668057665E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(2.0000714765E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-2.4999993993E-1f));
-    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(3.3333331174E-1f));
-    y = _mm256_mul_ps(_mm256_mul_ps(y, f), z);
-    y = _mm256_fmadd_ps(e, _mm256_set1_ps(LN2_LO), y);
-    y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
-    return _mm256_fmadd_ps(e, _mm256_set1_ps(LN2_HI), _mm256_add_ps(f, y));
-}
 #if defined(__AVX512F__)
-/* 16-lane copies of exp8 and log8 (the same operations in the same order,
- * so each lane's result equals the 8-lane one bit for bit); used by the
- * softplus and exp loops, which dominate the ensemble head. */
-static inline __attribute__((always_inline)) __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-static inline __attribute__((always_inline)) __m512 log16(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512i xi = _mm512_castps_si512(x);
-    __m512i ei = _mm512_sub_epi32(_mm512_srli_epi32(xi, 23), _mm512_set1_epi32(127));
-    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_and_si512(xi, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f800000)));
-    __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
-    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
-    __m512 e = _mm512_add_ps(_mm512_cvtepi32_ps(ei), _mm512_maskz_mov_ps(big, one));
-    __m512 f = _mm512_sub_ps(m, one);
-    __m512 z = _mm512_mul_ps(f, f);
-    __m512 y = _mm512_set1_ps(7.0376836292E-2f);
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.1514610310E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.1676998740E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.2420140846E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.4249322787E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.6668057665E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.0000714765E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-2.4999993993E-1f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(3.3333331174E-1f));
-    y = _mm512_mul_ps(_mm512_mul_ps(y, f), z);
-    y = _mm512_fmadd_ps(e, _mm512_set1_ps(LN2_LO), y);
-    y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
-    return _mm512_fmadd_ps(e, _mm512_set1_ps(LN2_HI), _mm512_add_ps(f, y));
-}
+/* 16 lanes (vmath.h: each lane equals the 8-lane result bit for bit); used
+ * by the softplus and exp loops, which dominate the ensemble head. */
 static inline __attribute__((always_inline)) __m512 softplus16(__m512 x) {
     __m512 ax = _mm512_abs_ps(x);
-    __m512 t = exp16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
-    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), log16(_mm512_add_ps(_mm512_set1_ps(1.0f), t)));
+    __m512 t = mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), mb_vm_log16(_mm512_add_ps(_mm512_set1_ps(1.0f), t)));
 }
 #endif
-#else
-static inline float exp1(float x) {
-    x = fminf(fmaxf(x, EXP_LO), EXP_HI);
-    float n = nearbyintf(x * LOG2E);
-    float r = x - n * LN2_HI;
-    r = r - n * LN2_LO;
-    float p = P0;
-    p = p * r + P1;
-    p = p * r + P2;
-    p = p * r + P3;
-    p = p * r + P4;
-    p = p * r + P5;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
-}
 #endif
 
 /* Elementwise kernels, each over 8 lanes (or one scalar). `mode`: */
@@ -187,22 +71,22 @@ enum { K_EXP, K_SILU, K_RELU, K_TANH, K_DSILU, K_DRELU, K_DTANH, K_SOFTPLUS, K_S
 MB_INLINE __m256 kern8(int mode, __m256 x, __m256 g) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (mode) {
-    case K_EXP: return exp8(x);
+    case K_EXP: return mb_vm_exp8(x);
     case K_SOFTPLUS: { /* max(x, 0) + log(1 + e^-|x|) */
         __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-        __m256 t = exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
-        return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), log8(_mm256_add_ps(one, t)));
+        __m256 t = mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
+        return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), mb_vm_log8(_mm256_add_ps(one, t)));
     }
     case K_SIGMOID:
-        return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-    case K_SILU: return _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        return _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    case K_SILU: return _mm256_div_ps(x, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
     case K_RELU: return _mm256_max_ps(x, _mm256_setzero_ps());
     case K_TANH: {
-        __m256 e = exp8(_mm256_add_ps(x, x));
+        __m256 e = mb_vm_exp8(_mm256_add_ps(x, x));
         return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
     }
     case K_DSILU: {
-        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
         /* s * (1 + x (1 - s)) */
         __m256 d = _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
         return _mm256_mul_ps(g, d);
@@ -210,7 +94,7 @@ MB_INLINE __m256 kern8(int mode, __m256 x, __m256 g) {
     case K_DRELU:
         return _mm256_and_ps(g, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
     case K_DTANH: {
-        __m256 e = exp8(_mm256_add_ps(x, x));
+        __m256 e = mb_vm_exp8(_mm256_add_ps(x, x));
         __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
         return _mm256_mul_ps(g, _mm256_fnmadd_ps(t, t, one));
     }
@@ -221,19 +105,19 @@ MB_INLINE __m256 kern8(int mode, __m256 x, __m256 g) {
 #define MB_INLINE static inline __attribute__((always_inline))
 MB_INLINE float kern1(int mode, float x, float g) {
     switch (mode) {
-    case K_EXP: return exp1(x);
-    case K_SOFTPLUS: return fmaxf(x, 0.0f) + log1pf(exp1(-fabsf(x)));
-    case K_SIGMOID: return 1.0f / (1.0f + exp1(-x));
-    case K_SILU: return x / (1.0f + exp1(-x));
+    case K_EXP: return mb_vm_exp1(x);
+    case K_SOFTPLUS: return fmaxf(x, 0.0f) + log1pf(mb_vm_exp1(-fabsf(x)));
+    case K_SIGMOID: return 1.0f / (1.0f + mb_vm_exp1(-x));
+    case K_SILU: return x / (1.0f + mb_vm_exp1(-x));
     case K_RELU: return x > 0 ? x : 0.0f;
-    case K_TANH: return 1.0f - 2.0f / (exp1(2 * x) + 1.0f);
+    case K_TANH: return 1.0f - 2.0f / (mb_vm_exp1(2 * x) + 1.0f);
     case K_DSILU: {
-        float s = 1.0f / (1.0f + exp1(-x));
+        float s = 1.0f / (1.0f + mb_vm_exp1(-x));
         return g * s * (1.0f + x * (1.0f - s));
     }
     case K_DRELU: return x > 0 ? g : 0.0f;
     case K_DTANH: {
-        float t = 1.0f - 2.0f / (exp1(2 * x) + 1.0f);
+        float t = 1.0f - 2.0f / (mb_vm_exp1(2 * x) + 1.0f);
         return g * (1.0f - t * t);
     }
     }
@@ -275,7 +159,7 @@ MB_INLINE void kern_loop(int mode, float *x_rw, const float *x, const float *b, 
     if (mode == K_SOFTPLUS && !g)
         for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, softplus16(_mm512_loadu_ps(x + i)));
     if (mode == K_EXP && !g)
-        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, mb_vm_exp16(_mm512_loadu_ps(x + i)));
 #endif
     for (; i + 8 <= count; i += 8)
         _mm256_storeu_ps(y + i, kern8(mode, _mm256_loadu_ps(x + i), g ? _mm256_loadu_ps(g + i) : zero));
@@ -405,14 +289,14 @@ MB_INLINE void fwd_aux8(mb_activation a, __m256 v, __m256 *h, __m256 *s) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (a) {
     case MB_ACT_SILU:
-        *s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        *s = _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
         *h = _mm256_mul_ps(v, *s);
         return;
     case MB_ACT_RELU:
         *h = _mm256_max_ps(v, _mm256_setzero_ps());
         return;
     case MB_ACT_TANH: {
-        __m256 e = exp8(_mm256_add_ps(v, v));
+        __m256 e = mb_vm_exp8(_mm256_add_ps(v, v));
         *h = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
         return;
     }
@@ -490,13 +374,13 @@ MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, flo
             size_t i = r * (size_t)out + j;
             float v = z[i] + (b ? b[j] : 0.0f);
             if (a == MB_ACT_SILU) {
-                float s = 1.0f / (1.0f + exp1(-v));
+                float s = 1.0f / (1.0f + mb_vm_exp1(-v));
                 h[i] = v * s;
                 if (aux) aux[i] = s;
             } else if (a == MB_ACT_RELU) {
                 h[i] = v > 0 ? v : 0.0f;
             } else {
-                h[i] = 1.0f - 2.0f / (exp1(2 * v) + 1.0f);
+                h[i] = 1.0f - 2.0f / (mb_vm_exp1(2 * v) + 1.0f);
             }
         }
 }

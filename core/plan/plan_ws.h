@@ -1,6 +1,7 @@
 /* plan_ws.h: internals shared by planner.c (methods) and propagate.c
  * (rollouts): the workspace layout, one planning call's context and the
- * fast per-task random numbers.
+ * per-task random numbers (streams of base/rng.h and base/rng_vec.h, with
+ * the ziggurat for scalar normals).
  *
  * Private to core/: servers and clients use planner.h only.
  * Not for: anything with a stable ABI. */
@@ -9,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "base/rng.h"
+#include "base/rng_vec.h"
 #include "plan/planner.h"
 
 /* Ziggurat for the normal distribution, 128 layers (Doornik's ZIGNOR). */
@@ -87,9 +90,10 @@ typedef struct {
     int n_evals;
 } plan_run;
 
-/* xoshiro256** inlined: rng.c's mb_rng_u64 is an out-of-line call and the
- * rollouts draw millions of normals per call. Seeded through mb_rng_split,
- * so streams are as independent as mb_rng's. */
+/* A task's scalar generator: an mb_rng stream's state stepped inline
+ * (mb_rng_step; mb_rng_u64 is an out-of-line call and the rollouts draw
+ * millions of numbers per call), plus the ziggurat's spare half. Seeded
+ * through mb_rng_split, so streams are as independent as mb_rng's. */
 typedef struct {
     uint64_t s[4];
     uint32_t spare;
@@ -98,18 +102,7 @@ typedef struct {
 
 void plan_gen_init(plan_gen *g, uint64_t seed, uint64_t stream);
 
-static inline uint64_t plan__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-static inline uint64_t plan_u64(plan_gen *g) {
-    uint64_t *s = g->s;
-    uint64_t r = plan__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = plan__rotl(s[3], 45);
-    return r;
-}
+static inline uint64_t plan_u64(plan_gen *g) { return mb_rng_step(g->s); }
 /* Uniform in [0, 1) with 24 bits. */
 static inline float plan_uniform(plan_gen *g) { return (float)(plan_u64(g) >> 40) * 0x1p-24f; }
 
@@ -134,13 +127,12 @@ static inline float plan_normal(plan_gen *g, const mb_plan_ws *ws) {
     return plan_normal_slow(g, ws, i, u);
 }
 
-/* Bulk normals for the rollouts: 8 interleaved xoshiro256** streams and
- * Box-Muller with polynomial log/sin/cos (|error| < 1e-6), in AVX2 when the
- * build has it (the container's x86-64-v3 does), else the ziggurat above.
- * The rollouts need ~19 normals per row per step; this is 4-5x faster than
- * one ziggurat draw at a time. */
+/* Bulk normals for the rollouts: the 8-lane stream of base/rng_vec.h
+ * (Box-Muller, AVX2) when the build has AVX2+FMA (the container's x86-64-v3
+ * does), else the ziggurat above on `scalar`. The rollouts need ~19 normals
+ * per row per step; this is 4-5x faster than one ziggurat draw at a time. */
 typedef struct {
-    uint64_t s[4][8]; /* s[word][lane] */
+    mb_vrng v;        /* AVX2 path */
     plan_gen scalar;  /* fallback path */
 } plan_vgen;
 #define PLAN_NOISE_CHUNK 256 /* plan_fill_normal's n must be a multiple of 16 */

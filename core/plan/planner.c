@@ -283,6 +283,9 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
          * split over k members; with elites_only k is only known per call. */
         ws->x_rows = all_rows ? (size_t)E * rows : rows + (size_t)E;
         ws->ens_rows = (all_rows || cfg->elites_only) ? rows : (rows + (size_t)E - 1) / (size_t)E;
+        /* TS-inf with fewer particles than members: P members, n_cand rows each */
+        if (!all_rows && (size_t)ws->P < (size_t)E && ws->ens_rows < (size_t)ws->n_cand)
+            ws->ens_rows = (size_t)ws->n_cand;
         ws->ens_ws = mb_ens_ws_new(&ws->spec, ws->ens_rows);
         if (!ws->ens_ws) goto fail;
     }
@@ -714,6 +717,17 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
     for (int t = 0; t < H; t++)
         for (int a = 0; a < A; a++)
             ws->best[t * A + a] = plan__clip(ws->best[t * A + a], dyn->act_low[a], dyn->act_high[a]);
+    /* A diverging model or an overflowing reward makes every score NaN or
+     * inf: which candidate "won" is then arbitrary, so there is no plan. The
+     * session is not warm-started from it. */
+    int finite = isfinite(run.ret_mean) && isfinite(run.ret_std);
+    for (size_t i = 0; i < seq && finite; i++) finite = isfinite(ws->best[i]);
+    if (!finite) {
+        if (state_ok) state->valid = 0;
+        return mb_fail(err, err_sz, MB_ESTATE,
+                       "plan: the predicted return is not finite (%g): the model diverged or the reward "
+                       "overflows; retrain the model or scale the reward", (double)run.ret_mean);
+    }
     memcpy(action, ws->best, (size_t)A * sizeof(float));
     if (plan) memcpy(plan, ws->best, seq * sizeof(float));
     if (state_ok) {
@@ -727,9 +741,8 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         state->valid = 1;
     }
     if (info) {
-        /* A diverging model must not leak NaN/inf into JSON answers. */
-        info->predicted_return = isfinite(run.ret_mean) ? run.ret_mean : -FLT_MAX;
-        info->return_std = isfinite(run.ret_std) ? run.ret_std : FLT_MAX;
+        info->predicted_return = run.ret_mean; /* finite: checked above */
+        info->return_std = run.ret_std;
         info->model_rows = run.model_rows;
         info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
     }

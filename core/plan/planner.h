@@ -8,12 +8,15 @@
  * member as one batched forward (see mb_ensemble_forward).
  * No allocation inside mb_plan: the workspace is sized from the config and
  * dimensions once (mb_plan_ws_new) and owned by the caller (one per thread).
+ * mb_predict (one sequence, for diagnostics) is in predict.h, included here.
  * Not for: sessions or HTTP (the server keeps an mb_plan_state per session). */
 #ifndef MB_PLANNER_H
 #define MB_PLANNER_H
 
 #include "nn/ensemble.h"
+#include "plan/dynamics.h"
 #include "plan/known.h"
+#include "plan/predict.h"
 #include "plan/reward.h"
 #include "base/rng.h"
 
@@ -70,14 +73,6 @@ const char *mb_plan_method_name(mb_plan_method m);
 int mb_prop_parse(const char *name, mb_prop *out);
 const char *mb_prop_name(mb_prop p);
 
-/* Where the next state comes from. Exactly one of ens / known is set. */
-typedef struct {
-    const mb_ensemble *ens;       /* learned: s' = s + delta (+ reward head) */
-    const mb_known_model *known;  /* known: exact step and reward */
-    int obs_dim, act_dim;
-    const float *act_low, *act_high; /* (act_dim) bounds */
-} mb_dynamics;
-
 /* Warm-start state kept between calls (per session), owned by the caller. */
 typedef struct {
     int valid;       /* 0: cold start */
@@ -125,20 +120,12 @@ typedef struct {
  *   A state made for another horizon or act_dim is ignored (cold start) and
  *     left untouched; a ws that does not fit gives MB_ESTATE.
  *   Same seed (rng state), same plan, whatever the pool size.
- *   Non-finite predictions are reported as -FLT_MAX / FLT_MAX. */
+ *   No plan from non-finite scores: when the predicted return (or the plan)
+ *     is NaN or inf (a diverged model, an overflowing reward) it returns
+ *     MB_ESTATE ("not finite") and marks the state not valid. */
 mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
                   const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
                   mb_pool *pool, float *action, float *plan, mb_plan_info *info,
                   char *err, size_t err_sz);
-
-/* Rolls one action sequence through the dynamics from obs, for diagnostics.
- * Ensemble: per step and per member the means; outputs over members:
- *   mean: (steps, obs_dim) mean next state; std: (steps, obs_dim) spread
- *   (std over members of their means plus mean aleatoric variance);
- *   reward_mean, reward_std: (steps) (learned + declared reward).
- * actions: (steps, act_dim). Known dynamics: std = 0. */
-mb_status mb_predict(const mb_dynamics *dyn, const mb_reward_spec *rw, const float *obs,
-                     const float *actions, int steps, float *mean, float *std,
-                     float *reward_mean, float *reward_std, char *err, size_t err_sz);
 
 #endif

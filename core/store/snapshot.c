@@ -5,9 +5,9 @@
 #include "store/snapshot.h"
 
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 
 #include "base/crc32c.h"
 #include "base/fsutil.h"
+#include "base/le.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "snapshots store floats in host order and assume a little-endian host"
@@ -40,28 +41,6 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__ENSM_TAIL (4 + MB_MAX_MEMBERS * 4 + MB_MAX_MEMBERS * 4) /* n_elites, elites, holdout */
 #define SNAP__ADAM_FIXED 32 /* lr, beta1, beta2, eps (f32), t (i64), n (u64) */
 #define SNAP__BUFF_FIXED 56 /* obs, act (u32), capacity, size, head, total (u64), ratio (f32), 0, seed (u64) */
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_f32(unsigned char *p, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(p, u);
-}
-static uint32_t get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
-static float get_f32(const unsigned char *p) {
-    uint32_t u = get_u32(p);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static const char *snap__tag_name(uint32_t tag) {
     switch (tag) {
@@ -113,18 +92,18 @@ static void enc__add(mb_snapshot_enc *e, const void *p, uint64_t n) {
 static int enc__sec_begin(mb_snapshot_enc *e, uint32_t tag, unsigned char **hdr) {
     int start = e->n;
     *hdr = enc__local(e, SNAP__SEC_HDR);
-    put_u32(*hdr, tag);
+    mb_le_put32(*hdr, tag);
     enc__add(e, *hdr, SNAP__SEC_HDR);
     return start;
 }
 
 static void enc__sec_end(mb_snapshot_enc *e, int start, unsigned char *hdr) {
     uint64_t len = e->off[e->n] - e->off[start] - SNAP__SEC_HDR;
-    put_u64(hdr + 8, len);
+    mb_le_put64(hdr + 8, len);
     uint32_t crc = 0;
     for (int i = start; i < e->n; i++) crc = mb_crc32c(crc, e->p[i], (size_t)e->len[i]);
     unsigned char *c = enc__local(e, 4);
-    put_u32(c, crc);
+    mb_le_put32(c, crc);
     enc__add(e, c, 4);
 }
 
@@ -152,10 +131,10 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
 
     unsigned char *h = enc__local(e, SNAP__HDR);
     memcpy(h, snap__magic, 8);
-    put_u32(h + 8, MB_SNAPSHOT_VERSION);
-    put_u32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0));
-    put_u64(h + 16, src->log_seq);
-    put_u32(h + 28, mb_crc32c(0, h, 28));
+    mb_le_put32(h + 8, MB_SNAPSHOT_VERSION);
+    mb_le_put32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0));
+    mb_le_put64(h + 16, src->log_seq);
+    mb_le_put32(h + 28, mb_crc32c(0, h, 28));
     enc__add(e, h, SNAP__HDR);
     uint32_t sections = 0;
     unsigned char *sh;
@@ -173,9 +152,9 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
         int32_t v[14] = {sp->members, sp->obs_dim, sp->act_dim, sp->learn_reward, sp->n_hidden};
         for (int l = 0; l < MB_MAX_LAYERS; l++) v[5 + l] = sp->hidden[l];
         v[13] = (int32_t)sp->activation;
-        for (int i = 0; i < 14; i++) put_u32(f + 4 * i, (uint32_t)v[i]);
-        for (int l = 0; l <= MB_MAX_LAYERS; l++) put_f32(f + 56 + 4 * l, sp->weight_decay[l]);
-        put_u64(f + SNAP__ENSM_FIXED - 8, ens->n_params);
+        for (int i = 0; i < 14; i++) mb_le_put32(f + 4 * i, (uint32_t)v[i]);
+        for (int l = 0; l <= MB_MAX_LAYERS; l++) mb_le_putf32(f + 56 + 4 * l, sp->weight_decay[l]);
+        mb_le_put64(f + SNAP__ENSM_FIXED - 8, ens->n_params);
         enc__add(e, f, SNAP__ENSM_FIXED);
         size_t in = (size_t)mb_ensemble_in_dim(sp), o = (size_t)mb_ensemble_out_dim(sp);
         enc__add(e, ens->params, ens->n_params * sizeof(float));
@@ -184,10 +163,10 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
         enc__add(e, ens->out_mean, o * sizeof(float));
         enc__add(e, ens->out_std, o * sizeof(float));
         unsigned char *t = enc__local(e, SNAP__ENSM_TAIL);
-        put_u32(t, (uint32_t)ens->n_elites);
+        mb_le_put32(t, (uint32_t)ens->n_elites);
         for (int m = 0; m < MB_MAX_MEMBERS; m++) {
-            put_u32(t + 4 + 4 * m, (uint32_t)ens->elites[m]);
-            put_f32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m, ens->holdout_loss[m]);
+            mb_le_put32(t + 4 + 4 * m, (uint32_t)ens->elites[m]);
+            mb_le_putf32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m, ens->holdout_loss[m]);
         }
         enc__add(e, t, SNAP__ENSM_TAIL);
         enc__sec_end(e, s, sh);
@@ -196,12 +175,12 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     if (adam) {
         s = enc__sec_begin(e, SNAP__ADAM, &sh);
         unsigned char *f = enc__local(e, SNAP__ADAM_FIXED);
-        put_f32(f, adam->lr);
-        put_f32(f + 4, adam->beta1);
-        put_f32(f + 8, adam->beta2);
-        put_f32(f + 12, adam->eps);
-        put_u64(f + 16, (uint64_t)(int64_t)adam->t);
-        put_u64(f + 24, adam->n);
+        mb_le_putf32(f, adam->lr);
+        mb_le_putf32(f + 4, adam->beta1);
+        mb_le_putf32(f + 8, adam->beta2);
+        mb_le_putf32(f + 12, adam->eps);
+        mb_le_put64(f + 16, (uint64_t)(int64_t)adam->t);
+        mb_le_put64(f + 24, adam->n);
         enc__add(e, f, SNAP__ADAM_FIXED);
         enc__add(e, adam->m, adam->n * sizeof(float));
         enc__add(e, adam->v, adam->n * sizeof(float));
@@ -211,14 +190,14 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     if (buf) {
         s = enc__sec_begin(e, SNAP__BUFF, &sh);
         unsigned char *f = enc__local(e, SNAP__BUFF_FIXED);
-        put_u32(f, (uint32_t)buf->obs_dim);
-        put_u32(f + 4, (uint32_t)buf->act_dim);
-        put_u64(f + 8, buf->capacity);
-        put_u64(f + 16, buf->size);
-        put_u64(f + 24, buf->head);
-        put_u64(f + 32, buf->total);
-        put_f32(f + 40, buf->holdout_ratio);
-        put_u64(f + 48, buf->holdout_seed);
+        mb_le_put32(f, (uint32_t)buf->obs_dim);
+        mb_le_put32(f + 4, (uint32_t)buf->act_dim);
+        mb_le_put64(f + 8, buf->capacity);
+        mb_le_put64(f + 16, buf->size);
+        mb_le_put64(f + 24, buf->head);
+        mb_le_put64(f + 32, buf->total);
+        mb_le_putf32(f + 40, buf->holdout_ratio);
+        mb_le_put64(f + 48, buf->holdout_seed);
         enc__add(e, f, SNAP__BUFF_FIXED);
         /* Held rows, oldest first: at most two runs of slots per array. */
         size_t first = buf->size ? mb_buffer_slot(buf, 0) : 0;
@@ -243,8 +222,8 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     uint64_t before_end = e->off[e->n];
     s = enc__sec_begin(e, SNAP__END, &sh);
     unsigned char *f = enc__local(e, 12);
-    put_u64(f, before_end);
-    put_u32(f + 8, sections);
+    mb_le_put64(f, before_end);
+    mb_le_put32(f + 8, sections);
     enc__add(e, f, 12);
     enc__sec_end(e, s, sh);
     *out = e;
@@ -338,9 +317,9 @@ static mb_status snap__sec_close(snap__in *d, uint32_t tag, uint64_t sec_off, ch
     uint32_t want = d->crc;
     mb_status st = snap__read(d, c, 4, err, err_sz);
     if (st != MB_OK) return st;
-    if (get_u32(c) != want)
+    if (mb_le_get32(c) != want)
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s: section %s at offset %" PRIu64 ": checksum mismatch "
-                       "(stored 0x%08x, computed 0x%08x)", d->what, snap__tag_name(tag), sec_off, get_u32(c), want);
+                       "(stored 0x%08x, computed 0x%08x)", d->what, snap__tag_name(tag), sec_off, mb_le_get32(c), want);
     return MB_OK;
 }
 
@@ -367,15 +346,15 @@ static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const m
     if (st != MB_OK) return st;
     mb_ensemble_spec sp;
     memset(&sp, 0, sizeof sp);
-    sp.members = (int32_t)get_u32(f);
-    sp.obs_dim = (int32_t)get_u32(f + 4);
-    sp.act_dim = (int32_t)get_u32(f + 8);
-    sp.learn_reward = (int32_t)get_u32(f + 12);
-    sp.n_hidden = (int32_t)get_u32(f + 16);
-    for (int l = 0; l < MB_MAX_LAYERS; l++) sp.hidden[l] = (int32_t)get_u32(f + 20 + 4 * l);
-    uint32_t act = get_u32(f + 52);
-    for (int l = 0; l <= MB_MAX_LAYERS; l++) sp.weight_decay[l] = get_f32(f + 56 + 4 * l);
-    uint64_t n_params = get_u64(f + SNAP__ENSM_FIXED - 8);
+    sp.members = (int32_t)mb_le_get32(f);
+    sp.obs_dim = (int32_t)mb_le_get32(f + 4);
+    sp.act_dim = (int32_t)mb_le_get32(f + 8);
+    sp.learn_reward = (int32_t)mb_le_get32(f + 12);
+    sp.n_hidden = (int32_t)mb_le_get32(f + 16);
+    for (int l = 0; l < MB_MAX_LAYERS; l++) sp.hidden[l] = (int32_t)mb_le_get32(f + 20 + 4 * l);
+    uint32_t act = mb_le_get32(f + 52);
+    for (int l = 0; l <= MB_MAX_LAYERS; l++) sp.weight_decay[l] = mb_le_getf32(f + 56 + 4 * l);
+    uint64_t n_params = mb_le_get64(f + SNAP__ENSM_FIXED - 8);
     if (act > (uint32_t)MB_ACT_TANH)
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s: ensemble activation %u unknown", d->what, act);
     sp.activation = (mb_activation)act;
@@ -404,16 +383,16 @@ static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const m
     unsigned char t[SNAP__ENSM_TAIL];
     st = snap__read(d, t, sizeof t, err, err_sz);
     if (st != MB_OK) return st;
-    uint32_t ne = get_u32(t);
+    uint32_t ne = mb_le_get32(t);
     if (ne > (uint32_t)sp.members)
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s: %u elites for %d members", d->what, ne, sp.members);
     e->n_elites = (int)ne;
     for (int m = 0; m < MB_MAX_MEMBERS; m++) {
-        uint32_t el = get_u32(t + 4 + 4 * m);
+        uint32_t el = mb_le_get32(t + 4 + 4 * m);
         if (m < (int)ne && el >= (uint32_t)sp.members)
             return mb_fail(err, err_sz, MB_ECORRUPT, "%s: elite %u out of range", d->what, el);
         e->elites[m] = (int)el;
-        e->holdout_loss[m] = get_f32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m);
+        e->holdout_loss[m] = mb_le_getf32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m);
     }
     return MB_OK;
 }
@@ -424,9 +403,9 @@ static mb_status snap__adam(snap__in *d, uint64_t len, uint64_t sec_off, const m
     if (len < SNAP__ADAM_FIXED) return snap__corrupt_len(d, SNAP__ADAM, sec_off, len, SNAP__ADAM_FIXED, err, err_sz);
     mb_status st = snap__read(d, f, sizeof f, err, err_sz);
     if (st != MB_OK) return st;
-    float lr = get_f32(f), b1 = get_f32(f + 4), b2 = get_f32(f + 8), eps = get_f32(f + 12);
-    int64_t t = (int64_t)get_u64(f + 16);
-    uint64_t n = get_u64(f + 24);
+    float lr = mb_le_getf32(f), b1 = mb_le_getf32(f + 4), b2 = mb_le_getf32(f + 8), eps = mb_le_getf32(f + 12);
+    int64_t t = (int64_t)mb_le_get64(f + 16);
+    uint64_t n = mb_le_get64(f + 24);
     if (!(lr > 0 && isfinite(lr)) || !(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1) || !(eps >= 0 && isfinite(eps)) || t < 0)
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s: optimiser settings invalid", d->what);
     if (out->has_ensemble ? n != out->ens.n_params : (n == 0 || n > ((uint64_t)1 << 34)))
@@ -466,10 +445,10 @@ static mb_status snap__buff(snap__in *d, uint64_t len, uint64_t sec_off, const m
     if (len < SNAP__BUFF_FIXED) return snap__corrupt_len(d, SNAP__BUFF, sec_off, len, SNAP__BUFF_FIXED, err, err_sz);
     mb_status st = snap__read(d, f, sizeof f, err, err_sz);
     if (st != MB_OK) return st;
-    uint32_t od = get_u32(f), ad = get_u32(f + 4);
-    uint64_t cap = get_u64(f + 8), size = get_u64(f + 16), head = get_u64(f + 24), total = get_u64(f + 32);
-    float ratio = get_f32(f + 40);
-    uint64_t seed = get_u64(f + 48);
+    uint32_t od = mb_le_get32(f), ad = mb_le_get32(f + 4);
+    uint64_t cap = mb_le_get64(f + 8), size = mb_le_get64(f + 16), head = mb_le_get64(f + 24), total = mb_le_get64(f + 32);
+    float ratio = mb_le_getf32(f + 40);
+    uint64_t seed = mb_le_get64(f + 48);
     if (od < 1 || od > MB_MAX_OBS_DIM || ad < 1 || ad > MB_MAX_ACT_DIM || cap < 1 || cap > MB_MAX_BUFFER_CAPACITY ||
         size > cap || total < size || head >= cap || head != total % cap || (size < cap && size != total) ||
         !(ratio >= 0.0f && ratio <= 0.9f))
@@ -529,22 +508,22 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         st = mb_fail(err, err_sz, MB_ECORRUPT, "not an mbrld snapshot (bad magic)");
         goto fail;
     }
-    if (get_u32(h + 28) != mb_crc32c(0, h, 28)) {
+    if (mb_le_get32(h + 28) != mb_crc32c(0, h, 28)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header checksum mismatch");
         goto fail;
     }
-    out->version = get_u32(h + 8);
+    out->version = mb_le_get32(h + 8);
     if (out->version != MB_SNAPSHOT_VERSION) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot format version %u; this build reads version %d",
                      out->version, MB_SNAPSHOT_VERSION);
         goto fail;
     }
-    uint32_t flags = get_u32(h + 12);
+    uint32_t flags = mb_le_get32(h + 12);
     if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header has unknown flags 0x%x", flags);
         goto fail;
     }
-    out->log_seq = get_u64(h + 16);
+    out->log_seq = mb_le_get64(h + 16);
     /* Sections in their fixed order; `next` is the lowest order allowed. */
     static const uint32_t order[5] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__BUFF, SNAP__END};
     int next = 0, sections = 0;
@@ -555,11 +534,11 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         d.crc = 0;
         st = snap__read(&d, sh, sizeof sh, err, err_sz);
         if (st != MB_OK) goto fail;
-        uint32_t tag = get_u32(sh);
-        uint64_t len = get_u64(sh + 8);
+        uint32_t tag = mb_le_get32(sh);
+        uint64_t len = mb_le_get64(sh + 8);
         int k = 0;
         while (k < 5 && order[k] != tag) k++;
-        if (k == 5 || k < next || get_u32(sh + 4) != 0 || (k == 0) != (sections == 0)) {
+        if (k == 5 || k < next || mb_le_get32(sh + 4) != 0 || (k == 0) != (sections == 0)) {
             st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: unexpected section 0x%08x at offset %" PRIu64, tag, sec_off);
             goto fail;
         }
@@ -598,9 +577,9 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
                 goto fail;
             }
             st = snap__read(&d, f, sizeof f, err, err_sz);
-            if (st == MB_OK && (get_u64(f) != sec_off || get_u32(f + 8) != (uint32_t)sections)) {
+            if (st == MB_OK && (mb_le_get64(f) != sec_off || mb_le_get32(f + 8) != (uint32_t)sections)) {
                 st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: end marker says %" PRIu64 " bytes in %u sections, "
-                             "found %" PRIu64 " in %d", get_u64(f), get_u32(f + 8), sec_off, sections);
+                             "found %" PRIu64 " in %d", mb_le_get64(f), mb_le_get32(f + 8), sec_off, sections);
             }
             break;
         }
@@ -696,49 +675,25 @@ mb_status mb_snapshot_read_file(const char *path, const mb_snapshot_opts *opts, 
 
 /* ---- a directory of snapshots ------------------------------------------- */
 
-static int snap__cmp_desc(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 /* Log seqs of dir's snap-*.mbs, newest first. *n = 0 for a missing dir. */
 static mb_status snap__list(const char *dir, uint64_t **seqs, int *n, char *err, size_t err_sz) {
-    *seqs = NULL;
+    size_t k;
+    char e2[4400];
     *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return MB_OK;
-        return mb_fail(err, err_sz, MB_EIO, "open snapshot directory %s: %s", dir, strerror(errno));
-    }
-    int cap = 0;
-    struct dirent *de;
-    mb_status st = MB_OK;
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (strlen(nm) != 29 || strncmp(nm, "snap-", 5) != 0 || strcmp(nm + 25, ".mbs") != 0) continue;
-        uint64_t v = 0;
-        int ok = 1;
-        for (int i = 5; i < 25; i++) {
-            if (nm[i] < '0' || nm[i] > '9') { ok = 0; break; }
-            v = v * 10 + (uint64_t)(nm[i] - '0');
-        }
-        if (!ok) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 8;
-            uint64_t *p = realloc(*seqs, (size_t)cap * sizeof *p);
-            if (!p) { st = mb_fail(err, err_sz, MB_ENOMEM, "no memory listing %s", dir); break; }
-            *seqs = p;
-        }
-        (*seqs)[(*n)++] = v;
-    }
-    closedir(d);
-    if (st != MB_OK) {
+    mb_status st = mb_fs_list_numbered(dir, "snap-", ".mbs", "snapshot directory", seqs, &k, e2, sizeof e2);
+    if (st == MB_ENOTFOUND) return MB_OK;
+    if (st != MB_OK) return mb_fail(err, err_sz, st, "%s", e2);
+    if (k > (size_t)INT_MAX) {
         free(*seqs);
         *seqs = NULL;
-        *n = 0;
-        return st;
+        return mb_fail(err, err_sz, MB_ERANGE, "too many snapshots in %s", dir);
     }
-    if (*n > 1) qsort(*seqs, (size_t)*n, sizeof **seqs, snap__cmp_desc);
+    for (size_t i = 0; i < k / 2; i++) { /* ascending -> newest first */
+        uint64_t t = (*seqs)[i];
+        (*seqs)[i] = (*seqs)[k - 1 - i];
+        (*seqs)[k - 1 - i] = t;
+    }
+    *n = (int)k;
     return MB_OK;
 }
 

@@ -3,10 +3,10 @@
  * Not for: snapshots (snapshot.c) or replaying into model state (server). */
 #include "store/wal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 
 #include "base/crc32c.h"
 #include "base/fsutil.h"
+#include "base/le.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the log stores floats in host order and assumes a little-endian host"
@@ -54,29 +55,12 @@ struct mb_wal {
     mb_wal_stats stats;
 };
 
-/* ---- little-endian helpers --------------------------------------------- */
-
-static void put_u16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 /* CRC of a record: payload (type + body) first, then the length and seq
  * fields, so the payload part can be computed before the seq is known. */
 static uint32_t wal__crc_finish(uint32_t payload_crc, uint32_t len, uint64_t seq) {
     unsigned char b[12];
-    put_u32(b, len);
-    put_u64(b + 4, seq);
+    mb_le_put32(b, len);
+    mb_le_put64(b + 4, seq);
     return mb_crc32c(payload_crc, b, sizeof b);
 }
 
@@ -120,48 +104,20 @@ static void wal__seg_path(char *out, size_t sz, const char *dir, uint64_t first)
     snprintf(out, sz, "%s/wal-%020" PRIu64 ".log", dir, first);
 }
 
-static int wal__cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Lists wal-<seq>.log in dir, ascending. *segs owned by the caller. */
+/* Lists wal-<seq>.log in dir, ascending. *segs owned by the caller; *cap is
+ * its capacity (wal__segs_push grows it). A missing dir is MB_EIO here. */
 static mb_status wal__list(const char *dir, uint64_t **segs, int *n, int *cap, char *err, size_t err_sz) {
-    *segs = NULL;
-    *n = *cap = 0;
-    DIR *d = opendir(dir);
-    if (!d) return mb_fail(err, err_sz, MB_EIO, "open log directory %s: %s", dir, strerror(errno));
-    struct dirent *de;
-    mb_status st = MB_OK;
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        size_t len = strlen(nm);
-        if (len != 28 || strncmp(nm, "wal-", 4) != 0 || strcmp(nm + 24, ".log") != 0) continue;
-        uint64_t v = 0;
-        int ok = 1;
-        for (int i = 4; i < 24; i++) {
-            if (nm[i] < '0' || nm[i] > '9') { ok = 0; break; }
-            v = v * 10 + (uint64_t)(nm[i] - '0');
-        }
-        if (!ok) continue;
-        if (*n == *cap) {
-            int nc = *cap ? *cap * 2 : 16;
-            uint64_t *p = realloc(*segs, (size_t)nc * sizeof *p);
-            if (!p) { st = mb_fail(err, err_sz, MB_ENOMEM, "no memory listing %s", dir); break; }
-            *segs = p;
-            *cap = nc;
-        }
-        (*segs)[(*n)++] = v;
-    }
-    closedir(d);
-    if (st != MB_OK) {
+    size_t k;
+    mb_status st = mb_fs_list_numbered(dir, "wal-", ".log", "log directory", segs, &k, err, err_sz);
+    if (st == MB_ENOTFOUND) st = MB_EIO;
+    if (st == MB_OK && k > (size_t)INT_MAX) {
         free(*segs);
         *segs = NULL;
-        *n = 0;
-        return st;
+        k = 0;
+        st = mb_fail(err, err_sz, MB_ERANGE, "too many segments in %s", dir);
     }
-    if (*n > 1) qsort(*segs, (size_t)*n, sizeof **segs, wal__cmp_u64);
-    return MB_OK;
+    *n = *cap = st == MB_OK ? (int)k : 0;
+    return st;
 }
 
 static mb_status wal__read_seg(const char *path, unsigned char **buf, size_t *size, char *err, size_t err_sz) {
@@ -201,11 +157,11 @@ static int wal__check_at(const unsigned char *buf, size_t size, size_t off, uint
         return 1;
     }
     const unsigned char *h = buf + off;
-    if (get_u32(h) != WAL__MAGIC) {
-        snprintf(why, why_sz, "bad magic 0x%08x", get_u32(h));
+    if (mb_le_get32(h) != WAL__MAGIC) {
+        snprintf(why, why_sz, "bad magic 0x%08x", mb_le_get32(h));
         return 1;
     }
-    uint32_t l = get_u32(h + 4);
+    uint32_t l = mb_le_get32(h + 4);
     if (l < 4 || l > max_record) {
         snprintf(why, why_sz, "bad length %u", l);
         return 1;
@@ -214,9 +170,9 @@ static int wal__check_at(const unsigned char *buf, size_t size, size_t off, uint
         snprintf(why, why_sz, "record of %u bytes extends past the end of the file", l + 20);
         return 1;
     }
-    uint32_t crc = wal__crc_finish(mb_crc32c(0, h + 20, l), l, get_u64(h + 8));
-    if (crc != get_u32(h + 16)) {
-        snprintf(why, why_sz, "checksum mismatch (stored 0x%08x, computed 0x%08x)", get_u32(h + 16), crc);
+    uint32_t crc = wal__crc_finish(mb_crc32c(0, h + 20, l), l, mb_le_get64(h + 8));
+    if (crc != mb_le_get32(h + 16)) {
+        snprintf(why, why_sz, "checksum mismatch (stored 0x%08x, computed 0x%08x)", mb_le_get32(h + 16), crc);
         return 1;
     }
     *len = l;
@@ -228,7 +184,7 @@ static int wal__valid_after(const unsigned char *buf, size_t size, size_t from, 
     char why[160];
     for (size_t p = from; p + MB_WAL_HEADER_BYTES <= size; p++) {
         uint32_t len;
-        if (buf[p] == (WAL__MAGIC & 0xFF) && get_u32(buf + p) == WAL__MAGIC &&
+        if (buf[p] == (WAL__MAGIC & 0xFF) && mb_le_get32(buf + p) == WAL__MAGIC &&
             wal__check_at(buf, size, p, max_record, &len, why, sizeof why) == 0)
             return 1;
     }
@@ -255,7 +211,7 @@ static mb_status wal__walk(const char *path, const unsigned char *buf, size_t si
             r->bad = 1;
             break;
         }
-        uint64_t seq = get_u64(buf + off + 8);
+        uint64_t seq = mb_le_get64(buf + off + 8);
         if (seq != r->last_seq + 1) {
             snprintf(r->why, sizeof r->why, "sequence gap: expected seq %" PRIu64 ", found %" PRIu64,
                      r->last_seq + 1, seq);
@@ -265,7 +221,7 @@ static mb_status wal__walk(const char *path, const unsigned char *buf, size_t si
         if (fn && seq > replay_after) {
             mb_wal_record rec;
             rec.seq = seq;
-            rec.type = get_u32(buf + off + 20);
+            rec.type = mb_le_get32(buf + off + 20);
             rec.len = len - 4;
             rec.file = path;
             rec.offset = off;
@@ -761,7 +717,7 @@ static mb_status wal__appendv(mb_wal *w, uint32_t type, const struct iovec *iov,
     struct iovec v[WAL__MAX_IOV + 1];
     unsigned char hdr[MB_WAL_HEADER_BYTES];
     uint64_t len = 4;
-    put_u32(hdr + 20, type);
+    mb_le_put32(hdr + 20, type);
     uint32_t crc = mb_crc32c(0, hdr + 20, 4);
     for (int i = 0; i < iovcnt; i++) {
         len += iov[i].iov_len;
@@ -773,8 +729,8 @@ static mb_status wal__appendv(mb_wal *w, uint32_t type, const struct iovec *iov,
                        w->o.max_record);
     v[0].iov_base = hdr;
     v[0].iov_len = sizeof hdr;
-    put_u32(hdr, WAL__MAGIC);
-    put_u32(hdr + 4, (uint32_t)len);
+    mb_le_put32(hdr, WAL__MAGIC);
+    mb_le_put32(hdr + 4, (uint32_t)len);
     uint64_t rec_bytes = len + 20;
 
     pthread_mutex_lock(&w->mu);
@@ -788,8 +744,8 @@ static mb_status wal__appendv(mb_wal *w, uint32_t type, const struct iovec *iov,
         if (st != MB_OK) goto out;
     }
     uint64_t s = w->next_seq;
-    put_u64(hdr + 8, s);
-    put_u32(hdr + 16, wal__crc_finish(crc, (uint32_t)len, s));
+    mb_le_put64(hdr + 8, s);
+    mb_le_put32(hdr + 16, wal__crc_finish(crc, (uint32_t)len, s));
     if (wal__writev_all(w->fd, v, iovcnt + 1) != MB_OK) {
         /* Part of the record may be in the file: resume cuts it off. */
         wal__set_failed(w, "write to %s segment %" PRIu64 ": %s", w->dir, w->segs[w->n_segs - 1], strerror(errno));
@@ -862,13 +818,13 @@ static mb_status wal__append_batch(mb_wal *w, const mb_wal_batch *b, int wait, u
         return mb_fail(err, err_sz, MB_EINVAL, "bad transition batch (n %u, dims %d/%d)", b->n, b->obs_dim, b->act_dim);
     unsigned char h[WAL__BATCH_HDR];
     uint16_t flags = (uint16_t)((b->terminated ? WAL__F_TERM : 0) | (b->truncated ? WAL__F_TRUNC : 0));
-    put_u32(h, b->n);
-    put_u16(h + 4, (uint16_t)b->obs_dim);
-    put_u16(h + 6, (uint16_t)b->act_dim);
-    put_u64(h + 8, b->client_seq);
-    put_u16(h + 16, (uint16_t)cl);
-    put_u16(h + 18, flags);
-    put_u32(h + 20, 0);
+    mb_le_put32(h, b->n);
+    mb_le_put16(h + 4, (uint16_t)b->obs_dim);
+    mb_le_put16(h + 6, (uint16_t)b->act_dim);
+    mb_le_put64(h + 8, b->client_seq);
+    mb_le_put16(h + 16, (uint16_t)cl);
+    mb_le_put16(h + 18, flags);
+    mb_le_put32(h + 20, 0);
     size_t n = b->n;
     struct iovec v[9];
     int k = 0;
@@ -900,12 +856,12 @@ mb_status mb_wal_batch_decode(const mb_wal_record *rec, mb_wal_batch *b, char *e
     if (rec->type != MB_WAL_REC_TRANSITIONS || rec->len < WAL__BATCH_HDR)
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s offset %" PRIu64 ": not a transition batch", rec->file,
                        rec->offset);
-    b->n = get_u32(p);
-    b->obs_dim = get_u16(p + 4);
-    b->act_dim = get_u16(p + 6);
-    b->client_seq = get_u64(p + 8);
-    b->client_len = get_u16(p + 16);
-    uint16_t flags = get_u16(p + 18);
+    b->n = mb_le_get32(p);
+    b->obs_dim = mb_le_get16(p + 4);
+    b->act_dim = mb_le_get16(p + 6);
+    b->client_seq = mb_le_get64(p + 8);
+    b->client_len = mb_le_get16(p + 16);
+    uint16_t flags = mb_le_get16(p + 18);
     if (b->n == 0 || b->obs_dim == 0 || b->act_dim == 0 || b->client_len > MB_WAL_MAX_CLIENT ||
         (flags & ~(WAL__F_TERM | WAL__F_TRUNC)) != 0 ||
         rec->len != mb_wal_batch_bytes(b->n, b->obs_dim, b->act_dim, b->client_len, flags & WAL__F_TERM,

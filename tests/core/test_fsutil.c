@@ -1,6 +1,6 @@
 /* test_fsutil.c: atomic replacement (old or new file, never a mix, no temp
  * left behind), abort, whole-file reads with the size cap, mkdir -p,
- * rm -r, dirname, full writes and exact preads. */
+ * rm -r, dirname, full writes and exact preads, numbered-file listing. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,17 +9,13 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "tmpdir.h"
 #include "base/fsutil.h"
 
-static char tmpdir[256];
 static char err[512];
 
-static void setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mbrld-fsutil-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-static void teardown(void) { mb_fs_remove_tree(tmpdir, err, sizeof err); }
+static void setup(void) { tmpdir_setup("fsutil"); }
+static void teardown(void) { tmpdir_remove(); }
 
 static int exists(const char *p) {
     struct stat sb;
@@ -132,6 +128,43 @@ START_TEST(test_write_all_pread_all) {
 }
 END_TEST
 
+/* Only <prefix><20 digits><suffix> counts; numbers come back ascending. */
+START_TEST(test_list_numbered) {
+    const char *names[] = {"wal-00000000000000000300.log", "wal-00000000000000000007.log",
+                           "wal-18446744073709551615.log", "wal-00000000000000000042.log",
+                           "wal-0000000000000000042.log",  /* 19 digits */
+                           "wal-0000000000000000004x.log", "wal-00000000000000000042.tmp",
+                           "snap-00000000000000000042.mbs", "xwal-00000000000000000001.log"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
+        ck_assert_int_eq(mb_fs_write_file_atomic(p, "x", 1, err, sizeof err), MB_OK);
+    }
+    uint64_t *v;
+    size_t n;
+    ck_assert_int_eq(mb_fs_list_numbered(tmpdir, "wal-", ".log", "log directory", &v, &n, err, sizeof err), MB_OK);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_uint_eq(v[0], 7);
+    ck_assert_uint_eq(v[1], 42);
+    ck_assert_uint_eq(v[2], 300);
+    ck_assert_uint_eq(v[3], UINT64_MAX);
+    free(v);
+    ck_assert_int_eq(mb_fs_list_numbered(tmpdir, "snap-", ".mbs", "snapshot directory", &v, &n, err, sizeof err), MB_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(v[0], 42);
+    free(v);
+    ck_assert_int_eq(mb_fs_list_numbered(tmpdir, "none-", ".x", "dir", &v, &n, err, sizeof err), MB_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_ptr_null(v);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/missing", tmpdir);
+    ck_assert_int_eq(mb_fs_list_numbered(missing, "wal-", ".log", "log directory", &v, &n, err, sizeof err),
+                     MB_ENOTFOUND);
+    ck_assert_ptr_null(v);
+    ck_assert_ptr_nonnull(strstr(err, "open log directory"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("fsutil");
     TCase *tc = tcase_create("fsutil");
@@ -140,6 +173,7 @@ int main(void) {
     tcase_add_test(tc, test_atomic_stream_and_abort);
     tcase_add_test(tc, test_mkdir_remove_dirname);
     tcase_add_test(tc, test_write_all_pread_all);
+    tcase_add_test(tc, test_list_numbered);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

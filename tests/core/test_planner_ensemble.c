@@ -4,6 +4,7 @@
  * learned rewards, members that disagree in one region (TS-inf and TS-1
  * avoid it, expectation does not), elites_only, FLOP accounting,
  * determinism across pools, mb_predict. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -379,6 +380,100 @@ START_TEST(test_ensemble_determinism_and_ws) {
 }
 END_TEST
 
+/* TS-inf weighs every candidate's members equally, also when the members do
+ * not divide the particles: with the action fixed (low = high) every
+ * candidate is the same sequence, so its predicted return must be the mean
+ * of the two members' returns, whatever P; before, P = 3 over 2 members gave
+ * 2:1 or 1:2 weightings depending on the candidate's index (1.1 off here;
+ * the tolerance covers the members' tiny aleatoric noise). */
+START_TEST(test_ts_inf_equal_member_weighting) {
+    mb_ensemble e;
+    const int flip[2] = {0, 1};
+    di_ensemble(&e, 2, flip); /* member 1: the action's sign flipped */
+    const float lo[1] = {1.0f}, hi[1] = {1.0f};
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 2, .act_dim = 1, .act_low = lo, .act_high = hi};
+    mb_reward_spec rw = lqr_reward(0);
+    const float x0[2] = {1.0f, 0.0f};
+    mb_planner_cfg cfg = cem_cfg(10, 16, 4, 1, 2, MB_PROP_TS_INF);
+    cfg.method = MB_PLAN_RANDOM;
+    float plan[10];
+    mb_plan_info i2, i3, i5;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i2); /* one particle per member */
+    cfg.particles = 3;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i3);
+    cfg.particles = 5;
+    plan_ok(&cfg, &dyn, &rw, x0, 3, NULL, plan, &i5);
+    MB_ASSERT_CLOSE("P 3 vs P 2", i3.predicted_return, i2.predicted_return, 1e-3 * fabs(i2.predicted_return));
+    MB_ASSERT_CLOSE("P 5 vs P 2", i5.predicted_return, i2.predicted_return, 1e-3 * fabs(i2.predicted_return));
+    /* the members disagree, so a 2:1 weighting would show */
+    mb_planner_cfg one = cfg;
+    one.particles = 1;
+    mb_plan_info a, b;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &a);
+    ck_assert(isfinite(a.predicted_return));
+    e.n_elites = 1;
+    e.elites[0] = 1;
+    one.elites_only = 1;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &b);
+    e.elites[0] = 0;
+    mb_plan_info c;
+    plan_ok(&one, &dyn, &rw, x0, 3, NULL, plan, &c);
+    ck_assert_msg(fabs(b.predicted_return - c.predicted_return) > 1e-3, "members agree: %g %g", b.predicted_return,
+                  c.predicted_return);
+    MB_ASSERT_CLOSE("P 2 = mean of the members", i2.predicted_return,
+                    0.5 * (b.predicted_return + c.predicted_return), 1e-3 * fabs(i2.predicted_return));
+    mb_ensemble_free(&e);
+}
+END_TEST
+
+/* A model that predicts NaN (diverged weights) or overflows to inf gives
+ * no plan: MB_ESTATE, never an arbitrary "best" action, and a warm
+ * session is not warm-started from it. */
+START_TEST(test_nonfinite_plan_is_an_error) {
+    mb_ensemble e;
+    bump_ensemble(&e);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 2, .act_dim = 2, .act_low = lo, .act_high = hi};
+    mb_reward_spec rw;
+    mb_reward_spec_default(&rw);
+    rw.use_learned = 0;
+    rw.n_terms = 1;
+    rw.terms[0] = (mb_reward_term){.type = MB_TERM_LINEAR, .weight = 1.0f, .n_idx = 1, .idx = {0}};
+    const float obs[2] = {0.5f, 0.1f};
+    for (int m = MB_PLAN_RANDOM; m <= MB_PLAN_ICEM; m++)
+        for (int bad = 0; bad < 2; bad++) {
+            mb_ensemble e2;
+            char err[200] = "";
+            ck_assert_int_eq(mb_ensemble_copy(&e2, &e, err, sizeof err), MB_OK);
+            mb_reward_spec r2 = rw;
+            /* NaN weights (diverged training), or weights so large that the
+             * forward pass overflows to inf */
+            for (size_t i = 0; i < e2.n_params; i++) e2.params[i] = bad ? 1e30f : NAN;
+            mb_dynamics d2 = dyn;
+            d2.ens = &e2;
+            mb_planner_cfg cfg = cem_cfg(6, 40, 5, 2, 4, MB_PROP_TS_INF);
+            cfg.method = (mb_plan_method)m;
+            mb_plan_ws *ws = mb_plan_ws_new(&cfg, &d2);
+            mb_plan_state st;
+            ck_assert_int_eq(mb_plan_state_init(&st, &cfg, 2, err, sizeof err), MB_OK);
+            st.valid = 1;
+            mb_rng rng;
+            mb_rng_seed(&rng, 5);
+            float a[2];
+            mb_plan_info info;
+            mb_status s = mb_plan(&cfg, &d2, &r2, obs, &st, &rng, ws, NULL, a, NULL, &info, err, sizeof err);
+            ck_assert_msg(s == MB_ESTATE, "%s, %s: status %d (%s)", mb_plan_method_name(cfg.method),
+                          bad ? "overflowing model" : "NaN model", (int)s, err);
+            ck_assert_ptr_nonnull(strstr(err, "not finite"));
+            ck_assert_int_eq(st.valid, 0);
+            mb_plan_state_free(&st);
+            mb_plan_ws_free(ws);
+            mb_ensemble_free(&e2);
+        }
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 START_TEST(test_predict_ensemble) {
     mb_ensemble e;
     const int flip[2] = {0, 1};
@@ -421,6 +516,8 @@ int main(void) {
     tcase_add_test(tc, test_elites_only_and_flops);
     tcase_add_test(tc, test_ensemble_determinism_and_ws);
     tcase_add_test(tc, test_predict_ensemble);
+    tcase_add_test(tc, test_nonfinite_plan_is_an_error);
+    tcase_add_test(tc, test_ts_inf_equal_member_weighting);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

@@ -1,4 +1,8 @@
-/* test_rng.c: the seeded generator (core/base/rng.c).
+/* test_rng.c: the seeded generator (core/base/rng.c) and its 8-lane form
+ * (core/base/rng_vec.c): known first outputs (the sequences the planner,
+ * the trainer and the simulators were built on must not move), each vector
+ * lane against the scalar stream it claims to be, the vector code against
+ * its scalar twin bit for bit, and the Box-Muller normals against libm.
  *
  * Moment checks use N draws and a tolerance of 5 standard errors of the
  * estimate (computed from N, so the shrunken sanitizer run stays fair):
@@ -11,6 +15,7 @@
 
 #include "check_util.h"
 #include "base/rng.h"
+#include "base/rng_vec.h"
 
 static size_t draws(void) { return mb_test_sanitized() ? 200000 : 2000000; }
 
@@ -174,6 +179,94 @@ START_TEST(test_split) {
 }
 END_TEST
 
+/* The first outputs as they were before the generators were merged (the
+ * scalar u64s; the simulators' Box-Muller normal, sim_rng_normal, which is
+ * now mb_rng_normal_bm; the planner's 8-lane normals, plan_fill_normal). */
+START_TEST(test_known_first_outputs) {
+    static const uint64_t u64[4] = {0x15780b2e0c2ec716ull, 0x6104d9866d113a7eull,
+                                    0xae17533239e499a1ull, 0xecb8ad4703b360a1ull};
+    mb_rng r;
+    mb_rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++) ck_assert_uint_eq(mb_rng_u64(&r), u64[i]);
+    mb_rng_seed(&r, 42);
+    ck_assert(mb_rng_uniform(&r) == 0x1.5780b2e0c2ecp-4);
+    ck_assert(mb_rng_uniform(&r) == 0x1.84136619b444ep-2);
+    /* libm's log and cos: allow an ulp or two of another libm */
+    static const double bm[4] = {-0x1.368a97c38507cp-2, 0x1.58040c37f1762p+0, 0x1.88aa35330a92cp-2,
+                                 0x1.dfb989fa22575p-1};
+    mb_rng_seed(&r, 42);
+    for (int i = 0; i < 4; i++) MB_ASSERT_CLOSE("normal_bm", mb_rng_normal_bm(&r), bm[i], 1e-14);
+    static const float vn[32] = {
+        0x1.ff0bfcp-2,  -0x1.1896ap+0,   0x1.9d2f8p+0,   -0x1.80d01p-8,  -0x1.2003a6p-1, 0x1.3c95fap-2,
+        0x1.43ee86p+0,  0x1.d11cfp-1,    0x1.42bd1ep-6,  -0x1.68faecp-1, 0x1.c1866ap+0,  -0x1.c1f224p-3,
+        -0x1.632e1ap+0, 0x1.ea14b2p-3,   0x1.5220a2p-1,  0x1.8373ecp-1,  -0x1.e5507p-5,  -0x1.14b824p-2,
+        -0x1.59f022p+1, 0x1.224244p-4,   0x1.2ef96ap-2,  -0x1.8f7474p-1, 0x1.191066p-4,  0x1.5c81ecp-1,
+        0x1.608c0cp-1,  -0x1.8cae96p+0,  0x1.03d008p+0,  0x1.db76dep-4,  -0x1.883106p-1, 0x1.e903b2p-2,
+        -0x1.1e9c6ep-5, -0x1.31f34ep-2};
+    mb_vrng g;
+    float out[32];
+    mb_vrng_init(&g, 42, 7);
+    mb_vrng_fill_normal(&g, out, 32);
+    for (int i = 0; i < 32; i++) ck_assert_msg(out[i] == vn[i], "vrng normal %d: %a, want %a", i, out[i], vn[i]);
+    mb_vrng_init(&g, 42, 7);
+    mb_vrng_fill_normal_ref(&g, out, 32);
+    for (int i = 0; i < 32; i++) ck_assert_msg(out[i] == vn[i], "vrng normal ref %d: %a, want %a", i, out[i], vn[i]);
+}
+END_TEST
+
+/* Lane l of mb_vrng_init(seed, stream) is split(split(seed(seed), stream), l):
+ * its uniforms are that mb_rng's outputs >> 40, and its normals are
+ * Box-Muller on the fields rng_vec.h names (checked against libm). */
+START_TEST(test_vrng_lanes) {
+    const uint64_t seed = 123456789, stream = (1ull << 62) | 5;
+    mb_rng base, child, lane[8];
+    mb_rng_seed(&base, seed);
+    mb_rng_split(&base, stream, &child);
+    for (int l = 0; l < 8; l++) mb_rng_split(&child, (uint64_t)l, &lane[l]);
+    mb_vrng g, h;
+    mb_vrng_init(&g, seed, stream);
+    for (int w = 0; w < 4; w++)
+        for (int l = 0; l < 8; l++) ck_assert_uint_eq(g.s[w][l], lane[l].s[w]);
+    enum { N = 1024 };
+    float u[N], ur[N];
+    h = g;
+    mb_vrng_fill_uniform(&g, u, N);
+    mb_vrng_fill_uniform_ref(&h, ur, N);
+    ck_assert_mem_eq(&g, &h, sizeof g);
+    for (int i = 0; i < N; i++) {
+        float want = (float)(mb_rng_u64(&lane[i % 8]) >> 40) * 0x1p-24f;
+        ck_assert_msg(u[i] == want && ur[i] == want, "uniform %d: %a / %a, want %a", i, u[i], ur[i], want);
+    }
+    /* normals: vector == scalar twin bit for bit, both == Box-Muller */
+    size_t n = mb_test_sanitized() ? 4096 : 65536;
+    float *x = malloc(n * sizeof *x), *xr = malloc(n * sizeof *xr);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(xr);
+    h = g;
+    mb_vrng_fill_normal(&g, x, n);
+    mb_vrng_fill_normal_ref(&h, xr, n);
+    ck_assert_mem_eq(&g, &h, sizeof g);
+    ck_assert_int_eq(memcmp(x, xr, n * sizeof *x), 0);
+    double worst = 0, sum = 0, sum2 = 0;
+    for (size_t i = 0; i < n; i += 16)
+        for (int j = 0; j < 8; j++) {
+            uint64_t v = mb_rng_u64(&lane[MB_VRNG_LANE(j)]);
+            double u1 = ((double)(v >> 40) + 1) * 0x1p-24, u2 = (double)((v >> 16) & 0xffffff) * 0x1p-24;
+            double r = sqrt(-2 * log(u1));
+            double c = r * cos(2 * M_PI * u2), s = r * sin(2 * M_PI * u2);
+            double e = fmax(fabs(x[i + j] - c), fabs(x[i + 8 + j] - s)) / fmax(1.0, r);
+            if (e > worst) worst = e;
+            sum += x[i + j] + x[i + 8 + j];
+            sum2 += (double)x[i + j] * x[i + j] + (double)x[i + 8 + j] * x[i + 8 + j];
+        }
+    MB_ASSERT_CLOSE("vrng normal vs libm Box-Muller", worst, 0, 2e-6);
+    MB_ASSERT_CLOSE("vrng normal mean", sum / n, 0, 5 / sqrt((double)n));
+    MB_ASSERT_CLOSE("vrng normal variance", sum2 / n, 1, 5 * sqrt(2.0 / n));
+    free(x);
+    free(xr);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("rng");
     TCase *tc = tcase_create("rng");
@@ -183,6 +276,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_normal_moments);
     tcase_add_test(tc, test_below);
     tcase_add_test(tc, test_split);
+    tcase_add_test(tc, test_known_first_outputs);
+    tcase_add_test(tc, test_vrng_lanes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,20 +16,16 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "tmpdir.h"
 #include "base/crc32c.h"
 #include "base/fsutil.h"
 #include "base/rng.h"
 #include "store/snapshot.h"
 
-static char tmpdir[256];
 static char err[1024];
 
-static void setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mbrld-snap-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-static void teardown(void) { mb_fs_remove_tree(tmpdir, err, sizeof err); }
+static void setup(void) { tmpdir_setup("snap"); }
+static void teardown(void) { tmpdir_remove(); }
 
 /* A trained-looking model: small ensemble with non-trivial normaliser,
  * elites and losses; Adam after 17 steps; a buffer that has wrapped. */

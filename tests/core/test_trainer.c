@@ -619,6 +619,51 @@ START_TEST(test_no_holdout_and_warm_restart) {
 }
 END_TEST
 
+/* Every train option applies to its call: lr too on a warm optimiser. When
+ * the weights kept are an earlier epoch's (early stopping rolled back), the
+ * optimiser's moments and step count start afresh; when they are the last
+ * epoch's, Adam continues. */
+START_TEST(test_rollback_resets_optimizer_lr_applies) {
+    mb_buffer b;
+    ck_assert_int_eq(mb_buffer_init(&b, OD, AD, 1000, 0.25f, 11, NULL, 0), MB_OK);
+    fill_buffer(&b, 240, 5);
+    mb_ensemble e;
+    make_ensemble(&e, 4, 1, 2);
+    mb_adam opt;
+    memset(&opt, 0, sizeof opt);
+    mb_train_cfg cfg;
+    small_cfg(&cfg);
+    cfg.max_epochs = 150;
+    cfg.patience = 4;
+    cfg.min_improvement = 0.02f;
+    cfg.lr = 1e-2f; /* noisy: the last epoch is not every member's best (as above) */
+    mb_train_result res;
+    char err[256];
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK, "%s", err);
+    ck_assert_int_eq(res.stopped_early, 1);
+    ck_assert_int_eq(opt.t, 0);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < opt.n; i++) nonzero += opt.m[i] != 0.0f || opt.v[i] != 0.0f;
+    ck_assert_uint_eq(nonzero, 0);
+    ck_assert(opt.lr == 1e-2f);
+    /* A second call with its own lr and keep_last (no rollback): Adam runs on
+     * with the new step size and its moments are kept. */
+    cfg.lr = 3e-4f;
+    cfg.max_epochs = 2;
+    cfg.patience = 0;
+    cfg.keep_last = 1;
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK, "%s", err);
+    ck_assert(opt.lr == 3e-4f);
+    ck_assert_int_eq(opt.t, 2 * (long)((res.n_train + cfg.batch_size - 1) / cfg.batch_size));
+    nonzero = 0;
+    for (size_t i = 0; i < opt.n; i++) nonzero += opt.v[i] != 0.0f;
+    ck_assert_uint_gt(nonzero, 0);
+    mb_adam_free(&opt);
+    mb_ensemble_free(&e);
+    mb_buffer_free(&b);
+}
+END_TEST
+
 #if ALLOC_COUNTING
 /* Allocations seen at each epoch's callback. */
 typedef struct {
@@ -683,6 +728,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, test_full_batch_gradient_matches_direct);
     tcase_add_test(tc, test_nonfinite_data_and_divergence);
     tcase_add_test(tc, test_no_holdout_and_warm_restart);
+    tcase_add_test(tc, test_rollback_resets_optimizer_lr_applies);
 #if ALLOC_COUNTING
     tcase_add_test(tc, test_epoch_loop_allocates_nothing);
 #endif

@@ -26,18 +26,14 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "tmpdir.h"
 #include "base/fsutil.h"
 #include "store/wal.h"
 
-static char tmpdir[256];
 static char err[1024];
 
-static void setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mbrld-wal-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-static void teardown(void) { mb_fs_remove_tree(tmpdir, err, sizeof err); }
+static void setup(void) { tmpdir_setup("wal"); }
+static void teardown(void) { tmpdir_remove(); }
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check_util.h"
+#include "tmpdir.h"
 #include "base/fsutil.h"
 #include "store/snapshot.h"
 #include "store/wal.h"
@@ -27,15 +28,10 @@
 #error "build through tests/fault/fault.mk (MB_FAULTFS names the shim)"
 #endif
 
-static char tmpdir[256];
 static char err[1024];
 
-static void setup(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/mbrld-fault-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-static void teardown(void) { mb_fs_remove_tree(tmpdir, err, sizeof err); }
+static void setup(void) { tmpdir_setup("fault"); }
+static void teardown(void) { tmpdir_remove(); }
 
 /* Switches faults: spec like "write=ENOSPC" (applied under tmpdir), or ""
  * for none. The shim re-reads the control file on every call. */

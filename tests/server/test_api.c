@@ -447,6 +447,7 @@ static long long daemon_hwm(pid_t pid) {
 typedef struct {
     const char *body, *path;
     long status;
+    CURLcode curl;
 } big_act;
 
 static void *big_act_main(void *p) {
@@ -454,6 +455,7 @@ static void *big_act_main(void *p) {
     mbr r;
     mbr_do(&r, &D, "POST", a->path, a->body, 0, NULL);
     a->status = r.status;
+    a->curl = r.curl;
     mbr_free(&r);
     return NULL;
 }
@@ -476,15 +478,26 @@ START_TEST(test_large_act_bodies_cost_nothing) {
     big_act a[8];
     pthread_t th[8];
     for (int i = 0; i < 8; i++) {
-        a[i] = (big_act){body, i < 4 ? "/v1/models/big/act" : "/v1/models/big/predict", 0};
+        a[i] = (big_act){body, i < 4 ? "/v1/models/big/act" : "/v1/models/big/predict", 0, CURLE_OK};
         ck_assert_int_eq(pthread_create(&th[i], NULL, big_act_main, &a[i]), 0);
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(th[i], NULL);
-        ck_assert_int_eq(a[i].status, 413);
+        /* refused from the headers: the answer is 413, unless the daemon
+         * closed the connection while curl was still sending the body */
+        ck_assert_msg(a[i].status == 413 || (a[i].status == 0 && a[i].curl != CURLE_OK),
+                      "body %d: status %ld", i, a[i].status);
     }
     long long grew = daemon_hwm(D.pid) - hwm0;
     ck_assert_msg(grew < 160LL << 20, "peak memory grew by %lld MB for eight refused bodies", grew >> 20);
+    body[300 << 10] = 0; /* just over the cap, sent whole: exactly a 413 */
+    memcpy(body + (300 << 10) - 2, "]}", 2);
+    mbr r;
+    for (int i = 0; i < 2; i++) {
+        mbr_do(&r, &D, "POST", i ? "/v1/models/big/predict" : "/v1/models/big/act", body, 0, NULL);
+        MBR_EXPECT_ERROR(&r, 413, "payload_too_large", "");
+        mbr_free(&r);
+    }
     free(body);
 }
 END_TEST

@@ -17,18 +17,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/rng.h"
 #include "lib/mbrl_client.h"
 
 #define SIM_MAX_OBS 32
 #define SIM_MAX_ACT 8
 
-/* xoshiro-style generator of the simulators' resets and random policies. */
-typedef struct {
-    uint64_t s[4];
-} sim_rng;
-void sim_rng_seed(sim_rng *r, uint64_t seed);
-double sim_rng_uniform(sim_rng *r);           /* [0, 1) */
-double sim_rng_normal(sim_rng *r);            /* N(0, 1) */
+/* The simulators' resets and random policies draw from core's one
+ * generator (base/rng.h); these names keep the simulators' call sites. */
+typedef mb_rng sim_rng;
+static inline void sim_rng_seed(sim_rng *r, uint64_t seed) { mb_rng_seed(r, seed); }
+static inline double sim_rng_uniform(sim_rng *r) { return mb_rng_uniform(r); } /* [0, 1) */
+static inline double sim_rng_normal(sim_rng *r) { return mb_rng_normal_bm(r); } /* N(0, 1), Box-Muller */
 
 typedef struct sim_env sim_env;
 

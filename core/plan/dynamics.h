@@ -1,0 +1,19 @@
+/* dynamics.h: mb_dynamics, where the next state comes from in the planners
+ * (planner.h) and in mb_predict (predict.h): a learned ensemble or known
+ * dynamics, with the action bounds.
+ * Not for: stepping anything (propagate.c, predict.c do). */
+#ifndef MB_DYNAMICS_H
+#define MB_DYNAMICS_H
+
+#include "nn/ensemble.h"
+#include "plan/known.h"
+
+/* Where the next state comes from. Exactly one of ens / known is set. */
+typedef struct {
+    const mb_ensemble *ens;       /* learned: s' = s + delta (+ reward head) */
+    const mb_known_model *known;  /* known: exact step and reward */
+    int obs_dim, act_dim;
+    const float *act_low, *act_high; /* (act_dim) bounds */
+} mb_dynamics;
+
+#endif
