@@ -1,8 +1,12 @@
 # mbrld container: build stage compiles the daemon, the runtime stage holds
-# only it and its shared libraries. Build and run (see deploy/README.md for
-# podman on machines without a Docker engine):
+# only it and its shared libraries. It listens on 0.0.0.0, so it needs a
+# token file (protected mode refuses to start without one): the CMD reads
+# /run/secrets/mbrld-tokens, a compose or Kubernetes secret, or a bind mount.
+# Build and run (deploy/README.md: how to make the file; podman on machines
+# without a Docker engine):
 #   docker build -t mbrld .
-#   docker run -p 8080:8080 -v mbrld-data:/var/lib/mbrld mbrld
+#   docker run -p 8080:8080 -v mbrld-data:/var/lib/mbrld \
+#       -v "$PWD/deploy/mbrld-tokens:/run/secrets/mbrld-tokens:ro" mbrld
 FROM docker.io/library/debian:12-slim AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev check \
@@ -26,4 +30,4 @@ HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/heal
 # SIGTERM makes mbrld finish in-flight requests and exit cleanly.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/mbrld"]
-CMD ["--listen", "0.0.0.0:8080", "--data-dir", "/var/lib/mbrld"]
+CMD ["--listen", "0.0.0.0:8080", "--data-dir", "/var/lib/mbrld", "--tokens", "/run/secrets/mbrld-tokens"]

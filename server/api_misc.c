@@ -8,21 +8,24 @@
 extern const char srv_openapi_json[];
 extern const size_t srv_openapi_json_len;
 
+/* The probes are open to anyone (no token, routes.c), so they say nothing
+ * but their status: no uptime, version or reason (the reason of a 503 is
+ * in the log and /metrics). */
 int api_healthz(srv_req *q, srv_resp *r, srv_err *e) {
-    (void)e;
+    (void)q;
     r->json = cJSON_CreateObject();
-    cJSON_AddStringToObject(r->json, "status", "ok");
-    cJSON_AddNumberToObject(r->json, "uptime_s", srv_wall() - q->app->started);
+    if (!r->json || !cJSON_AddStringToObject(r->json, "status", "ok"))
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     return 0;
 }
 
 int api_readyz(srv_req *q, srv_resp *r, srv_err *e) {
     srv_app *app = q->app;
-    if (!atomic_load(&app->ready) || atomic_load(&app->shutting_down))
-        return srv_fail(e, SRV_E_UNAVAILABLE, NULL, "not ready (starting or shutting down)");
-    if (!store_ready(app->store)) return srv_fail(e, SRV_E_UNAVAILABLE, NULL, "the store is not ready");
+    if (!atomic_load(&app->ready) || atomic_load(&app->shutting_down) || !store_ready(app->store))
+        return srv_fail(e, SRV_E_UNAVAILABLE, NULL, "not ready");
     r->json = cJSON_CreateObject();
-    cJSON_AddBoolToObject(r->json, "ready", 1);
+    if (!r->json || !cJSON_AddBoolToObject(r->json, "ready", 1))
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     return 0;
 }
 

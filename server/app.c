@@ -1,9 +1,11 @@
-/* app.c: start-up (config checks, tokens, TLS files, listen socket, HTTP
- * daemon) and the orderly shutdown of SIGTERM/SIGINT (see app.h). */
+/* app.c: start-up (config checks, protected mode, tokens, TLS files,
+ * listen socket, HTTP daemon) and the orderly shutdown of SIGTERM/SIGINT
+ * (see app.h). */
 #include "app.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,76 @@ static int app__tokens(srv_app *app, char *err, size_t err_sz) {
     if (!text) return -1;
     int rc = auth_parse(&app->auth, text, app->cfg.tokens, err, err_sz);
     free(text);
+    if (rc == 0) auth_set_throttle(&app->auth, (int)app->cfg.auth_max_failures, (double)app->cfg.auth_fail_window);
     return rc;
+}
+
+/* --listen's host:port, [v6]:port or :port into host (brackets removed) and
+ * port. 0, or -1 with err. */
+static int app__split(const char *l, char *host, size_t host_sz, char *port, size_t port_sz, char *err,
+                      size_t err_sz) {
+    const char *colon = strrchr(l, ':');
+    size_t hn = colon ? (size_t)(colon - l) : 0;
+    if (!colon || hn >= host_sz || strlen(colon + 1) >= port_sz || !colon[1]) {
+        snprintf(err, err_sz, "--listen %s: expected host:port", l);
+        return -1;
+    }
+    memcpy(host, l, hn);
+    host[hn] = 0;
+    snprintf(port, port_sz, "%s", colon + 1);
+    if (host[0] == '[' && hn >= 2 && host[hn - 1] == ']') {
+        memmove(host, host + 1, hn - 2);
+        host[hn - 2] = 0;
+    }
+    return 0;
+}
+
+static int app__is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+/* Protected mode (as Redis has it): a --listen that is not loopback only
+ * (127.0.0.0/8, ::1, localhost) needs --tokens, or --insecure. Every
+ * address the host resolves to must be loopback; "" and 0.0.0.0 are not. */
+static int app__protected(const srv_config *cfg, char *err, size_t err_sz) {
+    if (cfg->tokens[0]) return 0;
+    char host[256], port[16];
+    if (app__split(cfg->listen, host, sizeof host, port, sizeof port, err, err_sz) != 0) return -1;
+    int loopback = 0;
+    if (host[0]) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        if (getaddrinfo(host, port, &hints, &res) == 0) {
+            loopback = res != NULL;
+            for (struct addrinfo *a = res; a; a = a->ai_next)
+                if (!app__is_loopback(a->ai_addr)) loopback = 0;
+            freeaddrinfo(res);
+        }
+    }
+    if (loopback) return 0;
+    if (cfg->insecure) {
+        srv_log(SRV_LOG_WARN, "serving a non-loopback address without authentication (--insecure)",
+                "listen=%s", cfg->listen);
+        return 0;
+    }
+    snprintf(err, err_sz,
+             "protected mode: --listen %s is not a loopback address and no --tokens file is given, so "
+             "anyone who reaches the port could delete models or read every transition. Add tokens: "
+             "for each, a line `<hash> read,act,write,admin LABEL` in a file, where <hash> is the "
+             "output of `printf %%s TOKEN | sha256sum`, then --tokens FILE (README: Access "
+             "control); or listen on 127.0.0.1; or pass --insecure to serve without authentication",
+             cfg->listen);
+    return -1;
 }
 
 int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
@@ -56,8 +127,10 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
         snprintf(err, err_sz, "out of memory");
         return -1;
     }
-    if (store_open(&app->store, cfg, err, err_sz) != MB_OK) return -1;
+    /* before the data directory is touched */
+    if (app__protected(cfg, err, err_sz) != 0) return -1;
     if (cfg->tokens[0] && app__tokens(app, err, err_sz) != 0) return -1;
+    if (store_open(&app->store, cfg, err, err_sz) != MB_OK) return -1;
     if (cfg->tls_cert[0]) {
         app->tls_cert = app__slurp(cfg->tls_cert, 1 << 20, err, err_sz);
         if (!app->tls_cert) return -1;
@@ -81,24 +154,8 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
 static int app__listen(srv_app *app, char *err, size_t err_sz) {
     char host[256], port[16];
     const char *l = app->cfg.listen;
-    const char *colon = strrchr(l, ':');
-    if (!colon) {
-        snprintf(err, err_sz, "--listen %s: expected host:port", l);
-        return -1;
-    }
-    size_t hn = (size_t)(colon - l);
-    if (hn >= sizeof host || strlen(colon + 1) >= sizeof port || !colon[1]) {
-        snprintf(err, err_sz, "--listen %s: expected host:port", l);
-        return -1;
-    }
-    memcpy(host, l, hn);
-    host[hn] = 0;
-    snprintf(port, sizeof port, "%s", colon + 1);
+    if (app__split(l, host, sizeof host, port, sizeof port, err, err_sz) != 0) return -1;
     char *h = host;
-    if (h[0] == '[' && hn >= 2 && h[hn - 1] == ']') {
-        h[hn - 1] = 0;
-        h++;
-    }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;

@@ -16,9 +16,9 @@ static const struct {
     {MB_ECORRUPT, 422, "corrupt"},          {MB_ESTATE, 409, "failed_precondition"},
     {SRV_E_BAD_JSON, 400, "invalid_json"},  {SRV_E_NOT_FOUND_ROUTE, 404, "not_found"},
     {SRV_E_METHOD, 405, "method_not_allowed"}, {SRV_E_TOO_LARGE, 413, "payload_too_large"},
-    {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "permission_denied"},
+    {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "insufficient_scope"},
     {SRV_E_UNAVAILABLE, 503, "unavailable"}, {SRV_E_LIMIT, 429, "resource_exhausted"},
-    {SRV_E_INTERNAL, 500, "internal"},
+    {SRV_E_INTERNAL, 500, "internal"},      {SRV_E_THROTTLED, 429, "too_many_failures"},
 };
 #define ERR__N (int)(sizeof err__table / sizeof err__table[0])
 

@@ -19,11 +19,12 @@ enum {
     SRV_E_NOT_FOUND_ROUTE, /* 404 no such path */
     SRV_E_METHOD,          /* 405 path exists, method does not */
     SRV_E_TOO_LARGE,       /* 413 body over the route's cap */
-    SRV_E_UNAUTH,          /* 401 no bearer token */
-    SRV_E_FORBIDDEN,       /* 403 wrong bearer token */
+    SRV_E_UNAUTH,          /* 401 no bearer token, or an unknown one */
+    SRV_E_FORBIDDEN,       /* 403 insufficient_scope: a known token without the route's scope */
     SRV_E_UNAVAILABLE,     /* 503 shutting down / not ready */
     SRV_E_LIMIT,           /* 429 too many models, sessions, ... */
-    SRV_E_INTERNAL         /* 500 a bug */
+    SRV_E_INTERNAL,        /* 500 a bug */
+    SRV_E_THROTTLED        /* 429 too many failed authentications from one address */
 };
 
 typedef struct {

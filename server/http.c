@@ -1,6 +1,7 @@
 /* http.c: libmicrohttpd glue and the common request work (see http.h and
  * routes.h). A request's life:
- *   first callback  -> context, route (404/405), auth (401/403), body rules
+ *   first callback  -> context, route (404/405), auth (the route's scope:
+ *                      401/403/429, see auth.h), body rules
  *                      (no body where none is allowed; Content-Length above
  *                      the cap -> 413 before reading anything)
  *   upload chunks   -> appended up to the cap (a chunked body that grows
@@ -39,6 +40,7 @@ typedef struct {
     int later_http;
     char location[256];
     atomic_int resumed;
+    srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
 } http_ctx;
 
 static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
@@ -104,9 +106,16 @@ static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, in
     if (location && *location) MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
     if (replay) MHD_add_response_header(r, "X-Idempotent-Replay", "true");
     if (allow && *allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    /* 503s (disk errors, out of memory, not ready) are worth retrying soon */
+    if ((status == 401 || status == 403) && x->auth.www_authenticate[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, x->auth.www_authenticate);
+    /* 503s (disk errors, out of memory, not ready) are worth retrying soon;
+     * a throttled address for the rest of its window */
     if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 429 && x->auth.retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", x->auth.retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     return http__queue(c, x, status, r, "application/json");
 }
 
@@ -114,8 +123,9 @@ static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, con
     cJSON *j = srv_err_json(e);
     int status = srv_err_http(e->status);
     if (status >= 500)
-        srv_log(SRV_LOG_WARN, "request failed", "method=%s url=%s status=%d code=%s message=\"%s\"",
-                x->method, x->url, status, srv_err_code(e->status), e->message);
+        srv_log(SRV_LOG_WARN, "request failed", "method=%s url=%s label=%s status=%d code=%s message=\"%s\"",
+                x->method, x->url, x->auth.label ? x->auth.label : "-", status, srv_err_code(e->status),
+                e->message);
     enum MHD_Result r = http__send_json(c, x, status, j, NULL, 0,
                                         e->status == SRV_E_METHOD ? x->allow : NULL);
     cJSON_Delete(j);
@@ -134,10 +144,12 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
         return;
     }
     const srv_route *rt = &srv_routes[x->route];
-    if (!rt->public_ &&
-        auth_check(&app->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                   &x->err) != 0)
-        return;
+    if (rt->scope != SRV_SCOPE_PUBLIC && auth_enabled(&app->auth)) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (auth_check(&app->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                       ci ? ci->client_addr : NULL, rt->scope, &x->auth, &x->err) != 0)
+            return;
+    }
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
     x->limit = (size_t)cap;
@@ -325,8 +337,8 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!x) return;
     double dt = srv_now() - x->t0;
     if (!x->http) metrics_request(&app->metrics, x->route, 0, dt); /* never answered */
-    srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s status=%d ms=%.3f toe=%d", x->method,
-            x->url, x->http, dt * 1e3, (int)toe);
+    srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s label=%s status=%d ms=%.3f toe=%d", x->method,
+            x->url, x->auth.label ? x->auth.label : "-", x->http, dt * 1e3, (int)toe);
     if (x->later.obj) x->later.release(x->later.obj);
     free(x->body);
     free(x);

@@ -128,6 +128,7 @@ char *metrics_render(srv_app *app, size_t *len) {
         sbuf_printf(&b, "mbrld_sessions{model=\"%s\"} %d\n", ms[i]->spec.name, s);
         model_put(ms[i]);
     }
+    auth_metrics(&app->auth, &b); /* requests per token label, refusals by reason */
     sbuf_printf(&b, "# TYPE mbrld_http_in_flight gauge\nmbrld_http_in_flight %d\n",
                 atomic_load(&app->in_flight));
     if (b.failed) {

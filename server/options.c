@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STR, OPT_INT } opt_type;
+typedef enum { OPT_STR, OPT_INT, OPT_FLAG } opt_type; /* FLAG: a long, 0 or 1; --name alone sets 1 */
 
 typedef struct {
     const char *name;
@@ -32,7 +32,13 @@ static const srv_option opt__table[] = {
     {"snapshot-interval", OPT_INT, 0, 86400 * 30, "300", S(snapshot_interval), NULL,
      "s between automatic snapshots of a model with new transitions (0 = off)"},
     {"tokens", OPT_STR, 0, 0, "", S(tokens), NULL,
-     "file of bearer tokens, one per line; requests need one (401 without, 403 wrong)"},
+     "file of tokens, a line each: `<sha256 hex of the token> <read,act,write,admin> [label]`"},
+    {"insecure", OPT_FLAG, 0, 1, "0", S(insecure), NULL,
+     "serve a non-loopback --listen without --tokens (refused otherwise: anyone could delete models)"},
+    {"auth-max-failures", OPT_INT, 0, 1000000, "20", S(auth_max_failures), NULL,
+     "failed authentications per address and window before 429 (0 = no throttle)"},
+    {"auth-fail-window", OPT_INT, 1, 86400, "60", S(auth_fail_window), NULL,
+     "s: the window of --auth-max-failures"},
     {"tls-cert", OPT_STR, 0, 0, "", S(tls_cert), NULL, "PEM certificate: serve HTTPS"},
     {"tls-key", OPT_STR, 0, 0, "", S(tls_key), NULL, "PEM private key for --tls-cert"},
     {"port-file", OPT_STR, 0, 0, "", S(port_file), NULL, "write the bound port here once listening"},
@@ -99,6 +105,17 @@ int srv_config_set(srv_config *cfg, const char *name, const char *value, char *e
             return -1;
         }
         memcpy(dst, value, strlen(value) + 1);
+        return 0;
+    }
+    if (o->type == OPT_FLAG) {
+        long v;
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes")) v = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no")) v = 0;
+        else {
+            snprintf(err, err_sz, "--%s: '%s' is not 0/1, true/false or yes/no", name, value);
+            return -1;
+        }
+        memcpy(dst, &v, sizeof v);
         return 0;
     }
     errno = 0;
@@ -187,8 +204,13 @@ static int opt__arg(int argc, char **argv, int i, char *name, size_t cap, const 
         *value = eq + 1;
         return i + 1;
     }
+    const srv_option *o = opt__find(name);
+    if (o && o->type == OPT_FLAG) { /* --insecure: no value follows */
+        *value = "1";
+        return i + 1;
+    }
     if (i + 1 >= argc) {
-        if (!opt__find(name))
+        if (!o)
             snprintf(err, err_sz, "unknown option '%s' (see --help)", name);
         else
             snprintf(err, err_sz, "--%s needs a value", name);
@@ -238,12 +260,13 @@ void srv_config_usage(FILE *out) {
         const srv_option *o = &opt__table[i];
         char arg[64];
         if (o->type == OPT_INT) snprintf(arg, sizeof arg, "--%s N", o->name);
+        else if (o->type == OPT_FLAG) snprintf(arg, sizeof arg, "--%s", o->name);
         else if (o->choices) snprintf(arg, sizeof arg, "--%s %s", o->name, o->choices);
         else snprintf(arg, sizeof arg, "--%s S", o->name);
         fprintf(out, "  %-34s %s\n", arg, o->help);
         if (o->type == OPT_INT)
             fprintf(out, "  %-34s (default %s, range %ld..%ld)\n", "", o->def, o->lo, o->hi);
-        else if (o->def[0])
+        else if (o->type == OPT_STR && o->def[0])
             fprintf(out, "  %-34s (default %s)\n", "", o->def);
     }
     fprintf(out, "  %-34s %s\n", "--help", "this text");

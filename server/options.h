@@ -17,7 +17,10 @@ typedef struct {
     char data_dir[SRV_PATH_MAX];
     char config[SRV_PATH_MAX];
     char fsync[16];            /* always | everysec | no */
-    char tokens[SRV_PATH_MAX]; /* bearer tokens file, one per line; "" = no auth */
+    char tokens[SRV_PATH_MAX]; /* bearer tokens file (auth.h); "" = no auth */
+    long insecure;             /* 1: serve a non-loopback address without --tokens */
+    long auth_max_failures;    /* 401s per address and window before 429; 0 = no throttle */
+    long auth_fail_window;     /* s */
     char tls_cert[SRV_PATH_MAX], tls_key[SRV_PATH_MAX];
     char port_file[SRV_PATH_MAX]; /* the bound port is written here once listening */
     char log_level[16];

@@ -9,26 +9,33 @@
 #include "handlers.h"
 #include "metrics.h"
 
+/* The scope each route needs (auth.h; README "Access control"). */
+#define R_PUBLIC SRV_SCOPE_PUBLIC
+#define R_READ SRV_SCOPE_READ
+#define R_ACT SRV_SCOPE_ACT
+#define R_WRITE SRV_SCOPE_WRITE
+#define R_ADMIN SRV_SCOPE_ADMIN
+
 const srv_route srv_routes[] = {
-    {"POST", "/v1/models", 1L << 20, api_models_create, 0, 0},
-    {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, 0, 0},
-    {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, 0, 0},
-    {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, 0, 0},
-    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, 0, 0},
-    {"POST", "/v1/models/{m}/train", 64L << 10, api_train, 0, 0},
-    {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, 0, 0},
-    {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, 0, 0},
+    {"POST", "/v1/models", 1L << 20, api_models_create, R_ADMIN, 0},
+    {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, R_READ, 0},
+    {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, R_READ, 0},
+    {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, R_ADMIN, 0},
+    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, R_WRITE, 0},
+    {"POST", "/v1/models/{m}/train", 64L << 10, api_train, R_WRITE, 0},
+    {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, R_READ, 0},
+    {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, R_WRITE, 0},
     /* act and predict name one observation or a few: small caps, so a
      * flood of large bodies costs nothing before it is refused */
-    {"POST", "/v1/models/{m}/act", 256L << 10, api_act, 0, 0},
-    {"POST", "/v1/models/{m}/predict", 256L << 10, api_predict, 0, 0},
-    {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, 0, 0},
-    {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, 0, 0},
-    {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, 0, 1}, /* raw body */
-    {"GET", "/healthz", SRV_BODY_NONE, api_healthz, 1, 0},
-    {"GET", "/readyz", SRV_BODY_NONE, api_readyz, 1, 0},
-    {"GET", "/metrics", SRV_BODY_NONE, api_metrics, 0, 0},
-    {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, 0, 0},
+    {"POST", "/v1/models/{m}/act", 256L << 10, api_act, R_ACT, 0},
+    {"POST", "/v1/models/{m}/predict", 256L << 10, api_predict, R_ACT, 0},
+    {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, R_WRITE, 0},
+    {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, R_READ, 0},
+    {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, R_ADMIN, 1}, /* raw body */
+    {"GET", "/healthz", SRV_BODY_NONE, api_healthz, R_PUBLIC, 0},
+    {"GET", "/readyz", SRV_BODY_NONE, api_readyz, R_PUBLIC, 0},
+    {"GET", "/metrics", SRV_BODY_NONE, api_metrics, R_READ, 0},
+    {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, R_READ, 0},
 };
 const int srv_n_routes = (int)(sizeof srv_routes / sizeof srv_routes[0]);
 _Static_assert(sizeof srv_routes / sizeof srv_routes[0] <= SRV_MAX_ROUTES, "raise SRV_MAX_ROUTES");

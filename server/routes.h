@@ -1,4 +1,5 @@
-/* routes.h: the static route table {method, pattern, max_body, handler} and
+/* routes.h: the static route table {method, pattern, max_body, handler,
+ * scope} and
  * what a handler sees. The HTTP layer (http.c) does the common work before a
  * handler runs: 404 vs 405 (with Allow), auth, the body cap (413), reading
  * the body, rejecting a body where none is allowed, parsing the JSON once
@@ -11,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
+#include "auth.h"
 #include "errors.h"
 
 typedef struct srv_app srv_app;
@@ -68,7 +70,8 @@ typedef struct {
     const char *pattern; /* "/v1/models/{m}/jobs/{id}": {x} matches one segment */
     long max_body;
     srv_handler handler;
-    int public_;         /* 1: no bearer token needed (health probes) */
+    unsigned scope;      /* SRV_SCOPE_*: what the bearer token must grant (with
+                          * --tokens); SRV_SCOPE_PUBLIC: none (health probes) */
     int raw_body;        /* 1: the body is not JSON; the handler gets req.raw (uploads) */
 } srv_route;
 

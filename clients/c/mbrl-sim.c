@@ -24,7 +24,7 @@
 #include "sim/sim.h"
 
 typedef struct {
-    const char *task, *url, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *trace, *extra;
+    const char *task, *url, *token_file, *model, *out_dir, *csv, *picture, *model_dir, *reward_mode, *trace, *extra;
     int episodes, random_episodes, steps, quiet, replace, delete_after, no_plot;
     long seed;
     double reset_noise, stop_at;
@@ -63,6 +63,7 @@ static void usage(FILE *f) {
             "of a simulator through a running mbrld, and draws its learning curve.\n\n"
             "  --task NAME          %s (default pendulum)\n"
             "  --url URL            daemon (default $MBRLD_URL or http://127.0.0.1:8080)\n"
+            "  --token-file FILE    bearer token: FILE's first line (default $MBRLD_TOKEN)\n"
             "  --model NAME         model name on the daemon (default: the task's name)\n"
             "  --replace            delete an existing model of that name first\n"
             "  --delete             delete the model when done\n"
@@ -122,10 +123,10 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
-        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP
+        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE
     };
     static const struct option opts[] = {
-        {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"model", 1, 0, O_MODEL},
+        {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
         {"replace", 0, 0, O_REPLACE}, {"delete", 0, 0, O_DELETE}, {"episodes", 1, 0, O_EPISODES},
         {"random-episodes", 1, 0, O_RANDOM}, {"steps", 1, 0, O_STEPS}, {"seed", 1, 0, O_SEED},
         {"stop-at", 1, 0, O_STOP}, {"stop-window", 1, 0, O_WINDOW}, {"reward", 1, 0, O_REWARD},
@@ -155,6 +156,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         switch (c) {
         case O_TASK: a->task = optarg; break;
         case O_URL: a->url = optarg; break;
+        case O_TOKEN_FILE: a->token_file = optarg; break;
         case O_MODEL: a->model = optarg; break;
         case O_REPLACE: a->replace = 1; break;
         case O_DELETE: a->delete_after = 1; break;
@@ -430,7 +432,7 @@ int main(int argc, char **argv) {
     }
 
     mbrl_error e;
-    mbrl_client_opts co = {.url = a.url};
+    mbrl_client_opts co = {.url = a.url, .token_file = a.token_file};
     if (mbrl_client_new(&c, &co, &e) != MBRL_OK) {
         print_error("client", &e);
         goto done;

@@ -1,7 +1,8 @@
 /* test_client.c: the C client library (clients/c/lib) against a real mbrld
  * on a loopback port: every call, its error paths (the daemon's code,
  * message and field come back in mbrl_error), idempotent retries of
- * transition posts, and a daemon killed and restarted mid-run.
+ * transition posts, a daemon killed and restarted mid-run, and where the
+ * bearer token comes from (opts.token, opts.token_file, $MBRLD_TOKEN).
  * Not for: the daemon's own validation rules (tests/server/). */
 #include <math.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 
 #include "check_util.h"
 #include "daemon_util.h"
+#include "base/sha256.h"
 #include "lib/mbrl_client.h"
 
 static test_daemon D;
@@ -522,6 +524,78 @@ START_TEST(test_retry_across_restart) {
 }
 END_TEST
 
+/* The token: opts.token, else opts.token_file, else $MBRLD_TOKEN; "" is
+ * none. A token file that cannot be read fails before anything is sent. */
+static mbrl_status list_with(const test_daemon *d, const char *token, const char *token_file, long *http,
+                             mbrl_error *e) {
+    mbrl_client *c = NULL;
+    mbrl_client_opts o = {.url = d->url, .token = token, .token_file = token_file, .max_retries = -1};
+    mbrl_status st = mbrl_client_new(&c, &o, e);
+    if (st != MBRL_OK) return st;
+    *http = 0;
+    st = mbrl_request(c, "GET", "/v1/models", NULL, NULL, http, e);
+    if (st == MBRL_EHTTP) *http = e->http_status;
+    mbrl_client_free(c);
+    return st;
+}
+
+START_TEST(test_token_sources) {
+    const char *secret = "client-test-token-b71e";
+    unsigned char h[MB_SHA256_LEN];
+    char hex[65];
+    mb_sha256(secret, strlen(secret), h);
+    mb_sha256_hex(h, hex);
+    test_daemon d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.dir, sizeof d.dir, "%s/mbrl-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(d.dir));
+    char tokens[320], tfile[320], empty[320];
+    snprintf(tokens, sizeof tokens, "%s/tokens", d.dir);
+    snprintf(tfile, sizeof tfile, "%s/token", d.dir);
+    snprintf(empty, sizeof empty, "%s/empty", d.dir);
+    FILE *f = fopen(tokens, "w");
+    fprintf(f, "%s read client-test\n", hex);
+    fclose(f);
+    f = fopen(tfile, "w");
+    fprintf(f, "  %s \r\nsecond line ignored\n", secret);
+    fclose(f);
+    f = fopen(empty, "w");
+    fclose(f);
+    const char *args[] = {"--tokens", tokens, NULL};
+    ck_assert_int_eq(test_daemon_start(&d, 0, args), 0);
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = d.url};
+    ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_wait_ready(c, 30000, &e), MBRL_OK);
+    mbrl_client_free(c);
+    long http = 0;
+    unsetenv("MBRLD_TOKEN");
+    ck_assert_int_eq(list_with(&d, NULL, NULL, &http, &e), MBRL_EHTTP); /* none */
+    ck_assert_int_eq(http, 401);
+    ck_assert_int_eq(list_with(&d, secret, NULL, &http, &e), MBRL_OK); /* opts.token, as before */
+    ck_assert_int_eq(list_with(&d, NULL, tfile, &http, &e), MBRL_OK);   /* opts.token_file */
+    setenv("MBRLD_TOKEN", secret, 1);
+    ck_assert_int_eq(list_with(&d, NULL, NULL, &http, &e), MBRL_OK); /* $MBRLD_TOKEN */
+    ck_assert_int_eq(list_with(&d, "", NULL, &http, &e), MBRL_EHTTP); /* "": no token at all */
+    ck_assert_int_eq(http, 401);
+    setenv("MBRLD_TOKEN", "wrong", 1);
+    ck_assert_int_eq(list_with(&d, secret, NULL, &http, &e), MBRL_OK); /* opts.token wins */
+    ck_assert_int_eq(list_with(&d, NULL, tfile, &http, &e), MBRL_OK);  /* so does the file */
+    ck_assert_int_eq(list_with(&d, NULL, NULL, &http, &e), MBRL_EHTTP);
+    ck_assert_int_eq(http, 401);
+    ck_assert_str_eq(e.code, "unauthenticated");
+    unsetenv("MBRLD_TOKEN");
+    char missing[340];
+    snprintf(missing, sizeof missing, "%s/nonexistent", d.dir);
+    ck_assert_int_eq(list_with(&d, NULL, missing, &http, &e), MBRL_EIO);
+    ck_assert_ptr_nonnull(strstr(e.message, "nonexistent"));
+    ck_assert_int_eq(list_with(&d, NULL, empty, &http, &e), MBRL_EINVAL);
+    ck_assert_int_eq(test_daemon_stop(&d, SIGTERM), 0);
+    test_daemon_cleanup(&d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("client");
     TCase *tc = tcase_create("against mbrld");
@@ -538,6 +612,7 @@ int main(void) {
     TCase *tr = tcase_create("restart");
     tcase_set_timeout(tr, 300);
     tcase_add_test(tr, test_retry_across_restart);
+    tcase_add_test(tr, test_token_sources);
     suite_add_tcase(s, tr);
     return mb_test_main(s);
 }

@@ -181,6 +181,62 @@ while IFS= read -r line; do
 done <"$tmp/mbrl.txt"
 [ $n -ge 4 ] && ok "README has $n mbrl examples" || bad "README mbrl examples not found ($n)"
 
+# Tokens (issue 10): MBRLD_TOKEN and --token-file reach the daemon, the
+# token is on no command line of curl (a curl wrapper early in PATH records
+# what /proc/PID/cmdline shows, and the mode of the header file it is
+# handed), --token T warns, and nothing is left in TMPDIR.
+secret=sh-secret-token-9c1f
+printf '%s %s sh-test\n' "$(printf %s "$secret" | sha256sum | cut -d' ' -f1)" read,act,write,admin >"$tmp/tokens"
+printf '%s\n' "$secret" >"$tmp/token-file"
+chmod 600 "$tmp/token-file"
+"$bin" --listen 127.0.0.1:0 --port-file "$tmp/port2" --data-dir '' --tokens "$tmp/tokens" --log-level warn \
+    2>"$tmp/mbrld2.log" &
+pid2=$!
+i=0
+while [ ! -s "$tmp/port2" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+url2=http://127.0.0.1:$(cat "$tmp/port2")
+i=0
+until curl -fsS "$url2/healthz" >/dev/null 2>&1 || [ $i -gt 300 ]; do sleep 0.1; i=$((i + 1)); done
+real_curl=$(command -v curl)
+mkdir -p "$tmp/bin" "$tmp/t"
+{
+    printf '%s\n' '#!/bin/sh' '# what ps and /proc show of this curl, and the mode of any -H @FILE'
+    printf '%s\n' "log='$tmp/curl-argv'"
+    printf '%s\n' 'tr "\\000" "\\n" </proc/$$/cmdline >>"$log"'
+    printf '%s\n' 'for a in "$@"; do case $a in @*.auth) stat -c "mode %a" "${a#@}" >>"$log" ;; esac; done'
+    printf '%s\n' "exec '$real_curl' \"\$@\""
+} >"$tmp/bin/curl"
+chmod +x "$tmp/bin/curl"
+: >"$tmp/curl-argv"
+in_env="env TMPDIR=$tmp/t PATH=$tmp/bin:$PATH MBRLD_URL=$url2"
+expect "no token: 401, exit 1" 1 $in_env $mbrl list
+has "401 printed readably" "$tmp/err" "^mbrl: HTTP 401 unauthenticated"
+expect "MBRLD_TOKEN" 0 $in_env MBRLD_TOKEN="$secret" $mbrl --raw list
+jqtrue "MBRLD_TOKEN answers" '.models == []'
+expect "--token-file" 0 $in_env $mbrl --token-file "$tmp/token-file" --raw create '{"name": "tk", "obs_dim": 1, "act_dim": 1, "act_low": [-1], "act_high": [1]}'
+if grep -q warning "$tmp/err"; then bad "--token-file: no warning"; else ok "--token-file: no warning"; fi
+expect "--token-file wins over a wrong MBRLD_TOKEN" 0 $in_env MBRLD_TOKEN=wrong $mbrl --token-file "$tmp/token-file" get tk
+expect "a wrong MBRLD_TOKEN: exit 1" 1 $in_env MBRLD_TOKEN=wrong $mbrl get tk
+has "invalid token: 401" "$tmp/err" "HTTP 401"
+expect "--token still works" 0 $in_env $mbrl --token "$secret" delete tk
+has "--token warns about ps" "$tmp/err" "warning: --token .*ps"
+expect "--token-file missing: exit 2" 2 $mbrl --token-file "$tmp/nonexistent" list
+: >"$tmp/empty-token"
+expect "--token-file empty: exit 2" 2 $mbrl --token-file "$tmp/empty-token" list
+grep -q '^-H$' "$tmp/curl-argv" && grep -q '^@.*\.auth$' "$tmp/curl-argv" && ok "the curl wrapper saw -H @FILE" ||
+    bad "the curl wrapper did not run, or saw no -H @FILE: $(head -c 300 "$tmp/curl-argv")"
+if grep -qF -- "$secret" "$tmp/curl-argv"; then bad "the token shows in curl's cmdline"; else ok "the token is on no curl command line"; fi
+if grep -q '^mode ' "$tmp/curl-argv" && ! grep '^mode ' "$tmp/curl-argv" | grep -qv '^mode 600$'; then
+    ok "the header file is mode 600"
+else
+    bad "header file modes: $(grep '^mode ' "$tmp/curl-argv" | sort | uniq -c | tr '\n' ' ')"
+fi
+left=$(ls -A "$tmp/t")
+[ -z "$left" ] && ok "nothing left in TMPDIR" || bad "left in TMPDIR: $left"
+if grep -qF -- "$secret" "$tmp/mbrld2.log"; then bad "the daemon logged the token"; else ok "the daemon log has no token"; fi
+kill -TERM "$pid2"
+wait "$pid2"
+
 kill -TERM "$pid"
 wait "$pid"
 rc=$?

@@ -1,9 +1,11 @@
 /* test_routes.c: unit tests of server/routes.c (the matcher: arguments,
  * 404 vs 405 with Allow) and of the route table against docs/openapi.json
- * as embedded in libmbserver.a: every route must be documented, so a new
- * endpoint cannot ship without its description. */
+ * as embedded in libmbserver.a: every route must be documented, with the
+ * scope the table gives it (x-scope, the description, 401/403/429), so a
+ * new endpoint cannot ship without its description. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdio.h>
 
 #include "check_util.h"
 #include "errors.h"
@@ -31,7 +33,33 @@ START_TEST(test_every_route_documented) {
                       srv_routes[i].method, srv_routes[i].pattern, m);
         ck_assert_msg(cJSON_IsObject(cJSON_GetObjectItem(op, "responses")), "%s %s: no responses",
                       srv_routes[i].method, srv_routes[i].pattern);
+        /* the scope of the route table is the documented one (access control) */
+        const cJSON *resp = cJSON_GetObjectItem(op, "responses");
+        const cJSON *xs = cJSON_GetObjectItemCaseSensitive(op, "x-scope");
+        const cJSON *desc = cJSON_GetObjectItemCaseSensitive(op, "description");
+        if (srv_routes[i].scope == SRV_SCOPE_PUBLIC) {
+            const cJSON *sec = cJSON_GetObjectItemCaseSensitive(op, "security");
+            ck_assert_msg(cJSON_IsArray(sec) && cJSON_GetArraySize(sec) == 0 && !xs,
+                          "%s %s is open: \"security\": [] and no x-scope", srv_routes[i].method,
+                          srv_routes[i].pattern);
+        } else {
+            const char *want = auth_scope_name(srv_routes[i].scope);
+            ck_assert_msg(cJSON_IsString(xs) && !strcmp(xs->valuestring, want), "%s %s: x-scope should be %s",
+                          srv_routes[i].method, srv_routes[i].pattern, want);
+            char note[64];
+            snprintf(note, sizeof note, "Scope: `%s`", want);
+            ck_assert_msg(cJSON_IsString(desc) && strstr(desc->valuestring, note),
+                          "%s %s: the description should say %s", srv_routes[i].method, srv_routes[i].pattern, note);
+            const char *codes[] = {"401", "403", "429"};
+            for (int k = 0; k < 3; k++)
+                ck_assert_msg(cJSON_GetObjectItem(resp, codes[k]) != NULL, "%s %s: no %s response",
+                              srv_routes[i].method, srv_routes[i].pattern, codes[k]);
+        }
     }
+    const cJSON *bearer = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "components"),
+                                                                  "securitySchemes"), "bearer");
+    ck_assert(cJSON_IsObject(bearer));
+    ck_assert_str_eq(cJSON_GetObjectItem(bearer, "scheme")->valuestring, "bearer");
     /* and nothing documented that the server does not serve */
     for (const cJSON *p = paths->child; p; p = p->next)
         for (const cJSON *op = p->child; op; op = op->next) {
@@ -88,7 +116,8 @@ START_TEST(test_error_mapping) {
         {MB_EBUSY, 409, "busy"},              {MB_ESTATE, 409, "failed_precondition"},
         {MB_ENOMEM, 503, "out_of_memory"},    {MB_EIO, 503, "io_error"},
         {SRV_E_METHOD, 405, "method_not_allowed"}, {SRV_E_TOO_LARGE, 413, "payload_too_large"},
-        {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "permission_denied"},
+        {SRV_E_UNAUTH, 401, "unauthenticated"}, {SRV_E_FORBIDDEN, 403, "insufficient_scope"},
+        {SRV_E_THROTTLED, 429, "too_many_failures"},
         {SRV_E_LIMIT, 429, "resource_exhausted"}, {SRV_E_BAD_JSON, 400, "invalid_json"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

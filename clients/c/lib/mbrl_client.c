@@ -153,6 +153,27 @@ static size_t curl__write(char *ptr, size_t size, size_t nmemb, void *ud) {
     return buf__put(b, ptr, n) ? 0 : n;
 }
 
+/* Overwrites a copy of a token (a volatile store the compiler keeps). */
+static void token__wipe(void *p, size_t n) {
+    volatile unsigned char *v = p;
+    while (n--) *v++ = 0;
+}
+
+/* The first line of path, blanks and CR around it dropped, into tok. */
+static mbrl_status token__read_file(const char *path, char *tok, size_t cap, mbrl_error *err) {
+    tok[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return fail__(err, MBRL_EIO, 0, "io_error", "token file %s: %s", path, strerror(errno));
+    int got = fgets(tok, (int)cap, f) != NULL;
+    fclose(f);
+    size_t n = got ? strlen(tok) : 0;
+    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = 0;
+    size_t lead = strspn(tok, " \t");
+    memmove(tok, tok + lead, n - lead + 1);
+    if (!tok[0]) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "token file %s: no token on its first line", path);
+    return MBRL_OK;
+}
+
 mbrl_status mbrl_client_new(mbrl_client **out, const mbrl_client_opts *opts, mbrl_error *err) {
     err__clear(err);
     if (!out) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "out is NULL");
@@ -206,13 +227,30 @@ mbrl_status mbrl_client_new(mbrl_client **out, const mbrl_client_opts *opts, mbr
     c->headers = curl_slist_append(c->headers, "Accept: application/json");
     /* no "Expect: 100-continue" round trip on bigger posts */
     c->headers = curl_slist_append(c->headers, "Expect:");
-    if (c->o.token && *c->o.token) {
+    /* the token: opts.token, else opts.token_file, else $MBRLD_TOKEN */
+    char file_tok[4096];
+    const char *tok = c->o.token;
+    if (!tok && c->o.token_file && *c->o.token_file) {
+        mbrl_status ts = token__read_file(c->o.token_file, file_tok, sizeof file_tok, err);
+        if (ts != MBRL_OK) {
+            mbrl_client_free(c);
+            return ts;
+        }
+        tok = file_tok;
+    } else if (!tok) {
+        tok = getenv("MBRLD_TOKEN");
+    }
+    if (tok && *tok) {
         mbrl__buf h = {0};
-        if (buf__printf(&h, "Authorization: Bearer %s", c->o.token)) goto nomem;
-        c->headers = curl_slist_append(c->headers, h.p);
+        int bad = buf__printf(&h, "Authorization: Bearer %s", tok);
+        if (!bad) c->headers = curl_slist_append(c->headers, h.p);
+        if (h.p) token__wipe(h.p, h.len);
         buf__free(&h);
+        if (tok == file_tok) token__wipe(file_tok, sizeof file_tok);
+        if (bad) goto nomem;
     }
     c->o.token = NULL; /* not kept: it lives in the header list */
+    c->o.token_file = NULL;
     curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);

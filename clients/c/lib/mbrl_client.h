@@ -59,7 +59,7 @@ const char *mbrl_error_str(const mbrl_error *e, char *buf, size_t buf_sz);
 
 typedef struct {
     const char *url;          /* base URL, default $MBRLD_URL or http://127.0.0.1:8080 */
-    const char *token;        /* bearer token, or NULL */
+    const char *token;        /* bearer token; NULL: token_file, else $MBRLD_TOKEN; "": none */
     const char *client_id;    /* idempotency id of transition posts; default "c-<host>-<pid>-<random>" */
     long connect_timeout_ms;  /* default 2000 */
     long timeout_ms;          /* whole request, default 60000 (training with wait uses its own) */
@@ -67,6 +67,10 @@ typedef struct {
     long backoff_ms;          /* first backoff, doubled per retry, default 100 */
     long backoff_max_ms;      /* default 5000 */
     size_t batch_rows;        /* rows per transition post, default 512 */
+    /* (new fields go last, so callers of older versions still compile) */
+    const char *token_file;   /* when token is NULL: the token is this file's first line (blanks
+                               * around it dropped); MBRL_EIO if unreadable, MBRL_EINVAL if empty.
+                               * Files and the environment keep tokens out of argv (ps). */
 } mbrl_client_opts;
 
 typedef struct mbrl_client mbrl_client;
