@@ -23,7 +23,7 @@ OPT ?= -O2
 
 PKGS_BUILD := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
 	check libcurl4-openssl-dev libmujoco-dev
-PKGS_RUN := curl jq gnuplot-nox
+PKGS_RUN := curl jq gnuplot-nox openssl
 PKGS_BENCH := python3-torch
 
 CPPFLAGS += -D_GNU_SOURCE -Icore -Iserver -Iclients/c -I/usr/include/x86_64-linux-gnu/openblas-pthread

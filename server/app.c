@@ -210,9 +210,7 @@ int app_start(srv_app *app, char *err, size_t err_sz) {
 
 void app_shutdown(srv_app *app) {
     atomic_store(&app->ready, 0);
-    atomic_store(&app->shutting_down, 1);
-    http_quiesce(app);
-    int quiesced = app->daemon != NULL;
+    atomic_store(&app->shutting_down, 1); /* new connections are closed as accepted */
     srv_log(SRV_LOG_INFO, "shutting down", "in_flight=%d", atomic_load(&app->in_flight));
     /* jobs first: a `wait: true` request is in flight until its job ends */
     registry_stop_jobs(app);
@@ -232,9 +230,7 @@ void app_shutdown(srv_app *app) {
         srv_log(SRV_LOG_WARN, "requests still in flight at the shutdown timeout", "in_flight=%d",
                 atomic_load(&app->in_flight));
     model_snapshot_all(app); /* a clean restart replays nothing */
-    http_stop(app);
-    if (quiesced && app->listen_fd >= 0) close(app->listen_fd); /* quiesce handed it back */
-    app->listen_fd = -1;
+    http_stop(app); /* closes the listen socket */
     srv_log(SRV_LOG_INFO, "stopped", NULL);
 }
 
@@ -249,7 +245,8 @@ void app_free(srv_app *app) {
     auth_free(&app->auth);
     free(app->tls_cert);
     free(app->tls_key);
-    if (app->listen_fd >= 0 && !app->daemon) close(app->listen_fd);
+    if (app->listen_fd >= 0) close(app->listen_fd); /* bound, but the daemon never started */
+    app->listen_fd = -1;
     jobs_free(&app->jobs);
     pthread_mutex_destroy(&app->plan_pool_lock);
 }

@@ -12,15 +12,42 @@
 #include "http.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "app.h"
 #include "jsonv.h"
 #include "log.h"
 #include "routes.h"
+
+/* One open connection, for --request-timeout: while `reading`, its next
+ * request (headers and body) must be complete by `deadline` (monotonic s),
+ * counted from the connection's start or its previous answer; the reaper
+ * shuts the socket down past it. Entries live from MHD's STARTED to its
+ * CLOSED notification, which comes before MHD closes the fd, and both that
+ * removal and the reaper's shutdown() happen under http__conns.mu, so a
+ * reused fd is never shut down by mistake. */
+typedef struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    int reading;
+    double deadline;
+} http_conn;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    http_conn *head;
+    double timeout; /* s; 0 = off */
+    int stop, running;
+    pthread_t th;
+    atomic_long reaped;
+} http__conns = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, 0};
 
 typedef struct {
     srv_app *app;
@@ -41,7 +68,17 @@ typedef struct {
     char location[256];
     atomic_int resumed;
     srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
+    http_conn *hc;        /* its connection's deadline entry (NULL: off) */
 } http_ctx;
+
+/* The request of hc is complete (or a new one may start: keep-alive). */
+static void http__conn_reading(http_conn *hc, int reading) {
+    if (!hc) return;
+    pthread_mutex_lock(&http__conns.mu);
+    hc->reading = reading;
+    if (reading) hc->deadline = srv_now() + http__conns.timeout;
+    pthread_mutex_unlock(&http__conns.mu);
+}
 
 static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
                                        cJSON *json, const char *location, int replay,
@@ -309,6 +346,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         snprintf(x->method, sizeof x->method, "%s", method);
         snprintf(x->url, sizeof x->url, "%s", url);
         *con_cls = x;
+        if (http__conns.timeout > 0) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+            x->hc = ci ? ci->socket_context : NULL;
+        }
         atomic_fetch_add(&app->in_flight, 1);
         http__begin(c, x, url, method);
         if (x->err.status) return http__send_err(c, x, &x->err); /* before reading any body */
@@ -319,6 +360,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         if (!x->err.status) http__append(x, upload_data, *upload_data_size);
         *upload_data_size = 0; /* after an error the rest is read and dropped */
         return MHD_YES;
+    }
+    if (x->hc) { /* the whole request is in: its deadline no longer applies */
+        http__conn_reading(x->hc, 0);
+        x->hc = NULL;
     }
     if (x->http) return MHD_YES; /* answered already */
     if (x->later.obj) { /* parked: answer once woken */
@@ -331,7 +376,6 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
 
 static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             enum MHD_RequestTerminationCode toe) {
-    (void)c;
     srv_app *app = cls;
     http_ctx *x = *con_cls;
     if (!x) return;
@@ -340,6 +384,10 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s label=%s status=%d ms=%.3f toe=%d", x->method,
             x->url, x->auth.label ? x->auth.label : "-", x->http, dt * 1e3, (int)toe);
     if (x->later.obj) x->later.release(x->later.obj);
+    if (http__conns.timeout > 0) { /* keep-alive: the next request's clock starts */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context) http__conn_reading(ci->socket_context, 1);
+    }
     free(x->body);
     free(x);
     *con_cls = NULL;
@@ -355,11 +403,88 @@ static void http__mhd_log(void *cls, const char *fmt, va_list ap) {
     srv_log(SRV_LOG_WARN, msg, "source=libmicrohttpd");
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: the deadline entries (--request-timeout). */
+static void http__notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code) {
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        http_conn *hc = calloc(1, sizeof *hc);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!hc || !ci) { /* no deadline for this one; MHD's idle timeout still holds */
+            free(hc);
+            *socket_context = NULL;
+            return;
+        }
+        hc->fd = ci->connect_fd;
+        hc->reading = 1;
+        pthread_mutex_lock(&http__conns.mu);
+        hc->deadline = srv_now() + http__conns.timeout;
+        hc->next = http__conns.head;
+        if (hc->next) hc->next->prev = hc;
+        http__conns.head = hc;
+        pthread_mutex_unlock(&http__conns.mu);
+        *socket_context = hc;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        http_conn *hc = *socket_context;
+        pthread_mutex_lock(&http__conns.mu);
+        if (hc->prev) hc->prev->next = hc->next;
+        else http__conns.head = hc->next;
+        if (hc->next) hc->next->prev = hc->prev;
+        pthread_mutex_unlock(&http__conns.mu);
+        free(hc);
+        *socket_context = NULL;
+    }
+}
+
+/* Several times a second: a connection still reading its request past the
+ * deadline is shut down (both ways); its worker then sees the end of the
+ * stream and closes it. Slow headers and slow bodies alike, however often
+ * they send a byte (MHD's --conn-timeout only counts idle time). */
+static void *http__reaper(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&http__conns.mu);
+    while (!http__conns.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&http__conns.cv, &http__conns.mu, &ts);
+        double now = srv_now();
+        for (http_conn *hc = http__conns.head; hc; hc = hc->next)
+            if (hc->reading && now > hc->deadline) {
+                shutdown(hc->fd, SHUT_RDWR);
+                hc->reading = 0; /* once */
+                atomic_fetch_add(&http__conns.reaped, 1);
+            }
+    }
+    pthread_mutex_unlock(&http__conns.mu);
+    return NULL;
+}
+
+/* The accept policy: while shutting down, a new connection is closed
+ * at once. This is the drain's "stop accepting", not MHD_quiesce_daemon:
+ * with epoll and a thread pool that races a worker adding or removing the
+ * listen socket from its epoll set at its share of the connection limit,
+ * and libmicrohttpd 0.9.75 then aborts the process ("Failed to remove listen
+ * FD from epoll set"). The listen socket stays with MHD, which closes it in
+ * MHD_stop_daemon. */
+static enum MHD_Result http__accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr, (void)addrlen;
+    srv_app *app = cls;
+    return atomic_load(&app->shutting_down) ? MHD_NO : MHD_YES;
+}
+
+long http_reaped(void) { return atomic_load(&http__conns.reaped); }
+
 int http_start(srv_app *app, char *err, size_t err_sz) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     int tls = app->tls_cert != NULL;
+    /* TLS 1.2 at least, whatever --tls-priorities says: GnuTLS applies the
+     * items in order, so the removals appended last win. */
+    char prio[sizeof app->cfg.tls_priorities + 64];
+    snprintf(prio, sizeof prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1", app->cfg.tls_priorities);
     if (tls) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             snprintf(err, err_sz, "this libmicrohttpd was built without TLS support");
@@ -373,27 +498,36 @@ int http_start(srv_app *app, char *err, size_t err_sz) {
         {MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads > 1 ? app->cfg.threads : 0, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, app->cfg.conn_timeout, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->cfg.max_connections_per_ip, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http__completed, app},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__notify_conn, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, app->tls_key},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, app->tls_cert},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, prio},
         {MHD_OPTION_END, 0, NULL},
     };
-    app->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http__access, app, MHD_OPTION_ARRAY, opts,
+    http__conns.timeout = (double)app->cfg.request_timeout;
+    app->daemon = MHD_start_daemon(flags, 0, http__accept, app, http__access, app, MHD_OPTION_ARRAY, opts,
                                    MHD_OPTION_END);
+    if (app->daemon && http__conns.timeout > 0) {
+        http__conns.stop = 0;
+        if (pthread_create(&http__conns.th, NULL, http__reaper, NULL) != 0) {
+            MHD_stop_daemon(app->daemon);
+            app->daemon = NULL;
+            app->listen_fd = -1; /* MHD closed it */
+            snprintf(err, err_sz, "cannot start the request-deadline thread");
+            return -1;
+        }
+        http__conns.running = 1;
+    }
     if (!app->daemon) {
         snprintf(err, err_sz, "libmicrohttpd failed to start (see the log above)%s",
-                 tls ? "; check --tls-cert/--tls-key" : "");
+                 tls ? "; check --tls-cert, --tls-key and --tls-priorities" : "");
         return -1;
     }
     return 0;
 }
 
-void http_quiesce(srv_app *app) {
-    if (app->daemon) {
-        MHD_socket s = MHD_quiesce_daemon(app->daemon);
-        (void)s; /* still ours: closed in app_free */
-    }
-}
 
 unsigned http_connections(srv_app *app) {
     if (!app->daemon) return 0;
@@ -402,6 +536,17 @@ unsigned http_connections(srv_app *app) {
 }
 
 void http_stop(srv_app *app) {
-    if (app->daemon) MHD_stop_daemon(app->daemon);
+    if (app->daemon) {
+        MHD_stop_daemon(app->daemon); /* closes the listen socket too */
+        app->listen_fd = -1;
+    }
     app->daemon = NULL;
+    if (http__conns.running) {
+        pthread_mutex_lock(&http__conns.mu);
+        http__conns.stop = 1;
+        pthread_cond_broadcast(&http__conns.cv);
+        pthread_mutex_unlock(&http__conns.mu);
+        pthread_join(http__conns.th, NULL);
+        http__conns.running = 0;
+    }
 }

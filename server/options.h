@@ -22,6 +22,7 @@ typedef struct {
     long auth_max_failures;    /* 401s per address and window before 429; 0 = no throttle */
     long auth_fail_window;     /* s */
     char tls_cert[SRV_PATH_MAX], tls_key[SRV_PATH_MAX];
+    char tls_priorities[512]; /* GnuTLS priority string; TLS < 1.2 always removed */
     char port_file[SRV_PATH_MAX]; /* the bound port is written here once listening */
     char log_level[16];
     long threads;            /* HTTP worker threads (MHD thread pool) */
@@ -30,6 +31,9 @@ typedef struct {
     long max_body;           /* bytes per request body */
     long max_connections;
     long conn_timeout;       /* idle connection timeout, s */
+    long max_connections_per_ip; /* 0 = no limit */
+    long request_timeout;    /* s for headers + body of one request; 0 = off */
+    long max_import_mb;      /* import bodies (streamed to a temporary file) */
     long session_timeout;    /* idle session lifetime, s */
     long max_sessions;       /* per model (LRU beyond) */
     long max_models;
