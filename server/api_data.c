@@ -13,6 +13,7 @@
 #include "handlers.h"
 #include "job.h"
 #include "jsonv.h"
+#include "transitions_json.h"
 
 #define API_MAX_BATCH 100000 /* rows per post (the body cap bounds it too) */
 
@@ -31,26 +32,11 @@ static void api__auto_train(srv_app *app, srv_model *m) {
 }
 
 int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"transitions", "client", "seq", NULL};
-    static const char *const tkeys[] = {"obs", "action", "reward", "next_obs", "terminated",
-                                        "truncated", NULL};
-    const cJSON *b = q->body;
-    if (jv_object(b, "", keys, e)) return -1;
-    char client[SRV_NAME_MAX + 1];
-    int has_client = jv_str(b, "", "client", 0, client, sizeof client, e);
-    if (has_client < 0) return -1;
-    long seq = 0;
-    int has_seq = jv_int(b, "", "seq", 0, 0, 9007199254740991L, &seq, e);
-    if (has_seq < 0) return -1;
-    if (has_client == 0 && has_seq != 0) return srv_fail(e, MB_EINVAL, "seq", "required with client");
-    if (has_client != 0 && has_seq == 0) return srv_fail(e, MB_EINVAL, "client", "required with seq");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(b, "transitions");
-    if (!ts) return srv_fail(e, MB_EINVAL, "transitions", "missing required field");
-    if (!cJSON_IsArray(ts)) return srv_fail(e, MB_EINVAL, "transitions", "must be an array");
-    int n = cJSON_GetArraySize(ts);
-    if (n < 1 || n > API_MAX_BATCH)
-        return srv_fail(e, MB_EINVAL, "transitions", "must hold 1..%d transitions", API_MAX_BATCH);
-
+    /* The body is read from its text (transitions_json.h), never as a cJSON
+     * tree: memory stays within ~3x the body. */
+    tj_head h;
+    if (tj_head_parse(q->raw, q->raw_len, API_MAX_BATCH, &h, e) != 0) return -1;
+    int n = h.n;
     srv_model *m = api_model_lookup(q, e);
     if (!m) return -1;
     int od = m->spec.obs_dim, ad = m->spec.act_dim;
@@ -61,34 +47,18 @@ int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
     uint8_t *term = malloc((size_t)n), *trunc = malloc((size_t)n);
     int rc = 0;
     if (!obs || !next || !act || !rew || !term || !trunc) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory");
-    int i = 0;
-    for (const cJSON *t = ts->child; rc == 0 && t; t = t->next, i++) {
-        char p[48];
-        jv_path_i(p, sizeof p, "transitions", i);
-        double rw;
-        int tv = 0, tr = 0;
-        if (jv_object(t, p, tkeys, e) ||
-            jv_floats(t, p, "obs", 1, od, -3e38, 3e38, obs + (size_t)i * od, NULL, e) ||
-            jv_floats(t, p, "action", 1, ad, -3e38, 3e38, act + (size_t)i * ad, NULL, e) ||
-            jv_num(t, p, "reward", 1, -3e38, 3e38, &rw, e) ||
-            jv_floats(t, p, "next_obs", 1, od, -3e38, 3e38, next + (size_t)i * od, NULL, e) ||
-            jv_bool(t, p, "terminated", 0, &tv, e) < 0 || jv_bool(t, p, "truncated", 0, &tr, e) < 0) {
-            rc = -1;
-            break;
-        }
-        rew[i] = (float)rw;
-        term[i] = (uint8_t)tv;
-        trunc[i] = (uint8_t)tr;
-    }
+    if (rc == 0) rc = tj_rows(q->raw, q->raw_len, &h, od, ad, obs, act, rew, next, term, trunc, e);
     size_t accepted = 0, size = 0;
     int replay = 0;
     if (rc == 0)
-        rc = model_append(q->app, m, has_client == 0 ? client : NULL, (uint64_t)seq, (size_t)n, obs,
-                          act, rew, next, term, trunc, &accepted, &size, &replay, e);
+        rc = model_append(q->app, m, h.has_client ? h.client : NULL, (uint64_t)h.seq, (size_t)n, obs, act,
+                          rew, next, term, trunc, &accepted, &size, &replay, e);
     free(obs), free(next), free(act), free(rew), free(term), free(trunc);
     if (rc == 0) {
         r->http = 201;
         r->replay = replay;
+        /* stored and durable whatever happens here: a NULL answer is a 503
+         * (http.c), and the client's retry with the same seq is a replay */
         r->json = cJSON_CreateObject();
         cJSON_AddNumberToObject(r->json, "accepted", (double)accepted);
         cJSON_AddNumberToObject(r->json, "buffer_size", (double)size);

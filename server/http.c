@@ -17,8 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "jsonv.h"
@@ -61,6 +65,8 @@ typedef struct {
     char *body;
     size_t len, cap;
     size_t limit;
+    int fd;               /* SRV_RAW_FILE: the unlinked temporary file, or -1 */
+    void *map;            /* ... mapped read-only for the handler (len bytes) */
     int http;             /* status answered, for metrics */
     struct MHD_Connection *conn;
     srv_later later;      /* parked until later.arm's wake (see routes.h) */
@@ -169,6 +175,21 @@ static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, con
     return r;
 }
 
+/* An upload's file: unnamed (O_TMPFILE, or a name unlinked at once), in the
+ * data directory (the disk meant for big files), else $TMPDIR or /tmp. */
+static void http__tmpfile(http_ctx *x) {
+    const char *dir = x->app->cfg.data_dir[0] ? x->app->cfg.data_dir : getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    x->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (x->fd < 0) {
+        char path[SRV_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/.mbrld-upload-XXXXXX", dir);
+        x->fd = mkostemp(path, O_CLOEXEC);
+        if (x->fd >= 0) unlink(path);
+    }
+    if (x->fd < 0) srv_fail(&x->err, MB_EIO, NULL, "cannot store the upload in %s: %s", dir, strerror(errno));
+}
+
 /* The first callback of a request: everything decided from the headers. */
 static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, const char *method) {
     srv_app *app = x->app;
@@ -189,6 +210,7 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
     }
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
+    if (rt->raw_body == SRV_RAW_FILE) cap = app->cfg.max_import_mb * 1048576L;
     x->limit = (size_t)cap;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -209,6 +231,10 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
         srv_fail(&x->err, SRV_E_TOO_LARGE, NULL, "body of %llu bytes exceeds the limit of %ld", n, cap);
         return;
     }
+    if (rt->raw_body == SRV_RAW_FILE) {
+        if (n > 0 || te) http__tmpfile(x);
+        return;
+    }
     if (n > 0) {
         x->body = malloc((size_t)n + 1);
         if (!x->body) srv_fail(&x->err, MB_ENOMEM, NULL, "out of memory");
@@ -222,6 +248,23 @@ static void http__append(http_ctx *x, const char *data, size_t n) {
         free(x->body);
         x->body = NULL;
         x->len = x->cap = 0;
+        if (x->fd >= 0) close(x->fd);
+        x->fd = -1;
+        return;
+    }
+    if (x->fd >= 0) { /* streamed to its file */
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(x->fd, data + off, n - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                srv_fail(&x->err, MB_EIO, NULL, "cannot store the upload: %s", w < 0 ? strerror(errno) : "short write");
+                close(x->fd);
+                x->fd = -1;
+                return;
+            }
+            off += (size_t)w;
+        }
+        x->len += n;
         return;
     }
     if (x->len + n + 1 > x->cap) {
@@ -240,12 +283,27 @@ static void http__append(http_ctx *x, const char *data, size_t n) {
     x->len += n;
 }
 
+static void http__unmap(http_ctx *x) {
+    if (x->map) munmap(x->map, x->len);
+    x->map = NULL;
+    if (x->fd >= 0) close(x->fd); /* unlinked: its blocks go with it */
+    x->fd = -1;
+}
+
 static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     srv_err *e = &x->err;
     cJSON *root = NULL;
-    if (srv_routes[x->route].raw_body) { /* an upload: the handler reads the bytes */
+    if (srv_routes[x->route].raw_body == SRV_RAW_FILE && x->fd >= 0 && x->len > 0) {
+        x->map = mmap(NULL, x->len, PROT_READ, MAP_PRIVATE, x->fd, 0);
+        if (x->map == MAP_FAILED) {
+            x->map = NULL;
+            srv_fail(e, MB_ENOMEM, NULL, "cannot map the upload: %s", strerror(errno));
+            return http__send_err(c, x, e);
+        }
+    }
+    if (srv_routes[x->route].raw_body) { /* an upload, or a decoder of its own: the handler reads the bytes */
         root = cJSON_CreateObject();
-        x->req.raw = x->body ? x->body : "";
+        x->req.raw = x->map ? x->map : x->body ? x->body : "";
         x->req.raw_len = x->len;
     } else if (x->len == 0) {
         root = cJSON_CreateObject();
@@ -297,6 +355,7 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     x->req.raw = NULL;
     free(x->body); /* raw bodies live until here */
     x->body = NULL;
+    http__unmap(x);
     enum MHD_Result r;
     if (rc == 0 && resp.later.obj) {
         /* answer later: suspended first, so a wake from another thread
@@ -342,6 +401,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         x->app = app;
         x->t0 = srv_now();
         x->route = -1;
+        x->fd = -1;
         x->req.app = app;
         snprintf(x->method, sizeof x->method, "%s", method);
         snprintf(x->url, sizeof x->url, "%s", url);
@@ -384,6 +444,7 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     srv_log(SRV_LOG_DEBUG, "request", "method=%s url=%s label=%s status=%d ms=%.3f toe=%d", x->method,
             x->url, x->auth.label ? x->auth.label : "-", x->http, dt * 1e3, (int)toe);
     if (x->later.obj) x->later.release(x->later.obj);
+    http__unmap(x);
     if (http__conns.timeout > 0) { /* keep-alive: the next request's clock starts */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (ci && ci->socket_context) http__conn_reading(ci->socket_context, 1);

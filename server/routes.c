@@ -21,7 +21,7 @@ const srv_route srv_routes[] = {
     {"GET", "/v1/models", SRV_BODY_NONE, api_models_list, R_READ, 0},
     {"GET", "/v1/models/{m}", SRV_BODY_NONE, api_model_get, R_READ, 0},
     {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, R_ADMIN, 0},
-    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, R_WRITE, 0},
+    {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, R_WRITE, SRV_RAW_MEM}, /* transitions_json.h */
     {"POST", "/v1/models/{m}/train", 64L << 10, api_train, R_WRITE, 0},
     {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, R_READ, 0},
     {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, R_WRITE, 0},
@@ -31,7 +31,7 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/models/{m}/predict", 256L << 10, api_predict, R_ACT, 0},
     {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, R_WRITE, 0},
     {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, R_READ, 0},
-    {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, R_ADMIN, 1}, /* raw body */
+    {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, R_ADMIN, SRV_RAW_FILE},
     {"GET", "/healthz", SRV_BODY_NONE, api_healthz, R_PUBLIC, 0},
     {"GET", "/readyz", SRV_BODY_NONE, api_readyz, R_PUBLIC, 0},
     {"GET", "/metrics", SRV_BODY_NONE, api_metrics, R_READ, 0},

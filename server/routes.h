@@ -62,6 +62,9 @@ struct srv_resp {
 /* 0 with resp filled, or -1 with e filled. */
 typedef int (*srv_handler)(srv_req *req, srv_resp *resp, srv_err *e);
 
+#define SRV_RAW_MEM 1
+#define SRV_RAW_FILE 2
+
 #define SRV_BODY_NONE 0L     /* no body allowed (GET, DELETE) */
 #define SRV_BODY_DEFAULT -1L /* up to --max-body */
 
@@ -72,7 +75,10 @@ typedef struct {
     srv_handler handler;
     unsigned scope;      /* SRV_SCOPE_*: what the bearer token must grant (with
                           * --tokens); SRV_SCOPE_PUBLIC: none (health probes) */
-    int raw_body;        /* 1: the body is not JSON; the handler gets req.raw (uploads) */
+    int raw_body;        /* SRV_RAW_MEM: the handler gets req.raw (bytes in memory, up to
+                          * max_body); SRV_RAW_FILE: the body is streamed to an unlinked
+                          * temporary file (in --data-dir, else $TMPDIR or /tmp) up to
+                          * --max-import-mb and req.raw maps it read-only (uploads) */
 } srv_route;
 
 extern const srv_route srv_routes[];
