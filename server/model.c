@@ -3,6 +3,7 @@
  * layer plugs in; the store never calls back. */
 #include "model.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,7 +75,7 @@ void model_version_put(srv_version *v) {
 }
 
 srv_version *model_version_get(srv_model *m) {
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     srv_version *v = m->cur;
     atomic_fetch_add(&v->refs, 1);
     pthread_mutex_unlock(&m->lock);
@@ -113,6 +114,7 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     if (!m) return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     atomic_init(&m->refs, 1);
     atomic_init(&m->act_counter, 0);
+    atomic_init(&m->lock_waiters, 0);
     pthread_mutex_init(&m->lock, NULL);
     m->spec = *spec;
     m->created = srv_wall();
@@ -204,7 +206,7 @@ int model_delete(srv_app *app, const char *name, srv_err *e) {
     r->models[i] = r->models[--r->n];
     pthread_mutex_unlock(&r->lock);
 
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     m->deleted = 1;
     if (m->running) job_cancel(m->running);
     pthread_mutex_unlock(&m->lock);
@@ -219,7 +221,7 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
                  int *replay, srv_err *e) {
     char err[256];
     *replay = 0;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->deleted) {
         pthread_mutex_unlock(&m->lock);
         return srv_fail(e, MB_ENOTFOUND, NULL, "model '%s' was deleted", m->spec.name);
@@ -320,7 +322,7 @@ int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number
     }
     v->ens = *ens;
     memset(ens, 0, sizeof *ens);
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->deleted) {
         pthread_mutex_unlock(&m->lock);
         model_version_put(v);
@@ -342,8 +344,75 @@ int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number
     return 0;
 }
 
+/* Between two slices of model_buffer_copy: waiters get the lock first. */
+static void model__yield(srv_model *m) {
+    pthread_mutex_unlock(&m->lock);
+    for (int i = 0; i < 10000 && atomic_load(&m->lock_waiters) > 0; i++) sched_yield();
+    pthread_mutex_lock(&m->lock); /* not model_lock: another copier must not wait for us */
+}
+
+mb_status model_buffer_copy(srv_model *m, mb_buffer *dst, size_t *slices, char *err, size_t err_sz) {
+    size_t n_slices = 0;
+    if (slices) *slices = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        mb_buffer shape = m->buf; /* dims, capacity, holdout: allocated unlocked */
+        const float *id = m->buf.obs;
+        pthread_mutex_unlock(&m->lock);
+        mb_status st = mb_buffer_init_like(dst, &shape, err, err_sz);
+        pthread_mutex_lock(&m->lock);
+        if (st != MB_OK) return st;
+        const mb_buffer *src = &m->buf;
+        if (src->obs != id) { /* replaced meanwhile (an import): start again */
+            mb_buffer_free(dst);
+            continue;
+        }
+        uint64_t total0 = src->total;
+        size_t head0 = src->head, size0 = src->size;
+        size_t row = sizeof(float) * (2 * (size_t)src->obs_dim + (size_t)src->act_dim + 1) + 2;
+        size_t step = (1u << 20) / row > 0 ? (1u << 20) / row : 1;
+        int swapped = 0;
+        /* The held rows are slots [0, size): a ring fills from slot 0. */
+        for (size_t k = 0; k < size0;) {
+            size_t cnt = size0 - k < step ? size0 - k : step;
+            mb_buffer_copy_slots(dst, src, k, cnt);
+            k += cnt;
+            n_slices++;
+            if (k >= size0) break;
+            model__yield(m);
+            if (m->buf.obs != id) {
+                swapped = 1;
+                break;
+            }
+        }
+        if (swapped) {
+            mb_buffer_free(dst);
+            continue;
+        }
+        /* Rows appended since the start went to slots head0, head0 + 1, ...
+         * (mod capacity): copy those again; the rest did not change. */
+        uint64_t appended = src->total - total0;
+        if (appended >= src->capacity) {
+            mb_buffer_copy_slots(dst, src, 0, src->size);
+            n_slices++;
+        } else if (appended > 0) {
+            size_t a = (size_t)appended, run = src->capacity - head0 < a ? src->capacity - head0 : a;
+            mb_buffer_copy_slots(dst, src, head0, run);
+            if (run < a) mb_buffer_copy_slots(dst, src, 0, a - run);
+            n_slices++;
+        }
+        dst->size = src->size;
+        dst->head = src->head;
+        dst->total = src->total;
+        if (slices) *slices = n_slices;
+        return MB_OK;
+    }
+    /* replaced three times in a row: one copy under the lock */
+    if (slices) *slices = n_slices + 1;
+    return mb_buffer_copy(dst, &m->buf, err, err_sz);
+}
+
 mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     for (int i = m->n_ws_free - 1; i >= 0; i--)
         if (mb_plan_ws_fits(m->ws_free[i], cfg, dyn)) {
             mb_plan_ws *ws = m->ws_free[i];
@@ -358,7 +427,7 @@ mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynam
 void model_ws_put(srv_model *m, mb_plan_ws *ws) {
     if (!ws) return;
     mb_plan_ws *drop = NULL;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->n_ws_free < SRV_WS_KEPT) {
         m->ws_free[m->n_ws_free++] = ws;
     } else { /* keep the newest: an override's odd size should not pin memory */

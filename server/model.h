@@ -73,7 +73,8 @@ typedef struct srv_model {
     char *spec_json;        /* canonical spec JSON, owned, immutable */
     double created;         /* wall clock s */
     store_log *log;         /* its log and snapshots (store.h); NULL in memory */
-    pthread_mutex_t lock;   /* guards everything below */
+    pthread_mutex_t lock;   /* guards everything below; take it with model_lock */
+    atomic_int lock_waiters; /* threads in model_lock (model_buffer_copy lets them in) */
     int deleted;
     uint64_t gen;           /* bumped by every change of persisted state */
     mb_buffer buf;
@@ -101,6 +102,25 @@ typedef struct {
     srv_model **models; /* (max_models) */
     int n, cap;
 } srv_registry;
+
+/* m->lock, counted in m->lock_waiters while waiting: a long holder that
+ * works in slices (model_buffer_copy) hands the lock to waiters between
+ * slices instead of taking it straight back (a plain mutex would let it). */
+static inline void model_lock(srv_model *m) {
+    atomic_fetch_add(&m->lock_waiters, 1);
+    pthread_mutex_lock(&m->lock);
+    atomic_fetch_sub(&m->lock_waiters, 1);
+}
+
+/* A consistent copy of m's replay buffer for a snapshot, an export or a
+ * training job, without holding the model lock for the whole copy (a
+ * 1M-row buffer is hundreds of MB): called with m->lock held (model_lock),
+ * returns with it held, having released it between slices of about 1 MiB
+ * and let waiting acts and appends in. Appends meanwhile are allowed: the
+ * rows they wrote are copied again at the end, under the lock, so dst is
+ * exactly the buffer as it is on return (and agrees with the log's last
+ * seq read then). dst uninitialised; *slices (may be NULL): how many. */
+mb_status model_buffer_copy(srv_model *m, mb_buffer *dst, size_t *slices, char *err, size_t err_sz);
 
 int registry_init(srv_registry *r, int cap);
 /* Drops every model (call after jobs are joined). */

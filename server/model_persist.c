@@ -68,16 +68,18 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     memset(&buf, 0, sizeof buf);
     store_snap sn;
     memset(&sn, 0, sizeof sn);
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->deleted) {
         pthread_mutex_unlock(&m->lock);
         return mb_fail(err, err_sz, MB_ENOTFOUND, "model '%s' was deleted", m->spec.name);
     }
-    /* Under the model lock the log's last seq and the buffer agree: every
-     * append writes its record and its rows under this lock. */
+    /* The copy lets the lock go between slices and returns with it held and
+     * the buffer as it is then; under the lock the log's last seq and the
+     * buffer agree (every append writes its record and its rows under it). */
+    st = model_buffer_copy(m, &buf, NULL, err, err_sz);
+    if (st == MB_OK && m->deleted) st = mb_fail(err, err_sz, MB_ENOTFOUND, "model '%s' was deleted", m->spec.name);
     sn.src.log_seq = store_log_seq(m->log);
     sn.gen = m->gen;
-    st = mb_buffer_copy(&buf, &m->buf, err, err_sz);
     /* running first: a running job owns adam (and sets adam_ready) unlocked */
     if (st == MB_OK && (adam_owned || !m->running) && m->adam_ready) {
         st = persist__adam_copy(&adam, &m->adam, err, err_sz);
@@ -125,10 +127,10 @@ mb_status model_export(srv_model *m, int with_buffer, void **data, size_t *n, ch
     mb_buffer buf;
     memset(&buf, 0, sizeof buf);
     mb_status st = MB_OK;
-    pthread_mutex_lock(&m->lock);
-    srv_version *v = m->cur;
+    model_lock(m);
+    if (with_buffer) st = model_buffer_copy(m, &buf, NULL, err, err_sz);
+    srv_version *v = m->cur; /* the version and the buffer as of the copy's end */
     atomic_fetch_add(&v->refs, 1);
-    if (with_buffer) st = mb_buffer_copy(&buf, &m->buf, err, err_sz);
     char *meta = st == MB_OK ? persist__meta(m, v, 0) : NULL;
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK && !meta) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
@@ -151,7 +153,7 @@ mb_status model_install(srv_app *app, srv_model *m, mb_snapshot *sn, const cJSON
         return mb_fail(err, err_sz, MB_ECORRUPT, "snapshot of '%s': ensemble differs from its spec", name);
     if (sn->has_adam && sn->has_ensemble && sn->adam.n != sn->ens.n_params)
         return mb_fail(err, err_sz, MB_ECORRUPT, "snapshot of '%s': optimiser size", name);
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (sn->has_buffer) {
         if (sn->buf.capacity != m->buf.capacity) {
             /* The spec fixes the capacity; a different one means a foreign file. */

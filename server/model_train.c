@@ -26,7 +26,7 @@ static int train__publish(void *ctx, mb_ensemble *ens, uint64_t *version, char *
 
 static void train__ended(void *ctx, srv_job *j) {
     srv_model *m = ((train__owner *)ctx)->m;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->running == j) m->running = NULL;
     pthread_mutex_unlock(&m->lock);
 }
@@ -48,7 +48,7 @@ int model_train(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automat
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     }
     j->label = m->spec.name;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     int rc = 0;
     if (m->deleted) rc = srv_fail(e, MB_ENOTFOUND, NULL, "model '%s' was deleted", m->spec.name);
     else if (m->running)
@@ -56,8 +56,12 @@ int model_train(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automat
     else if (m->buf.size < 2)
         rc = srv_fail(e, MB_ESTATE, NULL, "need at least 2 transitions, have %zu", m->buf.size);
     else {
-        mb_status s = mb_buffer_copy(&j->data, &m->buf, err, sizeof err);
+        /* the lock is let go between slices of the copy: check again after */
+        mb_status s = model_buffer_copy(m, &j->data, NULL, err, sizeof err);
         if (s != MB_OK) rc = srv_fail(e, (int)s, NULL, "%s", err);
+        else if (m->deleted) rc = srv_fail(e, MB_ENOTFOUND, NULL, "model '%s' was deleted", m->spec.name);
+        else if (m->running)
+            rc = srv_fail(e, MB_EBUSY, NULL, "training job %s is running on '%s'", m->running->id, m->spec.name);
     }
     srv_version *v = NULL;
     if (rc == 0) {
@@ -106,7 +110,7 @@ int model_train(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automat
 
 srv_job *model_job_find(srv_model *m, const char *id) {
     srv_job *j = NULL;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     for (int i = 0; i < m->n_jobs; i++)
         if (!strcmp(m->jobs[i]->id, id)) {
             j = m->jobs[i];

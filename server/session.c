@@ -26,7 +26,7 @@ int session_expire(srv_model *m, double now, double timeout) {
 
 srv_session *session_take(srv_model *m, const char *name, double now, double timeout) {
     srv_session *s = NULL;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     session_expire(m, now, timeout);
     for (int i = 0; i < m->n_sessions; i++)
         if (!strcmp(m->sessions[i]->name, name)) {
@@ -40,7 +40,7 @@ srv_session *session_take(srv_model *m, const char *name, double now, double tim
 void session_put(srv_model *m, srv_session *s, double now, int max) {
     srv_session *drop = NULL, *dup = NULL;
     s->last_used = now;
-    pthread_mutex_lock(&m->lock);
+    model_lock(m);
     if (m->deleted) {
         drop = s;
     } else {

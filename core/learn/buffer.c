@@ -75,8 +75,7 @@ void mb_buffer_free(mb_buffer *b) {
     b->total = 0;
 }
 
-/* Copies `count` slots starting at `slot` (no wrap) from src to dst. */
-static void buffer__copy_slots(mb_buffer *dst, const mb_buffer *src, size_t slot, size_t count) {
+void mb_buffer_copy_slots(mb_buffer *dst, const mb_buffer *src, size_t slot, size_t count) {
     size_t od = (size_t)src->obs_dim, ad = (size_t)src->act_dim;
     memcpy(dst->obs + slot * od, src->obs + slot * od, count * od * sizeof(float));
     memcpy(dst->act + slot * ad, src->act + slot * ad, count * ad * sizeof(float));
@@ -84,6 +83,17 @@ static void buffer__copy_slots(mb_buffer *dst, const mb_buffer *src, size_t slot
     memcpy(dst->next_obs + slot * od, src->next_obs + slot * od, count * od * sizeof(float));
     memcpy(dst->terminated + slot, src->terminated + slot, count);
     memcpy(dst->truncated + slot, src->truncated + slot, count);
+}
+
+mb_status mb_buffer_init_like(mb_buffer *dst, const mb_buffer *src, char *err, size_t err_sz) {
+    buffer__zero(dst);
+    if (!src || src->capacity < 1) return mb_fail(err, err_sz, MB_EINVAL, "buffer copy: source not initialised");
+    dst->obs_dim = src->obs_dim;
+    dst->act_dim = src->act_dim;
+    dst->capacity = src->capacity;
+    dst->holdout_ratio = src->holdout_ratio;
+    dst->holdout_seed = src->holdout_seed;
+    return buffer__alloc(dst, err, err_sz);
 }
 
 mb_status mb_buffer_copy(mb_buffer *dst, const mb_buffer *src, char *err, size_t err_sz) {
@@ -105,8 +115,8 @@ mb_status mb_buffer_copy(mb_buffer *dst, const mb_buffer *src, char *err, size_t
     if (src->size > 0) {
         size_t first = mb_buffer_slot(src, 0);
         size_t run = src->capacity - first < src->size ? src->capacity - first : src->size;
-        buffer__copy_slots(dst, src, first, run);
-        if (run < src->size) buffer__copy_slots(dst, src, 0, src->size - run);
+        mb_buffer_copy_slots(dst, src, first, run);
+        if (run < src->size) mb_buffer_copy_slots(dst, src, 0, src->size - run);
     }
     return MB_OK;
 }

@@ -7,7 +7,9 @@
  * buffer grows and wraps.
  *
  * Concurrency: none inside. The server serialises appends with its own lock
- * and hands training a consistent copy (mb_buffer_copy) taken under it.
+ * and hands training and snapshots a consistent copy taken under it, in
+ * slices (mb_buffer_init_like, mb_buffer_copy_slots) so the lock is free
+ * between them (server/model.c, model_buffer_copy).
  * Not for: persistence (log.c) or normalisation (trainer.c). */
 #ifndef MB_BUFFER_H
 #define MB_BUFFER_H
@@ -42,6 +44,12 @@ mb_status mb_buffer_init(mb_buffer *b, int obs_dim, int act_dim, size_t capacity
 void mb_buffer_free(mb_buffer *b);
 /* Deep copy (dst uninitialised or freed). */
 mb_status mb_buffer_copy(mb_buffer *dst, const mb_buffer *src, char *err, size_t err_sz);
+/* An empty ring of src's shape (dims, capacity, holdout; dst uninitialised
+ * or freed); its slots are zero. */
+mb_status mb_buffer_init_like(mb_buffer *dst, const mb_buffer *src, char *err, size_t err_sz);
+/* Copies slots [slot, slot + count) (no wrap; slot + count <= capacity) of
+ * src into dst, of the same shape. size, head and total are the caller's. */
+void mb_buffer_copy_slots(mb_buffer *dst, const mb_buffer *src, size_t slot, size_t count);
 /* Appends n rows (oldest overwritten once full).
  *   obs, next_obs: (n, obs_dim); act: (n, act_dim); rew: (n);
  *   terminated, truncated: (n), may be NULL (all 0). */
