@@ -22,7 +22,7 @@ SAN ?=
 OPT ?= -O2
 
 PKGS_BUILD := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
-	check libcurl4-openssl-dev libmujoco-dev
+	check libcurl4-openssl-dev libmujoco-dev clang libclang-rt-dev
 PKGS_RUN := curl jq gnuplot-nox openssl
 PKGS_BENCH := python3-torch
 
@@ -62,6 +62,7 @@ PROGS :=
 -include clients/clients.mk
 -include bench/bench.mk
 -include tests/fault/fault.mk
+-include tests/fuzz/fuzz.mk
 
 .PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin check-layout
 all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)
@@ -109,6 +110,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/tsan SAN=tsan OPT=-O1 $(BUILD)/tsan/mbrld \
 		$(BUILD)/tsan/tests/fault/faultfs.so $(TESTS_SERVER:$(BUILD)/tests/%=$(BUILD)/tsan/tests/%)
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
 	@BUILD=$(BUILD) sh tests/run.sh $(BUILD) $(BUILD)/asan $(BUILD)/tsan
 
 # Quick loop while developing: plain build only, no sanitizers.
