@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -121,6 +122,7 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
     app->started = srv_wall();
     jobs_init(&app->jobs, &app->metrics, &app->shutting_down, (int)cfg->train_threads);
     pthread_mutex_init(&app->plan_pool_lock, NULL);
+    srv_alloc_init(); /* cJSON allocation failures are counted (alloc.h) */
     srv_log_level lvl;
     if (srv_log_level_parse(cfg->log_level, &lvl) == 0) srv_log_set_level(lvl);
     if (registry_init(&app->reg, (int)cfg->max_models) != 0) {

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "app.h"
 #include "jsonv.h"
 #include "log.h"
@@ -105,7 +106,14 @@ static enum MHD_Result http__send_later(struct MHD_Connection *c, http_ctx *x) {
     resp.http = x->later_http;
     memcpy(resp.location, x->location, sizeof resp.location);
     enum MHD_Result r;
-    if (x->later.answer(x->later.obj, &resp, &x->err) != 0) {
+    unsigned long f0 = srv_alloc_failures();
+    int arc = x->later.answer(x->later.obj, &resp, &x->err);
+    if (arc == 0 && srv_alloc_failures() != f0) { /* a partial answer: 503, never a short 200 */
+        cJSON_Delete(resp.json);
+        resp.json = NULL;
+        arc = srv_fail(&x->err, MB_ENOMEM, NULL, "out of memory while building the answer");
+    }
+    if (arc != 0) {
         if (x->err.status == MB_OK) srv_fail(&x->err, SRV_E_INTERNAL, NULL, "deferred answer failed");
         r = http__send_err(c, x, &x->err);
     } else {
@@ -312,7 +320,12 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
         return http__send_err(c, x, e);
     } else {
         const char *end = NULL;
+        unsigned long f0 = srv_alloc_failures();
         root = cJSON_ParseWithLengthOpts(x->body, x->len, &end, 0);
+        if (!root && srv_alloc_failures() != f0) {
+            srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+            return http__send_err(c, x, e);
+        }
         if (!root) {
             srv_fail(e, SRV_E_BAD_JSON, NULL, "malformed JSON near byte %ld",
                      end ? (long)(end - x->body) : 0L);
@@ -349,7 +362,7 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     memset(&resp, 0, sizeof resp);
     resp.http = 200;
     x->req.body = root;
-    int rc = srv_routes[x->route].handler(&x->req, &resp, e);
+    int rc = routes_call(x->route, &x->req, &resp, e);
     cJSON_Delete(root);
     x->req.body = NULL;
     x->req.raw = NULL;

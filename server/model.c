@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "app.h"
 #include "job.h"
 #include "log.h"
@@ -120,8 +121,9 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     m->created = srv_wall();
     m->next_version = 1;
     m->next_job = 1;
+    unsigned long f0 = srv_alloc_failures(); /* the stored spec must be whole */
     cJSON *js = spec_render(spec);
-    m->spec_json = js ? cJSON_PrintUnformatted(js) : NULL;
+    m->spec_json = js && srv_alloc_failures() == f0 ? cJSON_PrintUnformatted(js) : NULL;
     cJSON_Delete(js);
     m->clients = calloc((size_t)app->cfg.max_clients, sizeof *m->clients);
     m->sessions = calloc((size_t)app->cfg.max_sessions, sizeof *m->sessions);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "app.h"
 #include "log.h"
 
@@ -18,6 +19,7 @@
 /* The META blob: {"format", "spec", "version", "next_version", "clients"}.
  * Model lock held. */
 static char *persist__meta(const srv_model *m, const srv_version *v, int with_clients) {
+    unsigned long f0 = srv_alloc_failures(); /* a META without its spec would be a broken snapshot */
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "format", "mbrld-model/1");
@@ -38,7 +40,7 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
             cJSON_AddItemToArray(a, c);
         }
     }
-    char *text = cJSON_PrintUnformatted(o);
+    char *text = srv_alloc_failures() == f0 ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
 }

@@ -4,8 +4,10 @@
 #include "routes.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "handlers.h"
 #include "metrics.h"
 
@@ -60,6 +62,21 @@ static int routes__path(const char *pattern, const char *path, char args[][SRV_A
         }
     }
     return *p == '\0' && *s == '\0';
+}
+
+int routes_call(int route, srv_req *req, srv_resp *resp, srv_err *e) {
+    unsigned long f0 = srv_alloc_failures();
+    int rc = srv_routes[route].handler(req, resp, e);
+    if (rc == 0 && srv_alloc_failures() != f0) {
+        cJSON_Delete(resp->json);
+        resp->json = NULL;
+        free(resp->text);
+        resp->text = NULL;
+        if (resp->later.obj) resp->later.release(resp->later.obj);
+        memset(&resp->later, 0, sizeof resp->later);
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory while building the answer");
+    }
+    return rc;
 }
 
 int routes_match(const char *method, const char *path, char args[][SRV_ARG_MAX], int *status,

@@ -87,6 +87,11 @@ extern const int srv_n_routes;
 /* Finds the route for (method, path). Returns the index, or -1 with *status
  * SRV_E_NOT_FOUND_ROUTE, or SRV_E_METHOD with the allowed methods in allow
  * ("GET, DELETE"). args: (SRV_MAX_ARGS, SRV_ARG_MAX). */
+/* Runs route's handler. An answer during whose making a cJSON allocation
+ * failed (alloc.h) is dropped for 503 out_of_memory: never a partial 200.
+ * The handler's own contract otherwise. */
+int routes_call(int route, srv_req *req, srv_resp *resp, srv_err *e);
+
 int routes_match(const char *method, const char *path, char args[][SRV_ARG_MAX], int *status,
                  char *allow, size_t allow_sz);
 

@@ -506,7 +506,12 @@ mb_status store_recover(srv_store *s, const store_sink *sink, char *err, size_t 
                 srv_log(SRV_LOG_WARN, "ignoring a directory that is not a model", "dir=%s/%s", s->root, de->d_name);
                 continue;
             }
-            names[n++] = strdup(de->d_name + 2);
+            char *nm = strdup(de->d_name + 2);
+            if (!nm) { /* never skip a model's directory: recovery fails instead */
+                st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory listing %s", s->root);
+                break;
+            }
+            names[n++] = nm;
         }
         closedir(d);
         qsort(names, (size_t)n, sizeof *names, store__cmp_str);
@@ -514,7 +519,7 @@ mb_status store_recover(srv_store *s, const store_sink *sink, char *err, size_t 
         s->replaying = 1;
         int ok = 0;
         for (int i = 0; i < n; i++) {
-            if (st == MB_OK && names[i]) {
+            if (st == MB_OK) {
                 st = store__recover_model(s, sink, names[i], err, err_sz);
                 ok += st == MB_OK;
             }
