@@ -294,6 +294,45 @@ START_TEST(test_transitions_batched_and_idempotent) {
 }
 END_TEST
 
+/* A client_id with quotes, a backslash and a newline is sent as a JSON
+ * string, escaped: it cannot end the string and add keys (before, the post
+ * was malformed JSON, or with `x","seq":1,"y":"` a forged seq). The daemon
+ * stores it as given: a second client with the same id and seq replays. */
+START_TEST(test_client_id_escaped) {
+    ck_assert_msg(D.port > 0, "mbrld did not start");
+    static const char *const ids[] = {"r\"7\\a\nb", "x\",\"seq\":99,\"y\":\"", "tab\there"};
+    mbrl_error e;
+    mbrl_client *c0 = client();
+    mbrl_model_spec s;
+    small_spec(&s, "m-esc");
+    ck_assert_int_eq(mbrl_model_create(c0, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.25f);
+    mbrl_batch b = batch_of(&r, 4);
+    long acc = 0, size = 0, want = 0;
+    for (int i = 0; i < 3; i++) {
+        mbrl_client *c = NULL;
+        mbrl_client_opts o = {.url = D.url, .backoff_ms = 20, .batch_rows = 32, .client_id = ids[i]};
+        ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+        ck_assert_msg(mbrl_transitions_post_seq(c, "m-esc", &b, 1, &acc, &size, &e) == MBRL_OK, "id %d: %s", i,
+                      e.message);
+        ck_assert_int_eq(acc, 4);
+        want += 4;
+        mbrl_client_free(c);
+        ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK); /* the same id again: a replay */
+        ck_assert_int_eq(mbrl_transitions_post_seq(c, "m-esc", &b, 1, &acc, &size, &e), MBRL_OK);
+        mbrl_client_free(c);
+        ck_assert_int_eq(buffer_size(c0, "m-esc"), want);
+    }
+    mbrl_act_opts ao = {.session = "s\"1"};
+    float obs[3] = {0, 0, 0};
+    mbrl_act_result res;
+    ck_assert_int_eq(mbrl_act(c0, "m-esc", obs, 3, &ao, &res, &e), MBRL_EINVAL); /* not a session name */
+    mbrl_model_delete(c0, "m-esc", &e);
+    mbrl_client_free(c0);
+}
+END_TEST
+
 START_TEST(test_train_act_predict) {
     mbrl_client *c = client();
     mbrl_error e;
@@ -604,6 +643,7 @@ int main(void) {
     tcase_add_test(tc, test_health_and_models);
     tcase_add_test(tc, test_spec_fields_and_auto_train);
     tcase_add_test(tc, test_create_errors);
+    tcase_add_test(tc, test_client_id_escaped);
     tcase_add_test(tc, test_transitions_batched_and_idempotent);
     tcase_add_test(tc, test_train_act_predict);
     tcase_add_test(tc, test_export_import);

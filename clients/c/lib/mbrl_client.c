@@ -64,6 +64,19 @@ static int buf__printf(mbrl__buf *b, const char *fmt, ...) {
     return 0;
 }
 
+/* s as a JSON string literal: quotes, backslashes and control characters
+ * escaped, so no caller-supplied text (client_id, session) can end the
+ * string and add keys of its own. */
+static int buf__json_str(mbrl__buf *b, const char *s) {
+    int rc = buf__put(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; !rc && *p; p++) {
+        if (*p == '"' || *p == '\\') rc = buf__printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) rc = buf__printf(b, "\\u%04x", *p);
+        else rc = buf__put(b, (const char *)p, 1);
+    }
+    return rc ? rc : buf__put(b, "\"", 1);
+}
+
 /* "[x0,x1,...]" with %.9g (enough digits to round-trip a float).
  * x: (n). Returns -2 on a non-finite value (the daemon would reject it). */
 static int buf__floats(mbrl__buf *b, const float *x, size_t n) {
@@ -698,7 +711,9 @@ static int batch__body(mbrl_client *c, const mbrl_batch *b, size_t r0, size_t n,
                              b->terminated && b->terminated[i] ? "true" : "false",
                              b->truncated && b->truncated[i] ? "true" : "false");
     }
-    if (!rc) rc = buf__printf(q, "],\"client\":\"%s\",\"seq\":%llu}", c->id, (unsigned long long)seq);
+    if (!rc) rc = buf__puts(q, "],\"client\":");
+    if (!rc) rc = buf__json_str(q, c->id);
+    if (!rc) rc = buf__printf(q, ",\"seq\":%llu}", (unsigned long long)seq);
     return rc;
 }
 
@@ -920,7 +935,8 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     if (!rc) rc = buf__floats(q, obs, (size_t)obs_dim);
     if (!rc && o && o->session) {
         if (!name__ok(o->session)) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "bad session name");
-        rc = buf__printf(q, ",\"session\":\"%s\"", o->session);
+        rc = buf__puts(q, ",\"session\":");
+        if (!rc) rc = buf__json_str(q, o->session);
     }
     if (!rc && o && o->goal && o->n_goal > 0) {
         rc = buf__printf(q, ",\"goal\":[{\"term\":%d,\"target\":", o->goal_term);
