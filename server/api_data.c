@@ -112,11 +112,11 @@ int api_predict(srv_req *q, srv_resp *r, srv_err *e) {
             cJSON *o = r->json = cJSON_CreateObject();
             cJSON *jm = cJSON_AddArrayToObject(o, "mean"), *js = cJSON_AddArrayToObject(o, "std");
             for (int t = 0; t < steps; t++) {
-                cJSON_AddItemToArray(jm, jf_floats(mean + (size_t)t * od, od));
-                cJSON_AddItemToArray(js, jf_floats(std + (size_t)t * od, od));
+                jf_add(jm, NULL, jf_floats(mean + (size_t)t * od, od));
+                jf_add(js, NULL, jf_floats(std + (size_t)t * od, od));
             }
-            cJSON_AddItemToObject(o, "reward_mean", jf_floats(rm, steps));
-            cJSON_AddItemToObject(o, "reward_std", jf_floats(rs, steps));
+            jf_add(o, "reward_mean", jf_floats(rm, steps));
+            jf_add(o, "reward_std", jf_floats(rs, steps));
             cJSON_AddNumberToObject(o, "version", (double)v->number);
         }
         model_version_put(v);

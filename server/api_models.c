@@ -32,7 +32,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
     cJSON *jobs = cJSON_AddArrayToObject(o, "jobs");
     srv_job *last = NULL;
     for (int i = 0; i < m->n_jobs; i++) {
-        cJSON_AddItemToArray(jobs, cJSON_CreateString(m->jobs[i]->id));
+        jf_add(jobs, NULL, cJSON_CreateString(m->jobs[i]->id));
         pthread_mutex_lock(&m->jobs[i]->lock);
         if (m->jobs[i]->state == JOB_DONE) last = m->jobs[i];
         pthread_mutex_unlock(&m->jobs[i]->lock);
@@ -42,8 +42,8 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
     pthread_mutex_unlock(&m->lock);
 
     cJSON *el = cJSON_AddArrayToObject(o, "elites");
-    for (int i = 0; i < en->n_elites; i++) cJSON_AddItemToArray(el, cJSON_CreateNumber(en->elites[i]));
-    cJSON_AddItemToObject(o, "holdout_loss", jf_floats(en->holdout_loss, en->spec.members));
+    for (int i = 0; i < en->n_elites; i++) jf_add(el, NULL, cJSON_CreateNumber(en->elites[i]));
+    jf_add(o, "holdout_loss", jf_floats(en->holdout_loss, en->spec.members));
     model_version_put(v);
     if (last) {
         cJSON *lt = cJSON_AddObjectToObject(o, "last_training");
@@ -52,18 +52,18 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
         cJSON_AddNumberToObject(lt, "epochs", last->res.epochs);
         cJSON_AddNumberToObject(lt, "version", (double)last->version);
         cJSON_AddNumberToObject(lt, "seconds", last->res.seconds);
-        cJSON_AddItemToObject(lt, "train_loss", jf_floats(last->res.train_loss, last->members));
-        cJSON_AddItemToObject(lt, "holdout_loss", jf_floats(last->res.holdout_loss, last->members));
+        jf_add(lt, "train_loss", jf_floats(last->res.train_loss, last->members));
+        jf_add(lt, "holdout_loss", jf_floats(last->res.holdout_loss, last->members));
         cJSON_AddNumberToObject(lt, "finished", last->finished);
         pthread_mutex_unlock(&last->lock);
         job_put(last);
     } else {
         cJSON_AddNullToObject(o, "last_training");
     }
-    cJSON_AddItemToObject(o, "planner", spec_render_planner(&m->spec.planner));
+    jf_add(o, "planner", spec_render_planner(&m->spec.planner));
     cJSON_AddNumberToObject(o, "created", m->created);
-    cJSON_AddItemToObject(o, "spec", cJSON_Parse(m->spec_json));
-    cJSON_AddItemToObject(o, "persistence", store_model_status(app->store, m->log));
+    jf_add(o, "spec", cJSON_Parse(m->spec_json));
+    jf_add(o, "persistence", store_model_status(app->store, m->log));
     return o;
 }
 
@@ -100,7 +100,7 @@ int api_models_list(srv_req *q, srv_resp *r, srv_err *e) {
         cJSON_AddBoolToObject(x, "training", ms[i]->running != NULL);
         pthread_mutex_unlock(&ms[i]->lock);
         model_version_put(v);
-        cJSON_AddItemToArray(a, x);
+        jf_add(a, NULL, x);
         model_put(ms[i]);
     }
     r->json = o;

@@ -212,9 +212,9 @@ cJSON *job_render(srv_job *j) {
     for (int i = 0; i < j->epoch; i++) {
         cJSON *x = cJSON_CreateObject();
         cJSON_AddNumberToObject(x, "epoch", i + 1);
-        cJSON_AddItemToObject(x, "train_loss", jf_floats(j->train_hist + (size_t)i * j->members, j->members));
-        cJSON_AddItemToObject(x, "holdout_loss", jf_floats(j->hold_hist + (size_t)i * j->members, j->members));
-        cJSON_AddItemToArray(ep, x);
+        jf_add(x, "train_loss", jf_floats(j->train_hist + (size_t)i * j->members, j->members));
+        jf_add(x, "holdout_loss", jf_floats(j->hold_hist + (size_t)i * j->members, j->members));
+        jf_add(ep, NULL, x);
     }
     if (j->has_res) {
         cJSON *r = cJSON_AddObjectToObject(o, "result");
@@ -224,8 +224,8 @@ cJSON *job_render(srv_job *j) {
         cJSON_AddNumberToObject(r, "n_train", (double)j->res.n_train);
         cJSON_AddNumberToObject(r, "n_holdout", (double)j->res.n_holdout);
         cJSON_AddNumberToObject(r, "seconds", j->res.seconds);
-        cJSON_AddItemToObject(r, "train_loss", jf_floats(j->res.train_loss, j->members));
-        cJSON_AddItemToObject(r, "holdout_loss", jf_floats(j->res.holdout_loss, j->members));
+        jf_add(r, "train_loss", jf_floats(j->res.train_loss, j->members));
+        jf_add(r, "holdout_loss", jf_floats(j->res.holdout_loss, j->members));
     } else {
         cJSON_AddNullToObject(o, "result");
     }

@@ -38,3 +38,9 @@ cJSON *jf_ints(const int *x, int n) {
     }
     return a;
 }
+
+void jf_add(cJSON *obj, const char *key, cJSON *item) {
+    if (!item) return;
+    int ok = obj && (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
+    if (!ok) cJSON_Delete(item);
+}

@@ -15,5 +15,10 @@ double jf_num(float f);
 cJSON *jf_floats(const float *x, int n);
 /* [x0, x1, ...] of ints; NULL when out of memory. */
 cJSON *jf_ints(const int *x, int n);
+/* Adds item to the object obj under key, or to the array obj when key is
+ * NULL. cJSON_AddItemTo* leave item to the caller when they fail (obj NULL,
+ * no memory for the key's copy): here it is deleted, so building an answer
+ * while out of memory leaks nothing (alloc.h turns it into a 503). */
+void jf_add(cJSON *obj, const char *key, cJSON *item);
 
 #endif

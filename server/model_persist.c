@@ -23,7 +23,7 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "format", "mbrld-model/1");
-    cJSON_AddItemToObject(o, "spec", cJSON_Parse(m->spec_json));
+    jf_add(o, "spec", cJSON_Parse(m->spec_json));
     cJSON_AddNumberToObject(o, "version", (double)v->number);
     cJSON_AddNumberToObject(o, "next_version", (double)m->next_version);
     if (with_clients) {
@@ -37,7 +37,7 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
             cJSON_AddStringToObject(c, "window", win);
             cJSON_AddNumberToObject(c, "accepted", (double)m->clients[i].accepted);
             cJSON_AddNumberToObject(c, "buffer_size", (double)m->clients[i].buffer_size);
-            cJSON_AddItemToArray(a, c);
+            jf_add(a, NULL, c);
         }
     }
     char *text = srv_alloc_failures() == f0 ? cJSON_PrintUnformatted(o) : NULL;

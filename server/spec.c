@@ -428,14 +428,14 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddStringToObject(o, "name", s->name);
     cJSON_AddNumberToObject(o, "obs_dim", s->obs_dim);
     cJSON_AddNumberToObject(o, "act_dim", s->act_dim);
-    cJSON_AddItemToObject(o, "act_low", jf_floats(s->act_low, s->act_dim));
-    cJSON_AddItemToObject(o, "act_high", jf_floats(s->act_high, s->act_dim));
+    jf_add(o, "act_low", jf_floats(s->act_low, s->act_dim));
+    jf_add(o, "act_high", jf_floats(s->act_high, s->act_dim));
     cJSON *en = cJSON_AddObjectToObject(o, "ensemble");
     cJSON_AddNumberToObject(en, "members", s->ens.members);
-    cJSON_AddItemToObject(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));
+    jf_add(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));
     cJSON_AddStringToObject(en, "activation", mb_activation_name(s->ens.activation));
     cJSON_AddBoolToObject(en, "learn_reward", s->ens.learn_reward);
-    cJSON_AddItemToObject(en, "weight_decay", jf_floats(s->ens.weight_decay, s->ens.n_hidden + 1));
+    jf_add(en, "weight_decay", jf_floats(s->ens.weight_decay, s->ens.n_hidden + 1));
     cJSON *rw = cJSON_AddObjectToObject(o, "reward");
     cJSON *terms = cJSON_AddArrayToObject(rw, "terms");
     for (int i = 0; i < s->reward.n_terms; i++) {
@@ -445,11 +445,11 @@ cJSON *spec_render(const srv_model_spec *s) {
         cJSON_AddNumberToObject(j, "weight", jf_num(t->weight));
         if (t->type == MB_TERM_LINEAR) cJSON_AddNumberToObject(j, "index", t->idx[0]);
         if (t->type == MB_TERM_QUADRATIC || t->type == MB_TERM_NORM) {
-            cJSON_AddItemToObject(j, "indices", jf_ints(t->idx, t->n_idx));
-            if (t->n_other) cJSON_AddItemToObject(j, "other_indices", jf_ints(t->other, t->n_other));
-            else cJSON_AddItemToObject(j, "target", jf_floats(t->target, t->n_idx));
+            jf_add(j, "indices", jf_ints(t->idx, t->n_idx));
+            if (t->n_other) jf_add(j, "other_indices", jf_ints(t->other, t->n_other));
+            else jf_add(j, "target", jf_floats(t->target, t->n_idx));
         }
-        cJSON_AddItemToArray(terms, j);
+        jf_add(terms, NULL, j);
     }
     cJSON_AddBoolToObject(rw, "use_learned", s->reward.use_learned);
     cJSON_AddNumberToObject(rw, "discount", jf_num(s->reward.discount));
@@ -461,9 +461,9 @@ cJSON *spec_render(const srv_model_spec *s) {
         cJSON_AddNumberToObject(j, "index", bd->index);
         if (bd->has_min) cJSON_AddNumberToObject(j, "min", jf_num(bd->min));
         if (bd->has_max) cJSON_AddNumberToObject(j, "max", jf_num(bd->max));
-        cJSON_AddItemToArray(bounds, j);
+        jf_add(bounds, NULL, j);
     }
-    cJSON_AddItemToObject(o, "planner", spec_render_planner(&s->planner));
+    jf_add(o, "planner", spec_render_planner(&s->planner));
     cJSON *bu = cJSON_AddObjectToObject(o, "buffer");
     cJSON_AddNumberToObject(bu, "capacity", (double)s->buffer_capacity);
     cJSON_AddNumberToObject(bu, "holdout_ratio", jf_num(s->holdout_ratio));
