@@ -254,8 +254,10 @@ START_TEST(test_import_larger_than_max_body) {
     /* over --max-import-mb: 413, from Content-Length or while chunks arrive */
     const char *small[] = {"--max-import-mb", "4", NULL};
     ck_assert_int_eq(mbd_start(&d, small), 0);
+    /* refused from Content-Length before reading: the daemon answers 413 and
+     * closes, and curl may see the reset while it still sends */
     post_binary(&r, &d, "/v1/models/big/import", file, n, 0);
-    ck_assert_int_eq(r.status, 413);
+    ck_assert_msg(r.status == 413 || (r.status == 0 && r.curl != CURLE_OK), "import over the cap: %ld", r.status);
     mbr_free(&r);
     post_binary(&r, &d, "/v1/models/big/import", file, n, 1);
     ck_assert_msg(r.status == 413 || r.curl != CURLE_OK, "chunked import over the cap: %ld", r.status);
