@@ -5,20 +5,24 @@
  *                      (no body where none is allowed; Content-Length above
  *                      the cap -> 413 before reading anything)
  *   upload chunks   -> appended up to the cap (a chunked body that grows
- *                      past it -> 413, the rest is discarded)
+ *                      past it -> 413, the rest is discarded); an import's
+ *                      go to an unlinked temporary file (SRV_RAW_FILE)
  *   last callback   -> depth check, cJSON_ParseWithLength, finiteness,
  *                      handler, answer
- *   completed       -> metrics, log line, context freed. */
+ *   completed       -> metrics, log line, context freed.
+ * Connections: --max-connections-per-ip (MHD's own count), the accept
+ * policy (none while shutting down), --request-timeout (the reaper below),
+ * TLS with --tls-priorities (1.2 at least). */
 #include "http.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
