@@ -44,7 +44,7 @@ start_tls() {
     while [ ! -s "$tmp/port" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
     port=$(cat "$tmp/port" 2>/dev/null)
 }
-stop_last() { kill -TERM "$last"; wait "$last"; rc=$?; pids=$(echo "$pids" | sed "s/ $last//"); return $rc; }
+stop_last() { kill -TERM "$last" 2>/dev/null; wait "$last"; rc=$?; pids=$(echo "$pids" | sed "s/ $last//"); return $rc; }
 
 # proto PORT FLAG: the protocol openssl s_client negotiates with FLAG
 # (-tls1_1, -tls1_2, -tls1_3), or NONE when the handshake fails (no cipher
@@ -101,6 +101,8 @@ wait "$sp" 2>/dev/null
 pids=$(echo "$pids" | sed "s/ $sp//")
 
 start_tls prio --tls-priorities NORMAL:-VERS-TLS1.3
+[ -n "$port" ]
+check "starts with --tls-priorities NORMAL:-VERS-TLS1.3" $?
 [ "$(proto "$port" -tls1_3)" != TLSv1.3 ]
 check "--tls-priorities NORMAL:-VERS-TLS1.3: no TLS 1.3" $?
 [ "$(proto "$port" -tls1_2)" = TLSv1.2 ]
@@ -110,6 +112,8 @@ p11=$(proto "$port" -tls1_1)
 check "--tls-priorities cannot bring TLS 1.1 back (NORMAL:-VERS-TLS1.3)" $?
 stop_last
 start_tls prio11 --tls-priorities NORMAL:+VERS-TLS1.1:+VERS-TLS1.0
+[ -n "$port" ]
+check "starts with --tls-priorities NORMAL:+VERS-TLS1.1:+VERS-TLS1.0" $?
 p11=$(proto "$port" -tls1_1)
 [ "$p11" = NONE ]
 check "--tls-priorities NORMAL:+VERS-TLS1.1: TLS 1.1 still refused" $?
