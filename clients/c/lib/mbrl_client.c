@@ -10,11 +10,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1078,19 +1081,23 @@ mbrl_status mbrl_model_import(mbrl_client *c, const char *model, const char *fil
     char path[128];
     mbrl_status s = path__(path, sizeof path, model, "/import", err);
     if (s != MBRL_OK) return s;
-    FILE *f = fopen(file, "rb");
-    if (!f) return fail__(err, MBRL_EIO, 0, "io_error", "cannot read %s: %s", file, strerror(errno));
-    c->req.len = 0;
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = buf__put(&c->req, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (rc) return fail__(err, MBRL_ENOMEM, 0, "out_of_memory", "import body");
-    if (bad) return fail__(err, MBRL_EIO, 0, "io_error", "cannot read %s", file);
+    /* mapped, not read into memory: an export can be as large as a model's
+     * buffer (the daemon takes up to --max-import-mb, streamed to disk) */
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail__(err, MBRL_EIO, 0, "io_error", "cannot read %s: %s", file, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail__(err, MBRL_EIO, 0, "io_error", "%s is not a regular file", file);
+    }
+    size_t n = (size_t)st.st_size;
+    void *map = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (n && map == MAP_FAILED) return fail__(err, MBRL_EIO, 0, "io_error", "cannot map %s: %s", file, strerror(errno));
     long status;
-    return http__do(c, "POST", path, c->req.p ? c->req.p : "", c->req.len, 0, &status, err);
+    mbrl_status rs = http__do(c, "POST", path, n ? (const char *)map : "", n, 0, &status, err);
+    if (n) munmap(map, n);
+    return rs;
 }
 
 /* ---- health ------------------------------------------------------------ */
