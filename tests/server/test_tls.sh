@@ -1,8 +1,9 @@
 #!/bin/sh
 # test_tls.sh: HTTPS (--tls-cert/--tls-key) against a certificate made here
 # with openssl: curl verifies it and is served; TLS 1.2 and 1.3 are spoken;
-# TLS 1.1 is refused (while the same client completes a TLS 1.1 handshake
-# with `openssl s_server`, so the refusal is the daemon's); --tls-priorities
+# TLS 1.1 is refused, to openssl s_client and to curl (while the same
+# clients complete TLS 1.1 with `openssl s_server`, so the refusal is the
+# daemon's); --tls-priorities
 # applies (NORMAL:-VERS-TLS1.3 leaves 1.2 only); a bad priority string stops
 # the start with exit 1. Prints "N passed, N failed" last.
 # Mirrors server/http.c (TLS options) and server/options.c.
@@ -46,6 +47,13 @@ start_tls() {
 }
 stop_last() { kill -TERM "$last" 2>/dev/null; wait "$last"; rc=$?; pids=$(echo "$pids" | sed "s/ $last//"); return $rc; }
 
+# curl11 PORT PATH: curl limited to TLS 1.1 (the client's system policy
+# lifted as for proto); prints the HTTP code, 000 when no answer.
+curl11() {
+    OPENSSL_CONF=/dev/null curl -s -o /dev/null -w '%{http_code}' --cacert "$tmp/cert.pem" --tlsv1.1 --tls-max 1.1 \
+        --ciphers 'DEFAULT:@SECLEVEL=0' "https://127.0.0.1:$1$2"
+}
+
 # proto PORT FLAG: the protocol openssl s_client negotiates with FLAG
 # (-tls1_1, -tls1_2, -tls1_3), or NONE when the handshake fails (no cipher
 # agreed). OPENSSL_CONF=/dev/null and SECLEVEL=0: Debian's system policy
@@ -80,6 +88,9 @@ check "openssl s_client -tls1_2 negotiates TLSv1.2" $?
 p11=$(proto "$port" -tls1_1)
 [ "$p11" = NONE ]
 check "TLS 1.1 refused by the daemon (got '${p11}')" $?
+code=$(curl11 "$port" /healthz)
+[ "$code" = 000 ]
+check "curl --tlsv1.1 --tls-max 1.1: refused (HTTP code $code)" $?
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
 [ "$code" != 200 ]
 check "plain HTTP on the TLS port is not served" $?
@@ -96,6 +107,8 @@ while ! grep -qs ACCEPT "$tmp/s_server.log" && [ $i -lt 100 ]; do sleep 0.1; i=$
 sport=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$tmp/s_server.log" | head -n 1)
 [ "$(proto "$sport" -tls1_1)" = TLSv1.1 ]
 check "control: the same client negotiates TLSv1.1 with openssl s_server" $?
+[ "$(curl11 "$sport" /)" = 200 ]
+check "control: curl --tlsv1.1 --tls-max 1.1 is served by openssl s_server" $?
 kill -TERM "$sp" 2>/dev/null
 wait "$sp" 2>/dev/null
 pids=$(echo "$pids" | sed "s/ $sp//")
