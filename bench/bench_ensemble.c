@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "bench.h"
 #include "learn/buffer.h"
 #include "nn/ensemble.h"
@@ -59,13 +60,16 @@ static void print_results(const bench_peak *start, const bench_peak *end) {
            pk->gflops, pk->isa, start->gflops, end->gflops);
     double ratio[MAX_RESULTS];
     for (int i = 0; i < n_results; i++) ratio[i] = bench_ratio(results[i].gflops, pk, results[i].what);
+    printf("kernels: %s (this CPU: up to %s; MBRLD_ISA=avx2 forces the AVX2 ones)\n",
+           mb_isa_name(mb_cpu_isa()), mb_isa_name(mb_cpu_isa_max()));
     printf("%-44s %10s %8s\n", "what", "GFLOP/s", "of peak");
     for (int i = 0; i < n_results; i++)
         printf("%-44s %10.1f %8.2f   %s\n", results[i].what, results[i].gflops, ratio[i],
                results[i].detail);
     for (int i = 0; i < n_results; i++)
-        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\"}\n",
-               results[i].json, results[i].gflops, pk->gflops, ratio[i], pk->isa);
+        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\", "
+               "\"kernel_isa\": \"%s\"}\n",
+               results[i].json, results[i].gflops, pk->gflops, ratio[i], pk->isa, mb_isa_name(mb_cpu_isa()));
 }
 
 /* The FMA peak lines: the widest width (the peak) and each width. */

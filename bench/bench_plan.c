@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "bench.h"
 #include "plan/flops.h"
 #include "plan/planner.h"
@@ -244,6 +245,8 @@ int bench_plan(int argc, char **argv) {
     bench_peak_print(stdout, &pk_end, "after the presets (best)");
     printf("peak for the ratios: %.1f GFLOP/s (FMA loop, %s, all cores; the highest measured)\n",
            peak, pk->isa);
+    printf("kernels: %s (this CPU: up to %s; MBRLD_ISA=avx2 forces the AVX2 ones)\n",
+           mb_isa_name(mb_cpu_isa()), mb_isa_name(mb_cpu_isa_max()));
     printf("%-17s %10s %10s %8s %8s %10s %10s %8s  %s\n", "preset", "s/call", "GFLOP/s", "of peak",
            "fwd%", "blas2 s", "torch s", "speedup", "threads");
     char json[N_PRESETS][768];
@@ -259,10 +262,11 @@ int bench_plan(int argc, char **argv) {
                            "{\"bench\": \"plan\", \"preset\": \"%s\", \"s_per_call\": %.5f, "
                            "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, "
                            "\"forward_share\": %.3f, \"threads\": \"%s\", \"s_pool2_blas1\": %.5f, "
-                           "\"s_blas2\": %.5f, \"peak_isa\": \"%s\", \"gflop_per_call\": %.3f",
+                           "\"s_blas2\": %.5f, \"peak_isa\": \"%s\", \"gflop_per_call\": %.3f, "
+                           "\"kernel_isa\": \"%s\"",
                            res[i].name, best->s_per_call, best->gflops, peak, ratio, fwd_share,
                            res[i].mode, res[i].a.s_per_call, res[i].b.s_per_call, pk->isa,
-                           best->flops * 1e-9);
+                           best->flops * 1e-9, mb_isa_name(mb_cpu_isa()));
         if (ts > 0)
             len += snprintf(json[i] + len, sizeof json[0] - (size_t)len,
                             ", \"torch_s_per_call\": %.5f, \"speedup_vs_torch\": %.2f, "

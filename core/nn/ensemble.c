@@ -28,18 +28,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__AVX__)
+#include "base/cpu.h"
+#ifdef MB_X86
 #include <immintrin.h>
 #endif
-
 #include "nn/gemm.h"
 #include "base/rng.h"
 
 /* Row-wise elementwise loops over a short row of n floats (the head's
  * out_dim, the input dim): GCC -O2 leaves them scalar, so with AVX-512
- * they run 16 lanes at a time with a masked last vector. Plain mul/add/
- * sub/div (no FMA), so results equal the scalar loops bit for bit. */
-#if defined(__AVX512F__)
+ * (mb_cpu_isa) they run 16 lanes at a time with a masked last vector.
+ * Plain mul/add/sub/div (no FMA), so results equal the scalar loops bit
+ * for bit. */
+#ifdef MB_X86
 #define ENS_VEC 1
 #define ENS_LD(m, ptr) _mm512_maskz_loadu_ps((m), (ptr))
 #define ENS_ST(ptr, m, v) _mm512_mask_storeu_ps((ptr), (m), (v))
@@ -347,16 +348,25 @@ size_t mb_ens_ws_rows(const mb_ens_ws *ws) { return ws ? ws->max_rows : 0; }
 
 /* ---- inference ----------------------------------------------------------- */
 
-void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n) {
-    int in = mb_ensemble_in_dim(&e->spec);
 #ifdef ENS_VEC
+static MB_TARGET_AVX512 void ens__normalize16(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < in; i += 16) {
             __mmask16 m = ENS_MASK(in, i);
             __m512 v = _mm512_sub_ps(ENS_LD(m, x + r * in + i), ENS_LD(m, e->in_mean + i));
             ENS_ST(xn + r * in + i, m, _mm512_div_ps(v, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, e->in_std + i)));
         }
-    return;
+}
+#endif
+
+void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__normalize16(e, x, xn, n);
+        return;
+    }
 #endif
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < in; i++)
@@ -395,35 +405,24 @@ static void ens__head_logvar(const ens__layout *lay, const float *head, const fl
     mb_exp_approx(t5, t4, cnt);
 }
 
-/* One tile: nr rows of member m. x: (nr, in) raw; mean, std: (nr, out) raw,
- * std may be NULL. buf: slot_floats floats (2 * tile * maxw + 6 * tile * out). */
-static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *buf, int m,
-                              const float *x, size_t nr, float *mean, float *std) {
-    const ens__layout *lay = &ws->lay;
-    const float *p = e->params + (size_t)m * lay->size;
-    float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
-    mb_ensemble_normalize_inputs(e, x, a, nr);
-    for (int l = 0; l < lay->L; l++) {
-        /* bias and activation applied in the kernel's epilogue: no pass over b */
-        mb_gemm_nn_bias_act(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], p + lay->b[l],
-                            ws->act, b);
-        float *s = a;
-        a = b;
-        b = s;
-    }
-    const int out = lay->out, L = lay->L;
-    mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
-    const float *bh = p + lay->b[L];
-    /* Inference needs only lv (the same softplus bounds, same operation
-     * order as ens__head_logvar, so the values are identical) and
-     * std = exp(lv / 2): the sigmoids and exp(-lv) that training keeps
-     * are skipped. Temporaries live after the two activation buffers. */
-    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
-    const size_t cnt = nr * (size_t)out;
-    const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;
+/* The inference head of one tile: b (nr, 2 out) raw head outputs without
+ * bias -> mean and std (NULL: not wanted) in raw units; u, sp: (nr, out)
+ * temporaries. Inference needs only lv (the same softplus bounds, same
+ * operation order as ens__head_logvar, so the values are identical) and
+ * std = exp(lv / 2): the sigmoids and exp(-lv) that training keeps are
+ * skipped. */
+#define ENS_HEAD_ARGS                                                                           \
+    (const mb_ensemble *e, const float *p, const ens__layout *lay, float *b, size_t nr,         \
+     float *u, float *sp, float *mean, float *std)
+#define ENS_HEAD_PRELUDE                                                                        \
+    const int out = lay->out, L = lay->L;                                                       \
+    const float *bh = p + lay->b[L];                                                            \
+    const size_t cnt = nr * (size_t)out;                                                        \
+    const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;                               \
     const float *os = e->out_std, *om = e->out_mean;
-    float *u = t, *sp = t + cnt;
 #ifdef ENS_VEC
+static MB_TARGET_AVX512 void ens__infer_head16 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
     for (size_t r = 0; r < nr; r++) {
         float *br = b + r * 2 * (size_t)out;
         for (int o = 0; o < out; o += 16) {
@@ -457,7 +456,11 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
             __mmask16 m = ENS_MASK(out, o);
             ENS_ST(std + r * out + o, m, _mm512_mul_ps(ENS_LD(m, u + r * out + o), ENS_LD(m, os + o)));
         }
-#else
+}
+#endif
+
+static void ens__infer_head1 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
     for (size_t r = 0; r < nr; r++) {
         float *br = b + r * 2 * (size_t)out;
         for (int j = 0; j < 2 * out; j++) br[j] += bh[j];
@@ -481,7 +484,35 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     mb_exp_approx(u, u, cnt);
     for (size_t r = 0; r < nr; r++)
         for (int o = 0; o < out; o++) std[r * out + o] = u[r * out + o] * os[o];
+}
+
+/* One tile: nr rows of member m. x: (nr, in) raw; mean, std: (nr, out) raw,
+ * std may be NULL. buf: slot_floats floats (2 * tile * maxw + 6 * tile * out). */
+static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *buf, int m,
+                              const float *x, size_t nr, float *mean, float *std) {
+    const ens__layout *lay = &ws->lay;
+    const float *p = e->params + (size_t)m * lay->size;
+    float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
+    mb_ensemble_normalize_inputs(e, x, a, nr);
+    for (int l = 0; l < lay->L; l++) {
+        /* bias and activation applied in the kernel's epilogue: no pass over b */
+        mb_gemm_nn_bias_act(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], p + lay->b[l],
+                            ws->act, b);
+        float *s = a;
+        a = b;
+        b = s;
+    }
+    const int out = lay->out, L = lay->L;
+    mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
+    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
+    float *u = t, *sp = t + nr * (size_t)lay->out;
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__infer_head16(e, p, lay, b, nr, u, sp, mean, std);
+        return;
+    }
 #endif
+    ens__infer_head1(e, p, lay, b, nr, u, sp, mean, std);
 }
 
 typedef struct {

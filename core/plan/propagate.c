@@ -70,13 +70,11 @@ void plan_vgen_init(plan_vgen *g, uint64_t seed, uint64_t stream) {
     plan_gen_init(&g->scalar, seed, stream ^ 0x5ca1a7ull);
 }
 
+/* The vector streams at every instruction-set level (scalar twins where
+ * the CPU lacks AVX2): the same normals whatever the CPU. */
 void plan_fill_normal(plan_vgen *g, const mb_plan_ws *ws, float *out, size_t n) {
-#if defined(__AVX2__) && defined(__FMA__)
     (void)ws;
     mb_vrng_fill_normal(&g->v, out, n);
-#else
-    for (size_t i = 0; i < n; i++) out[i] = plan_normal(&g->scalar, ws);
-#endif
 }
 
 /* A task's supply of normals, refilled PLAN_NOISE_CHUNK at a time. */
