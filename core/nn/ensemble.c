@@ -32,6 +32,7 @@
 #ifdef MB_X86
 #include <immintrin.h>
 #endif
+#include "nn/bf16.h"
 #include "nn/gemm.h"
 #include "base/rng.h"
 
@@ -249,8 +250,11 @@ mb_status mb_ensemble_init(mb_ensemble *e, const mb_ensemble_spec *spec, uint64_
     return MB_OK;
 }
 
+static void ens__bf16_free(struct mb_ens_bf16 *c);
+
 void mb_ensemble_free(mb_ensemble *e) {
     if (!e) return;
+    ens__bf16_free(atomic_load(&e->bf16));
     free(e->params);
     free(e->in_mean);
     memset(e, 0, sizeof *e);
@@ -515,6 +519,97 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     ens__infer_head1(e, p, lay, b, nr, u, sp, mean, std);
 }
 
+/* ---- bf16 inference ------------------------------------------------------ */
+
+int mb_precision_parse(const char *name, mb_precision *out) {
+    if (!name) return -1;
+    if (!strcmp(name, "fp32")) *out = MB_PREC_FP32;
+    else if (!strcmp(name, "bf16")) *out = MB_PREC_BF16;
+    else return -1;
+    return 0;
+}
+
+const char *mb_precision_name(mb_precision p) { return p == MB_PREC_BF16 ? "bf16" : "fp32"; }
+
+/* Every member's matrices packed (nn/bf16.h): layer l of member m at
+ * w + m * member + off[l]. */
+struct mb_ens_bf16 {
+    size_t member, off[MB_MAX_LAYERS + 1];
+    uint16_t *w;
+};
+
+static void ens__bf16_free(struct mb_ens_bf16 *c) {
+    if (!c) return;
+    free(c->w);
+    free(c);
+}
+
+/* The row stride of bf16 activations with k columns: even. */
+static int ens__kpad(int k) { return (k + 1) & ~1; }
+
+mb_status mb_ensemble_bf16_prepare(const mb_ensemble *e, char *err, size_t err_sz) {
+    if (!e || !e->params) return mb_fail(err, err_sz, MB_EINVAL, "bf16: no ensemble");
+    if (!mb_cpu_has_bf16())
+        return mb_fail(err, err_sz, MB_EINVAL, "bf16: this CPU (or MBRLD_ISA) has no AVX512_BF16");
+    mb_ensemble *me = (mb_ensemble *)e; /* only the atomic cache pointer is written */
+    if (atomic_load_explicit(&me->bf16, memory_order_acquire)) return MB_OK;
+    ens__layout lay;
+    ens__layout_of(&e->spec, &lay);
+    struct mb_ens_bf16 *c = calloc(1, sizeof *c);
+    if (!c) return mb_fail(err, err_sz, MB_ENOMEM, "bf16: out of memory");
+    for (int l = 0; l <= lay.L; l++) {
+        c->off[l] = c->member;
+        c->member += mb_bf16_packed_size(lay.dim[l], lay.dim[l + 1]);
+    }
+    c->w = malloc(c->member * (size_t)e->spec.members * sizeof(uint16_t));
+    if (!c->w) {
+        free(c);
+        return mb_fail(err, err_sz, MB_ENOMEM, "bf16: out of memory");
+    }
+    for (int m = 0; m < e->spec.members; m++)
+        for (int l = 0; l <= lay.L; l++)
+            mb_bf16_pack(e->params + (size_t)m * lay.size + lay.W[l], lay.dim[l], lay.dim[l + 1],
+                         c->w + (size_t)m * c->member + c->off[l]);
+    struct mb_ens_bf16 *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&me->bf16, &expected, c, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        ens__bf16_free(c); /* another caller's copy won: the same bits */
+    return MB_OK;
+}
+
+/* ens__forward_tile with bf16 products: activations as bf16 rows (even
+ * stride) in the tile's two buffers, the head's raw outputs in fp32. */
+static void ens__forward_tile_bf16(const mb_ensemble *e, const struct mb_ens_bf16 *c,
+                                   const mb_ens_ws *ws, float *buf, int m, const float *x, size_t nr,
+                                   float *mean, float *std) {
+    const ens__layout *lay = &ws->lay;
+    const float *p = e->params + (size_t)m * lay->size;
+    const uint16_t *w = c->w + (size_t)m * c->member;
+    float *fa = buf, *fb = buf + (size_t)ws->tile * lay->maxw;
+    uint16_t *cur = (uint16_t *)fa, *nxt = (uint16_t *)fb;
+    mb_ensemble_normalize_inputs(e, x, fb, nr);
+    mb_bf16_rows(fb, nr, lay->in, cur, ens__kpad(lay->in));
+    for (int l = 0; l < lay->L; l++) {
+        mb_gemm_bf16_act(nr, lay->dim[l + 1], ens__kpad(lay->dim[l]), cur, w + c->off[l],
+                         p + lay->b[l], ws->act, nxt);
+        uint16_t *s = cur;
+        cur = nxt;
+        nxt = s;
+    }
+    const int L = lay->L;
+    float *head = cur == (uint16_t *)fa ? fb : fa;
+    mb_gemm_bf16_f32(nr, 2 * lay->out, ens__kpad(lay->dim[L]), cur, w + c->off[L], head);
+    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
+    float *u = t, *sp = t + nr * (size_t)lay->out;
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__infer_head16(e, p, lay, head, nr, u, sp, mean, std);
+        return;
+    }
+#endif
+    ens__infer_head1(e, p, lay, head, nr, u, sp, mean, std);
+}
+
 typedef struct {
     const mb_ensemble *e;
     mb_ens_ws *ws;
@@ -523,6 +618,7 @@ typedef struct {
     size_t n;
     float *mean, *std;
     int row_blocks, n_tiles;
+    const struct mb_ens_bf16 *bf16; /* bf16 products when not NULL */
     atomic_int next;
 } ens__fwd_ctx;
 
@@ -541,20 +637,33 @@ static void ens__fwd_task(void *vctx, int task, int worker) {
         size_t nr = c->n - r0 < (size_t)c->ws->tile ? c->n - r0 : (size_t)c->ws->tile;
         int m = c->members ? c->members[j] : j;
         size_t row = (size_t)j * c->n + r0;
-        ens__forward_tile(c->e, c->ws, buf, m, c->x + row * lay->in, nr,
-                          c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
+        if (c->bf16)
+            ens__forward_tile_bf16(c->e, c->bf16, c->ws, buf, m, c->x + row * lay->in, nr,
+                                   c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
+        else
+            ens__forward_tile(c->e, c->ws, buf, m, c->x + row * lay->in, nr,
+                              c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
     }
 }
 
 void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
                          const int *members, int k, const float *x, size_t n,
                          float *mean, float *std) {
+    mb_ensemble_forward_prec(e, ws, pool, members, k, x, n, mean, std, MB_PREC_FP32);
+}
+
+mb_precision mb_ensemble_forward_prec(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
+                                      const int *members, int k, const float *x, size_t n,
+                                      float *mean, float *std, mb_precision want) {
     /* a workspace made for another spec would be overrun: only a bug does that */
     assert(ws->lay.size == e->member_size && ws->lay.in == mb_ensemble_in_dim(&e->spec));
+    const struct mb_ens_bf16 *bf16 =
+        want == MB_PREC_BF16 && mb_cpu_has_bf16() ? atomic_load_explicit(&e->bf16, memory_order_acquire) : NULL;
+    mb_precision used = bf16 ? MB_PREC_BF16 : MB_PREC_FP32;
     if (!members) k = e->spec.members;
-    if (n == 0 || k <= 0) return;
+    if (n == 0 || k <= 0) return used;
     ens__fwd_ctx c = {.e = e, .ws = ws, .members = members, .x = x, .n = n, .mean = mean,
-                      .std = std};
+                      .std = std, .bf16 = bf16};
     c.row_blocks = (int)((n + (size_t)ws->tile - 1) / (size_t)ws->tile);
     c.n_tiles = c.row_blocks * k;
     atomic_init(&c.next, 0);
@@ -562,6 +671,7 @@ void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
     if (tasks > ws->slots) tasks = ws->slots;
     if (tasks > c.n_tiles) tasks = c.n_tiles;
     mb_pool_run(pool, ens__fwd_task, &c, tasks);
+    return used;
 }
 
 /* ---- training ------------------------------------------------------------ */

@@ -279,8 +279,10 @@ void plan_evaluate(plan_run *run, int n_cand) {
         st.last = t == H - 1;
         st.stream = PLAN_STREAM_ROLL | (eval << 40) | ((uint64_t)t << 20);
         if (ws->is_ens) {
-            mb_ensemble_forward(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k, ws->x, st.n,
-                                ws->mu, ws->prop == MB_PROP_MEAN ? NULL : ws->sdv);
+            run->precision = mb_ensemble_forward_prec(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k,
+                                                      ws->x, st.n, ws->mu,
+                                                      ws->prop == MB_PROP_MEAN ? NULL : ws->sdv,
+                                                      run->cfg->precision);
             run->model_rows += (double)k * (double)st.n;
             if (ws->prop == MB_PROP_TS1 && !st.last) {
                 for (size_t r = rows; r > 1; r--) {
