@@ -65,7 +65,7 @@ run_c_suites "$build" ""
 # every other x86-64-v3 machine takes). test_dispatch compares the levels.
 echo "== numeric suites with MBRLD_ISA=avx2 ($build)"
 for name in test_cpu test_gemm test_ops test_rng test_ensemble test_propagate \
-    test_planner_ensemble test_planner_alloc test_trainer test_learning; do
+    test_planner_ensemble test_planner_alloc test_trainer test_learning test_bf16; do
     t=$build/tests/$name
     [ -x "$t" ] || continue
     log=$log_dir/$name.avx2.log

@@ -7,6 +7,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef MB_X86
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* -1: not yet decided; else an mb_isa. */
 static atomic_int cpu__level = -1;
@@ -82,6 +86,37 @@ int mb_cpu_has_bf16(void) {
     }
     return hw && mb_cpu_isa() == MB_ISA_AVX512;
 }
+
+/* -1 unknown, 0/1: what the CPU and the kernel allow (asked once). */
+static atomic_int cpu__amx_hw = -1;
+static atomic_int cpu__amx_off;
+
+static int cpu__amx_probe(void) {
+#ifdef MB_X86
+    __builtin_cpu_init();
+    if (!cpu__bf16_hw() || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16"))
+        return 0;
+    const char *env = getenv("MBRLD_AMX");
+    if (env && !strcmp(env, "0")) return 0;
+    /* Linux >= 5.16: the tile data state must be asked for (XFEATURE 18) */
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+int mb_cpu_has_amx(void) {
+    if (!mb_cpu_has_bf16() || atomic_load_explicit(&cpu__amx_off, memory_order_relaxed)) return 0;
+    int hw = atomic_load_explicit(&cpu__amx_hw, memory_order_acquire);
+    if (hw < 0) {
+        int expected = -1;
+        atomic_compare_exchange_strong(&cpu__amx_hw, &expected, cpu__amx_probe());
+        hw = atomic_load_explicit(&cpu__amx_hw, memory_order_acquire);
+    }
+    return hw;
+}
+
+void mb_cpu_amx_force(int on) { atomic_store(&cpu__amx_off, !on); }
 
 mb_isa mb_cpu_isa_force(mb_isa isa) {
     mb_isa max = mb_cpu_isa_max();

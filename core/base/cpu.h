@@ -3,7 +3,8 @@
  * One build (the x86-64-v3 baseline of the Makefile, the container and
  * distribution packages) carries every kernel: AVX2+FMA (8 lanes) and
  * AVX-512 (16 lanes; F, VL, BW, DQ) compiled with target attributes
- * (MB_TARGET_*), and AVX512_BF16 for the opt-in bf16 planning products.
+ * (MB_TARGET_*), and AVX512_BF16 / AMX-BF16 for the opt-in bf16 planning
+ * products.
  * mb_cpu_isa() picks the widest the CPU and the OS support, once per
  * process; the environment variable
  *     MBRLD_ISA=avx512 | avx2 | scalar
@@ -32,6 +33,13 @@ mb_isa mb_cpu_isa_max(void);
 /* 1 when the bf16 dot-product kernels may run: the level in use is avx512
  * and the CPU has AVX512_BF16 (MBRLD_ISA=avx2 turns bf16 off too). */
 int mb_cpu_has_bf16(void);
+/* 1 when the bf16 products may use AMX tiles (TDPBF16PS) instead of
+ * vdpbf16ps: mb_cpu_has_bf16(), the CPU has AMX-TILE and AMX-BF16, the
+ * kernel granted the tile state (arch_prctl ARCH_REQ_XCOMP_PERM, asked
+ * once per process), and MBRLD_AMX is not "0". */
+int mb_cpu_has_amx(void);
+/* Tests and benchmarks: 0 turns AMX off, 1 back to what the CPU allows. */
+void mb_cpu_amx_force(int on);
 /* "scalar", "avx2", "avx512". */
 const char *mb_isa_name(mb_isa isa);
 /* "avx2" etc. -> 0 and *out; -1 if unknown. */
@@ -51,6 +59,8 @@ const char *mb_cpu_isa_env_note(void);
 #define MB_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define MB_TARGET_BF16 \
     __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+#define MB_TARGET_AMX \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
 #endif
 
 #endif

@@ -284,6 +284,7 @@ struct mb_ens_ws {
     size_t max_rows;
     /* inference: slot s owns tile[s] = (2, tile, maxw) */
     int tile, slots;
+    size_t act_floats; /* floats per activation buffer (two per slot) */
     size_t slot_floats;
     float *tiles;
     /* training chunk: z[l] (pre-activation, then the activation's saved
@@ -310,7 +311,12 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     ws->chunk = max_rows < ENS_CHUNK ? (int)max_rows : ENS_CHUNK;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ws->slots = ncpu < 1 ? 1 : ncpu > ENS_MAX_SLOTS ? ENS_MAX_SLOTS : (int)ncpu;
-    ws->slot_floats = 2 * (size_t)ws->tile * (size_t)lay->maxw + 6 * (size_t)ws->tile * (size_t)lay->out;
+    /* an activation buffer holds a tile in fp32, or in bf16 rows padded
+     * for AMX (nn/bf16.h: 32-row blocks, 32-column strides) */
+    size_t f32 = (size_t)ws->tile * (size_t)lay->maxw;
+    size_t b16 = (mb_bf16_rows_alloc((size_t)ws->tile) * (size_t)mb_bf16_stride(lay->maxw) + 1) / 2;
+    ws->act_floats = f32 > b16 ? f32 : b16;
+    ws->slot_floats = 2 * ws->act_floats + 6 * (size_t)ws->tile * (size_t)lay->out;
     size_t c = (size_t)ws->chunk;
     size_t total = ws->slot_floats * (size_t)ws->slots;
     for (int l = 0; l < lay->L; l++) total += 2 * c * (size_t)lay->dim[l + 1];
@@ -496,7 +502,7 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
                               const float *x, size_t nr, float *mean, float *std) {
     const ens__layout *lay = &ws->lay;
     const float *p = e->params + (size_t)m * lay->size;
-    float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
+    float *a = buf, *b = buf + ws->act_floats;
     mb_ensemble_normalize_inputs(e, x, a, nr);
     for (int l = 0; l < lay->L; l++) {
         /* bias and activation applied in the kernel's epilogue: no pass over b */
@@ -508,7 +514,7 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     }
     const int out = lay->out, L = lay->L;
     mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
-    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
+    float *t = buf + 2 * ws->act_floats;
     float *u = t, *sp = t + nr * (size_t)lay->out;
 #ifdef ENS_VEC
     if (mb_cpu_isa() == MB_ISA_AVX512) {
@@ -544,9 +550,6 @@ static void ens__bf16_free(struct mb_ens_bf16 *c) {
     free(c);
 }
 
-/* The row stride of bf16 activations with k columns: even. */
-static int ens__kpad(int k) { return (k + 1) & ~1; }
-
 mb_status mb_ensemble_bf16_prepare(const mb_ensemble *e, char *err, size_t err_sz) {
     if (!e || !e->params) return mb_fail(err, err_sz, MB_EINVAL, "bf16: no ensemble");
     if (!mb_cpu_has_bf16())
@@ -577,29 +580,29 @@ mb_status mb_ensemble_bf16_prepare(const mb_ensemble *e, char *err, size_t err_s
     return MB_OK;
 }
 
-/* ens__forward_tile with bf16 products: activations as bf16 rows (even
- * stride) in the tile's two buffers, the head's raw outputs in fp32. */
+/* ens__forward_tile with bf16 products: activations as bf16 rows (nn/bf16.h
+ * strides) in the tile's two buffers, the head's raw outputs in fp32. */
 static void ens__forward_tile_bf16(const mb_ensemble *e, const struct mb_ens_bf16 *c,
                                    const mb_ens_ws *ws, float *buf, int m, const float *x, size_t nr,
                                    float *mean, float *std) {
     const ens__layout *lay = &ws->lay;
     const float *p = e->params + (size_t)m * lay->size;
     const uint16_t *w = c->w + (size_t)m * c->member;
-    float *fa = buf, *fb = buf + (size_t)ws->tile * lay->maxw;
+    float *fa = buf, *fb = buf + ws->act_floats;
     uint16_t *cur = (uint16_t *)fa, *nxt = (uint16_t *)fb;
     mb_ensemble_normalize_inputs(e, x, fb, nr);
-    mb_bf16_rows(fb, nr, lay->in, cur, ens__kpad(lay->in));
+    mb_bf16_rows(fb, nr, lay->in, cur);
     for (int l = 0; l < lay->L; l++) {
-        mb_gemm_bf16_act(nr, lay->dim[l + 1], ens__kpad(lay->dim[l]), cur, w + c->off[l],
-                         p + lay->b[l], ws->act, nxt);
+        mb_gemm_bf16_act(nr, lay->dim[l + 1], lay->dim[l], cur, w + c->off[l], p + lay->b[l],
+                         ws->act, nxt);
         uint16_t *s = cur;
         cur = nxt;
         nxt = s;
     }
     const int L = lay->L;
     float *head = cur == (uint16_t *)fa ? fb : fa;
-    mb_gemm_bf16_f32(nr, 2 * lay->out, ens__kpad(lay->dim[L]), cur, w + c->off[L], head);
-    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
+    mb_gemm_bf16_f32(nr, 2 * lay->out, lay->dim[L], cur, w + c->off[L], head);
+    float *t = buf + 2 * ws->act_floats;
     float *u = t, *sp = t + nr * (size_t)lay->out;
 #ifdef ENS_VEC
     if (mb_cpu_isa() == MB_ISA_AVX512) {

@@ -29,6 +29,7 @@
 #include "plan/planner.h"
 
 #define CANARY 0x7e57u
+#include "base/pool.h"
 
 /* Round to nearest even, as vcvtneps2bf16 does for normal numbers. */
 static float bf16_round(float f) {
@@ -50,23 +51,25 @@ static double ref_act(mb_activation a, double x) {
 }
 
 static void gemm_case(size_t m, int n, int k, int act, mb_rng *r) {
-    int kpad = (k + 1) & ~1, npad = (n + 1) & ~1;
+    int ks = mb_bf16_stride(k), ns = mb_bf16_stride(n);
+    size_t rows = mb_bf16_rows_alloc(m);
     float *A = malloc(sizeof(float) * m * k), *W = malloc(sizeof(float) * k * n), *b = malloc(sizeof(float) * n);
     mb_rng_fill_normal(r, A, m * (size_t)k, 0, 1);
     mb_rng_fill_normal(r, W, (size_t)k * n, 0, 0.3f);
     mb_rng_fill_normal(r, b, (size_t)n, 0, 1);
-    uint16_t *A16 = malloc(sizeof(uint16_t) * m * kpad), *P = malloc(sizeof(uint16_t) * mb_bf16_packed_size(k, n));
-    mb_bf16_rows(A, m, k, A16, kpad);
+    uint16_t *A16 = malloc(sizeof(uint16_t) * rows * ks), *P = malloc(sizeof(uint16_t) * mb_bf16_packed_size(k, n));
+    for (size_t i = 0; i < rows * ks; i++) A16[i] = 0x7fc0; /* NaN past m: those rows must stay apart */
+    mb_bf16_rows(A, m, k, A16);
     for (size_t i = 0; i < m; i++)
-        for (int j = k; j < kpad; j++) ck_assert_uint_eq(A16[i * kpad + j], 0);
+        for (int j = k; j < ks; j++) ck_assert_uint_eq(A16[i * ks + j], 0);
     mb_bf16_pack(W, k, n, P);
-    /* C with a canary column block after each row */
-    size_t ldc = act >= 0 ? (size_t)npad : (size_t)n;
+    /* C with a canary block after the last row */
+    size_t ldc = act >= 0 ? (size_t)ns : (size_t)n;
     uint16_t *C16 = malloc(sizeof(uint16_t) * (m * ldc + 8));
     float *C32 = malloc(sizeof(float) * (m * ldc + 8));
     for (size_t i = 0; i < m * ldc + 8; i++) C16[i] = CANARY, C32[i] = -777.0f;
-    if (act >= 0) mb_gemm_bf16_act(m, n, kpad, A16, P, b, (mb_activation)act, C16);
-    else mb_gemm_bf16_f32(m, n, kpad, A16, P, C32);
+    if (act >= 0) mb_gemm_bf16_act(m, n, k, A16, P, b, (mb_activation)act, C16);
+    else mb_gemm_bf16_f32(m, n, k, A16, P, C32);
     for (size_t i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
             double s = act >= 0 ? b[j] : 0, mag = act >= 0 ? fabs(b[j]) : 0;
@@ -78,12 +81,13 @@ static void gemm_case(size_t m, int n, int k, int act, mb_rng *r) {
             double want = act >= 0 ? ref_act((mb_activation)act, s) : s;
             double got = act >= 0 ? bf16_to_f(C16[i * ldc + j]) : C32[i * ldc + j];
             double tol = 1e-5 * (1 + mag) + (act >= 0 ? 0x1p-8 * fabs(want) : 0);
-            char lab[96];
-            snprintf(lab, sizeof lab, "bf16 %s m=%zu n=%d k=%d C[%zu][%d]", act >= 0 ? mb_activation_name((mb_activation)act) : "f32",
-                     m, n, k, i, j);
+            char lab[112];
+            snprintf(lab, sizeof lab, "bf16 (%s) %s m=%zu n=%d k=%d C[%zu][%d]", mb_cpu_has_amx() ? "amx" : "dpbf16",
+                     act >= 0 ? mb_activation_name((mb_activation)act) : "f32", m, n, k, i, j);
             MB_ASSERT_CLOSE(lab, got, want, tol);
         }
-        if (act >= 0 && npad > n) ck_assert_uint_eq(C16[i * ldc + n], 0); /* the pad is act(0) = 0 */
+        if (act >= 0) /* the padding is act(0) = 0 */
+            for (int j = n; j < ns; j++) ck_assert_uint_eq(C16[i * ldc + j], 0);
     }
     for (int i = 0; i < 8; i++) {
         if (act >= 0) ck_assert_uint_eq(C16[m * ldc + i], CANARY);
@@ -92,9 +96,8 @@ static void gemm_case(size_t m, int n, int k, int act, mb_rng *r) {
     free(A), free(W), free(b), free(A16), free(P), free(C16), free(C32);
 }
 
-START_TEST(test_kernels) {
-    if (!mb_cpu_has_bf16()) return; /* nothing runs on this CPU */
-    static const size_t ms[] = {1, 7, 8, 9, 17};
+static void kernel_cases(void) {
+    static const size_t ms[] = {1, 7, 8, 9, 17, 33};
     static const int ns[] = {1, 5, 16, 17, 38, 49, 200};
     static const int ks[] = {1, 3, 24, 64};
     mb_rng r;
@@ -104,7 +107,19 @@ START_TEST(test_kernels) {
             for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
                 for (int act = -1; act < 3; act++) gemm_case(ms[a], ns[b], ks[c], act, &r);
     gemm_case(256, 200, 200, MB_ACT_SILU, &r);
-    gemm_case(256, 38, 200, -1, &r);
+    gemm_case(203, 38, 200, -1, &r);
+}
+
+/* Both bf16 paths where the CPU has AMX: tiles, then vdpbf16ps. */
+START_TEST(test_kernels) {
+    if (!mb_cpu_has_bf16()) return; /* nothing runs on this CPU */
+    kernel_cases();
+    if (mb_cpu_has_amx()) {
+        mb_cpu_amx_force(0);
+        ck_assert_int_eq(mb_cpu_has_amx(), 0);
+        kernel_cases();
+        mb_cpu_amx_force(1);
+    }
 }
 END_TEST
 
