@@ -37,8 +37,9 @@
 #include "base/rng.h"
 
 /* Row-wise elementwise loops over a short row of n floats (the head's
- * out_dim, the input dim): GCC -O2 leaves them scalar, so with AVX-512
- * (mb_cpu_isa) they run 16 lanes at a time with a masked last vector.
+ * out_dim, the input dim): GCC -O2 leaves them scalar, so they run 16
+ * lanes at a time with AVX-512 and 8 with AVX2 (mb_cpu_isa), a masked last
+ * vector each.
  * Plain mul/add/sub/div (no FMA), so results equal the scalar loops bit
  * for bit. */
 #ifdef MB_X86
@@ -46,6 +47,10 @@
 #define ENS_LD(m, ptr) _mm512_maskz_loadu_ps((m), (ptr))
 #define ENS_ST(ptr, m, v) _mm512_mask_storeu_ps((ptr), (m), (v))
 #define ENS_MASK(n, o) ((n) - (o) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ((n) - (o))) - 1))
+/* the same at 8 lanes (AVX2): maskload/maskstore with an integer lane mask */
+#define ENS_LD8(m, ptr) _mm256_maskload_ps((ptr), (m))
+#define ENS_ST8(ptr, m, v) _mm256_maskstore_ps((ptr), (m), (v))
+#define ENS_MASK8(n, o) _mm256_cmpgt_epi32(_mm256_set1_epi32((n) - (o)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #endif
 
 /* Rows per inference tile: activations of a 256-row tile (2 x 200 KB for 200
@@ -368,6 +373,15 @@ static MB_TARGET_AVX512 void ens__normalize16(const mb_ensemble *e, const float 
             ENS_ST(xn + r * in + i, m, _mm512_div_ps(v, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, e->in_std + i)));
         }
 }
+static MB_TARGET_AVX2 void ens__normalize8(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
+    for (size_t r = 0; r < n; r++)
+        for (int i = 0; i < in; i += 8) {
+            __m256i m = ENS_MASK8(in, i);
+            __m256 v = _mm256_sub_ps(ENS_LD8(m, x + r * in + i), ENS_LD8(m, e->in_mean + i));
+            ENS_ST8(xn + r * in + i, m, _mm256_div_ps(v, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_maskload_ps(e->in_std + i, m), _mm256_castsi256_ps(m))));
+        }
+}
 #endif
 
 void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n) {
@@ -375,6 +389,10 @@ void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *x
 #ifdef ENS_VEC
     if (mb_cpu_isa() == MB_ISA_AVX512) {
         ens__normalize16(e, x, xn, n);
+        return;
+    }
+    if (mb_cpu_isa() == MB_ISA_AVX2) {
+        ens__normalize8(e, x, xn, n);
         return;
     }
 #endif
@@ -467,6 +485,42 @@ static MB_TARGET_AVX512 void ens__infer_head16 ENS_HEAD_ARGS {
             ENS_ST(std + r * out + o, m, _mm512_mul_ps(ENS_LD(m, u + r * out + o), ENS_LD(m, os + o)));
         }
 }
+static MB_TARGET_AVX2 void ens__infer_head8 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
+    for (size_t r = 0; r < nr; r++) {
+        float *br = b + r * 2 * (size_t)out;
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 mu = _mm256_add_ps(ENS_LD8(m, br + o), ENS_LD8(m, bh + o));
+            ENS_ST8(mean + r * out + o, m, _mm256_add_ps(_mm256_mul_ps(mu, ENS_LD8(m, os + o)), ENS_LD8(m, om + o)));
+            if (std) {
+                __m256 raw = _mm256_add_ps(ENS_LD8(m, br + out + o), ENS_LD8(m, bh + out + o));
+                ENS_ST8(u + r * out + o, m, _mm256_sub_ps(ENS_LD8(m, maxlv + o), raw));
+            }
+        }
+    }
+    if (!std) return;
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 lv1 = _mm256_sub_ps(ENS_LD8(m, maxlv + o), ENS_LD8(m, sp + r * out + o));
+            ENS_ST8(u + r * out + o, m, _mm256_sub_ps(lv1, ENS_LD8(m, minlv + o)));
+        }
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 lv = _mm256_add_ps(ENS_LD8(m, minlv + o), ENS_LD8(m, sp + r * out + o));
+            ENS_ST8(u + r * out + o, m, _mm256_mul_ps(_mm256_set1_ps(0.5f), lv));
+        }
+    mb_exp_approx(u, u, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            ENS_ST8(std + r * out + o, m, _mm256_mul_ps(ENS_LD8(m, u + r * out + o), ENS_LD8(m, os + o)));
+        }
+}
 #endif
 
 static void ens__infer_head1 ENS_HEAD_ARGS {
@@ -519,6 +573,10 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
 #ifdef ENS_VEC
     if (mb_cpu_isa() == MB_ISA_AVX512) {
         ens__infer_head16(e, p, lay, b, nr, u, sp, mean, std);
+        return;
+    }
+    if (mb_cpu_isa() == MB_ISA_AVX2) {
+        ens__infer_head8(e, p, lay, b, nr, u, sp, mean, std);
         return;
     }
 #endif

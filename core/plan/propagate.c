@@ -33,6 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#ifdef MB_X86
+#include <immintrin.h>
+#endif
+
 void plan_gen_init(plan_gen *g, uint64_t seed, uint64_t stream) {
     mb_rng base, child;
     mb_rng_seed(&base, seed);
@@ -90,6 +95,42 @@ static inline float prop__eps(prop_noise *q, const mb_plan_ws *ws) {
         q->pos = 0;
     }
     return q->buf[q->pos++];
+}
+
+/* The next n normals (n <= MB_MAX_OBS_DIM + 1) as one array: the same values
+ * in the same order as n calls of prop__eps; tmp (n) is used when they
+ * straddle a refill. */
+static inline const float *prop__eps_n(prop_noise *q, const mb_plan_ws *ws, int n, float *tmp) {
+    if (q->pos + n <= PLAN_NOISE_CHUNK) {
+        q->pos += n;
+        return q->buf + q->pos - n;
+    }
+    for (int i = 0; i < n; i++) tmp[i] = prop__eps(q, ws);
+    return tmp;
+}
+
+/* s += m + sd * e over n floats: the scalar loop's operations (no fused
+ * multiply-add), 8 lanes at a time where the CPU has AVX2, so the bits do
+ * not depend on the CPU. */
+#ifdef MB_X86
+static MB_TARGET_AVX2 void prop__step8(float *s, const float *m, const float *sd, const float *e, int n) {
+    int o = 0;
+    for (; o + 8 <= n; o += 8)
+        _mm256_storeu_ps(s + o, _mm256_add_ps(_mm256_loadu_ps(s + o),
+                                              _mm256_add_ps(_mm256_loadu_ps(m + o),
+                                                            _mm256_mul_ps(_mm256_loadu_ps(sd + o),
+                                                                          _mm256_loadu_ps(e + o)))));
+    for (; o < n; o++) s[o] += m[o] + sd[o] * e[o];
+}
+#endif
+static inline void prop__step(float *s, const float *m, const float *sd, const float *e, int n) {
+#ifdef MB_X86
+    if (mb_cpu_isa() >= MB_ISA_AVX2) {
+        prop__step8(s, m, sd, e, n);
+        return;
+    }
+#endif
+    for (int o = 0; o < n; o++) s[o] += m[o] + sd[o] * e[o];
 }
 
 typedef struct {
@@ -173,6 +214,7 @@ static void prop__ens_task(void *ctx, int task, int worker) {
     int ts = ws->prop == MB_PROP_TS1 || ws->prop == MB_PROP_TS_INF;
     float inv_k = 1.0f / (float)k;
     prop_noise q;
+    float eps_tmp[MB_MAX_OBS_DIM + 1];
     plan_vgen_init(&q.g, run->seed, st->stream | (uint64_t)task);
     q.pos = PLAN_NOISE_CHUNK;
     prop__task_range(st, task, &c0, &c1);
@@ -183,8 +225,10 @@ static void prop__ens_task(void *ctx, int task, int worker) {
             if (ts) {
                 const float *m = ws->mu + (size_t)st->slot_cur[r] * D;
                 const float *sd = ws->sdv + (size_t)st->slot_cur[r] * D;
-                for (int o = 0; o < O; o++) s[o] += m[o] + sd[o] * prop__eps(&q, ws);
-                if (D > O) ws->learned[r] = m[O] + sd[O] * prop__eps(&q, ws);
+                /* the row's D normals at once (the order of prop__eps calls) */
+                const float *e = prop__eps_n(&q, ws, D, eps_tmp);
+                prop__step(s, m, sd, e, O);
+                if (D > O) ws->learned[r] = m[O] + sd[O] * e[O];
             } else {
                 for (int o = 0; o < D; o++) {
                     float m = 0.0f, v = 0.0f;
