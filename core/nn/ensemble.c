@@ -10,12 +10,16 @@
  * copy of W kept in the workspace), followed by one fused pass
  * (bias + activation, see ops.c); the Gaussian head's softplus bounds,
  * sigmoids and exps go through the vectorised approximations of ops.c so no
- * hot loop calls libm per element.
+ * hot loop calls libm per element. Inference in bf16 (planner precision
+ * bf16): the same tiles with the products of nn/bf16.h on a packed copy of
+ * the weights made once per ensemble (mb_ensemble_bf16_prepare), the
+ * activations carried as bf16 rows, the head in fp32.
  *
  * Workspace (mb_ens_ws): its size does not grow with max_rows. Inference
  * runs in tiles of at most ENS_TILE rows of one member; the workspace holds
- * `slots` tile buffers (2 x ENS_TILE x widest layer for the activations,
- * then 6 x ENS_TILE x out_dim for the head's temporaries), one per
+ * `slots` tile buffers (2 activation buffers of ENS_TILE x widest layer
+ * floats, or more when bf16 rows padded to 32 x 32 need it, then 6 x
+ * ENS_TILE x out_dim for the head's temporaries), one per
  * concurrently running pool task. Training and the MSE run in chunks of at
  * most ENS_CHUNK rows whose activations are kept for the backward pass;
  * gradients accumulate over chunks, so any minibatch size works. */
