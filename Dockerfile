@@ -14,7 +14,10 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# A portable target instead of -march=native: the image may run on another CPU.
+# The portable x86-64-v3 baseline (the Makefile's default), not -march=native:
+# the image may run on another CPU. The kernels are chosen at run time
+# (AVX-512 where the CPU has it; the start-up log says "kernels isa=...";
+# MBRLD_ISA=avx2 in the environment forces the AVX2 ones).
 RUN make ARCH=-march=x86-64-v3 BUILD=/out /out/mbrld
 
 FROM docker.io/library/debian:12-slim

@@ -15,9 +15,13 @@
 
 BUILD ?= build
 CC ?= gcc
-# -march=native: the hot loops (activations, Adam, planners) vectorise for
-# this CPU. The container build overrides it with ARCH=-march=x86-64-v3.
-ARCH ?= -march=native
+# The x86-64-v3 baseline (AVX2 + FMA): what the container and packages
+# ship. The kernels (sgemm, activations, exp/log, the normal streams) are
+# compiled for every level anyway and chosen at run time (core/base/cpu.h:
+# AVX-512 when the CPU has it; MBRLD_ISA=avx2 forces the AVX2 kernels).
+# ARCH=-march=native still works (the rest of the code then uses the
+# host's full width too; the binary may not run on another CPU).
+ARCH ?= -march=x86-64-v3
 SAN ?=
 OPT ?= -O2
 

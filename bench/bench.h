@@ -29,6 +29,12 @@ typedef struct {
      * this bounds what the cores could do if none were busy, so a ratio
      * above 1.0 that stays below it points at a busy machine, not a bug. */
     double one_core_gflops;
+    /* The bf16 products' peak on all threads, for the path the bf16 kernels
+     * take (core/nn/bf16.h): "amx-bf16" (TDPBF16PS, 2 x 16 x 16 x 32 FLOPs
+     * per instruction) or "avx512bf16-512" (vdpbf16ps, 4 FLOPs per lane);
+     * 0 and NULL when the CPU has neither. bf16 results divide by this. */
+    double bf16_gflops;
+    const char *bf16_isa;
 } bench_peak;
 /* Returns 0, or -1 if nothing could be measured (p->gflops 0). */
 int bench_peak_measure(bench_peak *p, int threads);
@@ -40,6 +46,8 @@ double bench_fma_peak_gflops(int threads);
  * count or a peak that is wrong): it prints a loud "BUG: ratio above 1.0"
  * line to stderr and is counted; main() then exits non-zero. */
 double bench_ratio(double gflops, const bench_peak *p, const char *what);
+/* The same against p->bf16_gflops (bf16 planning results). */
+double bench_ratio_bf16(double gflops, const bench_peak *p, const char *what);
 /* Ratios above 1.0 seen so far in this process. */
 int bench_bugs(void);
 /* cblas_sgemm GFLOP/s for C(m,n) = A(m,k) B(k,n), best of a few runs, with

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "bench.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -107,6 +108,56 @@ __attribute__((target("avx512f"))) static void fma__avx512(fma__arg *a) {
 }
 #endif
 
+/* bf16 peaks: vdpbf16ps on 24 zmm chains (4 FLOPs per lane), and AMX:
+ * TDPBF16PS into 4 independent accumulator tiles from 4 tiles held in
+ * the tile registers (zeros after ldtilecfg: the values do not matter for
+ * the rate). Only called when mb_cpu_has_bf16() / mb_cpu_has_amx(). */
+__attribute__((target("avx512f,avx512bf16"))) static void fma__dpbf16(fma__arg *a) {
+    __m512 acc[FMA_CHAINS_512];
+    for (int i = 0; i < FMA_CHAINS_512; i++) acc[i] = _mm512_set1_ps(0.01f * (float)i);
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33003300);
+    pthread_barrier_wait(a->start);
+    a->t_start = bench_now();
+    for (long it = 0; it < a->iters; it++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < FMA_CHAINS_512; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    }
+    a->t_end = bench_now();
+    __m512 s = acc[0];
+    for (int i = 1; i < FMA_CHAINS_512; i++) s = _mm512_add_ps(s, acc[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    a->sink = out[0];
+}
+
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) fma__tilecfg;
+
+__attribute__((target("amx-tile,amx-bf16"))) static void fma__amx(fma__arg *a) {
+    fma__tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _tile_loadconfig(&cfg);
+    pthread_barrier_wait(a->start);
+    a->t_start = bench_now();
+    for (long it = 0; it < a->iters; it++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float c[16 * 16];
+    _tile_stored(0, c, 64);
+    a->t_end = bench_now();
+    _tile_release();
+    a->sink = c[0];
+}
+
 /* The widths, narrowest first: name, fp32 lanes, chains. */
 static const struct {
     const char *isa;
@@ -115,8 +166,12 @@ static const struct {
     {"scalar", 1, FMA_CHAINS_256},
     {"avx2-256", 8, FMA_CHAINS_256},
     {"avx512f-512", 16, FMA_CHAINS_512},
+    /* bf16 (not fp32 widths: measured apart, bench_peak.bf16_*); FLOPs
+     * per loop iteration and chain: lanes x chains x 2 as for FMAs */
+    {"avx512bf16-512", 32, FMA_CHAINS_512}, /* 16 lanes x 2 pairs */
+    {"amx-bf16", 0, 4},                     /* FLOPs counted per tile op: fma__measure */
 };
-#define FMA_N_WIDTHS (int)(sizeof fma__widths / sizeof fma__widths[0])
+#define FMA_N_WIDTHS 3 /* the fp32 widths; 3 and 4 are the bf16 paths */
 
 static int fma__have(int w) {
 #if FMA_X86
@@ -133,6 +188,8 @@ static void *fma__thread(void *vp) {
 #if FMA_X86
     case 1: fma__avx2(a); break;
     case 2: fma__avx512(a); break;
+    case 3: fma__dpbf16(a); break;
+    case 4: fma__amx(a); break;
 #endif
     default: fma__scalar(a); break;
     }
@@ -159,7 +216,7 @@ static double fma__measure(int w, int n) {
     const int lanes = fma__widths[w].lanes, chains = fma__widths[w].chains;
     /* 2^24 x 12 x 8 x 2 = 3.2 GFLOP (AVX2), 2^23 x 24 x 16 x 2 = 6.4
      * GFLOP (AVX-512) per thread; scalar 2^22 x 12 x 2 = 0.1 GFLOP */
-    const long iters = w == 2 ? 1L << 23 : w == 1 ? 1L << 24 : 1L << 22;
+    const long iters = w == 4 ? 1L << 19 : w >= 2 ? 1L << 23 : w == 1 ? 1L << 24 : 1L << 22;
     double best = 0;
     for (int rep = 0; rep < FMA_REPS; rep++) {
         fma__arg args[256];
@@ -188,7 +245,9 @@ static double fma__measure(int w, int n) {
             if (args[i].t_start < t0) t0 = args[i].t_start;
             if (args[i].t_end > t1) t1 = args[i].t_end;
         }
-        double rate = 2.0 * lanes * chains * (double)iters * n / (t1 - t0);
+        /* AMX: 4 TDPBF16PS per iteration, each 16 x 16 x 32 MACs */
+        double per_iter = w == 4 ? 4.0 * 16 * 16 * 32 * 2 : 2.0 * lanes * chains;
+        double rate = per_iter * (double)iters * n / (t1 - t0);
         if (rate > best) best = rate;
     }
     return best * 1e-9;
@@ -217,6 +276,14 @@ int bench_peak_measure(bench_peak *p, int threads) {
         while (w < FMA_N_WIDTHS && strcmp(fma__widths[w].isa, wide->isa)) w++;
         p->one_core_gflops = w < FMA_N_WIDTHS ? fma__measure(w, 1) : 0.0;
     }
+#if FMA_X86
+    /* the bf16 kernels' path: AMX where the CPU (and kernel) allow it */
+    int bw = mb_cpu_has_amx() ? 4 : mb_cpu_has_bf16() ? 3 : -1;
+    if (bw > 0) {
+        p->bf16_isa = fma__widths[bw].isa;
+        p->bf16_gflops = fma__measure(bw, p->threads);
+    }
+#endif
     return p->gflops > 0 ? 0 : -1;
 }
 
@@ -229,6 +296,7 @@ void bench_peak_print(FILE *f, const bench_peak *p, const char *label) {
     if (p->one_core_gflops > 0)
         fprintf(f, "; one thread %.1f (x %d = %.1f)", p->one_core_gflops, p->threads,
                 p->one_core_gflops * p->threads);
+    if (p->bf16_gflops > 0) fprintf(f, "; bf16 %s %.1f", p->bf16_isa, p->bf16_gflops);
     fprintf(f, "  (ratios use %s, %.1f)\n", p->isa, p->gflops);
 }
 
@@ -253,6 +321,19 @@ double bench_ratio(double gflops, const bench_peak *p, const char *what) {
                 bound > gflops ? " (or a core was busy while the peak was measured: "
                                  "threads x the one-thread peak is higher; rerun on an idle machine)"
                                : "");
+    }
+    return r;
+}
+
+double bench_ratio_bf16(double gflops, const bench_peak *p, const char *what) {
+    double r = p && p->bf16_gflops > 0 ? gflops / p->bf16_gflops : 0.0;
+    if (r > 1.0) {
+        bench__bugs++;
+        fprintf(stderr,
+                "\n*** BUG: ratio above 1.0: %s reached %.1f GFLOP/s = %.3f of the bf16 (%s) peak %.1f "
+                "GFLOP/s: the FLOP count or the peak is wrong (or a core was busy while the peak was "
+                "measured) ***\n\n",
+                what ? what : "?", gflops, r, p->bf16_isa, p->bf16_gflops);
     }
     return r;
 }

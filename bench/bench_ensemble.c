@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "bench.h"
 #include "learn/buffer.h"
 #include "nn/ensemble.h"
@@ -31,10 +32,12 @@ typedef struct {
     char detail[128]; /* human extras (times) */
     char json[320];   /* JSON fields before gflops, without braces */
     double gflops;
+    int bf16;         /* a bf16 result: its ratio is to the bf16 peak */
 } result;
 
 static result results[MAX_RESULTS];
 static int n_results;
+static int adding_bf16; /* add() marks results bf16 while set */
 
 static void add(double gflops, const char *what, const char *detail, const char *json_fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -48,6 +51,7 @@ static void add(double gflops, const char *what, const char *detail, const char 
     vsnprintf(r->json, sizeof r->json, json_fmt, ap);
     va_end(ap);
     r->gflops = gflops;
+    r->bf16 = adding_bf16;
     fprintf(stderr, "  %-44s %8.1f GFLOP/s %s\n", r->what, gflops, r->detail);
 }
 
@@ -57,15 +61,26 @@ static void print_results(const bench_peak *start, const bench_peak *end) {
     bench_peak_print(stdout, end, "at the end");
     printf("peak for the ratios: %.1f GFLOP/s (FMA loop, %s, all cores; %.1f at the start, %.1f at the end)\n",
            pk->gflops, pk->isa, start->gflops, end->gflops);
+    /* bf16 results divide by the highest bf16 peak (AMX or vdpbf16ps) */
+    bench_peak pkb = *pk;
+    const bench_peak *other = pk == start ? end : start;
+    if (other->bf16_gflops > pkb.bf16_gflops) pkb.bf16_gflops = other->bf16_gflops, pkb.bf16_isa = other->bf16_isa;
     double ratio[MAX_RESULTS];
-    for (int i = 0; i < n_results; i++) ratio[i] = bench_ratio(results[i].gflops, pk, results[i].what);
+    for (int i = 0; i < n_results; i++)
+        ratio[i] = results[i].bf16 ? bench_ratio_bf16(results[i].gflops, &pkb, results[i].what)
+                                   : bench_ratio(results[i].gflops, pk, results[i].what);
+    printf("kernels: %s (this CPU: up to %s; MBRLD_ISA=avx2 forces the AVX2 ones)\n",
+           mb_isa_name(mb_cpu_isa()), mb_isa_name(mb_cpu_isa_max()));
     printf("%-44s %10s %8s\n", "what", "GFLOP/s", "of peak");
     for (int i = 0; i < n_results; i++)
         printf("%-44s %10.1f %8.2f   %s\n", results[i].what, results[i].gflops, ratio[i],
                results[i].detail);
     for (int i = 0; i < n_results; i++)
-        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\"}\n",
-               results[i].json, results[i].gflops, pk->gflops, ratio[i], pk->isa);
+        printf("{%s, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\", "
+               "\"kernel_isa\": \"%s\"}\n",
+               results[i].json, results[i].gflops, results[i].bf16 ? pkb.bf16_gflops : pk->gflops, ratio[i],
+               results[i].bf16 ? pkb.bf16_isa : pk->isa,
+               results[i].bf16 ? (mb_cpu_has_amx() ? "amx" : "avx512bf16") : mb_isa_name(mb_cpu_isa()));
 }
 
 /* The FMA peak lines: the widest width (the peak) and each width. */
@@ -119,13 +134,13 @@ static double gemm_nn_gflops(int m, int n, int k) {
 
 /* Seconds per forward of n rows per member, median of `reps` calls. */
 static double time_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool, const float *x,
-                           size_t n, float *mean, float *std, int reps) {
+                           size_t n, float *mean, float *std, int reps, mb_precision prec) {
     double t[32];
     if (reps > 32) reps = 32;
-    mb_ensemble_forward(e, ws, pool, NULL, e->spec.members, x, n, mean, std); /* warm-up */
+    mb_ensemble_forward_prec(e, ws, pool, NULL, e->spec.members, x, n, mean, std, prec); /* warm-up */
     for (int r = 0; r < reps; r++) {
         double t0 = bench_now();
-        mb_ensemble_forward(e, ws, pool, NULL, e->spec.members, x, n, mean, std);
+        mb_ensemble_forward_prec(e, ws, pool, NULL, e->spec.members, x, n, mean, std, prec);
         t[r] = bench_now() - t0;
     }
     return bench_median(t, reps);
@@ -320,9 +335,9 @@ int bench_ensemble(int argc, char **argv) {
          * no BLAS call (mb_gemm_nn), so (b) runs on one core: it shows what
          * the pool buys. Before mb_gemm, with cblas_sgemm in both, (a) gave
          * 162 and (b) 114-116 GFLOP/s at 2,000 and 20,000 rows. */
-        double ta = time_forward(&e, ws, pool, x, n, mean, std, reps);
+        double ta = time_forward(&e, ws, pool, x, n, mean, std, reps, MB_PREC_FP32);
         openblas_set_num_threads(2);
-        double tb = time_forward(&e, ws, NULL, x, n, mean, std, reps);
+        double tb = time_forward(&e, ws, NULL, x, n, mean, std, reps, MB_PREC_FP32);
         openblas_set_num_threads(1);
         double ga = fpr * n * members / ta * 1e-9, gb = fpr * n * members / tb * 1e-9;
         char what[64];
@@ -332,6 +347,18 @@ int bench_ensemble(int argc, char **argv) {
         snprintf(what, sizeof what, "forward %zu rows/member, no pool, BLAS 2", n);
         snprintf(detail, sizeof detail, "(%.2f ms)", tb * 1e3);
         add(gb, what, detail, "\"bench\": \"ensemble_forward\", \"rows\": %zu, \"threads\": \"nopool_blas2\", \"seconds\": %.6f", n, tb);
+        /* the planner's bf16 products (precision bf16), on the pool */
+        if (mb_ensemble_bf16_prepare(&e, NULL, 0) == MB_OK) {
+            double tc = time_forward(&e, ws, pool, x, n, mean, std, reps, MB_PREC_BF16);
+            snprintf(what, sizeof what, "forward %zu rows/member, bf16 (%s), pool 2", n,
+                     mb_cpu_has_amx() ? "AMX" : "vdpbf16ps");
+            snprintf(detail, sizeof detail, "(%.2f ms; %.2fx fp32's rate)", tc * 1e3, ta / tc);
+            adding_bf16 = 1;
+            add(fpr * n * members / tc * 1e-9, what, detail,
+                "\"bench\": \"ensemble_forward\", \"rows\": %zu, \"threads\": \"pool2_blas1\", \"precision\": \"bf16\", "
+                "\"seconds\": %.6f", n, tc);
+            adding_bf16 = 0;
+        }
     }
     free(x);
     free(mean);

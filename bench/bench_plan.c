@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cpu.h"
 #include "bench.h"
 #include "plan/flops.h"
 #include "plan/planner.h"
@@ -53,13 +54,15 @@ static const plan_preset presets[] = {
 typedef struct {
     double s_per_call, gflops, forward_s;
     double flops, reported_flops; /* mb_plan_flops; what mb_plan_info said */
+    mb_precision precision;       /* what the plan's forwards ran in */
 } plan_timing;
 
 /* Median seconds per mb_plan call after one warm-up. */
 static int time_plan(const plan_preset *p, const mb_ensemble *e, mb_pool *pool, int reps,
-                     plan_timing *out) {
+                     mb_precision prec, plan_timing *out) {
     mb_planner_cfg cfg;
     mb_planner_cfg_default(&cfg, MB_PLAN_CEM);
+    cfg.precision = prec;
     cfg.horizon = p->H;
     cfg.population = p->N;
     cfg.elites = p->elites;
@@ -94,6 +97,7 @@ static int time_plan(const plan_preset *p, const mb_ensemble *e, mb_pool *pool, 
     mb_ensemble_spec used = e->spec; /* every member: elites_only is off */
     out->flops = mb_plan_flops(&used, &cfg);
     out->reported_flops = info.flops;
+    out->precision = info.precision;
     out->gflops = out->flops / out->s_per_call * 1e-9;
 
     /* The forwards alone: iterations x horizon calls of N*P/E rows per
@@ -112,7 +116,7 @@ static int time_plan(const plan_preset *p, const mb_ensemble *e, mb_pool *pool, 
         for (int r = 0; r < freps; r++) {
             double t0 = bench_now();
             for (int k = 0; k < p->iters * p->H; k++)
-                mb_ensemble_forward(e, ews, pool, NULL, E, x, n, mu, sd);
+                mb_ensemble_forward_prec(e, ews, pool, NULL, E, x, n, mu, sd, prec);
             ft[r] = bench_now() - t0;
         }
         out->forward_s = bench_median(ft, freps);
@@ -161,14 +165,15 @@ static double torch_s_per_call(const char *preset, int reps) {
 
 int bench_plan(int argc, char **argv) {
     const char *only = NULL;
-    int reps = 0, torch = 1, flop_mismatch = 0;
+    int reps = 0, torch = 1, flop_mismatch = 0, bf16 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--preset") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+        else if (!strcmp(argv[i], "--no-bf16")) bf16 = 0;
         else {
             printf("usage: mbrld-bench plan [--preset pets-halfcheetah|pets-cartpole|small] "
-                   "[--reps N] [--no-torch]\n");
+                   "[--reps N] [--no-torch] [--no-bf16]\n");
             return !strcmp(argv[i], "--help") ? 0 : 1;
         }
     }
@@ -189,8 +194,9 @@ int bench_plan(int argc, char **argv) {
     mb_pool *pool = mb_pool_new(2);
     struct {
         const char *name, *mode;
-        plan_timing a, b, best;
+        plan_timing a, b, best, bf;
         double torch_s, fwd_share;
+        int has_bf16;
     } res[N_PRESETS];
     int n_res = 0;
     for (int i = 0; i < N_PRESETS; i++) {
@@ -211,10 +217,18 @@ int bench_plan(int argc, char **argv) {
         int r = reps > 0 ? reps : p->reps;
         plan_timing a, b;
         mb_pool_blas_single_thread();
-        if (time_plan(p, &e, pool, r, &a)) return 1;
+        if (time_plan(p, &e, pool, r, MB_PREC_FP32, &a)) return 1;
         openblas_set_num_threads(2);
-        if (time_plan(p, &e, NULL, r, &b)) return 1;
+        if (time_plan(p, &e, NULL, r, MB_PREC_FP32, &b)) return 1;
         mb_pool_blas_single_thread();
+        /* bf16 (planner "precision"), on the pool, where the CPU has it */
+        res[n_res].has_bf16 = 0;
+        if (bf16 && mb_cpu_has_bf16()) {
+            if (time_plan(p, &e, pool, r, MB_PREC_BF16, &res[n_res].bf)) return 1;
+            res[n_res].has_bf16 = res[n_res].bf.precision == MB_PREC_BF16;
+            fprintf(stderr, "  %-17s %.4f s/call bf16 (%.1f GFLOP/s)\n", p->name, res[n_res].bf.s_per_call,
+                    res[n_res].bf.gflops);
+        }
         mb_ensemble_free(&e);
         const plan_timing *best = b.s_per_call < a.s_per_call ? &b : &a;
         /* The derived count must be the work the planner did. */
@@ -236,14 +250,22 @@ int bench_plan(int argc, char **argv) {
         bench_peak mid;
         bench_peak_measure(&mid, 0);
         bench_peak_print(stderr, &mid, "after it");
+        double bf_best = pk_end.bf16_gflops > mid.bf16_gflops ? pk_end.bf16_gflops : mid.bf16_gflops;
         if (mid.gflops > pk_end.gflops) pk_end = mid;
+        if (bf_best > pk_end.bf16_gflops) pk_end.bf16_gflops = bf_best, pk_end.bf16_isa = mid.bf16_isa;
     }
     const bench_peak *pk = pk_start.gflops >= pk_end.gflops ? &pk_start : &pk_end;
     const double peak = pk->gflops;
+    /* the bf16 results divide by the highest bf16 peak measured */
+    bench_peak pkb = *pk;
+    if (pk_start.bf16_gflops > pkb.bf16_gflops) pkb.bf16_gflops = pk_start.bf16_gflops, pkb.bf16_isa = pk_start.bf16_isa;
+    if (pk_end.bf16_gflops > pkb.bf16_gflops) pkb.bf16_gflops = pk_end.bf16_gflops, pkb.bf16_isa = pk_end.bf16_isa;
     bench_peak_print(stdout, &pk_start, "at the start");
     bench_peak_print(stdout, &pk_end, "after the presets (best)");
     printf("peak for the ratios: %.1f GFLOP/s (FMA loop, %s, all cores; the highest measured)\n",
            peak, pk->isa);
+    printf("kernels: %s (this CPU: up to %s; MBRLD_ISA=avx2 forces the AVX2 ones)\n",
+           mb_isa_name(mb_cpu_isa()), mb_isa_name(mb_cpu_isa_max()));
     printf("%-17s %10s %10s %8s %8s %10s %10s %8s  %s\n", "preset", "s/call", "GFLOP/s", "of peak",
            "fwd%", "blas2 s", "torch s", "speedup", "threads");
     char json[N_PRESETS][768];
@@ -259,10 +281,11 @@ int bench_plan(int argc, char **argv) {
                            "{\"bench\": \"plan\", \"preset\": \"%s\", \"s_per_call\": %.5f, "
                            "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, "
                            "\"forward_share\": %.3f, \"threads\": \"%s\", \"s_pool2_blas1\": %.5f, "
-                           "\"s_blas2\": %.5f, \"peak_isa\": \"%s\", \"gflop_per_call\": %.3f",
+                           "\"s_blas2\": %.5f, \"peak_isa\": \"%s\", \"gflop_per_call\": %.3f, "
+                           "\"kernel_isa\": \"%s\", \"precision\": \"fp32\"",
                            res[i].name, best->s_per_call, best->gflops, peak, ratio, fwd_share,
                            res[i].mode, res[i].a.s_per_call, res[i].b.s_per_call, pk->isa,
-                           best->flops * 1e-9);
+                           best->flops * 1e-9, mb_isa_name(mb_cpu_isa()));
         if (ts > 0)
             len += snprintf(json[i] + len, sizeof json[0] - (size_t)len,
                             ", \"torch_s_per_call\": %.5f, \"speedup_vs_torch\": %.2f, "
@@ -270,10 +293,34 @@ int bench_plan(int argc, char **argv) {
                             ts, ts / best->s_per_call, torch_env);
         snprintf(json[i] + len, sizeof json[0] - (size_t)len, "}");
     }
+    /* bf16 rows: their ratio is to the bf16 products' peak (AMX or
+     * vdpbf16ps, the path the kernels take), also given against fp32's */
+    char jb[N_PRESETS][640];
+    int n_jb = 0;
+    for (int i = 0; i < n_res; i++) {
+        if (!res[i].has_bf16) continue;
+        const plan_timing *bt = &res[i].bf;
+        char what[64];
+        snprintf(what, sizeof what, "%s (bf16)", res[i].name);
+        double rb = bench_ratio_bf16(bt->gflops, &pkb, what);
+        double fwd = bt->forward_s > 0 ? bt->forward_s / bt->s_per_call : 0.0;
+        printf("%-17s %10.4f %10.1f %8.2f %7.0f%%  bf16 (%s peak %.1f; %.2f of the fp32 peak; %.2fx faster than fp32)\n",
+               res[i].name, bt->s_per_call, bt->gflops, rb, 100.0 * fwd, pkb.bf16_isa, pkb.bf16_gflops,
+               bt->gflops / peak, res[i].best.s_per_call / bt->s_per_call);
+        snprintf(jb[n_jb++], sizeof jb[0],
+                 "{\"bench\": \"plan\", \"preset\": \"%s\", \"precision\": \"bf16\", \"s_per_call\": %.5f, "
+                 "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio_to_peak\": %.3f, \"peak_isa\": \"%s\", "
+                 "\"fp32_peak_gflops\": %.1f, \"ratio_to_fp32_peak\": %.3f, \"forward_share\": %.3f, "
+                 "\"speedup_vs_fp32\": %.2f, \"gflop_per_call\": %.3f, \"kernel_isa\": \"%s\"}",
+                 res[i].name, bt->s_per_call, bt->gflops, pkb.bf16_gflops, rb, pkb.bf16_isa, peak,
+                 bt->gflops / peak, fwd, res[i].best.s_per_call / bt->s_per_call, bt->flops * 1e-9,
+                 mb_cpu_has_amx() ? "amx" : "avx512bf16");
+    }
     if (torch)
         printf("(torch: bench/reference/cem_plan.py, 2 threads, inference mode, baddbmm over members, "
                "env %s; 0 = python3/torch unavailable)\n", torch_env);
     for (int i = 0; i < n_res; i++) printf("%s\n", json[i]);
+    for (int i = 0; i < n_jb; i++) printf("%s\n", jb[i]);
     mb_pool_free(pool);
     return flop_mismatch;
 }

@@ -4,7 +4,8 @@
  *        "planner": {overrides for this call}, "goal": [{"term": i,
  *        "target": [..]}]}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
- *          "return_std" (null for random), "version", "plan_ms"}.
+ *          "return_std" (null for random), "version", "plan_ms", and for the
+ *          planner "precision" ("fp32" or "bf16": what the forwards used)}.
  * Before the first training the action is uniform in the bounds.
  * Concurrency: the request holds a reference to the version it plans with,
  * takes its session out of the model while planning, and uses a workspace
@@ -115,6 +116,7 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
                 cJSON_AddNumberToObject(o, "return_std", jf_num(info.return_std));
                 cJSON_AddNumberToObject(o, "version", (double)v->number);
                 cJSON_AddNumberToObject(o, "plan_ms", jf_num((float)(dt * 1e3)));
+                cJSON_AddStringToObject(o, "precision", mb_precision_name(info.precision));
                 atomic_fetch_add_explicit(&app->metrics.acts[0], 1, memory_order_relaxed);
             }
         }

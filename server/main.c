@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "base/cpu.h"
 #include "base/pool.h"
 #include "log.h"
 
@@ -34,6 +35,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mbrld: %s\n", err);
         return 2;
     }
+    /* Which kernels this process runs (chosen at run time, base/cpu.h). */
+    srv_log(SRV_LOG_INFO, "kernels", "isa=%s cpu_max=%s bf16=%d", mb_isa_name(mb_cpu_isa()),
+            mb_isa_name(mb_cpu_isa_max()), mb_cpu_has_bf16());
+    if (mb_cpu_isa_env_note()) srv_log(SRV_LOG_WARN, "kernels", "note=\"%s\"", mb_cpu_isa_env_note());
     static srv_app app;
     if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
         srv_log(SRV_LOG_ERROR, "cannot start", "error=\"%s\"", err);

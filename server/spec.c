@@ -200,7 +200,7 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
     static const char *const keys[] = {"method", "horizon", "population", "elites", "iterations",
                                        "alpha", "particles", "propagation", "risk", "init_std",
                                        "kappa", "sigma", "beta", "noise_beta", "pop_decay",
-                                       "keep_elites", "elites_only", NULL};
+                                       "keep_elites", "elites_only", "precision", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
@@ -257,6 +257,13 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
         jv_path(q, sizeof q, path, "propagation");
         if (r == 0 && mb_prop_parse(name, &p->propagation) != 0)
             return srv_fail(e, MB_EINVAL, q, "must be ts1, ts_inf, expectation or mean");
+        /* bf16 products where the CPU has AVX512_BF16, fp32 elsewhere (the
+         * act answer's "precision" says which ran) */
+        r = jv_str(o, path, "precision", 0, name, sizeof name, e);
+        if (r < 0) return -1;
+        jv_path(q, sizeof q, path, "precision");
+        if (r == 0 && mb_precision_parse(name, &p->precision) != 0)
+            return srv_fail(e, MB_EINVAL, q, "must be fp32 or bf16");
     }
     /* a method's default elites may not fit a smaller population given here */
     if (o && !cJSON_GetObjectItemCaseSensitive(o, "elites") && p->elites > p->population)
@@ -417,6 +424,7 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "pop_decay", jf_num(p->pop_decay));
     cJSON_AddNumberToObject(o, "keep_elites", jf_num(p->keep_elites));
     cJSON_AddBoolToObject(o, "elites_only", p->elites_only);
+    cJSON_AddStringToObject(o, "precision", mb_precision_name(p->precision));
     return o;
 }
 

@@ -60,6 +60,21 @@ run_c_suites() { # dir label
 
 echo "== C suites ($build)"
 run_c_suites "$build" ""
+# The numeric suites again on the AVX2 kernels (core/base/cpu.h: the
+# binary picks AVX-512 at run time where the CPU has it; this is the path
+# every other x86-64-v3 machine takes). test_dispatch compares the levels.
+echo "== numeric suites with MBRLD_ISA=avx2 ($build)"
+for name in test_cpu test_gemm test_ops test_rng test_ensemble test_propagate \
+    test_planner_ensemble test_planner_alloc test_trainer test_learning test_bf16; do
+    t=$build/tests/$name
+    [ -x "$t" ] || continue
+    log=$log_dir/$name.avx2.log
+    start=$(date +%s)
+    MBRLD_ISA=avx2 MBRLD_BIN=$build/mbrld MBRLD_BUILD=$build CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-600} \
+        timeout "$MBRLD_TEST_TIMEOUT" "$t" >"$log" 2>&1
+    rc=$?
+    count "$name [avx2] ($(( $(date +%s) - start ))s)" "$log" $rc
+done
 echo "== script suites"
 for t in tests/*/test_*.sh; do
     [ -f "$t" ] || continue

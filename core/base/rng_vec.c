@@ -1,6 +1,7 @@
-/* rng_vec.c: 8-lane xoshiro256** (rng_vec.h): the AVX2 loops and their
- * lane-by-lane scalar twins, and the polynomial log and sin/cos of the
- * Box-Muller normals.
+/* rng_vec.c: 8-lane xoshiro256** (rng_vec.h): the AVX-512 and AVX2 loops
+ * (chosen per call by mb_cpu_isa, base/cpu.h) and their lane-by-lane
+ * scalar twins, and the polynomial log and sin/cos of the Box-Muller
+ * normals.
  *
  * The scalar twins repeat the vector arithmetic operation by operation
  * (fmaf where the vector code fuses, the same constants, exact integer to
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "base/rng.h"
 
 void mb_vrng_init(mb_vrng *g, uint64_t seed, uint64_t stream) {
@@ -114,15 +116,18 @@ void mb_vrng_fill_uniform_ref(mb_vrng *g, float *out, size_t n) {
 
 /* ---- AVX2: 2 x 4 lanes per step ------------------------------------------ */
 
-#if defined(__AVX2__) && defined(__FMA__)
+#ifdef MB_X86
 #include <immintrin.h>
 
-static inline __m256i vrng__rotl(__m256i x, int k) {
+#define VRNG_AVX2 static inline __attribute__((always_inline)) MB_TARGET_AVX2
+#define VRNG_AVX512 static inline __attribute__((always_inline)) MB_TARGET_AVX512
+
+VRNG_AVX2 __m256i vrng__rotl(__m256i x, int k) {
     return _mm256_or_si256(_mm256_slli_epi64(x, k), _mm256_srli_epi64(x, 64 - k));
 }
 
 /* One xoshiro256** step on 4 lanes; s0..s3 are the state words. */
-static inline __m256i vrng__step4(__m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3) {
+VRNG_AVX2 __m256i vrng__step4(__m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3) {
     __m256i x5 = _mm256_add_epi64(_mm256_slli_epi64(*s1, 2), *s1);   /* s1 * 5 */
     __m256i r = vrng__rotl(x5, 7);
     r = _mm256_add_epi64(_mm256_slli_epi64(r, 3), r);                 /* * 9 */
@@ -137,7 +142,7 @@ static inline __m256i vrng__step4(__m256i *s0, __m256i *s1, __m256i *s2, __m256i
 }
 
 /* vrng__log1 on 8 lanes. */
-static inline __m256 vrng__log8(__m256 u) {
+VRNG_AVX2 __m256 vrng__log8(__m256 u) {
     __m256i bits = _mm256_castps_si256(u);
     __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
     __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffff)),
@@ -157,7 +162,7 @@ static inline __m256 vrng__log8(__m256 u) {
 }
 
 /* vrng__sincos1 on 8 lanes. */
-static inline void vrng__sincos8(__m256 u, __m256 *c_out, __m256 *s_out) {
+VRNG_AVX2 void vrng__sincos8(__m256 u, __m256 *c_out, __m256 *s_out) {
     __m256 x = _mm256_mul_ps(u, _mm256_set1_ps(4.0f));
     __m256i q = _mm256_cvttps_epi32(x);
     __m256 a = _mm256_mul_ps(_mm256_sub_ps(x, _mm256_cvtepi32_ps(q)), _mm256_set1_ps(1.57079633f));
@@ -205,7 +210,7 @@ static inline void vrng__sincos8(__m256 u, __m256 *c_out, __m256 *s_out) {
     _mm256_storeu_si256((__m256i *)&(g)->s[2][4], b2);      \
     _mm256_storeu_si256((__m256i *)&(g)->s[3][4], b3)
 
-void mb_vrng_fill_normal(mb_vrng *g, float *out, size_t n) {
+static MB_TARGET_AVX2 void vrng__fill_normal8(mb_vrng *g, float *out, size_t n) {
     VRNG__LOAD(g);
     const __m256i m24 = _mm256_set1_epi64x(0xffffff);
     const __m256 scale = _mm256_set1_ps(0x1p-24f), one = _mm256_set1_ps(1.0f);
@@ -228,7 +233,7 @@ void mb_vrng_fill_normal(mb_vrng *g, float *out, size_t n) {
     VRNG__STORE(g);
 }
 
-void mb_vrng_fill_uniform(mb_vrng *g, float *out, size_t n) {
+static MB_TARGET_AVX2 void vrng__fill_uniform8(mb_vrng *g, float *out, size_t n) {
     VRNG__LOAD(g);
     const __m256 scale = _mm256_set1_ps(0x1p-24f);
     /* lane order after the pack: 0 1 4 5 2 3 6 7; this permute restores 0..7 */
@@ -242,7 +247,144 @@ void mb_vrng_fill_uniform(mb_vrng *g, float *out, size_t n) {
     }
     VRNG__STORE(g);
 }
-#else
-void mb_vrng_fill_normal(mb_vrng *g, float *out, size_t n) { mb_vrng_fill_normal_ref(g, out, n); }
-void mb_vrng_fill_uniform(mb_vrng *g, float *out, size_t n) { mb_vrng_fill_uniform_ref(g, out, n); }
+
+/* ---- AVX-512: all 8 lanes in one register, 16-lane math ------------------
+ * The same arithmetic as the AVX2 loops (and the _ref twins), lane for
+ * lane; two steps share one pass of the log and sin/cos. */
+
+VRNG_AVX512 __m512i vrng__step8(__m512i *s0, __m512i *s1, __m512i *s2, __m512i *s3) {
+    __m512i x5 = _mm512_add_epi64(_mm512_slli_epi64(*s1, 2), *s1);
+    __m512i r = _mm512_rol_epi64(x5, 7);
+    r = _mm512_add_epi64(_mm512_slli_epi64(r, 3), r);
+    __m512i t = _mm512_slli_epi64(*s1, 17);
+    *s2 = _mm512_xor_si512(*s2, *s0);
+    *s3 = _mm512_xor_si512(*s3, *s1);
+    *s1 = _mm512_xor_si512(*s1, *s2);
+    *s0 = _mm512_xor_si512(*s0, *s3);
+    *s2 = _mm512_xor_si512(*s2, t);
+    *s3 = _mm512_rol_epi64(*s3, 45);
+    return r;
+}
+
+VRNG_AVX512 __m512 vrng__log16(__m512 u) {
+    __m512i bits = _mm512_castps_si512(u);
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffff)),
+                                                   _mm512_set1_epi32(0x3f800000)));
+    __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 t = _mm512_div_ps(_mm512_sub_ps(m, one), _mm512_add_ps(m, one));
+    __m512 t2 = _mm512_mul_ps(t, t);
+    __m512 p = _mm512_fmadd_ps(t2, _mm512_set1_ps(1.0f / 9), _mm512_set1_ps(1.0f / 7));
+    p = _mm512_fmadd_ps(t2, p, _mm512_set1_ps(1.0f / 5));
+    p = _mm512_fmadd_ps(t2, p, _mm512_set1_ps(1.0f / 3));
+    p = _mm512_fmadd_ps(t2, p, one);
+    __m512 lnm = _mm512_mul_ps(_mm512_add_ps(t, t), p);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(0.69314718f), lnm);
+}
+
+VRNG_AVX512 void vrng__sincos16(__m512 u, __m512 *c_out, __m512 *s_out) {
+    __m512 x = _mm512_mul_ps(u, _mm512_set1_ps(4.0f));
+    __m512i q = _mm512_cvttps_epi32(x);
+    __m512 a = _mm512_mul_ps(_mm512_sub_ps(x, _mm512_cvtepi32_ps(q)), _mm512_set1_ps(1.57079633f));
+    __m512 a2 = _mm512_mul_ps(a, a);
+    __m512 s = _mm512_fmadd_ps(a2, _mm512_set1_ps(-1.0f / 39916800), _mm512_set1_ps(1.0f / 362880));
+    s = _mm512_fmadd_ps(a2, s, _mm512_set1_ps(-1.0f / 5040));
+    s = _mm512_fmadd_ps(a2, s, _mm512_set1_ps(1.0f / 120));
+    s = _mm512_fmadd_ps(a2, s, _mm512_set1_ps(-1.0f / 6));
+    s = _mm512_fmadd_ps(a2, s, _mm512_set1_ps(1.0f));
+    s = _mm512_mul_ps(s, a);
+    __m512 c = _mm512_fmadd_ps(a2, _mm512_set1_ps(1.0f / 479001600), _mm512_set1_ps(-1.0f / 3628800));
+    c = _mm512_fmadd_ps(a2, c, _mm512_set1_ps(1.0f / 40320));
+    c = _mm512_fmadd_ps(a2, c, _mm512_set1_ps(-1.0f / 720));
+    c = _mm512_fmadd_ps(a2, c, _mm512_set1_ps(1.0f / 24));
+    c = _mm512_fmadd_ps(a2, c, _mm512_set1_ps(-0.5f));
+    c = _mm512_fmadd_ps(a2, c, _mm512_set1_ps(1.0f));
+    __mmask16 swap = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
+    __m512 cv = _mm512_mask_blend_ps(swap, c, s), sv = _mm512_mask_blend_ps(swap, s, c);
+    __m512i two = _mm512_set1_epi32(2);
+    __m512i neg_s = _mm512_slli_epi32(_mm512_and_si512(q, two), 30);
+    __m512i neg_c = _mm512_slli_epi32(_mm512_and_si512(_mm512_add_epi32(q, _mm512_set1_epi32(1)), two), 30);
+    *c_out = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(cv), neg_c));
+    *s_out = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sv), neg_s));
+}
+
+#define VRNG__LOAD16(g)                                                  \
+    __m512i z0 = _mm512_loadu_si512((const void *)&(g)->s[0][0]);        \
+    __m512i z1 = _mm512_loadu_si512((const void *)&(g)->s[1][0]);        \
+    __m512i z2 = _mm512_loadu_si512((const void *)&(g)->s[2][0]);        \
+    __m512i z3 = _mm512_loadu_si512((const void *)&(g)->s[3][0])
+#define VRNG__STORE16(g)                                \
+    _mm512_storeu_si512((void *)&(g)->s[0][0], z0);     \
+    _mm512_storeu_si512((void *)&(g)->s[1][0], z1);     \
+    _mm512_storeu_si512((void *)&(g)->s[2][0], z2);     \
+    _mm512_storeu_si512((void *)&(g)->s[3][0], z3)
+
+/* One step's 24-bit fields as 8 x 32, output j from lane MB_VRNG_LANE(j). */
+VRNG_AVX512 void vrng__fields8(__m512i r, __m256i *k1, __m256i *k2) {
+    const __m512i order = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7);
+    r = _mm512_permutexvar_epi64(order, r);
+    *k1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(r, 40));
+    *k2 = _mm512_cvtepi64_epi32(_mm512_and_si512(_mm512_srli_epi64(r, 16), _mm512_set1_epi64(0xffffff)));
+}
+
+static MB_TARGET_AVX512 void vrng__fill_normal16(mb_vrng *g, float *out, size_t n) {
+    VRNG__LOAD16(g);
+    const __m512 scale = _mm512_set1_ps(0x1p-24f), one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i + 16 <= n; i += 32) {
+        int two = i + 32 <= n;
+        __m256i k1a, k2a, k1b, k2b;
+        vrng__fields8(vrng__step8(&z0, &z1, &z2, &z3), &k1a, &k2a);
+        if (two) vrng__fields8(vrng__step8(&z0, &z1, &z2, &z3), &k1b, &k2b);
+        else k1b = k1a, k2b = k2a;
+        __m512i k1 = _mm512_inserti64x4(_mm512_castsi256_si512(k1a), k1b, 1);
+        __m512i k2 = _mm512_inserti64x4(_mm512_castsi256_si512(k2a), k2b, 1);
+        __m512 u1 = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(k1), one), scale);
+        __m512 u2 = _mm512_mul_ps(_mm512_cvtepi32_ps(k2), scale);
+        __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), vrng__log16(u1)));
+        __m512 c, s;
+        vrng__sincos16(u2, &c, &s);
+        __m512 rc = _mm512_mul_ps(r, c), rs = _mm512_mul_ps(r, s);
+        _mm256_storeu_ps(out + i, _mm512_castps512_ps256(rc));
+        _mm256_storeu_ps(out + i + 8, _mm512_castps512_ps256(rs));
+        if (two) {
+            _mm256_storeu_ps(out + i + 16, _mm512_extractf32x8_ps(rc, 1));
+            _mm256_storeu_ps(out + i + 24, _mm512_extractf32x8_ps(rs, 1));
+        }
+    }
+    VRNG__STORE16(g);
+}
+
+static MB_TARGET_AVX512 void vrng__fill_uniform16(mb_vrng *g, float *out, size_t n) {
+    VRNG__LOAD16(g);
+    const __m256 scale = _mm256_set1_ps(0x1p-24f);
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        __m512i r = vrng__step8(&z0, &z1, &z2, &z3);
+        __m256i k = _mm512_cvtepi64_epi32(_mm512_srli_epi64(r, 40));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(k), scale));
+    }
+    VRNG__STORE16(g);
+}
+#endif /* MB_X86 */
+
+void mb_vrng_fill_normal(mb_vrng *g, float *out, size_t n) {
+    switch (mb_cpu_isa()) {
+#ifdef MB_X86
+    case MB_ISA_AVX512: vrng__fill_normal16(g, out, n); return;
+    case MB_ISA_AVX2: vrng__fill_normal8(g, out, n); return;
 #endif
+    default: mb_vrng_fill_normal_ref(g, out, n); return;
+    }
+}
+
+void mb_vrng_fill_uniform(mb_vrng *g, float *out, size_t n) {
+    switch (mb_cpu_isa()) {
+#ifdef MB_X86
+    case MB_ISA_AVX512: vrng__fill_uniform16(g, out, n); return;
+    case MB_ISA_AVX2: vrng__fill_uniform8(g, out, n); return;
+#endif
+    default: mb_vrng_fill_uniform_ref(g, out, n); return;
+    }
+}

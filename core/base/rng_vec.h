@@ -1,14 +1,15 @@
 /* rng_vec.h: the vector form of rng.h: 8 interleaved xoshiro256** streams
- * stepped together (AVX2 when the build has it), for bulk draws such as
+ * stepped together (AVX-512 or AVX2 when the CPU has it, chosen at run
+ * time: base/cpu.h), for bulk draws such as
  * the planner's rollout noise (~19 normals per row per step; 4-5x faster
  * than one scalar normal at a time).
  *
  * Lane l of mb_vrng_init(g, seed, stream) is the mb_rng stream
  *   mb_rng_seed(&b, seed); mb_rng_split(&b, stream, &c); mb_rng_split(&c, l, &lane)
  * and every draw is made from that lane's mb_rng_step outputs, so the
- * sequences are fixed by the seed, not by the instruction set: builds
- * without AVX2 run the same arithmetic one lane at a time (the *_ref
- * functions, always available), bit for bit.
+ * sequences are fixed by the seed, not by the instruction set: AVX-512,
+ * AVX2 and CPUs without either (the *_ref functions, one lane at a time,
+ * always available) give the same bits.
  * Normals: Box-Muller on two 24-bit uniforms of one 64-bit output, with
  * polynomial log and sin/cos (|error| < 1e-6 against libm).
  * Not for: single draws (rng.h), or sharing one mb_vrng across threads. */
@@ -36,8 +37,8 @@ void mb_vrng_fill_normal(mb_vrng *g, float *out, size_t n);
  * (lane l's next output >> 40) 2^-24 for l = 0..7. */
 void mb_vrng_fill_uniform(mb_vrng *g, float *out, size_t n);
 
-/* The same draws computed lane by lane in scalar code (what builds without
- * AVX2 use; the tests compare the two). */
+/* The same draws computed lane by lane in scalar code (what CPUs without
+ * AVX2 use; the tests compare every level with them). */
 void mb_vrng_fill_normal_ref(mb_vrng *g, float *out, size_t n);
 void mb_vrng_fill_uniform_ref(mb_vrng *g, float *out, size_t n);
 

@@ -10,12 +10,16 @@
  * copy of W kept in the workspace), followed by one fused pass
  * (bias + activation, see ops.c); the Gaussian head's softplus bounds,
  * sigmoids and exps go through the vectorised approximations of ops.c so no
- * hot loop calls libm per element.
+ * hot loop calls libm per element. Inference in bf16 (planner precision
+ * bf16): the same tiles with the products of nn/bf16.h on a packed copy of
+ * the weights made once per ensemble (mb_ensemble_bf16_prepare), the
+ * activations carried as bf16 rows, the head in fp32.
  *
  * Workspace (mb_ens_ws): its size does not grow with max_rows. Inference
  * runs in tiles of at most ENS_TILE rows of one member; the workspace holds
- * `slots` tile buffers (2 x ENS_TILE x widest layer for the activations,
- * then 6 x ENS_TILE x out_dim for the head's temporaries), one per
+ * `slots` tile buffers (2 activation buffers of ENS_TILE x widest layer
+ * floats, or more when bf16 rows padded to 32 x 32 need it, then 6 x
+ * ENS_TILE x out_dim for the head's temporaries), one per
  * concurrently running pool task. Training and the MSE run in chunks of at
  * most ENS_CHUNK rows whose activations are kept for the backward pass;
  * gradients accumulate over chunks, so any minibatch size works. */
@@ -28,22 +32,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#if defined(__AVX__)
+#include "base/cpu.h"
+#ifdef MB_X86
 #include <immintrin.h>
 #endif
-
+#include "nn/bf16.h"
 #include "nn/gemm.h"
 #include "base/rng.h"
 
 /* Row-wise elementwise loops over a short row of n floats (the head's
- * out_dim, the input dim): GCC -O2 leaves them scalar, so with AVX-512
- * they run 16 lanes at a time with a masked last vector. Plain mul/add/
- * sub/div (no FMA), so results equal the scalar loops bit for bit. */
-#if defined(__AVX512F__)
+ * out_dim, the input dim): GCC -O2 leaves them scalar, so they run 16
+ * lanes at a time with AVX-512 and 8 with AVX2 (mb_cpu_isa), a masked last
+ * vector each.
+ * Plain mul/add/sub/div (no FMA), so results equal the scalar loops bit
+ * for bit. */
+#ifdef MB_X86
 #define ENS_VEC 1
 #define ENS_LD(m, ptr) _mm512_maskz_loadu_ps((m), (ptr))
 #define ENS_ST(ptr, m, v) _mm512_mask_storeu_ps((ptr), (m), (v))
 #define ENS_MASK(n, o) ((n) - (o) >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ((n) - (o))) - 1))
+/* the same at 8 lanes (AVX2): maskload/maskstore with an integer lane mask */
+#define ENS_LD8(m, ptr) _mm256_maskload_ps((ptr), (m))
+#define ENS_ST8(ptr, m, v) _mm256_maskstore_ps((ptr), (m), (v))
+#define ENS_MASK8(n, o) _mm256_cmpgt_epi32(_mm256_set1_epi32((n) - (o)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #endif
 
 /* Rows per inference tile: activations of a 256-row tile (2 x 200 KB for 200
@@ -248,8 +259,11 @@ mb_status mb_ensemble_init(mb_ensemble *e, const mb_ensemble_spec *spec, uint64_
     return MB_OK;
 }
 
+static void ens__bf16_free(struct mb_ens_bf16 *c);
+
 void mb_ensemble_free(mb_ensemble *e) {
     if (!e) return;
+    ens__bf16_free(atomic_load(&e->bf16));
     free(e->params);
     free(e->in_mean);
     memset(e, 0, sizeof *e);
@@ -279,6 +293,7 @@ struct mb_ens_ws {
     size_t max_rows;
     /* inference: slot s owns tile[s] = (2, tile, maxw) */
     int tile, slots;
+    size_t act_floats; /* floats per activation buffer (two per slot) */
     size_t slot_floats;
     float *tiles;
     /* training chunk: z[l] (pre-activation, then the activation's saved
@@ -305,7 +320,12 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     ws->chunk = max_rows < ENS_CHUNK ? (int)max_rows : ENS_CHUNK;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ws->slots = ncpu < 1 ? 1 : ncpu > ENS_MAX_SLOTS ? ENS_MAX_SLOTS : (int)ncpu;
-    ws->slot_floats = 2 * (size_t)ws->tile * (size_t)lay->maxw + 6 * (size_t)ws->tile * (size_t)lay->out;
+    /* an activation buffer holds a tile in fp32, or in bf16 rows padded
+     * for AMX (nn/bf16.h: 32-row blocks, 32-column strides) */
+    size_t f32 = (size_t)ws->tile * (size_t)lay->maxw;
+    size_t b16 = (mb_bf16_rows_alloc((size_t)ws->tile) * (size_t)mb_bf16_stride(lay->maxw) + 1) / 2;
+    ws->act_floats = f32 > b16 ? f32 : b16;
+    ws->slot_floats = 2 * ws->act_floats + 6 * (size_t)ws->tile * (size_t)lay->out;
     size_t c = (size_t)ws->chunk;
     size_t total = ws->slot_floats * (size_t)ws->slots;
     for (int l = 0; l < lay->L; l++) total += 2 * c * (size_t)lay->dim[l + 1];
@@ -347,16 +367,38 @@ size_t mb_ens_ws_rows(const mb_ens_ws *ws) { return ws ? ws->max_rows : 0; }
 
 /* ---- inference ----------------------------------------------------------- */
 
-void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n) {
-    int in = mb_ensemble_in_dim(&e->spec);
 #ifdef ENS_VEC
+static MB_TARGET_AVX512 void ens__normalize16(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < in; i += 16) {
             __mmask16 m = ENS_MASK(in, i);
             __m512 v = _mm512_sub_ps(ENS_LD(m, x + r * in + i), ENS_LD(m, e->in_mean + i));
             ENS_ST(xn + r * in + i, m, _mm512_div_ps(v, _mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, e->in_std + i)));
         }
-    return;
+}
+static MB_TARGET_AVX2 void ens__normalize8(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
+    for (size_t r = 0; r < n; r++)
+        for (int i = 0; i < in; i += 8) {
+            __m256i m = ENS_MASK8(in, i);
+            __m256 v = _mm256_sub_ps(ENS_LD8(m, x + r * in + i), ENS_LD8(m, e->in_mean + i));
+            ENS_ST8(xn + r * in + i, m, _mm256_div_ps(v, _mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_maskload_ps(e->in_std + i, m), _mm256_castsi256_ps(m))));
+        }
+}
+#endif
+
+void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n) {
+    int in = mb_ensemble_in_dim(&e->spec);
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__normalize16(e, x, xn, n);
+        return;
+    }
+    if (mb_cpu_isa() == MB_ISA_AVX2) {
+        ens__normalize8(e, x, xn, n);
+        return;
+    }
 #endif
     for (size_t r = 0; r < n; r++)
         for (int i = 0; i < in; i++)
@@ -395,35 +437,24 @@ static void ens__head_logvar(const ens__layout *lay, const float *head, const fl
     mb_exp_approx(t5, t4, cnt);
 }
 
-/* One tile: nr rows of member m. x: (nr, in) raw; mean, std: (nr, out) raw,
- * std may be NULL. buf: slot_floats floats (2 * tile * maxw + 6 * tile * out). */
-static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *buf, int m,
-                              const float *x, size_t nr, float *mean, float *std) {
-    const ens__layout *lay = &ws->lay;
-    const float *p = e->params + (size_t)m * lay->size;
-    float *a = buf, *b = buf + (size_t)ws->tile * lay->maxw;
-    mb_ensemble_normalize_inputs(e, x, a, nr);
-    for (int l = 0; l < lay->L; l++) {
-        /* bias and activation applied in the kernel's epilogue: no pass over b */
-        mb_gemm_nn_bias_act(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], p + lay->b[l],
-                            ws->act, b);
-        float *s = a;
-        a = b;
-        b = s;
-    }
-    const int out = lay->out, L = lay->L;
-    mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
-    const float *bh = p + lay->b[L];
-    /* Inference needs only lv (the same softplus bounds, same operation
-     * order as ens__head_logvar, so the values are identical) and
-     * std = exp(lv / 2): the sigmoids and exp(-lv) that training keeps
-     * are skipped. Temporaries live after the two activation buffers. */
-    float *t = buf + 2 * (size_t)ws->tile * lay->maxw;
-    const size_t cnt = nr * (size_t)out;
-    const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;
+/* The inference head of one tile: b (nr, 2 out) raw head outputs without
+ * bias -> mean and std (NULL: not wanted) in raw units; u, sp: (nr, out)
+ * temporaries. Inference needs only lv (the same softplus bounds, same
+ * operation order as ens__head_logvar, so the values are identical) and
+ * std = exp(lv / 2): the sigmoids and exp(-lv) that training keeps are
+ * skipped. */
+#define ENS_HEAD_ARGS                                                                           \
+    (const mb_ensemble *e, const float *p, const ens__layout *lay, float *b, size_t nr,         \
+     float *u, float *sp, float *mean, float *std)
+#define ENS_HEAD_PRELUDE                                                                        \
+    const int out = lay->out, L = lay->L;                                                       \
+    const float *bh = p + lay->b[L];                                                            \
+    const size_t cnt = nr * (size_t)out;                                                        \
+    const float *maxlv = p + lay->maxlv, *minlv = p + lay->minlv;                               \
     const float *os = e->out_std, *om = e->out_mean;
-    float *u = t, *sp = t + cnt;
 #ifdef ENS_VEC
+static MB_TARGET_AVX512 void ens__infer_head16 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
     for (size_t r = 0; r < nr; r++) {
         float *br = b + r * 2 * (size_t)out;
         for (int o = 0; o < out; o += 16) {
@@ -457,7 +488,47 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
             __mmask16 m = ENS_MASK(out, o);
             ENS_ST(std + r * out + o, m, _mm512_mul_ps(ENS_LD(m, u + r * out + o), ENS_LD(m, os + o)));
         }
-#else
+}
+static MB_TARGET_AVX2 void ens__infer_head8 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
+    for (size_t r = 0; r < nr; r++) {
+        float *br = b + r * 2 * (size_t)out;
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 mu = _mm256_add_ps(ENS_LD8(m, br + o), ENS_LD8(m, bh + o));
+            ENS_ST8(mean + r * out + o, m, _mm256_add_ps(_mm256_mul_ps(mu, ENS_LD8(m, os + o)), ENS_LD8(m, om + o)));
+            if (std) {
+                __m256 raw = _mm256_add_ps(ENS_LD8(m, br + out + o), ENS_LD8(m, bh + out + o));
+                ENS_ST8(u + r * out + o, m, _mm256_sub_ps(ENS_LD8(m, maxlv + o), raw));
+            }
+        }
+    }
+    if (!std) return;
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 lv1 = _mm256_sub_ps(ENS_LD8(m, maxlv + o), ENS_LD8(m, sp + r * out + o));
+            ENS_ST8(u + r * out + o, m, _mm256_sub_ps(lv1, ENS_LD8(m, minlv + o)));
+        }
+    mb_softplus_approx(u, sp, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            __m256 lv = _mm256_add_ps(ENS_LD8(m, minlv + o), ENS_LD8(m, sp + r * out + o));
+            ENS_ST8(u + r * out + o, m, _mm256_mul_ps(_mm256_set1_ps(0.5f), lv));
+        }
+    mb_exp_approx(u, u, cnt);
+    for (size_t r = 0; r < nr; r++)
+        for (int o = 0; o < out; o += 8) {
+            __m256i m = ENS_MASK8(out, o);
+            ENS_ST8(std + r * out + o, m, _mm256_mul_ps(ENS_LD8(m, u + r * out + o), ENS_LD8(m, os + o)));
+        }
+}
+#endif
+
+static void ens__infer_head1 ENS_HEAD_ARGS {
+    ENS_HEAD_PRELUDE
     for (size_t r = 0; r < nr; r++) {
         float *br = b + r * 2 * (size_t)out;
         for (int j = 0; j < 2 * out; j++) br[j] += bh[j];
@@ -481,7 +552,127 @@ static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *
     mb_exp_approx(u, u, cnt);
     for (size_t r = 0; r < nr; r++)
         for (int o = 0; o < out; o++) std[r * out + o] = u[r * out + o] * os[o];
+}
+
+/* One tile: nr rows of member m. x: (nr, in) raw; mean, std: (nr, out) raw,
+ * std may be NULL. buf: slot_floats floats (2 * tile * maxw + 6 * tile * out). */
+static void ens__forward_tile(const mb_ensemble *e, const mb_ens_ws *ws, float *buf, int m,
+                              const float *x, size_t nr, float *mean, float *std) {
+    const ens__layout *lay = &ws->lay;
+    const float *p = e->params + (size_t)m * lay->size;
+    float *a = buf, *b = buf + ws->act_floats;
+    mb_ensemble_normalize_inputs(e, x, a, nr);
+    for (int l = 0; l < lay->L; l++) {
+        /* bias and activation applied in the kernel's epilogue: no pass over b */
+        mb_gemm_nn_bias_act(nr, lay->dim[l + 1], lay->dim[l], a, p + lay->W[l], p + lay->b[l],
+                            ws->act, b);
+        float *s = a;
+        a = b;
+        b = s;
+    }
+    const int out = lay->out, L = lay->L;
+    mb_gemm_nn(nr, 2 * out, lay->dim[L], a, p + lay->W[L], b, 0);
+    float *t = buf + 2 * ws->act_floats;
+    float *u = t, *sp = t + nr * (size_t)lay->out;
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__infer_head16(e, p, lay, b, nr, u, sp, mean, std);
+        return;
+    }
+    if (mb_cpu_isa() == MB_ISA_AVX2) {
+        ens__infer_head8(e, p, lay, b, nr, u, sp, mean, std);
+        return;
+    }
 #endif
+    ens__infer_head1(e, p, lay, b, nr, u, sp, mean, std);
+}
+
+/* ---- bf16 inference ------------------------------------------------------ */
+
+int mb_precision_parse(const char *name, mb_precision *out) {
+    if (!name) return -1;
+    if (!strcmp(name, "fp32")) *out = MB_PREC_FP32;
+    else if (!strcmp(name, "bf16")) *out = MB_PREC_BF16;
+    else return -1;
+    return 0;
+}
+
+const char *mb_precision_name(mb_precision p) { return p == MB_PREC_BF16 ? "bf16" : "fp32"; }
+
+/* Every member's matrices packed (nn/bf16.h): layer l of member m at
+ * w + m * member + off[l]. */
+struct mb_ens_bf16 {
+    size_t member, off[MB_MAX_LAYERS + 1];
+    uint16_t *w;
+};
+
+static void ens__bf16_free(struct mb_ens_bf16 *c) {
+    if (!c) return;
+    free(c->w);
+    free(c);
+}
+
+mb_status mb_ensemble_bf16_prepare(const mb_ensemble *e, char *err, size_t err_sz) {
+    if (!e || !e->params) return mb_fail(err, err_sz, MB_EINVAL, "bf16: no ensemble");
+    if (!mb_cpu_has_bf16())
+        return mb_fail(err, err_sz, MB_EINVAL, "bf16: this CPU (or MBRLD_ISA) has no AVX512_BF16");
+    mb_ensemble *me = (mb_ensemble *)e; /* only the atomic cache pointer is written */
+    if (atomic_load_explicit(&me->bf16, memory_order_acquire)) return MB_OK;
+    ens__layout lay;
+    ens__layout_of(&e->spec, &lay);
+    struct mb_ens_bf16 *c = calloc(1, sizeof *c);
+    if (!c) return mb_fail(err, err_sz, MB_ENOMEM, "bf16: out of memory");
+    for (int l = 0; l <= lay.L; l++) {
+        c->off[l] = c->member;
+        c->member += mb_bf16_packed_size(lay.dim[l], lay.dim[l + 1]);
+    }
+    c->w = malloc(c->member * (size_t)e->spec.members * sizeof(uint16_t));
+    if (!c->w) {
+        free(c);
+        return mb_fail(err, err_sz, MB_ENOMEM, "bf16: out of memory");
+    }
+    for (int m = 0; m < e->spec.members; m++)
+        for (int l = 0; l <= lay.L; l++)
+            mb_bf16_pack(e->params + (size_t)m * lay.size + lay.W[l], lay.dim[l], lay.dim[l + 1],
+                         c->w + (size_t)m * c->member + c->off[l]);
+    struct mb_ens_bf16 *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&me->bf16, &expected, c, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        ens__bf16_free(c); /* another caller's copy won: the same bits */
+    return MB_OK;
+}
+
+/* ens__forward_tile with bf16 products: activations as bf16 rows (nn/bf16.h
+ * strides) in the tile's two buffers, the head's raw outputs in fp32. */
+static void ens__forward_tile_bf16(const mb_ensemble *e, const struct mb_ens_bf16 *c,
+                                   const mb_ens_ws *ws, float *buf, int m, const float *x, size_t nr,
+                                   float *mean, float *std) {
+    const ens__layout *lay = &ws->lay;
+    const float *p = e->params + (size_t)m * lay->size;
+    const uint16_t *w = c->w + (size_t)m * c->member;
+    float *fa = buf, *fb = buf + ws->act_floats;
+    uint16_t *cur = (uint16_t *)fa, *nxt = (uint16_t *)fb;
+    mb_ensemble_normalize_inputs(e, x, fb, nr);
+    mb_bf16_rows(fb, nr, lay->in, cur);
+    for (int l = 0; l < lay->L; l++) {
+        mb_gemm_bf16_act(nr, lay->dim[l + 1], lay->dim[l], cur, w + c->off[l], p + lay->b[l],
+                         ws->act, nxt);
+        uint16_t *s = cur;
+        cur = nxt;
+        nxt = s;
+    }
+    const int L = lay->L;
+    float *head = cur == (uint16_t *)fa ? fb : fa;
+    mb_gemm_bf16_f32(nr, 2 * lay->out, lay->dim[L], cur, w + c->off[L], head);
+    float *t = buf + 2 * ws->act_floats;
+    float *u = t, *sp = t + nr * (size_t)lay->out;
+#ifdef ENS_VEC
+    if (mb_cpu_isa() == MB_ISA_AVX512) {
+        ens__infer_head16(e, p, lay, head, nr, u, sp, mean, std);
+        return;
+    }
+#endif
+    ens__infer_head1(e, p, lay, head, nr, u, sp, mean, std);
 }
 
 typedef struct {
@@ -492,6 +683,7 @@ typedef struct {
     size_t n;
     float *mean, *std;
     int row_blocks, n_tiles;
+    const struct mb_ens_bf16 *bf16; /* bf16 products when not NULL */
     atomic_int next;
 } ens__fwd_ctx;
 
@@ -510,20 +702,33 @@ static void ens__fwd_task(void *vctx, int task, int worker) {
         size_t nr = c->n - r0 < (size_t)c->ws->tile ? c->n - r0 : (size_t)c->ws->tile;
         int m = c->members ? c->members[j] : j;
         size_t row = (size_t)j * c->n + r0;
-        ens__forward_tile(c->e, c->ws, buf, m, c->x + row * lay->in, nr,
-                          c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
+        if (c->bf16)
+            ens__forward_tile_bf16(c->e, c->bf16, c->ws, buf, m, c->x + row * lay->in, nr,
+                                   c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
+        else
+            ens__forward_tile(c->e, c->ws, buf, m, c->x + row * lay->in, nr,
+                              c->mean + row * lay->out, c->std ? c->std + row * lay->out : NULL);
     }
 }
 
 void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
                          const int *members, int k, const float *x, size_t n,
                          float *mean, float *std) {
+    mb_ensemble_forward_prec(e, ws, pool, members, k, x, n, mean, std, MB_PREC_FP32);
+}
+
+mb_precision mb_ensemble_forward_prec(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
+                                      const int *members, int k, const float *x, size_t n,
+                                      float *mean, float *std, mb_precision want) {
     /* a workspace made for another spec would be overrun: only a bug does that */
     assert(ws->lay.size == e->member_size && ws->lay.in == mb_ensemble_in_dim(&e->spec));
+    const struct mb_ens_bf16 *bf16 =
+        want == MB_PREC_BF16 && mb_cpu_has_bf16() ? atomic_load_explicit(&e->bf16, memory_order_acquire) : NULL;
+    mb_precision used = bf16 ? MB_PREC_BF16 : MB_PREC_FP32;
     if (!members) k = e->spec.members;
-    if (n == 0 || k <= 0) return;
+    if (n == 0 || k <= 0) return used;
     ens__fwd_ctx c = {.e = e, .ws = ws, .members = members, .x = x, .n = n, .mean = mean,
-                      .std = std};
+                      .std = std, .bf16 = bf16};
     c.row_blocks = (int)((n + (size_t)ws->tile - 1) / (size_t)ws->tile);
     c.n_tiles = c.row_blocks * k;
     atomic_init(&c.next, 0);
@@ -531,6 +736,7 @@ void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
     if (tasks > ws->slots) tasks = ws->slots;
     if (tasks > c.n_tiles) tasks = c.n_tiles;
     mb_pool_run(pool, ens__fwd_task, &c, tasks);
+    return used;
 }
 
 /* ---- training ------------------------------------------------------------ */

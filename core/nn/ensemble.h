@@ -58,6 +58,14 @@ size_t mb_ensemble_member_size(const mb_ensemble_spec *spec);
  * through one member; activations and the head's bounds are not counted. */
 double mb_ensemble_flops_per_row(const mb_ensemble_spec *spec);
 
+/* Precision of the inference products (the planner's "precision"). */
+typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
+/* "fp32" | "bf16" -> 0 and *out; -1 if unknown. */
+int mb_precision_parse(const char *name, mb_precision *out);
+const char *mb_precision_name(mb_precision p);
+
+struct mb_ens_bf16; /* the packed bf16 copy of the weights (ensemble.c) */
+
 typedef struct {
     mb_ensemble_spec spec;
     size_t member_size;        /* floats per member */
@@ -68,6 +76,10 @@ typedef struct {
     int n_elites;              /* members used for planning, best first */
     int elites[MB_MAX_MEMBERS];
     float holdout_loss[MB_MAX_MEMBERS]; /* last holdout loss per member (0 untrained) */
+    /* The bf16 copy of the weights (mb_ensemble_bf16_prepare), made at most
+     * once per ensemble (a published version), freed with it; NULL until
+     * then. Never copied by mb_ensemble_copy. */
+    _Atomic(struct mb_ens_bf16 *) bf16;
 } mb_ensemble;
 
 /* Allocates and initialises: weights ~ truncated normal with std
@@ -119,6 +131,24 @@ size_t mb_ens_ws_rows(const mb_ens_ws *ws);
 void mb_ensemble_forward(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
                          const int *members, int k, const float *x, size_t n,
                          float *mean, float *std);
+
+/* bf16 inference (nn/bf16.h). mb_ensemble_bf16_prepare packs every
+ * member's weight matrices into bf16 pairs once (allocates ~half the
+ * parameter bytes; about a millisecond for the PETS network); later calls
+ * return at once, and concurrent first calls are safe (one copy wins, the
+ * others are freed). The copy is of the parameters at that moment: only
+ * for ensembles that no longer change (published versions). MB_EINVAL
+ * when the CPU lacks AVX512_BF16 (or MBRLD_ISA is below avx512).
+ * mb_ensemble_forward_prec is mb_ensemble_forward with the hidden layers'
+ * and the head's products in bf16 (fp32 accumulation, bias, activations,
+ * the head's bounds, mean and std in fp32) when want is MB_PREC_BF16, the
+ * copy exists and the CPU has bf16; otherwise fp32. Returns the precision
+ * used. Agreement with fp32: one-step means within ~1e-2 of the output
+ * scale (test_bf16 states the tolerance). */
+mb_status mb_ensemble_bf16_prepare(const mb_ensemble *e, char *err, size_t err_sz);
+mb_precision mb_ensemble_forward_prec(const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
+                                      const int *members, int k, const float *x, size_t n,
+                                      float *mean, float *std, mb_precision want);
 
 /* Normalises inputs: xn = (x - in_mean) / in_std, x and xn (n, in_dim). */
 void mb_ensemble_normalize_inputs(const mb_ensemble *e, const float *x, float *xn, size_t n);

@@ -1,18 +1,20 @@
 /* gemm.h: single-threaded sgemm for the ensemble's small, cache-resident
  * shapes (a tile of <= 256 rows times a <= 2048-wide layer), row-major.
  *
- * With AVX-512 (-march=native on this machine) a register-blocked kernel
- * (8 rows x 48 columns of C, no packing: the operands of one tile already
- * sit in L1/L2) runs these shapes 8-30% faster than single-threaded
- * OpenBLAS 0.3.21 in isolation (256x200x200: 110 vs 100 GFLOP/s per core;
- * OpenBLAS spends ~12% packing at 256 rows). Inside the ensemble the gain
- * is smaller, best-of-trials on a busy machine: forward +7% (2,000 rows x 5
- * members, one core), loss_grad +1% (the input gradient stays with
- * OpenBLAS: an NT product would need W transposed). Fusing the bias and
- * activation into the store (mb_gemm_nn_bias_act) took the forward from 79
- * to 90 GFLOP/s on one core. Without AVX-512 (the
- * container's x86-64-v3 build) both calls are cblas_sgemm. Results are the same
- * whichever worker or pool computes a tile (fixed summation order).
+ * Register-blocked kernels, no packing (the operands of one tile already
+ * sit in L1/L2), chosen per call by the run-time level (base/cpu.h):
+ * AVX-512 8 rows x 48 columns, AVX2 6 rows x 16 columns, and a scalar loop.
+ * No BLAS call and no allocation at any level (OpenBLAS 0.3.21's small-
+ * matrix kernels allocate, which the trainer's zero-allocation check
+ * catches). With AVX-512, single-threaded OpenBLAS was 8-30% slower on
+ * these shapes in isolation (256x200x200: 100 vs 110 GFLOP/s per core;
+ * it spends ~12% packing at 256 rows); fusing the bias and activation into
+ * the store (mb_gemm_nn_bias_act) took the forward from 79 to 90 GFLOP/s
+ * on one core.
+ * Results: each entry is an fmaf chain over k in order, then + C or + bias
+ * and the activation, so the bits are the same at every level (the scalar
+ * activations excepted, vmath.h), whichever worker or pool computes a tile
+ * and however rows are split.
  * Not for: large matrices (no cache blocking over k), threads. */
 #ifndef MB_GEMM_H
 #define MB_GEMM_H

@@ -1,11 +1,12 @@
 /* ops.c: dense helpers over cblas_sgemm (row-major), activations and their
  * derivatives, built on the one exp of nn/vmath.h.
  *
- * The elementwise loops use AVX2+FMA intrinsics when the build targets them
- * (-march=native or x86-64-v3), 8 floats at a time, and a scalar version of
- * the same formulas otherwise; a tail shorter than 8 goes through a padded
- * 8-float buffer so every element sees the same code (results do not depend
- * on an element's position in the array).
+ * The elementwise loops run at the run-time level (base/cpu.h): 16 lanes
+ * with AVX-512 (masked tails), 8 with AVX2 (a tail shorter than 8 goes
+ * through a padded buffer), the same operations per lane at both, so the
+ * bits agree; a scalar version of the same formulas (no fused multiply-
+ * adds in exp) on CPUs without AVX2. Results do not depend on an
+ * element's position in the array.
  * Not for: threads, allocation, or anything that knows about ensembles. */
 #include "nn/ops.h"
 
@@ -13,12 +14,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "nn/vmath.h"
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define MB_OPS_AVX2 1
-#endif
 
 int mb_activation_parse(const char *name, mb_activation *out) {
     if (!name) return -1;
@@ -49,160 +46,176 @@ float mb_sigmoid(float x) {
     return e / (1.0f + e);
 }
 
-#ifdef MB_OPS_AVX2
-#if defined(__AVX512F__)
-/* 16 lanes (vmath.h: each lane equals the 8-lane result bit for bit); used
- * by the softplus and exp loops, which dominate the ensemble head. */
-static inline __attribute__((always_inline)) __m512 softplus16(__m512 x) {
-    __m512 ax = _mm512_abs_ps(x);
-    __m512 t = mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
-    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), mb_vm_log16(_mm512_add_ps(_mm512_set1_ps(1.0f), t)));
-}
-#endif
-#endif
-
-/* Elementwise kernels, each over 8 lanes (or one scalar). `mode`: */
+/* Elementwise kernels, each over 8 or 16 lanes (or one scalar). `mode`: */
 enum { K_EXP, K_SILU, K_RELU, K_TANH, K_DSILU, K_DRELU, K_DTANH, K_SOFTPLUS, K_SIGMOID };
-
-#ifdef MB_OPS_AVX2
-/* x: pre-activation (or exp argument); g: upstream gradient (derivative
- * kernels only). */
 #define MB_INLINE static inline __attribute__((always_inline))
-MB_INLINE __m256 kern8(int mode, __m256 x, __m256 g) {
+
+#ifdef MB_X86
+/* x: pre-activation (or exp argument); g: upstream gradient (derivative
+ * kernels only). The 16-lane form does the same operations (vmath.h). */
+MB_INLINE MB_TARGET_AVX2 __m256 kern8(int mode, __m256 x, __m256 g) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (mode) {
     case K_EXP: return mb_vm_exp8(x);
-    case K_SOFTPLUS: { /* max(x, 0) + log(1 + e^-|x|) */
-        __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-        __m256 t = mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
-        return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), mb_vm_log8(_mm256_add_ps(one, t)));
-    }
-    case K_SIGMOID:
-        return _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-    case K_SILU: return _mm256_div_ps(x, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    case K_SOFTPLUS: return mb_vm_softplus8(x);
+    case K_SIGMOID: return mb_vm_sigmoid8(x);
+    case K_SILU: return mb_vm_silu8(x);
     case K_RELU: return _mm256_max_ps(x, _mm256_setzero_ps());
-    case K_TANH: {
-        __m256 e = mb_vm_exp8(_mm256_add_ps(x, x));
-        return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    case K_TANH: return mb_vm_tanh8(x);
+    case K_DSILU: { /* s * (1 + x (1 - s)) */
+        __m256 s = mb_vm_sigmoid8(x);
+        return _mm256_mul_ps(g, _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one)));
     }
-    case K_DSILU: {
-        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-        /* s * (1 + x (1 - s)) */
-        __m256 d = _mm256_mul_ps(s, _mm256_fmadd_ps(x, _mm256_sub_ps(one, s), one));
-        return _mm256_mul_ps(g, d);
-    }
-    case K_DRELU:
-        return _mm256_and_ps(g, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+    case K_DRELU: return _mm256_and_ps(g, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
     case K_DTANH: {
-        __m256 e = mb_vm_exp8(_mm256_add_ps(x, x));
-        __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+        __m256 t = mb_vm_tanh8(x);
         return _mm256_mul_ps(g, _mm256_fnmadd_ps(t, t, one));
     }
     }
     return x;
 }
-#else
-#define MB_INLINE static inline __attribute__((always_inline))
-MB_INLINE float kern1(int mode, float x, float g) {
+
+MB_INLINE MB_TARGET_AVX512 __m512 kern16(int mode, __m512 x, __m512 g) {
+    const __m512 one = _mm512_set1_ps(1.0f);
     switch (mode) {
-    case K_EXP: return mb_vm_exp1(x);
-    case K_SOFTPLUS: return fmaxf(x, 0.0f) + log1pf(mb_vm_exp1(-fabsf(x)));
-    case K_SIGMOID: return 1.0f / (1.0f + mb_vm_exp1(-x));
-    case K_SILU: return x / (1.0f + mb_vm_exp1(-x));
-    case K_RELU: return x > 0 ? x : 0.0f;
-    case K_TANH: return 1.0f - 2.0f / (mb_vm_exp1(2 * x) + 1.0f);
+    case K_EXP: return mb_vm_exp16(x);
+    case K_SOFTPLUS: return mb_vm_softplus16(x);
+    case K_SIGMOID: return mb_vm_sigmoid16(x);
+    case K_SILU: return mb_vm_silu16(x);
+    case K_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
+    case K_TANH: return mb_vm_tanh16(x);
     case K_DSILU: {
-        float s = 1.0f / (1.0f + mb_vm_exp1(-x));
-        return g * s * (1.0f + x * (1.0f - s));
+        __m512 s = mb_vm_sigmoid16(x);
+        return _mm512_mul_ps(g, _mm512_mul_ps(s, _mm512_fmadd_ps(x, _mm512_sub_ps(one, s), one)));
     }
-    case K_DRELU: return x > 0 ? g : 0.0f;
+    case K_DRELU:
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), g);
     case K_DTANH: {
-        float t = 1.0f - 2.0f / (mb_vm_exp1(2 * x) + 1.0f);
-        return g * (1.0f - t * t);
+        __m512 t = mb_vm_tanh16(x);
+        return _mm512_mul_ps(g, _mm512_fnmadd_ps(t, t, one));
     }
     }
     return x;
 }
 #endif
 
-/* y[i] = kern(x[i] (+ b[i % period] when b), g[i]); g may be NULL for the
- * forward kernels. When b is given, x is updated in place to x + b first
- * (the stored pre-activation). count is a multiple of period when b != NULL. */
-MB_INLINE void kern_loop(int mode, float *x_rw, const float *x, const float *b, size_t period,
-                         const float *g, float *y, size_t count) {
-    size_t i = 0;
-#ifdef MB_OPS_AVX2
-    const __m256 zero = _mm256_setzero_ps();
-    if (b) {
-        for (size_t r = 0; r < count; r += period) {
-            size_t j = 0;
-            for (; j + 8 <= period; j += 8) {
-                __m256 v = _mm256_add_ps(_mm256_loadu_ps(x + r + j), _mm256_loadu_ps(b + j));
-                if (x_rw) _mm256_storeu_ps(x_rw + r + j, v);
-                _mm256_storeu_ps(y + r + j, kern8(mode, v, g ? _mm256_loadu_ps(g + r + j) : zero));
-            }
-            if (j < period) {
-                float xb[8] = {0}, gb[8] = {0}, yb[8];
-                size_t m = period - j;
-                for (size_t t = 0; t < m; t++) {
-                    xb[t] = x[r + j + t] + b[j + t];
-                    if (x_rw) x_rw[r + j + t] = xb[t];
-                    if (g) gb[t] = g[r + j + t];
-                }
-                _mm256_storeu_ps(yb, kern8(mode, _mm256_loadu_ps(xb), _mm256_loadu_ps(gb)));
-                memcpy(y + r + j, yb, m * sizeof(float));
-            }
-        }
-        return;
+MB_INLINE float kern1(int mode, float x, float g) {
+    switch (mode) {
+    case K_EXP: return mb_vm_exp1(x);
+    case K_SOFTPLUS: return fmaxf(x, 0.0f) + log1pf(mb_vm_exp1(-fabsf(x)));
+    case K_SIGMOID: return mb_vm_sigmoid1(x);
+    case K_SILU: return mb_vm_silu1(x);
+    case K_RELU: return x > 0 ? x : 0.0f;
+    case K_TANH: return mb_vm_tanh1(x);
+    case K_DSILU: {
+        float s = mb_vm_sigmoid1(x);
+        return g * s * (1.0f + x * (1.0f - s));
     }
-#if defined(__AVX512F__)
-    if (mode == K_SOFTPLUS && !g)
-        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, softplus16(_mm512_loadu_ps(x + i)));
-    if (mode == K_EXP && !g)
-        for (; i + 16 <= count; i += 16) _mm512_storeu_ps(y + i, mb_vm_exp16(_mm512_loadu_ps(x + i)));
-#endif
-    for (; i + 8 <= count; i += 8)
-        _mm256_storeu_ps(y + i, kern8(mode, _mm256_loadu_ps(x + i), g ? _mm256_loadu_ps(g + i) : zero));
-    if (i < count) {
-        float xb[8] = {0}, gb[8] = {0}, yb[8];
-        size_t m = count - i;
-        memcpy(xb, x + i, m * sizeof(float));
-        if (g) memcpy(gb, g + i, m * sizeof(float));
-        _mm256_storeu_ps(yb, kern8(mode, _mm256_loadu_ps(xb), _mm256_loadu_ps(gb)));
-        memcpy(y + i, yb, m * sizeof(float));
+    case K_DRELU: return x > 0 ? g : 0.0f;
+    case K_DTANH: {
+        float t = mb_vm_tanh1(x);
+        return g * (1.0f - t * t);
     }
-#else
-    if (b) {
-        for (size_t r = 0; r < count; r += period)
-            for (size_t j = 0; j < period; j++) {
-                float v = x[r + j] + b[j];
-                if (x_rw) x_rw[r + j] = v;
-                y[r + j] = kern1(mode, v, g ? g[r + j] : 0.0f);
-            }
-        return;
     }
-    for (; i < count; i++) y[i] = kern1(mode, x[i], g ? g[i] : 0.0f);
-#endif
+    return x;
 }
 
-/* One specialised copy of the loop per kernel: the switch on `mode` runs
- * once per call, not once per 8 elements. */
-static void kern_run(int mode, float *x_rw, const float *x, const float *b, size_t period,
-                     const float *g, float *y, size_t count) {
+/* y[i] = kern(x[i] (+ b[i % period] when b), g[i]); g may be NULL for the
+ * forward kernels. When b is given and x_rw is not NULL, x_rw gets x + b
+ * (the stored pre-activation). count is a multiple of period when b != NULL.
+ * Tails are masked lanes (or a padded buffer at 8 lanes): every element
+ * sees the same operations wherever it sits. */
+#ifdef MB_X86
+MB_INLINE MB_TARGET_AVX512 void kern_loop16(int mode, float *x_rw, const float *x, const float *b,
+                                            size_t period, const float *g, float *y, size_t count) {
+    const __m512 zero = _mm512_setzero_ps();
+    size_t rows = b ? count / period : 1, w = b ? period : count;
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * w;
+        for (size_t j = 0; j < w; j += 16) {
+            __mmask16 m = w - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - j)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, x + o + j);
+            if (b) {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + j));
+                if (x_rw) _mm512_mask_storeu_ps(x_rw + o + j, m, v);
+            }
+            _mm512_mask_storeu_ps(y + o + j, m, kern16(mode, v, g ? _mm512_maskz_loadu_ps(m, g + o + j) : zero));
+        }
+    }
+}
+
+MB_INLINE MB_TARGET_AVX2 void kern_loop8(int mode, float *x_rw, const float *x, const float *b,
+                                         size_t period, const float *g, float *y, size_t count) {
+    const __m256 zero = _mm256_setzero_ps();
+    size_t rows = b ? count / period : 1, w = b ? period : count;
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * w, j = 0;
+        for (; j + 8 <= w; j += 8) {
+            __m256 v = _mm256_loadu_ps(x + o + j);
+            if (b) {
+                v = _mm256_add_ps(v, _mm256_loadu_ps(b + j));
+                if (x_rw) _mm256_storeu_ps(x_rw + o + j, v);
+            }
+            _mm256_storeu_ps(y + o + j, kern8(mode, v, g ? _mm256_loadu_ps(g + o + j) : zero));
+        }
+        if (j < w) {
+            float xb[8] = {0}, gb[8] = {0}, yb[8];
+            size_t m = w - j;
+            for (size_t t = 0; t < m; t++) {
+                xb[t] = b ? x[o + j + t] + b[j + t] : x[o + j + t];
+                if (b && x_rw) x_rw[o + j + t] = xb[t];
+                if (g) gb[t] = g[o + j + t];
+            }
+            _mm256_storeu_ps(yb, kern8(mode, _mm256_loadu_ps(xb), _mm256_loadu_ps(gb)));
+            memcpy(y + o + j, yb, m * sizeof(float));
+        }
+    }
+}
+#endif
+
+MB_INLINE void kern_loop1(int mode, float *x_rw, const float *x, const float *b, size_t period,
+                          const float *g, float *y, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        float v = b ? x[i] + b[i % period] : x[i];
+        if (b && x_rw) x_rw[i] = v;
+        y[i] = kern1(mode, v, g ? g[i] : 0.0f);
+    }
+}
+
+/* One specialised copy of the loop per kernel and width: the switch on
+ * `mode` runs once per call, not once per vector. */
+#ifdef MB_X86
+static MB_TARGET_AVX512 void kern_run16(int mode, float *x_rw, const float *x, const float *b,
+                                        size_t period, const float *g, float *y, size_t count) {
 #define KERN_CASE(k) \
-    case k: kern_loop(k, x_rw, x, b, period, g, y, count); break;
+    case k: kern_loop16(k, x_rw, x, b, period, g, y, count); break;
     switch (mode) {
-        KERN_CASE(K_EXP)
-        KERN_CASE(K_SILU)
-        KERN_CASE(K_RELU)
-        KERN_CASE(K_TANH)
-        KERN_CASE(K_DSILU)
-        KERN_CASE(K_DRELU)
-        KERN_CASE(K_DTANH)
-        KERN_CASE(K_SOFTPLUS)
-        KERN_CASE(K_SIGMOID)
+        KERN_CASE(K_EXP) KERN_CASE(K_SILU) KERN_CASE(K_RELU) KERN_CASE(K_TANH) KERN_CASE(K_DSILU)
+        KERN_CASE(K_DRELU) KERN_CASE(K_DTANH) KERN_CASE(K_SOFTPLUS) KERN_CASE(K_SIGMOID)
     }
 #undef KERN_CASE
+}
+static MB_TARGET_AVX2 void kern_run8(int mode, float *x_rw, const float *x, const float *b,
+                                     size_t period, const float *g, float *y, size_t count) {
+#define KERN_CASE(k) \
+    case k: kern_loop8(k, x_rw, x, b, period, g, y, count); break;
+    switch (mode) {
+        KERN_CASE(K_EXP) KERN_CASE(K_SILU) KERN_CASE(K_RELU) KERN_CASE(K_TANH) KERN_CASE(K_DSILU)
+        KERN_CASE(K_DRELU) KERN_CASE(K_DTANH) KERN_CASE(K_SOFTPLUS) KERN_CASE(K_SIGMOID)
+    }
+#undef KERN_CASE
+}
+#endif
+
+static void kern_run(int mode, float *x_rw, const float *x, const float *b, size_t period,
+                     const float *g, float *y, size_t count) {
+    switch (mb_cpu_isa()) {
+#ifdef MB_X86
+    case MB_ISA_AVX512: kern_run16(mode, x_rw, x, b, period, g, y, count); return;
+    case MB_ISA_AVX2: kern_run8(mode, x_rw, x, b, period, g, y, count); return;
+#endif
+    default: kern_loop1(mode, x_rw, x, b, period, g, y, count); return;
+    }
 }
 
 void mb_exp_approx(const float *x, float *y, size_t count) {
@@ -284,26 +297,19 @@ void mb_linear_backward(const float *x, const float *W, const float *dy, float *
  * backward needs no exp and no division; tanh' = 1 - h^2 and relu' = [h > 0]
  * need only h. */
 
-#ifdef MB_OPS_AVX2
-MB_INLINE void fwd_aux8(mb_activation a, __m256 v, __m256 *h, __m256 *s) {
-    const __m256 one = _mm256_set1_ps(1.0f);
+#ifdef MB_X86
+MB_INLINE MB_TARGET_AVX2 void fwd_aux8(mb_activation a, __m256 v, __m256 *h, __m256 *s) {
     switch (a) {
     case MB_ACT_SILU:
-        *s = _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        *s = mb_vm_sigmoid8(v);
         *h = _mm256_mul_ps(v, *s);
         return;
-    case MB_ACT_RELU:
-        *h = _mm256_max_ps(v, _mm256_setzero_ps());
-        return;
-    case MB_ACT_TANH: {
-        __m256 e = mb_vm_exp8(_mm256_add_ps(v, v));
-        *h = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-        return;
-    }
+    case MB_ACT_RELU: *h = _mm256_max_ps(v, _mm256_setzero_ps()); return;
+    case MB_ACT_TANH: *h = mb_vm_tanh8(v); return;
     }
 }
 
-MB_INLINE __m256 bwd_aux8(mb_activation a, __m256 h, __m256 s, __m256 g) {
+MB_INLINE MB_TARGET_AVX2 __m256 bwd_aux8(mb_activation a, __m256 h, __m256 s, __m256 g) {
     const __m256 one = _mm256_set1_ps(1.0f);
     switch (a) {
     case MB_ACT_SILU: return _mm256_mul_ps(g, _mm256_fmadd_ps(h, _mm256_sub_ps(one, s), s));
@@ -313,8 +319,62 @@ MB_INLINE __m256 bwd_aux8(mb_activation a, __m256 h, __m256 s, __m256 g) {
     return g;
 }
 
-MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, float *h, float *aux,
-                            size_t n, int out) {
+MB_INLINE MB_TARGET_AVX512 void fwd_aux16(mb_activation a, __m512 v, __m512 *h, __m512 *s) {
+    switch (a) {
+    case MB_ACT_SILU:
+        *s = mb_vm_sigmoid16(v);
+        *h = _mm512_mul_ps(v, *s);
+        return;
+    case MB_ACT_RELU: *h = _mm512_max_ps(v, _mm512_setzero_ps()); return;
+    case MB_ACT_TANH: *h = mb_vm_tanh16(v); return;
+    }
+}
+
+MB_INLINE MB_TARGET_AVX512 __m512 bwd_aux16(mb_activation a, __m512 h, __m512 s, __m512 g) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    switch (a) {
+    case MB_ACT_SILU: return _mm512_mul_ps(g, _mm512_fmadd_ps(h, _mm512_sub_ps(one, s), s));
+    case MB_ACT_RELU:
+        return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(h, _mm512_setzero_ps(), _CMP_GT_OQ), g);
+    case MB_ACT_TANH: return _mm512_mul_ps(g, _mm512_fnmadd_ps(h, h, one));
+    }
+    return g;
+}
+
+MB_INLINE MB_TARGET_AVX512 void fwd_aux_rows16(mb_activation a, const float *z, const float *b,
+                                               float *h, float *aux, size_t n, int out) {
+    const int keep = a == MB_ACT_SILU && aux;
+    for (size_t r = 0; r < n; r++) {
+        size_t o = r * (size_t)out;
+        for (int j = 0; j < out; j += 16) {
+            __mmask16 m = out - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (out - j)) - 1);
+            __m512 v = _mm512_maskz_loadu_ps(m, z + o + j), hv, sv = _mm512_setzero_ps();
+            if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + j));
+            fwd_aux16(a, v, &hv, &sv);
+            _mm512_mask_storeu_ps(h + o + j, m, hv);
+            if (keep) _mm512_mask_storeu_ps(aux + o + j, m, sv);
+        }
+    }
+}
+
+MB_INLINE MB_TARGET_AVX512 void bwd_aux_rows16(mb_activation a, const float *h, const float *aux,
+                                               const float *dh, float *dz, float *db, size_t n,
+                                               int out) {
+    for (size_t r = 0; r < n; r++) {
+        size_t o = r * (size_t)out;
+        for (int j = 0; j < out; j += 16) {
+            __mmask16 m = out - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (out - j)) - 1);
+            __m512 s = a == MB_ACT_SILU ? _mm512_maskz_loadu_ps(m, aux + o + j) : _mm512_setzero_ps();
+            __m512 d = bwd_aux16(a, _mm512_maskz_loadu_ps(m, h + o + j), s,
+                                 _mm512_maskz_loadu_ps(m, dh + o + j));
+            _mm512_mask_storeu_ps(dz + o + j, m, d);
+            if (db) _mm512_mask_storeu_ps(db + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, db + j), d));
+        }
+    }
+}
+
+MB_INLINE MB_TARGET_AVX2 void fwd_aux_rows8(mb_activation a, const float *z, const float *b,
+                                            float *h, float *aux, size_t n, int out) {
     const int keep = a == MB_ACT_SILU && aux;
     for (size_t r = 0; r < n; r++) {
         const float *zr = z + r * (size_t)out;
@@ -341,8 +401,9 @@ MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, flo
     }
 }
 
-MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, const float *dh,
-                            float *dz, float *db, size_t n, int out) {
+MB_INLINE MB_TARGET_AVX2 void bwd_aux_rows8(mb_activation a, const float *h, const float *aux,
+                                            const float *dh, float *dz, float *db, size_t n,
+                                            int out) {
     for (size_t r = 0; r < n; r++) {
         size_t o = r * (size_t)out;
         int j = 0;
@@ -366,27 +427,28 @@ MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, c
         }
     }
 }
-#else
-MB_INLINE void fwd_aux_rows(mb_activation a, const float *z, const float *b, float *h, float *aux,
-                            size_t n, int out) {
+#endif
+
+MB_INLINE void fwd_aux_rows1(mb_activation a, const float *z, const float *b, float *h, float *aux,
+                             size_t n, int out) {
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < out; j++) {
             size_t i = r * (size_t)out + j;
             float v = z[i] + (b ? b[j] : 0.0f);
             if (a == MB_ACT_SILU) {
-                float s = 1.0f / (1.0f + mb_vm_exp1(-v));
+                float s = mb_vm_sigmoid1(v);
                 h[i] = v * s;
                 if (aux) aux[i] = s;
             } else if (a == MB_ACT_RELU) {
                 h[i] = v > 0 ? v : 0.0f;
             } else {
-                h[i] = 1.0f - 2.0f / (mb_vm_exp1(2 * v) + 1.0f);
+                h[i] = mb_vm_tanh1(v);
             }
         }
 }
 
-MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, const float *dh,
-                            float *dz, float *db, size_t n, int out) {
+MB_INLINE void bwd_aux_rows1(mb_activation a, const float *h, const float *aux, const float *dh,
+                             float *dz, float *db, size_t n, int out) {
     for (size_t r = 0; r < n; r++)
         for (int j = 0; j < out; j++) {
             size_t i = r * (size_t)out + j;
@@ -398,32 +460,70 @@ MB_INLINE void bwd_aux_rows(mb_activation a, const float *h, const float *aux, c
             if (db) db[j] += d;
         }
 }
+
+/* One specialised loop per activation and width. */
+#define AUX_SWITCH(ROWS, ...)                                      \
+    switch (a) {                                                   \
+    case MB_ACT_SILU: ROWS(MB_ACT_SILU, __VA_ARGS__); break;       \
+    case MB_ACT_RELU: ROWS(MB_ACT_RELU, __VA_ARGS__); break;       \
+    case MB_ACT_TANH: ROWS(MB_ACT_TANH, __VA_ARGS__); break;       \
+    }
+#ifdef MB_X86
+static MB_TARGET_AVX512 void fwd_aux16_run(mb_activation a, const float *z, const float *b, float *h,
+                                           float *aux, size_t n, int out) {
+    AUX_SWITCH(fwd_aux_rows16, z, b, h, aux, n, out)
+}
+static MB_TARGET_AVX2 void fwd_aux8_run(mb_activation a, const float *z, const float *b, float *h,
+                                        float *aux, size_t n, int out) {
+    AUX_SWITCH(fwd_aux_rows8, z, b, h, aux, n, out)
+}
+static MB_TARGET_AVX512 void bwd_aux16_run(mb_activation a, const float *h, const float *aux,
+                                           const float *dh, float *dz, float *db, size_t n, int out) {
+    AUX_SWITCH(bwd_aux_rows16, h, aux, dh, dz, db, n, out)
+}
+static MB_TARGET_AVX2 void bwd_aux8_run(mb_activation a, const float *h, const float *aux,
+                                        const float *dh, float *dz, float *db, size_t n, int out) {
+    AUX_SWITCH(bwd_aux_rows8, h, aux, dh, dz, db, n, out)
+}
 #endif
+static void fwd_aux1_run(mb_activation a, const float *z, const float *b, float *h, float *aux,
+                         size_t n, int out) {
+    AUX_SWITCH(fwd_aux_rows1, z, b, h, aux, n, out)
+}
+static void bwd_aux1_run(mb_activation a, const float *h, const float *aux, const float *dh,
+                         float *dz, float *db, size_t n, int out) {
+    AUX_SWITCH(bwd_aux_rows1, h, aux, dh, dz, db, n, out)
+}
 
 void mb_bias_act_forward_aux(mb_activation a, const float *z, const float *b, float *h, float *aux,
                              size_t n, int out) {
-    switch (a) { /* one specialised loop per activation */
-    case MB_ACT_SILU: fwd_aux_rows(MB_ACT_SILU, z, b, h, aux, n, out); break;
-    case MB_ACT_RELU: fwd_aux_rows(MB_ACT_RELU, z, b, h, aux, n, out); break;
-    case MB_ACT_TANH: fwd_aux_rows(MB_ACT_TANH, z, b, h, aux, n, out); break;
+    switch (mb_cpu_isa()) {
+#ifdef MB_X86
+    case MB_ISA_AVX512: fwd_aux16_run(a, z, b, h, aux, n, out); return;
+    case MB_ISA_AVX2: fwd_aux8_run(a, z, b, h, aux, n, out); return;
+#endif
+    default: fwd_aux1_run(a, z, b, h, aux, n, out); return;
     }
 }
 
 void mb_act_backward_aux(mb_activation a, const float *h, const float *aux, const float *dh,
                          float *dz, float *db, size_t n, int out) {
-    switch (a) {
-    case MB_ACT_SILU: bwd_aux_rows(MB_ACT_SILU, h, aux, dh, dz, db, n, out); break;
-    case MB_ACT_RELU: bwd_aux_rows(MB_ACT_RELU, h, aux, dh, dz, db, n, out); break;
-    case MB_ACT_TANH: bwd_aux_rows(MB_ACT_TANH, h, aux, dh, dz, db, n, out); break;
+    switch (mb_cpu_isa()) {
+#ifdef MB_X86
+    case MB_ISA_AVX512: bwd_aux16_run(a, h, aux, dh, dz, db, n, out); return;
+    case MB_ISA_AVX2: bwd_aux8_run(a, h, aux, dh, dz, db, n, out); return;
+#endif
+    default: bwd_aux1_run(a, h, aux, dh, dz, db, n, out); return;
     }
 }
 
 /* y += a x over n floats; returns sum x^2 (in double across 8-lane float
- * partial sums: the weight-decay term over one matrix). */
-double mb_axpy_sumsq(float a, const float *x, float *y, size_t n) {
+ * partial sums: the weight-decay term over one matrix). 8 lanes at both
+ * vector levels: the sum's grouping, hence its bits, stays the same. */
+#ifdef MB_X86
+static MB_TARGET_AVX2 size_t axpy_sumsq8(float a, const float *x, float *y, size_t n, double *out) {
     size_t i = 0;
     double total = 0;
-#ifdef MB_OPS_AVX2
     const __m256 va = _mm256_set1_ps(a);
     __m256 acc = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
@@ -434,6 +534,16 @@ double mb_axpy_sumsq(float a, const float *x, float *y, size_t n) {
     float part[8];
     _mm256_storeu_ps(part, acc);
     for (int k = 0; k < 8; k++) total += part[k];
+    *out = total;
+    return i;
+}
+#endif
+
+double mb_axpy_sumsq(float a, const float *x, float *y, size_t n) {
+    size_t i = 0;
+    double total = 0;
+#ifdef MB_X86
+    if (mb_cpu_isa() >= MB_ISA_AVX2) i = axpy_sumsq8(a, x, y, n, &total);
 #endif
     for (; i < n; i++) {
         total += (double)x[i] * x[i];

@@ -1,4 +1,5 @@
-/* ops.h: dense helpers over cblas_sgemm (row-major) and activations.
+/* ops.h: activations (vectorised at the run-time level, base/cpu.h) and
+ * dense helpers over cblas_sgemm (row-major; tests and tools only).
  *
  * Shapes are row-major; `n` rows. No allocation, no threads: callers split
  * work across mb_pool workers. Not for: anything that knows about ensembles. */

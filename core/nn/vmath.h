@@ -1,7 +1,9 @@
 /* vmath.h: the one exp approximation of nn (Cephes' expf polynomial after
- * n = round(x log2 e); relative error ~1e-7) at every width the build has:
- * scalar mb_vm_exp1, 8 lanes mb_vm_exp8 (AVX2+FMA), 16 lanes mb_vm_exp16
- * (AVX-512F); and Cephes' logf polynomial (mb_vm_log8/16, for softplus).
+ * n = round(x log2 e); relative error ~1e-7) at every width: scalar
+ * mb_vm_exp1, 8 lanes mb_vm_exp8 (AVX2+FMA), 16 lanes mb_vm_exp16
+ * (AVX-512F); Cephes' logf polynomial (mb_vm_log8/16, for softplus); and
+ * the activations built on them (silu, sigmoid, tanh, softplus at 8 and 16
+ * lanes), shared by ops.c and the gemm epilogue.
  *
  * The 8- and 16-lane forms do the same operations in the same order, so a
  * lane's result does not depend on the width that computed it: exp16
@@ -17,15 +19,20 @@
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#include "base/cpu.h"
+
+/* Every width is compiled on x86-64 whatever -march says (target
+ * attributes, base/cpu.h); callers run a width only when mb_cpu_isa()
+ * allows it, from a function compiled for it. */
+#ifdef MB_X86
 #include <immintrin.h>
 #define MB_VM_AVX2 1
-#endif
-#if defined(__AVX512F__)
 #define MB_VM_AVX512 1
 #endif
 
 #define MB_VM_INLINE static inline __attribute__((always_inline))
+#define MB_VM_INLINE8 MB_VM_INLINE MB_TARGET_AVX2
+#define MB_VM_INLINE16 MB_VM_INLINE MB_TARGET_AVX512
 
 #define MB_VM_EXP_LO -87.0f
 #define MB_VM_EXP_HI 88.0f
@@ -56,8 +63,14 @@ MB_VM_INLINE float mb_vm_exp1(float x) {
     return p * u.f;
 }
 
+/* Scalar activations (CPUs without AVX2): the formulas of the vector forms
+ * without fused multiply-adds, within ~1e-7 relative of them. */
+MB_VM_INLINE float mb_vm_silu1(float x) { return x / (1.0f + mb_vm_exp1(-x)); }
+MB_VM_INLINE float mb_vm_sigmoid1(float x) { return 1.0f / (1.0f + mb_vm_exp1(-x)); }
+MB_VM_INLINE float mb_vm_tanh1(float x) { return 1.0f - 2.0f / (mb_vm_exp1(2 * x) + 1.0f); }
+
 #ifdef MB_VM_AVX2
-MB_VM_INLINE __m256 mb_vm_exp8(__m256 x) {
+MB_VM_INLINE8 __m256 mb_vm_exp8(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(MB_VM_EXP_LO)), _mm256_set1_ps(MB_VM_EXP_HI));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(MB_VM_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -77,7 +90,7 @@ MB_VM_INLINE __m256 mb_vm_exp8(__m256 x) {
 
 /* Natural log for normal x > 0 (Cephes' logf polynomial on m in
  * [sqrt(1/2), sqrt(2)]). Only softplus uses it, on 1 + e^-|x| in (1, 2]. */
-MB_VM_INLINE __m256 mb_vm_log8(__m256 x) {
+MB_VM_INLINE8 __m256 mb_vm_log8(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256i xi = _mm256_castps_si256(x);
     __m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(127));
@@ -102,10 +115,30 @@ MB_VM_INLINE __m256 mb_vm_log8(__m256 x) {
     y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
     return _mm256_fmadd_ps(e, _mm256_set1_ps(MB_VM_LN2_HI), _mm256_add_ps(f, y));
 }
+/* The activations of ops.h and the gemm epilogue, one formula each (the
+ * 16-lane forms below do the same operations): silu x / (1 + e^-x),
+ * sigmoid 1 / (1 + e^-x), tanh 1 - 2 / (e^2x + 1), softplus
+ * max(x, 0) + log(1 + e^-|x|). Divisions are IEEE, so lanes agree. */
+MB_VM_INLINE8 __m256 mb_vm_silu8(__m256 x) {
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+MB_VM_INLINE8 __m256 mb_vm_sigmoid8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+MB_VM_INLINE8 __m256 mb_vm_tanh8(__m256 x) {
+    __m256 e = mb_vm_exp8(_mm256_add_ps(x, x));
+    return _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+}
+MB_VM_INLINE8 __m256 mb_vm_softplus8(__m256 x) {
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 t = mb_vm_exp8(_mm256_sub_ps(_mm256_setzero_ps(), ax));
+    return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), mb_vm_log8(_mm256_add_ps(_mm256_set1_ps(1.0f), t)));
+}
 #endif /* MB_VM_AVX2 */
 
 #ifdef MB_VM_AVX512
-MB_VM_INLINE __m512 mb_vm_exp16(__m512 x) {
+MB_VM_INLINE16 __m512 mb_vm_exp16(__m512 x) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(MB_VM_EXP_LO)), _mm512_set1_ps(MB_VM_EXP_HI));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(MB_VM_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -121,7 +154,7 @@ MB_VM_INLINE __m512 mb_vm_exp16(__m512 x) {
     return _mm512_scalef_ps(p, n); /* p * 2^n, exact as exp8's multiply */
 }
 
-MB_VM_INLINE __m512 mb_vm_log16(__m512 x) {
+MB_VM_INLINE16 __m512 mb_vm_log16(__m512 x) {
     const __m512 one = _mm512_set1_ps(1.0f);
     __m512i xi = _mm512_castps_si512(x);
     __m512i ei = _mm512_sub_epi32(_mm512_srli_epi32(xi, 23), _mm512_set1_epi32(127));
@@ -145,6 +178,22 @@ MB_VM_INLINE __m512 mb_vm_log16(__m512 x) {
     y = _mm512_fmadd_ps(e, _mm512_set1_ps(MB_VM_LN2_LO), y);
     y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
     return _mm512_fmadd_ps(e, _mm512_set1_ps(MB_VM_LN2_HI), _mm512_add_ps(f, y));
+}
+MB_VM_INLINE16 __m512 mb_vm_silu16(__m512 x) {
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+MB_VM_INLINE16 __m512 mb_vm_sigmoid16(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+MB_VM_INLINE16 __m512 mb_vm_tanh16(__m512 x) {
+    __m512 e = mb_vm_exp16(_mm512_add_ps(x, x));
+    return _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+}
+MB_VM_INLINE16 __m512 mb_vm_softplus16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = mb_vm_exp16(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), mb_vm_log16(_mm512_add_ps(_mm512_set1_ps(1.0f), t)));
 }
 #endif /* MB_VM_AVX512 */
 

@@ -88,6 +88,7 @@ typedef struct {
     float ret_mean, ret_std; /* of the plan */
     double model_rows;
     int n_evals;
+    mb_precision precision;  /* of the last ensemble forward */
 } plan_run;
 
 /* A task's scalar generator: an mb_rng stream's state stepped inline

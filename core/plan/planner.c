@@ -35,6 +35,7 @@ void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
         .pop_decay = 1.25f,
         .keep_elites = 0.3f,
         .elites_only = 0,
+        .precision = MB_PREC_FP32,
     };
     switch (method) {
     case MB_PLAN_RANDOM: cfg->iterations = 1; break;
@@ -52,6 +53,8 @@ mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err
         return mb_fail(err, err_sz, MB_EINVAL, "planner.method: unknown method %d", (int)cfg->method);
     if ((unsigned)cfg->propagation > MB_PROP_MEAN)
         return mb_fail(err, err_sz, MB_EINVAL, "planner.propagation: unknown %d", (int)cfg->propagation);
+    if ((unsigned)cfg->precision > MB_PREC_BF16)
+        return mb_fail(err, err_sz, MB_EINVAL, "planner.precision: unknown %d", (int)cfg->precision);
     if (members < 0 || members > MB_MAX_MEMBERS)
         return mb_fail(err, err_sz, MB_ERANGE, "members %d outside [0, %d]", members, MB_MAX_MEMBERS);
     if (cfg->horizon < 1 || cfg->horizon > MB_MAX_HORIZON)
@@ -701,9 +704,12 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
                    state->act_dim == dyn->act_dim;
     int warm = state_ok && state->valid;
 
+    /* bf16: the version's packed copy, made once (the first bf16 plan of a
+     * version allocates it); without AVX512_BF16 the plan runs in fp32 */
+    if (dyn->ens && cfg->precision == MB_PREC_BF16) (void)mb_ensemble_bf16_prepare(dyn->ens, NULL, 0);
     plan_run run = {
         .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
-        .seed = mb_rng_u64(rng), .k = k, .members = member_list,
+        .seed = mb_rng_u64(rng), .k = k, .members = member_list, .precision = MB_PREC_FP32,
     };
     switch (cfg->method) {
     case MB_PLAN_RANDOM: plan__random(&run); break;
@@ -745,6 +751,7 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         info->return_std = run.ret_std;
         info->model_rows = run.model_rows;
         info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
+        info->precision = run.precision;
     }
     return MB_OK;
 }

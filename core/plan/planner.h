@@ -57,6 +57,12 @@ typedef struct {
     float pop_decay;      /* population divided by this each iteration */
     float keep_elites;    /* fraction of elites kept between iterations/steps */
     int elites_only;      /* propagate through elite members only */
+    /* Products of the ensemble forwards: MB_PREC_BF16 plans with the
+     * version's bf16 weights (made on the first such plan, once per
+     * version: mb_ensemble_bf16_prepare) where the CPU has AVX512_BF16,
+     * fp32 elsewhere (mb_plan_info.precision says which ran). State,
+     * noise and returns stay fp32. */
+    mb_precision precision;
 } mb_planner_cfg;
 
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,
@@ -102,6 +108,7 @@ typedef struct {
     float return_std;       /* std over particles */
     double model_rows;      /* rows pushed through dynamics (per member sum) */
     double flops;           /* ensemble FLOPs spent (0 for known dynamics) */
+    mb_precision precision; /* of the forwards that ran (fp32 for known dynamics) */
 } mb_plan_info;
 
 /* Plans from obs (obs_dim). state may be NULL (cold start); if given and

@@ -33,6 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
+#ifdef MB_X86
+#include <immintrin.h>
+#endif
+
 void plan_gen_init(plan_gen *g, uint64_t seed, uint64_t stream) {
     mb_rng base, child;
     mb_rng_seed(&base, seed);
@@ -70,13 +75,11 @@ void plan_vgen_init(plan_vgen *g, uint64_t seed, uint64_t stream) {
     plan_gen_init(&g->scalar, seed, stream ^ 0x5ca1a7ull);
 }
 
+/* The vector streams at every instruction-set level (scalar twins where
+ * the CPU lacks AVX2): the same normals whatever the CPU. */
 void plan_fill_normal(plan_vgen *g, const mb_plan_ws *ws, float *out, size_t n) {
-#if defined(__AVX2__) && defined(__FMA__)
     (void)ws;
     mb_vrng_fill_normal(&g->v, out, n);
-#else
-    for (size_t i = 0; i < n; i++) out[i] = plan_normal(&g->scalar, ws);
-#endif
 }
 
 /* A task's supply of normals, refilled PLAN_NOISE_CHUNK at a time. */
@@ -92,6 +95,42 @@ static inline float prop__eps(prop_noise *q, const mb_plan_ws *ws) {
         q->pos = 0;
     }
     return q->buf[q->pos++];
+}
+
+/* The next n normals (n <= MB_MAX_OBS_DIM + 1) as one array: the same values
+ * in the same order as n calls of prop__eps; tmp (n) is used when they
+ * straddle a refill. */
+static inline const float *prop__eps_n(prop_noise *q, const mb_plan_ws *ws, int n, float *tmp) {
+    if (q->pos + n <= PLAN_NOISE_CHUNK) {
+        q->pos += n;
+        return q->buf + q->pos - n;
+    }
+    for (int i = 0; i < n; i++) tmp[i] = prop__eps(q, ws);
+    return tmp;
+}
+
+/* s += m + sd * e over n floats: the scalar loop's operations (no fused
+ * multiply-add), 8 lanes at a time where the CPU has AVX2, so the bits do
+ * not depend on the CPU. */
+#ifdef MB_X86
+static MB_TARGET_AVX2 void prop__step8(float *s, const float *m, const float *sd, const float *e, int n) {
+    int o = 0;
+    for (; o + 8 <= n; o += 8)
+        _mm256_storeu_ps(s + o, _mm256_add_ps(_mm256_loadu_ps(s + o),
+                                              _mm256_add_ps(_mm256_loadu_ps(m + o),
+                                                            _mm256_mul_ps(_mm256_loadu_ps(sd + o),
+                                                                          _mm256_loadu_ps(e + o)))));
+    for (; o < n; o++) s[o] += m[o] + sd[o] * e[o];
+}
+#endif
+static inline void prop__step(float *s, const float *m, const float *sd, const float *e, int n) {
+#ifdef MB_X86
+    if (mb_cpu_isa() >= MB_ISA_AVX2) {
+        prop__step8(s, m, sd, e, n);
+        return;
+    }
+#endif
+    for (int o = 0; o < n; o++) s[o] += m[o] + sd[o] * e[o];
 }
 
 typedef struct {
@@ -175,6 +214,7 @@ static void prop__ens_task(void *ctx, int task, int worker) {
     int ts = ws->prop == MB_PROP_TS1 || ws->prop == MB_PROP_TS_INF;
     float inv_k = 1.0f / (float)k;
     prop_noise q;
+    float eps_tmp[MB_MAX_OBS_DIM + 1];
     plan_vgen_init(&q.g, run->seed, st->stream | (uint64_t)task);
     q.pos = PLAN_NOISE_CHUNK;
     prop__task_range(st, task, &c0, &c1);
@@ -185,8 +225,10 @@ static void prop__ens_task(void *ctx, int task, int worker) {
             if (ts) {
                 const float *m = ws->mu + (size_t)st->slot_cur[r] * D;
                 const float *sd = ws->sdv + (size_t)st->slot_cur[r] * D;
-                for (int o = 0; o < O; o++) s[o] += m[o] + sd[o] * prop__eps(&q, ws);
-                if (D > O) ws->learned[r] = m[O] + sd[O] * prop__eps(&q, ws);
+                /* the row's D normals at once (the order of prop__eps calls) */
+                const float *e = prop__eps_n(&q, ws, D, eps_tmp);
+                prop__step(s, m, sd, e, O);
+                if (D > O) ws->learned[r] = m[O] + sd[O] * e[O];
             } else {
                 for (int o = 0; o < D; o++) {
                     float m = 0.0f, v = 0.0f;
@@ -281,8 +323,10 @@ void plan_evaluate(plan_run *run, int n_cand) {
         st.last = t == H - 1;
         st.stream = PLAN_STREAM_ROLL | (eval << 40) | ((uint64_t)t << 20);
         if (ws->is_ens) {
-            mb_ensemble_forward(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k, ws->x, st.n,
-                                ws->mu, ws->prop == MB_PROP_MEAN ? NULL : ws->sdv);
+            run->precision = mb_ensemble_forward_prec(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k,
+                                                      ws->x, st.n, ws->mu,
+                                                      ws->prop == MB_PROP_MEAN ? NULL : ws->sdv,
+                                                      run->cfg->precision);
             run->model_rows += (double)k * (double)st.n;
             if (ws->prop == MB_PROP_TS1 && !st.last) {
                 for (size_t r = rows; r > 1; r--) {

@@ -35,6 +35,8 @@ START_TEST(test_no_allocation_in_plan) {
     rw.terms[0] = (mb_reward_term){.type = MB_TERM_ACTION_L2, .weight = 0.1f};
     mb_pool *pool = mb_pool_new(2);
     const float obs[5] = {0.1f, -0.2f, 0.3f, 0.0f, 1.0f};
+    int bf16 = mb_ensemble_bf16_prepare(&e, NULL, 0) == MB_OK;
+    for (int prec = 0; prec <= bf16; prec++)
     for (int d = 0; d < 2; d++)
         for (int m = MB_PLAN_RANDOM; m <= MB_PLAN_ICEM; m++)
             for (int pr = 0; pr < 4; pr++) {
@@ -48,6 +50,7 @@ START_TEST(test_no_allocation_in_plan) {
                 cfg.iterations = 2;
                 cfg.particles = 7; /* not a multiple of 5: padding too */
                 cfg.propagation = (mb_prop)pr;
+                cfg.precision = (mb_precision)prec;
                 mb_plan_ws *ws = mb_plan_ws_new(&cfg, dyn);
                 ck_assert_ptr_nonnull(ws);
                 mb_plan_state st;
@@ -64,9 +67,11 @@ START_TEST(test_no_allocation_in_plan) {
                                           err, sizeof err);
                     long after = atomic_load(&n_allocs);
                     ck_assert_msg(s == MB_OK, "%s", err);
-                    ck_assert_msg(after == before, "%s/%s (%s, pool %d): %ld allocations in mb_plan",
+                    ck_assert_msg(after == before, "%s/%s (%s, pool %d, %s): %ld allocations in mb_plan",
                                   mb_plan_method_name(cfg.method), mb_prop_name(cfg.propagation),
-                                  d == 0 ? "ensemble" : "known", p != NULL, after - before);
+                                  d == 0 ? "ensemble" : "known", p != NULL,
+                                  mb_precision_name(cfg.precision), after - before);
+                    if (d == 0) ck_assert_int_eq(info.precision, cfg.precision);
                 }
                 mb_plan_state_free(&st);
                 mb_plan_ws_free(ws);

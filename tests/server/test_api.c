@@ -3,6 +3,7 @@
  * Mirrors server/api_*.c, server/http.c and server/spec.c. */
 #include <pthread.h>
 
+#include "base/cpu.h"
 #include "check_util.h"
 #include "harness.h"
 
@@ -239,6 +240,15 @@ START_TEST(test_act_random_then_planner) {
     ck_assert(isfinite(mbr_num(&r, "predicted_return")));
     ck_assert(mbr_num(&r, "return_std") >= 0);
     ck_assert(mbr_num(&r, "plan_ms") >= 0);
+    ck_assert_str_eq(mbr_str(&r, "precision"), "fp32");
+    mbr_free(&r);
+    /* bf16 planning: where this CPU (the daemon's, same environment) has
+     * AVX512_BF16, else fp32, and the answer says which ran */
+    ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/act/act",
+                              "{\"obs\": [0.1, 0.2, 0.3], \"planner\": {\"precision\": \"bf16\"}}"), 200);
+    ck_assert_str_eq(mbr_str(&r, "precision"), mb_cpu_has_bf16() ? "bf16" : "fp32");
+    x = cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "action"), 0)->valuedouble;
+    ck_assert_msg(x >= -2 && x <= 2, "bf16 planned action %g outside [-2, 2]", x);
     mbr_free(&r);
     /* per-call overrides (smaller plan), other methods */
     ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/act/act",
@@ -337,6 +347,7 @@ START_TEST(test_bad_input) {
         {"POST", "/v1/models/bad/act", "{\"obs\": [0, 0, 0], \"planner\": {\"elites\": 50, \"population\": 10}}", 400, "invalid_argument", "planner.elites"},
         {"POST", "/v1/models/bad/act", "{\"obs\": [0, 0, 0], \"planner\": {\"horizon\": 2.5}}", 400, "invalid_argument", "planner.horizon"},
         {"POST", "/v1/models/bad/act", "{\"obs\": [0, 0, 0], \"planner\": {\"method\": \"magic\"}}", 400, "invalid_argument", "planner.method"},
+        {"POST", "/v1/models/bad/act", "{\"obs\": [0, 0, 0], \"planner\": {\"precision\": \"fp16\"}}", 400, "invalid_argument", "planner.precision"},
         {"POST", "/v1/models/bad/act", "{\"obs\": [0, 0, 0], \"planner\": {\"population\": 100000, \"particles\": 1000}}", 422, "out_of_range", "planner.population"},
         {"POST", "/v1/models/nope/act", "{\"obs\": [0, 0, 0]}", 404, "not_found", ""},
         {"POST", "/v1/models/bad/transitions", "{\"transitions\": [{\"obs\": [0, 0, 0], \"action\": [0], \"reward\": 0}]}", 400, "invalid_argument", "transitions[0].next_obs"},

@@ -971,6 +971,8 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     out->return_std = jnum__(j, "return_std");
     out->version = jlong__(j, "version", 0);
     out->plan_ms = jnum__(j, "plan_ms");
+    const char *prec = jstr__(j, "precision");
+    snprintf(out->precision, sizeof out->precision, "%s", prec ? prec : "");
     cJSON_Delete(j);
     return MBRL_OK;
 }

@@ -259,6 +259,7 @@ typedef struct {
     double predicted_return, return_std;
     long version;
     double plan_ms;
+    char precision[8];        /* "fp32" or "bf16" (planner answers), else "" */
 } mbrl_act_result;
 
 /* Per-call options of act; NULL = none. */
