@@ -2,10 +2,19 @@
  *
  * Body: {"obs": [obs_dim], "session": "robot-7" (optional warm start),
  *        "planner": {overrides for this call}, "goal": [{"term": i,
- *        "target": [..]}]}.
+ *        "target": [..]}], "deadline_ms": N (optional)}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
- *          "return_std" (null for random), "version", "plan_ms"}.
+ *          "return_std" (null for random), "version", "plan_ms",
+ *          "truncated"}.
  * Before the first training the action is uniform in the bounds.
+ *
+ * Budgets, before anything is allocated: the request (the model's planner
+ * with the call's overrides) is costed in bytes by mb_plan_cost_of and
+ * refused with 422 over --max-plan-mb or --plan-memory-mb (plan_budget.h);
+ * its deadline is deadline_ms (capped by and defaulting to --max-plan-ms)
+ * from the moment the handler runs: the planner stops at it and answers
+ * the best plan so far with "truncated": true, or 503 deadline_exceeded
+ * when no evaluation finished.
  * Concurrency: the request holds a reference to the version it plans with,
  * takes its session out of the model while planning, and uses a workspace
  * no other request holds (model_ws_get). The shared planning pool is used
@@ -42,14 +51,23 @@ static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
     return 0;
 }
 
+/* The planner's stop (mb_plan_ctl): the deadline has passed. */
+static int api__past(void *ctx) { return srv_now() >= *(const double *)ctx; }
+
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
+    double t_start = srv_now();
     if (jv_object(b, "", keys, e)) return -1;
     char sname[SRV_NAME_MAX + 1];
     int has_session = jv_str(b, "", "session", 0, sname, sizeof sname, e);
     if (has_session < 0) return -1;
+    long deadline_ms = app->cfg.max_plan_ms;
+    int hd = jv_int(b, "", "deadline_ms", 0, 1, 86400L * 1000, &deadline_ms, e);
+    if (hd < 0) return -1;
+    if (deadline_ms > app->cfg.max_plan_ms) deadline_ms = app->cfg.max_plan_ms; /* capped */
+    double deadline = t_start + (double)deadline_ms * 1e-3;
     srv_model *m = api_model_lookup(q, e);
     if (!m) return -1;
     const srv_model_spec *sp = &m->spec;
@@ -61,6 +79,13 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     if (rc == 0 && po) rc = spec_parse_planner(po, "planner", sp, &app->cfg, &cfg, e);
     const cJSON *goal = cJSON_GetObjectItemCaseSensitive(b, "goal");
     if (rc == 0 && goal) rc = api__goals(goal, &rw, e);
+    /* the bytes, before anything is allocated (a random act plans nothing,
+     * but the request would plan once the model is trained) */
+    mb_plan_cost cost;
+    char err[256];
+    if (rc == 0 && mb_plan_cost_of(&cfg, &sp->ens, sp->obs_dim, sp->act_dim, &cost, err, sizeof err) != MB_OK)
+        rc = srv_fail(e, MB_ERANGE, "planner", "%s", err);
+    if (rc == 0) rc = plan_budget_check(&app->budget, &cost, e);
     if (rc) {
         model_put(m);
         return -1;
@@ -71,7 +96,9 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     mb_rng_seed(&rng, sp->seed * 0x9E3779B97F4A7C15ull + k + 1);
     srv_version *v = model_version_get(m);
     cJSON *o = cJSON_CreateObject();
-    if (v->number == 0) {
+    if (!o) {
+        rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    } else if (v->number == 0) {
         for (int i = 0; i < sp->act_dim; i++)
             action[i] = sp->act_low[i] + (float)mb_rng_uniform(&rng) * (sp->act_high[i] - sp->act_low[i]);
         cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
@@ -80,41 +107,57 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
         cJSON_AddNullToObject(o, "return_std");
         cJSON_AddNumberToObject(o, "version", 0);
         cJSON_AddNumberToObject(o, "plan_ms", 0);
+        cJSON_AddBoolToObject(o, "truncated", 0);
         atomic_fetch_add_explicit(&app->metrics.acts[1], 1, memory_order_relaxed);
     } else {
         mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = sp->obs_dim,
                            .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
         double now = srv_now();
         srv_session *s = NULL;
+        int busy = 0;
         if (has_session == 0) {
             s = session_take(m, sname, now, (double)app->cfg.session_timeout);
-            s = session_fit(s, sname, &cfg, sp->act_dim);
-            if (!s) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory for the session");
+            s = session_fit(app, m, s, sname, &cfg, sp->act_dim, &busy);
+            if (!s) rc = srv_fail(e, busy ? SRV_E_UNAVAILABLE : MB_ENOMEM, NULL,
+                                  busy ? "planning memory is in use (--plan-memory-mb): retry"
+                                       : "out of memory for the session");
             else if (s->st.valid) mb_plan_state_shift(&s->st, sp->act_low, sp->act_high);
         }
-        mb_plan_ws *ws = rc == 0 ? model_ws_get(m, &cfg, &dyn) : NULL;
-        if (rc == 0 && !ws) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory for the planner");
+        mb_plan_ws *ws = rc == 0 ? model_ws_get(app, m, &cfg, &dyn, cost.ws + cost.ens_ws, &busy) : NULL;
+        if (rc == 0 && !ws)
+            rc = srv_fail(e, busy ? SRV_E_UNAVAILABLE : MB_ENOMEM, NULL,
+                          busy ? "planning memory is in use (--plan-memory-mb): retry"
+                               : "out of memory for the planner");
         if (rc == 0) {
             mb_pool *pool = NULL;
             if (app->plan_pool && pthread_mutex_trylock(&app->plan_pool_lock) == 0) pool = app->plan_pool;
             mb_plan_info info;
             memset(&info, 0, sizeof info);
-            char err[256];
+            mb_plan_ctl ctl = {.stop = api__past, .stop_ctx = &deadline};
             double t0 = srv_now();
-            mb_status st = mb_plan(&cfg, &dyn, &rw, obs, s ? &s->st : NULL, &rng, ws, pool, action,
-                                   NULL, &info, err, sizeof err);
+            mb_status st = mb_plan_ex(&cfg, &dyn, &rw, obs, s ? &s->st : NULL, &rng, ws, pool, &ctl,
+                                      action, NULL, &info, err, sizeof err);
             double dt = srv_now() - t0;
             if (pool) pthread_mutex_unlock(&app->plan_pool_lock);
             metrics_hist(&app->metrics.plan, dt);
-            if (st != MB_OK) {
+            if (st == MB_ECANCELED) {
+                atomic_fetch_add_explicit(&app->metrics.deadline[1], 1, memory_order_relaxed);
+                rc = srv_fail(e, SRV_E_DEADLINE, "deadline_ms",
+                              "no plan within the deadline of %ld ms (not one evaluation of the "
+                              "candidates finished): raise deadline_ms or plan less",
+                              deadline_ms);
+            } else if (st != MB_OK) {
                 rc = srv_fail(e, (int)st, NULL, "%s", err);
             } else {
+                if (info.truncated)
+                    atomic_fetch_add_explicit(&app->metrics.deadline[0], 1, memory_order_relaxed);
                 cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
                 cJSON_AddStringToObject(o, "source", "planner");
                 cJSON_AddNumberToObject(o, "predicted_return", jf_num(info.predicted_return));
                 cJSON_AddNumberToObject(o, "return_std", jf_num(info.return_std));
                 cJSON_AddNumberToObject(o, "version", (double)v->number);
                 cJSON_AddNumberToObject(o, "plan_ms", jf_num((float)(dt * 1e3)));
+                cJSON_AddBoolToObject(o, "truncated", info.truncated);
                 atomic_fetch_add_explicit(&app->metrics.acts[0], 1, memory_order_relaxed);
             }
         }

@@ -120,6 +120,7 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
     app->listen_fd = -1;
     app->started = srv_wall();
     jobs_init(&app->jobs, &app->metrics, &app->shutting_down, (int)cfg->train_threads);
+    plan_budget_init(&app->budget, cfg->max_plan_mb, cfg->plan_memory_mb);
     pthread_mutex_init(&app->plan_pool_lock, NULL);
     srv_log_level lvl;
     if (srv_log_level_parse(cfg->log_level, &lvl) == 0) srv_log_set_level(lvl);

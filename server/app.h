@@ -25,6 +25,7 @@ struct srv_app {
     srv_persist_timer persist; /* interval snapshots (model_persist.c) */
     srv_metrics metrics;
     srv_auth auth;          /* --tokens */
+    srv_plan_budget budget; /* planning memory (plan_budget.h) */
     atomic_int shutting_down;
     atomic_int ready;
     atomic_int in_flight;   /* requests between first callback and completion */

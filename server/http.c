@@ -110,10 +110,10 @@ static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, in
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, x->auth.www_authenticate);
     /* 503s (disk errors, out of memory, not ready) are worth retrying soon;
      * a throttled address for the rest of its window */
-    if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == 429 && x->auth.retry_after > 0) {
+    int after = x->auth.retry_after > 0 ? x->auth.retry_after : x->err.retry_after; /* throttle, queue */
+    if (status == 503 || (status == 429 && after > 0)) {
         char ra[16];
-        snprintf(ra, sizeof ra, "%d", x->auth.retry_after);
+        snprintf(ra, sizeof ra, "%d", after > 0 ? after : 1);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     return http__queue(c, x, status, r, "application/json");

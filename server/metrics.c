@@ -85,6 +85,20 @@ char *metrics_render(srv_app *app, size_t *len) {
                     "mbrld_acts_total{source=\"planner\"} %llu\n"
                     "mbrld_acts_total{source=\"random\"} %llu\n",
                 LOAD(m->acts[0]), LOAD(m->acts[1]));
+    sbuf_printf(&b, "# HELP mbrld_plan_deadline_misses_total Acts that reached their deadline: answered "
+                    "with the best plan so far (truncated) or 503 (no_plan).\n"
+                    "# TYPE mbrld_plan_deadline_misses_total counter\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"truncated\"} %llu\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"no_plan\"} %llu\n",
+                LOAD(m->deadline[0]), LOAD(m->deadline[1]));
+    sbuf_printf(&b, "# HELP mbrld_plan_memory_bytes Planning memory held (workspaces in use and kept, "
+                    "sessions, batches) and its limit (--plan-memory-mb).\n"
+                    "# TYPE mbrld_plan_memory_bytes gauge\n"
+                    "mbrld_plan_memory_bytes{kind=\"held\"} %lld\n"
+                    "mbrld_plan_memory_bytes{kind=\"peak\"} %lld\n"
+                    "mbrld_plan_memory_bytes{kind=\"limit\"} %lld\n",
+                plan_budget_used(&app->budget), (long long)atomic_load(&app->budget.peak),
+                app->budget.limit);
     sbuf_printf(&b, "# TYPE mbrld_transitions_total counter\nmbrld_transitions_total %llu\n",
                 LOAD(m->transitions));
     sbuf_printf(&b, "# TYPE mbrld_idempotent_replays_total counter\nmbrld_idempotent_replays_total %llu\n",

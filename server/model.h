@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 
 #include "clock.h"
+#include "plan_budget.h"
 #include "spec.h"
 
 typedef struct srv_job srv_job;
@@ -47,6 +48,8 @@ typedef struct {
     mb_plan_state st;
     mb_planner_cfg cfg; /* what st was sized for */
     double last_used;   /* monotonic s */
+    srv_plan_budget *budget; /* st's bytes are held in it */
+    size_t bytes;
 } srv_session;
 
 typedef struct {
@@ -89,8 +92,9 @@ typedef struct srv_model {
     srv_job *running;       /* the one job allowed at a time, or NULL */
     uint64_t next_job;
     uint64_t auto_base;     /* buf.total when the last auto job started */
-    mb_plan_ws *ws_free[SRV_WS_KEPT];
+    mb_plan_ws *ws_free[SRV_WS_KEPT]; /* their bytes held in budget */
     int n_ws_free;
+    srv_plan_budget *budget; /* the daemon's planning memory (plan_budget.h) */
     mb_adam adam;           /* optimiser state; touched only by `running` */
     int adam_ready;
     atomic_uint_fast64_t act_counter; /* seeds per-request random streams */
@@ -152,10 +156,20 @@ void registry_stop_jobs(srv_app *app);
 srv_version *model_version_get(srv_model *m);
 void model_version_put(srv_version *v);
 
-/* Planning workspace for (cfg, dyn) from the model's idle list, or a new one;
- * NULL on allocation failure. Give it back with model_ws_put. */
-mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
+/* Planning workspace for (cfg, dyn) from the model's idle list, or a new one
+ * of `bytes` (mb_plan_cost: ws + ens_ws) taken from the planning budget
+ * first. NULL with *busy = 1 when the budget has no room even after idle
+ * workspaces of every model were dropped (app_plan_room), *busy = 0 on
+ * allocation failure. Give it back with model_ws_put (kept idle, at most
+ * SRV_WS_KEPT per model, the oldest freed and its bytes released). */
+mb_plan_ws *model_ws_get(srv_app *app, srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn,
+                         size_t bytes, int *busy);
 void model_ws_put(srv_model *m, mb_plan_ws *ws);
+/* Frees every idle workspace of m (their bytes go back to the budget). */
+void model_ws_trim(srv_model *m);
+/* Takes bytes from app's planning budget, dropping idle workspaces of every
+ * model when they do not fit: 1 taken, 0 no room. */
+int app_plan_room(srv_app *app, size_t bytes);
 
 /* Sessions (session.c). take: removes the named session from the model (so
  * no two requests plan with one warm start at once) or returns NULL; also
@@ -163,8 +177,11 @@ void model_ws_put(srv_model *m, mb_plan_ws *ws);
  * bounded to max); a session of the same name put meanwhile is replaced. */
 srv_session *session_take(srv_model *m, const char *name, double now, double timeout);
 void session_put(srv_model *m, srv_session *s, double now, int max);
-/* A session sized for cfg (new, or s re-initialised); NULL on failure. */
-srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg *cfg, int act_dim);
+/* A session sized for cfg (new, or s re-initialised), its state's bytes
+ * taken from the planning budget (app_plan_room); NULL on failure, with
+ * *busy = 1 when the budget had no room. s is consumed either way. */
+srv_session *session_fit(srv_app *app, srv_model *m, srv_session *s, const char *name,
+                         const mb_planner_cfg *cfg, int act_dim, int *busy);
 void session_free(srv_session *s);
 /* Drops idle sessions (model lock held); returns how many remain. */
 int session_expire(srv_model *m, double now, double timeout);

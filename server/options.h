@@ -37,6 +37,9 @@ typedef struct {
     long max_buffer_mb;      /* replay buffer memory per model */
     long max_params;         /* ensemble parameters (floats) per model */
     long max_plan_rows;      /* population x particles per planning iteration */
+    long max_plan_mb;        /* MiB one planning request may need */
+    long plan_memory_mb;     /* MiB of planning memory for the whole daemon */
+    long max_plan_ms;        /* cap and default of an act's deadline_ms */
     long shutdown_timeout;   /* s to let in-flight requests finish */
     long repair;             /* 1: start on a damaged log, keeping what precedes the damage */
     long snapshot_interval;  /* s between automatic snapshots of a changed model; 0 = off */

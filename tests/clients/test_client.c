@@ -333,10 +333,11 @@ START_TEST(test_train_act_predict) {
     ck_assert_int_eq(info.version, v1);
     mbrl_model_info_free(&info);
     /* trained: the planner answers, with its figures */
-    mbrl_act_opts ao = {.session = "robot-1"};
+    mbrl_act_opts ao = {.session = "robot-1", .deadline_ms = 60000};
     for (int t = 0; t < 3; t++) {
         ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &ao, &a, &e) == MBRL_OK, "act: %s", e.message);
         ck_assert_str_eq(a.source, "planner");
+        ck_assert_int_eq(a.truncated, 0); /* a small plan, a minute's deadline (capped at 10 s) */
         ck_assert_int_eq(a.version, v1);
         ck_assert_msg(a.action[0] >= -1 && a.action[0] <= 1, "planned action %g in bounds", a.action[0]);
         ck_assert_msg(isfinite(a.predicted_return) && isfinite(a.return_std) && a.return_std >= 0,

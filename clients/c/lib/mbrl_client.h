@@ -259,6 +259,7 @@ typedef struct {
     double predicted_return, return_std;
     long version;
     double plan_ms;
+    int truncated;            /* 1: the daemon's deadline cut the plan short (best so far) */
 } mbrl_act_result;
 
 /* Per-call options of act; NULL = none. */
@@ -267,6 +268,9 @@ typedef struct {
     int goal_term;            /* with goal: index into the model's terms */
     const float *goal;        /* (n_goal) new target of that term, or NULL */
     int n_goal;
+    long deadline_ms;         /* the daemon plans at most this long (its --max-plan-ms caps
+                               * it); 0 = the daemon's default. A plan cut short answers
+                               * truncated = 1; none in time: 503 deadline_exceeded */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
