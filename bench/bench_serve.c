@@ -195,7 +195,9 @@ int bench_serve(int argc, char **argv) {
         if (i >= 0) lat[i] = dt * 1e3, ovh[i] = dt * 1e3 - plan_ms;
     }
 
-    /* the same plan in-process: the published version, the daemon's pool */
+    /* the same plan in-process: the published version, a pool like a
+     * planning worker's (the daemon's workers are idle meanwhile) */
+    mb_pool *pool = app.cfg.plan_threads > 1 ? mb_pool_new((int)app.cfg.plan_threads) : NULL;
     srv_model *m = registry_get(&app.reg, "bench");
     srv_version *v = model_version_get(m);
     mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = 18, .act_dim = 6,
@@ -206,15 +208,14 @@ int bench_serve(int argc, char **argv) {
     float action[6];
     for (int i = -3; i < n_acts; i++) {
         mb_plan_info info;
-        pthread_mutex_lock(&app.plan_pool_lock);
         double t0 = bench_now();
-        mb_plan(&m->spec.planner, &dyn, &m->spec.reward, obs, NULL, &rng, ws, app.plan_pool, action,
+        mb_plan(&m->spec.planner, &dyn, &m->spec.reward, obs, NULL, &rng, ws, pool, action,
                 NULL, &info, err, sizeof err);
         double dt = bench_now() - t0;
-        pthread_mutex_unlock(&app.plan_pool_lock);
         if (i >= 0) inproc[i] = dt * 1e3;
     }
     mb_plan_ws_free(ws);
+    mb_pool_free(pool);
     model_version_put(v);
     model_put(m);
 

@@ -12,6 +12,7 @@
 #include "http.h"
 
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +42,23 @@ typedef struct {
     char location[256];
     atomic_int resumed;
     srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
+    int fd;               /* the connection's socket, for http__gone */
 } http_ctx;
 
 static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
                                        cJSON *json, const char *location, int replay,
                                        const char *allow);
 static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, const srv_err *e);
+
+/* From any thread while parked: has the client closed or reset the
+ * connection? (A client that only shuts down its sending side looks gone
+ * too; HTTP clients do not.) */
+static int http__gone(void *ctx) {
+    const http_ctx *x = ctx;
+    if (x->fd < 0) return 0;
+    struct pollfd p = {.fd = x->fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
 
 /* From any thread, once: the parked answer is ready, wake the connection. */
 static void http__wake(void *ctx) {
@@ -306,6 +318,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         x->t0 = srv_now();
         x->route = -1;
         x->req.app = app;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        x->fd = ci ? ci->connect_fd : -1;
+        x->req.gone = http__gone;
+        x->req.gone_ctx = x;
         snprintf(x->method, sizeof x->method, "%s", method);
         snprintf(x->url, sizeof x->url, "%s", url);
         *con_cls = x;

@@ -119,6 +119,7 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     pthread_mutex_init(&m->lock, NULL);
     m->spec = *spec;
     m->budget = &app->budget;
+    m->serial = atomic_fetch_add(&app->model_serial, 1) + 1;
     m->created = srv_wall();
     m->next_version = 1;
     m->next_job = 1;

@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 
 #include "clock.h"
+#include "metrics.h"
 #include "plan_budget.h"
 #include "spec.h"
 
@@ -98,6 +99,9 @@ typedef struct srv_model {
     mb_adam adam;           /* optimiser state; touched only by `running` */
     int adam_ready;
     atomic_uint_fast64_t act_counter; /* seeds per-request random streams */
+    uint64_t serial;        /* creation order: the executor's fairness key */
+    srv_hist plan_hist;     /* planning time of its acts (mbrld_model_plan_duration_seconds) */
+    atomic_uint_fast64_t plan_est_us; /* its batches' duration, EWMA (executor admission) */
 } srv_model;
 
 typedef struct {

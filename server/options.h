@@ -25,7 +25,11 @@ typedef struct {
     char port_file[SRV_PATH_MAX]; /* the bound port is written here once listening */
     char log_level[16];
     long threads;            /* HTTP worker threads (MHD thread pool) */
-    long plan_threads;       /* threads one act may use when no other act plans */
+    long plan_workers;       /* planning workers (executor.h) */
+    long plan_threads;       /* threads per planning worker */
+    long plan_queue;         /* acts waiting for a worker */
+    long max_batch;          /* acts planned together */
+    long batch_delay_us;     /* hold a batch that is not full this long */
     long train_threads;      /* threads per training job */
     long max_body;           /* bytes per request body */
     long max_connections;
