@@ -11,7 +11,7 @@
  *    the HTTP + JSON overhead (p50, p99), and the same plan is timed
  *    in-process (mb_plan on the model's published version, same workspace
  *    kind and pool) for comparison;
- *  - throughput: 1, 8 and 64 clients (threads, one keep-alive connection
+ *  - throughput: 1, 8, 16 and 64 clients (threads, one keep-alive connection
  *    each) acting for S seconds each; acts/s answered, and as GFLOP/s
  *    (acts/s x mb_plan_flops of the model's planner) with the ratio to the
  *    same-run FMA peak of the widest vector width (bench.h).
@@ -237,13 +237,14 @@ int bench_serve(int argc, char **argv) {
     printf("  in-process plan p50: %.1f GFLOP/s, %.2f of peak (%.3f GFLOP per act)\n", in_gflops,
            in_ratio, act_flops * 1e-9);
 
-    /* throughput with 1, 8, 64 clients */
-    int counts[3] = {1, 8, 64};
-    double tput[3], gfl[3], ratio[3];
-    long errors[3];
+    /* throughput with 1, 8, 16, 64 clients */
+    enum { NC = 4 };
+    int counts[NC] = {1, 8, 16, 64};
+    double tput[NC], gfl[NC], ratio[NC];
+    long errors[NC];
     printf("\nact throughput, preset small, %.1f s per client count\n", seconds);
     printf("  %-10s %12s %10s %10s %8s\n", "clients", "acts/s", "errors", "GFLOP/s", "of peak");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NC; k++) {
         int n = counts[k];
         serve_client *cl = calloc((size_t)n, sizeof *cl);
         pthread_t *th = calloc((size_t)n, sizeof *th);
@@ -275,7 +276,7 @@ int bench_serve(int argc, char **argv) {
            "\"ratio_to_peak\": %.3f}\n",
            n_acts, lat50, lat99, in50, in99, ovh50, ovh99, act_flops * 1e-9, in_gflops, pk.gflops,
            pk.isa, in_ratio);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NC; k++)
         printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_throughput\", "
                "\"clients\": %d, \"seconds\": %.1f, \"acts_per_s\": %.2f, \"errors\": %ld, "
                "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"peak_isa\": \"%s\", \"ratio_to_peak\": %.3f}\n",

@@ -2,7 +2,8 @@
  *
  * Body: {"obs": [obs_dim], "session": "robot-7" (optional warm start),
  *        "planner": {overrides for this call}, "goal": [{"term": i,
- *        "target": [..]}], "deadline_ms": N (optional)}.
+ *        "target": [..]}], "deadline_ms": N (optional), "seed": N (optional:
+ *        the plan's random stream; otherwise the model's act counter)}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
  *          "return_std" (null for random), "version", "plan_ms",
  *          "truncated", "queue_ms", "batch"}.
@@ -32,6 +33,7 @@
 #include "handlers.h"
 #include "jsonv.h"
 #include "log.h"
+#include "plan/batch.h"
 
 typedef struct {
     srv_task task;            /* first: the executor's view */
@@ -56,6 +58,11 @@ typedef struct {
     mb_rng rng;
     long deadline_ms;
     double t_start;
+    /* while planning */
+    srv_session *s;
+    mb_plan_ws *ws;
+    mb_plan_ctl ctl;
+    double t_plan;            /* monotonic s: planning started */
     /* the answer */
     srv_err err;
     int failed;
@@ -252,48 +259,114 @@ static void act__finish(act_job *j, mb_status st, const char *err) {
     }
 }
 
-/* Plans one job on pool. */
-static void act__plan_one(act_job *j, mb_pool *pool) {
+static mb_dynamics act__dyn(const act_job *j) {
     const srv_model_spec *sp = &j->m->spec;
-    mb_dynamics dyn = {.ens = &j->v->ens, .known = NULL, .obs_dim = sp->obs_dim,
-                       .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
-    srv_session *s;
-    mb_plan_ws *ws;
-    double t0 = srv_now();
-    j->queue_s = t0 - j->t_start;
-    j->batch = 1;
-    if (act__acquire(j, &s, &ws, &dyn) != 0) {
-        j->failed = 1;
-        act__release_ws(j, s, ws, 0);
-        return;
-    }
-    mb_plan_ctl ctl = {.stop = act__stop, .stop_ctx = j};
-    char err[256];
+    return (mb_dynamics){.ens = &j->v->ens, .known = NULL, .obs_dim = sp->obs_dim,
+                         .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
+}
+
+/* Before planning j (batch: the batch's size): its session and workspace.
+ * 0, or -1 with j answered (failed). */
+static int act__begin(act_job *j, int batch) {
+    mb_dynamics dyn = act__dyn(j);
+    j->t_plan = srv_now();
+    j->queue_s = j->t_plan - j->t_start;
+    j->batch = batch;
     memset(&j->info, 0, sizeof j->info);
-    mb_status st = mb_plan_ex(&j->cfg, &dyn, &j->rw, j->obs, s ? &s->st : NULL, &j->rng, ws, pool, &ctl,
-                              j->action, NULL, &j->info, err, sizeof err);
-    j->plan_s = srv_now() - t0;
+    j->ctl = (mb_plan_ctl){.stop = act__stop, .stop_ctx = j};
+    if (act__acquire(j, &j->s, &j->ws, &dyn) != 0) {
+        j->failed = 1;
+        act__release_ws(j, j->s, j->ws, 0);
+        act__complete(j);
+        return -1;
+    }
+    return 0;
+}
+
+/* After planning j: its session and workspace back, its answer, woken. */
+static void act__end(act_job *j, mb_status st, const char *err) {
+    j->plan_s = srv_now() - j->t_plan;
     metrics_hist(&j->app->metrics.plan, j->plan_s);
     metrics_hist(&j->m->plan_hist, j->plan_s);
-    act__release_ws(j, s, ws, st == MB_OK);
+    act__release_ws(j, j->s, j->ws, st == MB_OK);
     act__finish(j, st, err);
+    act__complete(j);
 }
 
-/* The executor's run: a batch of jobs of one model version and planner
- * shape (act__same_batch). */
+/* mb_plan_req.done: a batched plan is over, answer it now. */
+static void act__batch_done(void *ctx, mb_plan_req *q) { act__end(ctx, q->status, q->err); }
+
+static void act__batcher_free(void *p) { mb_plan_batcher_free(p); }
+
+/* The executor's run: tasks of one model version and planner (same_batch);
+ * alone through mb_plan_ex on the worker's pool, together through
+ * mb_plan_batch (each answered as soon as its own plan ends). */
 static void act__run(srv_task **tasks, int n, srv_worker *w) {
+    act_job *j0 = (act_job *)tasks[0];
+    srv_app *app = j0->app;
+    mb_dynamics dyn = act__dyn(j0);
+    /* the jobs may be gone once answered: the model's reference is ours */
+    srv_model *m = j0->m;
+    atomic_fetch_add(&m->refs, 1);
     double t0 = srv_now();
-    for (int i = 0; i < n; i++) act__plan_one((act_job *)tasks[i], w->pool);
-    exec_note_duration(&((act_job *)tasks[0])->m->plan_est_us, srv_now() - t0);
-    for (int i = 0; i < n; i++) act__complete((act_job *)tasks[i]);
+    if (n > 1 && !w->scratch) { /* the worker's batcher, on its first batch */
+        w->scratch = mb_plan_batcher_new((int)app->cfg.max_batch);
+        w->scratch_free = act__batcher_free;
+    }
+    if (n == 1 || !w->scratch) {
+        for (int i = 0; i < n; i++) {
+            act_job *j = (act_job *)tasks[i];
+            if (act__begin(j, 1) != 0) continue;
+            char err[256];
+            mb_status st = mb_plan_ex(&j->cfg, &dyn, &j->rw, j->obs, j->s ? &j->s->st : NULL, &j->rng,
+                                      j->ws, w->pool, &j->ctl, j->action, NULL, &j->info, err, sizeof err);
+            act__end(j, st, err);
+        }
+    } else {
+        mb_plan_req *reqs = calloc((size_t)(n > 0 ? n : 1), sizeof *reqs);
+        int m = 0;
+        act_job *jobs[n];
+        for (int i = 0; i < n && reqs; i++) {
+            act_job *j = (act_job *)tasks[i];
+            if (act__begin(j, n) != 0) continue;
+            jobs[m] = j;
+            reqs[m++] = (mb_plan_req){.cfg = &j->cfg, .rw = &j->rw, .obs = j->obs,
+                                      .state = j->s ? &j->s->st : NULL, .rng = &j->rng, .ws = j->ws,
+                                      .ctl = &j->ctl, .action = j->action, .info = &j->info,
+                                      .done = act__batch_done, .done_ctx = j};
+        }
+        mb_plan_batcher *b = w->scratch;
+        size_t before = mb_plan_batcher_bytes(b);
+        char err[256];
+        if (!reqs || (m > 0 && mb_plan_batch(b, &dyn, reqs, m, w->pool, err, sizeof err) != MB_OK)) {
+            for (int i = 0; i < m; i++) act__end(jobs[i], MB_ENOMEM, "out of memory for the batch");
+            for (int i = 0; !reqs && i < n; i++) { /* none began */
+                act_job *j = (act_job *)tasks[i];
+                srv_fail(&j->err, MB_ENOMEM, NULL, "out of memory for the batch");
+                j->failed = 1;
+                act__complete(j);
+            }
+        }
+        /* the batcher's merged buffers are planning memory too */
+        plan_budget_adjust(&app->budget, before, mb_plan_batcher_bytes(b));
+        free(reqs);
+    }
+    exec_note_duration(&m->plan_est_us, srv_now() - t0);
+    model_put(m);
 }
 
-static const srv_task_ops act__ops = {.run = act__run, .drop = act__drop, .same_batch = NULL};
+/* Tasks of one model version with one planner config plan together. */
+static int act__same_batch(const srv_task *a, const srv_task *b) {
+    const act_job *x = (const act_job *)a, *y = (const act_job *)b;
+    return x->m == y->m && x->v == y->v && !memcmp(&x->cfg, &y->cfg, sizeof x->cfg);
+}
+
+static const srv_task_ops act__ops = {.run = act__run, .drop = act__drop, .same_batch = act__same_batch};
 
 /* ---- the handler ------------------------------------------------------------ */
 
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", "seed", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
     double t_start = srv_now();
@@ -310,6 +383,9 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     j->deadline_ms = app->cfg.max_plan_ms;
     if (rc == 0 && jv_int(b, "", "deadline_ms", 0, 1, 86400L * 1000, &j->deadline_ms, e) < 0) rc = -1;
     if (j->deadline_ms > app->cfg.max_plan_ms) j->deadline_ms = app->cfg.max_plan_ms; /* capped */
+    long seed = -1;
+    int has_seed = rc == 0 ? jv_int(b, "", "seed", 0, 0, 0x7fffffffffffffffL, &seed, e) : 1;
+    if (has_seed < 0) rc = -1;
     if (rc == 0 && !(j->m = api_model_lookup(q, e))) rc = -1;
     const srv_model_spec *sp = j->m ? &j->m->spec : NULL;
     if (rc == 0) {
@@ -331,8 +407,12 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
         act__unref(j);
         return -1;
     }
+    /* the plan's random stream: from the request's seed (reproducible: the
+     * same seed, observation and state plan the same, batched or not), or
+     * from the model's act counter */
     uint64_t k = atomic_fetch_add(&j->m->act_counter, 1);
-    mb_rng_seed(&j->rng, sp->seed * 0x9E3779B97F4A7C15ull + k + 1);
+    if (has_seed == 0) mb_rng_seed(&j->rng, sp->seed * 0xD1B54A32D192ED03ull ^ ((uint64_t)seed + 0x632BE59BD9B4E019ull));
+    else mb_rng_seed(&j->rng, sp->seed * 0x9E3779B97F4A7C15ull + k + 1);
     j->v = model_version_get(j->m);
     if (j->v->number == 0) { /* nothing to plan with: uniform in the bounds, here */
         float action[MB_MAX_ACT_DIM];

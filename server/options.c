@@ -75,7 +75,7 @@ static const srv_option opt__table[] = {
     {"max-plan-rows", OPT_INT, 1, 1L << 32, "1000000", S(max_plan_rows), NULL,
      "population x particles per planning iteration"},
     {"max-plan-mb", OPT_INT, 1, 1L << 20, "1024", S(max_plan_mb), NULL,
-     "memory one planning request may need (workspace, session state, batch share), MiB (422 beyond)"},
+     "memory one planning request may need (workspace, session state), MiB (422 beyond)"},
     {"plan-memory-mb", OPT_INT, 1, 1L << 24, "4096", S(plan_memory_mb), NULL,
      "planning memory of the whole daemon (workspaces in use and kept, sessions, batches), MiB"},
     {"max-plan-ms", OPT_INT, 1, 3600000, "10000", S(max_plan_ms), NULL,

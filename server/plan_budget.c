@@ -11,7 +11,7 @@ void plan_budget_init(srv_plan_budget *b, long per_plan_mb, long limit_mb) {
 }
 
 int plan_budget_check(const srv_plan_budget *b, const mb_plan_cost *c, srv_err *e) {
-    double need = (double)c->total + (double)c->forward;
+    double need = (double)c->total;
     const char *which = NULL;
     double limit = 0;
     if (need > (double)b->per_plan) which = "--max-plan-mb", limit = (double)b->per_plan;
@@ -19,10 +19,10 @@ int plan_budget_check(const srv_plan_budget *b, const mb_plan_cost *c, srv_err *
     if (!which) return 0;
     return srv_fail(e, MB_ERANGE, "planner",
                     "this plan needs %.1f MiB (workspace %.1f, ensemble workspace %.1f, session "
-                    "state %.1f, batch share %.1f), over the limit of %.0f MiB (%s): lower "
-                    "population, particles or horizon",
+                    "state %.1f), over the limit of %.0f MiB (%s): lower population, particles or "
+                    "horizon",
                     need / MIB, (double)c->ws / MIB, (double)c->ens_ws / MIB, (double)c->state / MIB,
-                    (double)c->forward / MIB, limit / MIB, which);
+                    limit / MIB, which);
 }
 
 int plan_budget_take(srv_plan_budget *b, size_t bytes) {

@@ -358,7 +358,6 @@ mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spe
     plan__ws_dims(ws, cfg, spec, obs_dim, act_dim);
     out->ws = sizeof *ws + plan__carve(ws, NULL) + PLAN_BLOCK_SLACK;
     out->ens_ws = spec ? mb_ens_ws_bytes(spec, ws->ens_rows) : 0;
-    out->forward = spec ? ws->x_rows * (size_t)(ws->in_dim + 2 * ws->out_dim) * sizeof(float) : 0;
     free(ws);
     size_t seq = (size_t)cfg->horizon * (size_t)act_dim;
     out->state = (seq + (size_t)plan__max_kept(cfg) * seq) * sizeof(float);

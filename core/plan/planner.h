@@ -111,15 +111,13 @@ size_t mb_plan_ws_bytes(const mb_plan_ws *ws);
  *            training chunk, a weight transpose);
  *   state:   mb_plan_state_init's warm start (horizon x act_dim, plus iCEM's
  *            kept elites: ceil(keep_elites x elites) x horizon x act_dim);
- *   forward: the request's share of a cross-request batch's combined
- *            forward input and outputs (batch.h; 0 for known dynamics);
- *   total:   ws + ens_ws + state (what a single mb_plan call needs; a
- *            batched call adds `forward` once in the batcher).
+ *   total:   ws + ens_ws + state (a batched call needs the same: batch.h
+ *            plans in the request's own workspace).
  * spec: the ensemble, NULL for known dynamics. Checks cfg like
  * mb_planner_cfg_check. mb_plan_ws_bytes and the allocation counts of
  * tests/core/test_plan_cost.c agree with these figures to the byte. */
 typedef struct {
-    size_t ws, ens_ws, state, forward, total;
+    size_t ws, ens_ws, state, total;
 } mb_plan_cost;
 mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
                           int act_dim, mb_plan_cost *out, char *err, size_t err_sz);

@@ -338,6 +338,13 @@ START_TEST(test_train_act_predict) {
         ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &ao, &a, &e) == MBRL_OK, "act: %s", e.message);
         ck_assert_str_eq(a.source, "planner");
         ck_assert_int_eq(a.truncated, 0); /* a small plan, a minute's deadline (capped at 10 s) */
+        /* the same seed plans the same action (no session: the same start) */
+        mbrl_act_opts so = {.use_seed = 1, .seed = 42 + (unsigned long long)t};
+        mbrl_act_result s1, s2;
+        ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &so, &s1, &e) == MBRL_OK, "act: %s", e.message);
+        ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &so, &s2, &e) == MBRL_OK, "act: %s", e.message);
+        ck_assert_msg(s1.action[0] == s2.action[0] && s1.predicted_return == s2.predicted_return,
+                      "seeded acts differ: %g vs %g", s1.action[0], s2.action[0]);
         ck_assert_int_eq(a.version, v1);
         ck_assert_msg(a.action[0] >= -1 && a.action[0] <= 1, "planned action %g in bounds", a.action[0]);
         ck_assert_msg(isfinite(a.predicted_return) && isfinite(a.return_std) && a.return_std >= 0,

@@ -949,6 +949,10 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
         rc = buf__printf(q, ",\"session\":\"%s\"", o->session);
     }
     if (!rc && o && o->deadline_ms > 0) rc = buf__printf(q, ",\"deadline_ms\":%ld", o->deadline_ms);
+    if (!rc && o && o->use_seed) {
+        if (o->seed > 0x7fffffffffffffffULL) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "seed above 2^63 - 1");
+        rc = buf__printf(q, ",\"seed\":%llu", o->seed);
+    }
     if (!rc && o && o->goal && o->n_goal > 0) {
         rc = buf__printf(q, ",\"goal\":[{\"term\":%d,\"target\":", o->goal_term);
         if (!rc) rc = buf__floats(q, o->goal, (size_t)o->n_goal);

@@ -271,6 +271,8 @@ typedef struct {
     long deadline_ms;         /* the daemon plans at most this long (its --max-plan-ms caps
                                * it); 0 = the daemon's default. A plan cut short answers
                                * truncated = 1; none in time: 503 deadline_exceeded */
+    int use_seed;             /* 1: plan with this seed (reproducible plans), 0: the daemon draws */
+    unsigned long long seed;  /* with use_seed, at most 2^63 - 1 */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
