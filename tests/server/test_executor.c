@@ -231,14 +231,15 @@ START_TEST(test_round_robin_across_models) {
     pthread_t th[NA + 1];
     act_arg a[NA + 1];
     /* model a: one planning, then four queued; then b's one robot */
-    act_start(&th[0], &a[0], &d, "a", heavy(1500, 30), 0);
+    int x = mb_test_sanitized() ? 3 : 1; /* sanitizers: slower iterations, longer deadlines */
+    act_start(&th[0], &a[0], &d, "a", heavy(1500 * x, 30), 0);
     for (int i = 0; i < 5000 && metric(&d, "mbrld_http_in_flight") < 2; i++) mbd_sleep_ms(1);
     for (int k = 1; k < NA; k++) {
-        act_start(&th[k], &a[k], &d, "a", heavy(5000, 30), 0);
+        act_start(&th[k], &a[k], &d, "a", heavy(5000 * x, 30), 0);
         wait_for(&d, k, 5000);
     }
     /* b's deadline ends its plan before a's queued ones expire */
-    act_start(&th[NA], &a[NA], &d, "b", heavy(2500, 30), 0);
+    act_start(&th[NA], &a[NA], &d, "b", heavy(2500 * x, 30), 0);
     wait_for(&d, NA, 5000);
     for (int k = 0; k <= NA; k++) pthread_join(th[k], NULL);
     for (int k = 0; k <= NA; k++)
@@ -260,7 +261,8 @@ START_TEST(test_deadline_not_met_answers_early) {
     train(&d, "e");
     /* one act measures the model's plan duration (to its 1.5 s deadline) */
     mbr r;
-    ck_assert_int_eq(mbr_call(&r, &d, "POST", "/v1/models/e/act", "%s", heavy(1500, 30)), 200);
+    int x = mb_test_sanitized() ? 3 : 1; /* sanitizers: slower iterations, longer deadlines */
+    ck_assert_int_eq(mbr_call(&r, &d, "POST", "/v1/models/e/act", "%s", heavy(1500 * x, 30)), 200);
     mbr_free(&r);
     pthread_t th;
     act_arg a;
