@@ -14,7 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 
-#define SRV_EXEC_POLL_S 0.005 /* queued clients' liveness, s */
+#define SRV_EXEC_POLL_S 0.02 /* queued clients' liveness, s */
 
 struct srv_exec {
     srv_exec_cfg cfg;

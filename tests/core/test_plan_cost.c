@@ -16,6 +16,22 @@
 
 #include "alloc_count.h"
 
+/* Bytes and calls asked of the allocator so far (0 in sanitizer builds). */
+static long bytes_now(void) {
+#if ALLOC_COUNTING
+    return atomic_load(&n_alloc_bytes);
+#else
+    return 0;
+#endif
+}
+static long allocs_now(void) {
+#if ALLOC_COUNTING
+    return atomic_load(&n_allocs);
+#else
+    return 0;
+#endif
+}
+
 static mb_ensemble_spec spec_of(int obs, int act, int members, int hidden, int layers) {
     mb_ensemble_spec s;
     mb_ensemble_spec_default(&s);
@@ -36,9 +52,9 @@ static void check_one(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
                   "%s", err);
     ck_assert_uint_eq(c.total, c.ws + c.ens_ws + c.state);
     ck_assert_msg((c.ens_ws == 0) == (spec == NULL), "ens_ws %zu", c.ens_ws);
-    long before = ALLOC_COUNTING ? atomic_load(&n_alloc_bytes) : 0;
+    long before = bytes_now();
     mb_plan_ws *ws = mb_plan_ws_new(cfg, dyn);
-    long ws_bytes = ALLOC_COUNTING ? atomic_load(&n_alloc_bytes) - before : 0;
+    long ws_bytes = bytes_now() - before;
     ck_assert_ptr_nonnull(ws);
     ck_assert_uint_eq(mb_plan_ws_bytes(ws), c.ws + c.ens_ws);
     if (ALLOC_COUNTING)
@@ -47,9 +63,9 @@ static void check_one(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
                       mb_plan_method_name(cfg->method), mb_prop_name(cfg->propagation), ws_bytes,
                       c.ws, c.ens_ws);
     mb_plan_state st;
-    before = ALLOC_COUNTING ? atomic_load(&n_alloc_bytes) : 0;
+    before = bytes_now();
     mb_status ss = mb_plan_state_init(&st, cfg, dyn->act_dim, err, sizeof err);
-    long st_bytes = ALLOC_COUNTING ? atomic_load(&n_alloc_bytes) - before : 0;
+    long st_bytes = bytes_now() - before;
     ck_assert_int_eq(ss, MB_OK); /* libcheck's asserts allocate: after the count */
     if (ALLOC_COUNTING)
         ck_assert_msg((size_t)st_bytes == c.state, "%s: state allocated %ld bytes, the cost says %zu",
@@ -107,9 +123,9 @@ START_TEST(test_issue10_request_costed_not_allocated) {
     cfg.iterations = 1;
     char err[200];
     mb_plan_cost c;
-    long before = ALLOC_COUNTING ? atomic_load(&n_allocs) : 0;
+    long before = allocs_now();
     mb_status cs = mb_plan_cost_of(&cfg, &spec, 256, 64, &c, err, sizeof err);
-    long allocs = ALLOC_COUNTING ? atomic_load(&n_allocs) - before : 0;
+    long allocs = allocs_now() - before;
     ck_assert_msg(cs == MB_OK, "%s", err);
     ck_assert_int_le(allocs, 1); /* the temporary struct only */
     /* Hand count of the big arrays, in floats: candidates N H A; states
