@@ -93,6 +93,7 @@ static void model__free(srv_model *m) {
     mb_buffer_free(&m->buf);
     if (m->adam_ready) mb_adam_free(&m->adam);
     free(m->sessions);
+    free(m->ws_free);
     free(m->clients);
     free(m->spec_json);
     pthread_mutex_destroy(&m->lock);
@@ -126,10 +127,12 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     cJSON *js = spec_render(spec);
     m->spec_json = js ? cJSON_PrintUnformatted(js) : NULL;
     cJSON_Delete(js);
+    m->ws_cap = app->cfg.max_batch > SRV_WS_KEPT ? (int)app->cfg.max_batch : SRV_WS_KEPT;
+    m->ws_free = calloc((size_t)m->ws_cap, sizeof *m->ws_free);
     m->clients = calloc((size_t)app->cfg.max_clients, sizeof *m->clients);
     m->sessions = calloc((size_t)app->cfg.max_sessions, sizeof *m->sessions);
     m->cur = version__new();
-    if (!m->spec_json || !m->clients || !m->sessions || !m->cur) {
+    if (!m->spec_json || !m->clients || !m->sessions || !m->cur || !m->ws_free) {
         model__free(m);
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     }
@@ -376,7 +379,7 @@ void model_ws_put(srv_model *m, mb_plan_ws *ws) {
     pthread_mutex_lock(&m->lock);
     if (m->deleted) {
         drop = ws;
-    } else if (m->n_ws_free < SRV_WS_KEPT) {
+    } else if (m->n_ws_free < m->ws_cap) {
         m->ws_free[m->n_ws_free++] = ws;
     } else { /* keep the newest: an override's odd size should not pin memory */
         drop = m->ws_free[0];
@@ -388,15 +391,13 @@ void model_ws_put(srv_model *m, mb_plan_ws *ws) {
 }
 
 void model_ws_trim(srv_model *m) {
-    mb_plan_ws *drop[SRV_WS_KEPT];
-    pthread_mutex_lock(&m->lock);
-    int n = m->n_ws_free;
-    memcpy(drop, m->ws_free, (size_t)n * sizeof *drop);
-    m->n_ws_free = 0;
-    pthread_mutex_unlock(&m->lock);
-    for (int i = 0; i < n; i++) {
-        plan_budget_release(m->budget, mb_plan_ws_bytes(drop[i]));
-        mb_plan_ws_free(drop[i]);
+    for (;;) { /* one at a time: no copy of the list, nothing freed under the lock */
+        pthread_mutex_lock(&m->lock);
+        mb_plan_ws *drop = m->n_ws_free > 0 ? m->ws_free[--m->n_ws_free] : NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (!drop) return;
+        plan_budget_release(m->budget, mb_plan_ws_bytes(drop));
+        mb_plan_ws_free(drop);
     }
 }
 

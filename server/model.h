@@ -67,7 +67,8 @@ typedef struct {
  * concurrent senders) and still be checked for duplicates; older is a 409. */
 #define SRV_SEQ_WINDOW 64
 #define SRV_JOBS_KEPT 16 /* finished jobs remembered per model */
-#define SRV_WS_KEPT 8    /* idle planning workspaces kept per model */
+#define SRV_WS_KEPT 8    /* idle planning workspaces kept per model, at least (and --max-batch:
+                          * a batch plans each act in its own workspace) */
 
 typedef struct srv_model {
     atomic_int refs;        /* the registry's + one per user */
@@ -93,8 +94,8 @@ typedef struct srv_model {
     srv_job *running;       /* the one job allowed at a time, or NULL */
     uint64_t next_job;
     uint64_t auto_base;     /* buf.total when the last auto job started */
-    mb_plan_ws *ws_free[SRV_WS_KEPT]; /* their bytes held in budget */
-    int n_ws_free;
+    mb_plan_ws **ws_free;   /* (ws_cap) idle workspaces; their bytes held in budget */
+    int n_ws_free, ws_cap;  /* ws_cap = max(SRV_WS_KEPT, --max-batch) */
     srv_plan_budget *budget; /* the daemon's planning memory (plan_budget.h) */
     mb_adam adam;           /* optimiser state; touched only by `running` */
     int adam_ready;
@@ -165,7 +166,8 @@ void model_version_put(srv_version *v);
  * first. NULL with *busy = 1 when the budget has no room even after idle
  * workspaces of every model were dropped (app_plan_room), *busy = 0 on
  * allocation failure. Give it back with model_ws_put (kept idle, at most
- * SRV_WS_KEPT per model, the oldest freed and its bytes released). */
+ * max(SRV_WS_KEPT, --max-batch) per model, the oldest freed and its bytes
+ * released). */
 mb_plan_ws *model_ws_get(srv_app *app, srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn,
                          size_t bytes, int *busy);
 void model_ws_put(srv_model *m, mb_plan_ws *ws);

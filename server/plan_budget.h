@@ -5,7 +5,7 @@
  * warm-start state, the batch share) and refused with 422 when its figure
  * exceeds --max-plan-mb (per plan) or the whole daemon budget
  * --plan-memory-mb. What is held counts against the daemon budget while it
- * is held: workspaces in use and those kept idle per model (SRV_WS_KEPT,
+ * is held: workspaces in use and those kept idle per model (SRV_WS_KEPT or --max-batch,
  * model.c), sessions' warm-start states, the executor's batch buffers. A
  * request whose figure fits the limits but not what is free now is answered
  * 503 (Retry-After) after idle workspaces were dropped to make room.
