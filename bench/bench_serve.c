@@ -110,11 +110,16 @@ static void *serve__client(void *p) {
 int bench_serve(int argc, char **argv) {
     int n_acts = 200;
     double seconds = 3.0;
+    long max_batch = -1, workers = -1, threads = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--acts") && i + 1 < argc) n_acts = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--max-batch") && i + 1 < argc) max_batch = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--plan-workers") && i + 1 < argc) workers = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--plan-threads") && i + 1 < argc) threads = atol(argv[++i]);
         else {
-            printf("usage: mbrld-bench serve [--acts N (200)] [--seconds S per client count (3)]\n");
+            printf("usage: mbrld-bench serve [--acts N (200)] [--seconds S per client count (3)] "
+                   "[--max-batch N] [--plan-workers N] [--plan-threads N] (the daemon's, defaults as mbrld's)\n");
             return strcmp(argv[i], "--help") ? 1 : 0;
         }
     }
@@ -128,6 +133,9 @@ int bench_serve(int argc, char **argv) {
     snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
     cfg.data_dir[0] = '\0'; /* memory only: this measures HTTP, not the disk */
     cfg.threads = 16;
+    if (max_batch > 0) cfg.max_batch = max_batch;
+    if (workers > 0) cfg.plan_workers = workers;
+    if (threads > 0) cfg.plan_threads = threads;
     snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
     char err[512];
     if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {

@@ -1,25 +1,28 @@
 /* batch.c: mb_plan_batch (contract in batch.h).
  *
  * Lanes are coroutines (ucontext), one stack each, run by carriers: the
- * calling thread and mb_pool_size(pool) - 1 helper threads of the batcher.
- * Lane i always runs on carrier i % carriers. A round:
- *   - the caller wakes the helpers; every carrier resumes its lanes one
- *     after another; a lane runs mb_plan_ex (serially: no pool) until its
- *     next ensemble forward (batch__forward, the plan's mb_plan_ctl.forward),
- *     where it deposits its arguments and switches back to its carrier, or
- *     until its plan ends;
- *   - when every carrier is through (one wait per helper per round, not
- *     one per lane), the caller runs the deposited forwards, merged per
- *     member list, on the pool; when no lane deposited, the batch is over.
- * So the lanes' own work (noise, rewards, gathers, refits) runs on all the
- * pool's cores without a pool hand-off per lane, the forwards run as one
- * big forward per step, and no more threads run at once than the pool has
- * (helpers sleep while the pool works, the pool's threads while the
- * carriers do). A switch is a swapcontext (about a microsecond). The
- * numbers are those of mb_plan_ex alone (the pool never changes them). The
- * sanitizers are told about the stack switches (ASan's and TSan's fiber
- * interfaces). The merge copies each lane's rows, member block by member
- * block, into one (k, sum of n, in_dim) input and the outputs back. */
+ * calling thread and mb_pool_size(pool) - 1 helper threads of the batcher
+ * (the pool's own threads rest during a batch). A round, on every carrier:
+ *   - first the forwards the lanes deposited in the round before, as
+ *     (lane, member) items taken from a shared counter, each computed
+ *     serially on the carrier's own ensemble workspace: the same rows and
+ *     tiles as that member's part of the lane's own forward;
+ *   - then the lanes, also from a shared counter: each, once its items are
+ *     done (a carrier may still be finishing one: it yields until then),
+ *     runs mb_plan_ex (serially: no pool) until its next ensemble forward
+ *     (batch__forward, the plan's mb_plan_ctl.forward), where it deposits
+ *     its arguments and switches back to the carrier, or until its plan
+ *     ends.
+ * The caller closes the round once both counters are spent and waits only
+ * for the helpers that joined it: a helper the system was slow to run
+ * stays out instead of holding everyone up. When no lane deposited, the
+ * batch is over. A lane may resume on another carrier than the one it
+ * left: nothing of a plan keeps a thread-local address across a forward
+ * (the stack protector's canary is the same in every thread). No more
+ * threads run at once than the pool has. A switch is a swapcontext (about
+ * a microsecond). The numbers are those of mb_plan_ex alone (the pool size
+ * never changes them). The sanitizers are told about the stack switches
+ * (ASan's and TSan's fiber interfaces). */
 #include "plan/batch.h"
 
 #include <pthread.h>
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -95,17 +99,20 @@ struct mb_plan_batcher {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     unsigned long round;          /* bumped by the caller to start a round */
-    int helpers_done, stop;
+    int closed, active, stop;     /* round closed to late helpers; helpers in it */
     int n_lanes;                  /* lanes of this batch */
-    /* the merged forward */
-    /* the step's forwards: items (lane, member) pulled by the pool's tasks,
-     * each task with its own ensemble workspace */
+    atomic_int next_item, next_lane; /* what a carrier takes next this round */
+    int n_items;
+    /* the deposited forwards: items (lane, member), each carrier with its
+     * own ensemble workspace; pending[lane] counts its items not done */
     int *item_lane, *item_member; /* (max_lanes * MB_MAX_MEMBERS) */
+    atomic_int *pending;          /* (max_lanes) */
     mb_ens_ws *ens_ws[BATCH_MAX_CARRIERS];
     int n_ens_ws;
     mb_ensemble_spec spec;
     size_t ens_rows;
     int ens_ws_in, ens_ws_out;
+    const mb_ensemble *ens;       /* this batch's */
 };
 
 /* Carrier -> lane l, until it switches back. */
@@ -172,10 +179,23 @@ static void batch__lane_main(unsigned hi, unsigned lo) {
 
 /* Carrier c's share of a round: its lanes that run, each until it
  * deposits a forward or ends. */
+static void batch__item(mb_plan_batcher *b, batch_carrier *c, int t);
+
 static void batch__carry(mb_plan_batcher *b, batch_carrier *c) {
-    for (int i = c->index; i < b->n_lanes; i += b->n_carriers) {
+    for (;;) { /* the forwards deposited last round, (lane, member) blocks */
+        int t = atomic_fetch_add_explicit(&b->next_item, 1, memory_order_relaxed);
+        if (t >= b->n_items) break;
+        batch__item(b, c, t);
+        atomic_fetch_sub_explicit(&b->pending[b->item_lane[t]], 1, memory_order_release);
+    }
+    for (;;) { /* then the lanes, each once its forward is complete */
+        int i = atomic_fetch_add_explicit(&b->next_lane, 1, memory_order_relaxed);
+        if (i >= b->n_lanes) return;
         batch_lane *l = &b->lane[i];
         if (l->state != LANE_RUN) continue;
+        /* its last blocks are being computed by carriers that took them
+         * before this lane was taken: short */
+        while (atomic_load_explicit(&b->pending[i], memory_order_acquire) > 0) sched_yield();
         l->c = c;
         batch__enter(c, l);
     }
@@ -190,26 +210,34 @@ static void *batch__helper_main(void *p) {
         while (!b->stop && b->round == seen) pthread_cond_wait(&b->go, &b->mu);
         if (b->stop) break;
         seen = b->round;
-        int mine = c->index < b->n_carriers;
+        /* a helper woken after the caller closed the round stays out: the
+         * caller never waits for a thread the system was slow to run */
+        if (b->closed || c->index >= b->n_carriers) continue;
+        b->active++;
         pthread_mutex_unlock(&b->mu);
-        if (mine) batch__carry(b, c);
+        batch__carry(b, c);
         pthread_mutex_lock(&b->mu);
-        if (++b->helpers_done == b->n_helpers) pthread_cond_signal(&b->done);
+        if (--b->active == 0) pthread_cond_signal(&b->done);
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
 }
 
-/* One round on every carrier (the caller is carrier 0). */
+/* One round: the caller (carrier 0) and the helpers that join in time
+ * take items and lanes until none is left; then the caller closes the
+ * round and waits for the helpers inside it. */
 static void batch__round(mb_plan_batcher *b) {
     pthread_mutex_lock(&b->mu);
-    b->helpers_done = 0;
+    b->closed = 0;
+    atomic_store(&b->next_item, 0);
+    atomic_store(&b->next_lane, 0);
     b->round++;
-    pthread_cond_broadcast(&b->go);
+    if (b->n_carriers > 1) pthread_cond_broadcast(&b->go);
     pthread_mutex_unlock(&b->mu);
     batch__carry(b, &b->carrier[0]);
     pthread_mutex_lock(&b->mu);
-    while (b->helpers_done < b->n_helpers) pthread_cond_wait(&b->done, &b->mu);
+    b->closed = 1;
+    while (b->active > 0) pthread_cond_wait(&b->done, &b->mu);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -264,6 +292,7 @@ void mb_plan_batcher_free(mb_plan_batcher *b) {
     for (int i = 0; i < b->n_ens_ws; i++) mb_ens_ws_free(b->ens_ws[i]);
     free(b->item_lane);
     free(b->item_member);
+    free(b->pending);
     free(b->lane);
     free(b);
 }
@@ -303,7 +332,8 @@ static int batch__buffers(mb_plan_batcher *b, const mb_dynamics *dyn, const mb_p
     if (!b->item_lane) {
         b->item_lane = malloc((size_t)b->max_lanes * MB_MAX_MEMBERS * sizeof(int));
         b->item_member = malloc((size_t)b->max_lanes * MB_MAX_MEMBERS * sizeof(int));
-        if (!b->item_lane || !b->item_member) return -1;
+        b->pending = calloc((size_t)b->max_lanes, sizeof *b->pending);
+        if (!b->item_lane || !b->item_member || !b->pending) return -1;
     }
     size_t rows = 0;
     for (int i = 0; i < n; i++)
@@ -324,52 +354,19 @@ static int batch__buffers(mb_plan_batcher *b, const mb_dynamics *dyn, const mb_p
     return 0;
 }
 
-typedef struct {
-    const mb_plan_batcher *b;
-    const mb_ensemble *e;
-    batch_lane *const *fw;
-    int items;
-    atomic_int next;
-} batch__fwd_ctx;
-
 /* Member indices 0..15, for a forward through one member of all. */
 static const int batch__idx[MB_MAX_MEMBERS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
-/* Pool task: pulls (lane, member) items and runs each as a forward of that
- * lane's rows through that member, on the task's own workspace. The rows
- * and their tiles are exactly those of the lane's own forward. */
-static void batch__fwd_task(void *vctx, int task, int worker) {
-    (void)worker;
-    batch__fwd_ctx *c = vctx;
-    const mb_plan_batcher *b = c->b;
-    for (;;) {
-        int t = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (t >= c->items) break;
-        const batch_lane *l = c->fw[b->item_lane[t]];
-        int j = b->item_member[t];
-        size_t in = (size_t)b->ens_ws_in, out = (size_t)b->ens_ws_out;
-        const int *m = l->members ? &l->members[j] : &batch__idx[j];
-        size_t off = (size_t)j * l->n;
-        mb_ensemble_forward(c->e, b->ens_ws[task], NULL, m, 1, l->x + off * in, l->n, l->mu + off * out,
-                            l->sd ? l->sd + off * out : NULL);
-    }
-}
-
-/* Runs the deposited forwards of lanes fw[0..n) (suspended) in one pool
- * run: every (lane, member) block is an item. */
-static void batch__run_forwards(mb_plan_batcher *b, const mb_dynamics *dyn, batch_lane **fw, int n,
-                                mb_pool *pool) {
-    int items = 0;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < fw[i]->k; j++) {
-            b->item_lane[items] = i;
-            b->item_member[items++] = j;
-        }
-    batch__fwd_ctx c = {.b = b, .e = dyn->ens, .fw = fw, .items = items};
-    atomic_init(&c.next, 0);
-    int tasks = mb_pool_size(pool) < b->n_ens_ws ? mb_pool_size(pool) : b->n_ens_ws;
-    if (tasks > items) tasks = items;
-    mb_pool_run(pool, batch__fwd_task, &c, tasks);
+/* Item t on carrier c: lane item_lane[t]'s rows through its member
+ * item_member[t], on the carrier's own workspace, serially: exactly the
+ * rows and tiles of that member's part of the lane's own forward. */
+static void batch__item(mb_plan_batcher *b, batch_carrier *c, int t) {
+    const batch_lane *l = &b->lane[b->item_lane[t]];
+    int j = b->item_member[t];
+    size_t in = (size_t)b->ens_ws_in, out = (size_t)b->ens_ws_out, off = (size_t)j * l->n;
+    const int *m = l->members ? &l->members[j] : &batch__idx[j];
+    mb_ensemble_forward(b->ens, b->ens_ws[c->index], NULL, m, 1, l->x + off * in, l->n, l->mu + off * out,
+                        l->sd ? l->sd + off * out : NULL);
 }
 
 mb_status mb_plan_batch(mb_plan_batcher *b, const mb_dynamics *dyn, mb_plan_req *reqs, int n,
@@ -389,10 +386,13 @@ mb_status mb_plan_batch(mb_plan_batcher *b, const mb_dynamics *dyn, mb_plan_req 
         }
         return MB_OK;
     }
-    int tasks = mb_pool_size(pool) < BATCH_MAX_CARRIERS ? mb_pool_size(pool) : BATCH_MAX_CARRIERS;
+    /* as many carriers as the pool has threads (its threads rest meanwhile) */
+    int want = mb_pool_size(pool) < n ? mb_pool_size(pool) : n;
+    if (want > BATCH_MAX_CARRIERS) want = BATCH_MAX_CARRIERS;
+    b->ens = dyn->ens;
     b->ens_ws_in = mb_ensemble_in_dim(&dyn->ens->spec);
     b->ens_ws_out = mb_ensemble_out_dim(&dyn->ens->spec);
-    if (batch__lanes(b, n) != 0 || batch__buffers(b, dyn, reqs, n, tasks) != 0)
+    if (batch__lanes(b, n) != 0 || batch__buffers(b, dyn, reqs, n, want) != 0)
         return mb_fail(err, err_sz, MB_ENOMEM, "plan batch: out of memory for %d lanes", n);
     for (int i = 0; i < n; i++) {
         batch_lane *l = &b->lane[i];
@@ -411,20 +411,27 @@ mb_status mb_plan_batch(mb_plan_batcher *b, const mb_dynamics *dyn, mb_plan_req 
         makecontext(&l->uc, (void (*)(void))batch__lane_main, 2, (unsigned)(p >> 32), (unsigned)(p & 0xffffffffu));
         l->state = LANE_RUN;
     }
-    /* as many carriers as the pool has threads, helpers made on first use */
-    int want = mb_pool_size(pool) < n ? mb_pool_size(pool) : n;
     batch__helpers(b, want);
     b->n_carriers = b->n_helpers + 1 < want ? b->n_helpers + 1 : want;
     b->n_lanes = n;
-    batch_lane *fw[n];
+    b->n_items = 0;
     for (;;) {
         batch__round(b);
-        int nf = 0;
-        for (int i = 0; i < n; i++)
-            if (b->lane[i].state == LANE_FWD) fw[nf++] = &b->lane[i];
+        /* the forwards deposited this round are the next round's items */
+        int items = 0, nf = 0;
+        for (int i = 0; i < n; i++) {
+            batch_lane *l = &b->lane[i];
+            if (l->state != LANE_FWD) continue;
+            nf++;
+            for (int j = 0; j < l->k; j++) {
+                b->item_lane[items] = i;
+                b->item_member[items++] = j;
+            }
+            atomic_store_explicit(&b->pending[i], l->k, memory_order_relaxed);
+            l->state = LANE_RUN;
+        }
         if (nf == 0) break; /* every lane is done */
-        batch__run_forwards(b, dyn, fw, nf, pool);
-        for (int i = 0; i < nf; i++) fw[i]->state = LANE_RUN;
+        b->n_items = items;
     }
     for (int i = 0; i < n; i++) b->lane[i].state = LANE_IDLE;
     return MB_OK;

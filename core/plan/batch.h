@@ -2,14 +2,14 @@
  *
  * mb_plan_batch plans n requests (each its own config, observation, reward
  * spec, warm-start state, random generator, workspace and stop) at once:
- * every request runs mb_plan_ex as a lane (a coroutine), and at each
- * rollout step the lanes' ensemble forwards go out together: one pool run
- * per step whose tasks pull (lane, member) blocks, instead of one pool run
- * per plan and step; the lanes' own work between forwards is spread over
- * the pool's threads lane by lane (batch.c). What that buys is the fixed
- * cost per step (waking the pool's threads, tiles too small to share) paid
- * once per batch: large for small plans (a few hundred rows per member),
- * little for plans that fill the cores on their own.
+ * every request runs mb_plan_ex as a lane (a coroutine), and the lanes'
+ * ensemble forwards of a step go out together as (lane, member) blocks
+ * taken by the same threads that run the lanes' own work between forwards
+ * (batch.c): one hand-off between threads per step for the whole batch
+ * instead of two pool runs per plan and step. What that can buy is the
+ * fixed cost per step (waking threads, tiles too small to share) paid once
+ * per batch: for small plans (tens of rows per member per step); plans
+ * that fill the cores on their own gain nothing (README, Benchmarks).
  *
  * Same result as alone: a request planned in a batch answers exactly what
  * mb_plan_ex answers for it alone with the same rng state (the plan, the
@@ -17,10 +17,9 @@
  * members in the same tiles, and a plan's own work does not depend on the
  * pool (planner.h); tests/core/test_plan_batch.c checks it bit for bit.
  *
- * Threads: no more run at once than the pool has: while the forwards run
- * on the pool, the lanes' carriers (the caller and mb_pool_size(pool) - 1
- * helper threads of the batcher, made on first use) wait, and the other
- * way round.
+ * Threads: the caller and mb_pool_size(pool) - 1 helper threads of the
+ * batcher (made on first use) carry the lanes and the forwards; the pool's
+ * threads rest meanwhile, so no more threads run at once than it has.
  * Memory: every request plans in its own workspace (mb_plan_cost); the
  * batcher adds a coroutine stack per lane, a small table and one ensemble
  * workspace per pool thread (mb_plan_batcher_bytes), made on first use and

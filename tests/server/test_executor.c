@@ -318,7 +318,7 @@ static void *seeded_main(void *p) {
 
 START_TEST(test_batched_equals_unbatched) {
     mbd d;
-    const char *args[] = {"--batch-delay-us", "300000", "--threads", "16", NULL};
+    const char *args[] = {"--max-batch", "64", "--batch-delay-us", "300000", "--threads", "16", NULL};
     ck_assert_int_eq(mbd_start(&d, args), 0);
     ck_assert_int_eq(mbd_create_small(&d, "bt", NULL), 201);
     ck_assert_int_eq(mbd_post_rows(&d, "bt", 200, 0, NULL, 0, NULL), 201);
