@@ -1,10 +1,10 @@
 /* bench_load.c: `mbrld-bench load [--seconds S] [--robots 1,8,64]
- * [--rates 5,10,...] [--no-background]`: act latency and throughput under
+ * [--rates 5,10,...] [--no-background] [--max-batch N]`: act latency and throughput under
  * an open-loop load, while a training job runs and transitions stream in.
  *
  * Starts the daemon in this process (libmbserver.a: app_init + app_start on
  * 127.0.0.1, a free port, memory only, the default executor: 1 planning
- * worker x 2 threads, batches of up to 64), creates a model with DESIGN.md's
+ * worker x 2 threads, no batching unless --max-batch N), creates a model with DESIGN.md's
  * `small` preset (obs 18, act 6, 5 x (2 x 64 SiLU), CEM H 15, N 200,
  * elites 20, 3 iterations, P 20, TS-inf), posts 2,000 random transitions,
  * trains 2 epochs. Then, unless --no-background: a training job of 100,000
@@ -263,14 +263,16 @@ static int load__list(const char *s, double *v, int cap) {
 int bench_load(int argc, char **argv) {
     double seconds = 2.0, robots_v[8] = {1, 8, 64}, rates_v[16] = {5, 10, 20, 40, 80, 160, 320};
     int n_robots = 3, n_rates = 7, background = 1;
+    long max_batch = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--robots") && i + 1 < argc) n_robots = load__list(argv[++i], robots_v, 8);
         else if (!strcmp(argv[i], "--rates") && i + 1 < argc) n_rates = load__list(argv[++i], rates_v, 16);
         else if (!strcmp(argv[i], "--no-background")) background = 0;
+        else if (!strcmp(argv[i], "--max-batch") && i + 1 < argc) max_batch = atol(argv[++i]);
         else {
             printf("usage: mbrld-bench load [--seconds S per level (2)] [--robots 1,8,64] "
-                   "[--rates 5,10,20,40,80,160,320 (acts/s)] [--no-background]\n");
+                   "[--rates 5,10,20,40,80,160,320 (acts/s)] [--no-background] [--max-batch N]\n");
             return strcmp(argv[i], "--help") ? 1 : 0;
         }
     }
@@ -286,6 +288,7 @@ int bench_load(int argc, char **argv) {
     cfg.data_dir[0] = '\0'; /* memory only: this measures planning under load, not the disk */
     cfg.threads = 16;
     cfg.max_connections = 4096;
+    if (max_batch > 0) cfg.max_batch = max_batch;
     snprintf(cfg.log_level, sizeof cfg.log_level, "error");
     char err[512];
     if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
