@@ -11,7 +11,7 @@
  *    the HTTP + JSON overhead (p50, p99), and the same plan is timed
  *    in-process (mb_plan on the model's published version, same workspace
  *    kind and pool) for comparison;
- *  - throughput: 1, 8 and 64 clients (threads, one keep-alive connection
+ *  - throughput: 1, 8, 16 and 64 clients (threads, one keep-alive connection
  *    each) acting for S seconds each; acts/s answered, and as GFLOP/s
  *    (acts/s x mb_plan_flops of the model's planner) with the ratio to the
  *    same-run FMA peak of the widest vector width (bench.h).
@@ -110,11 +110,16 @@ static void *serve__client(void *p) {
 int bench_serve(int argc, char **argv) {
     int n_acts = 200;
     double seconds = 3.0;
+    long max_batch = -1, workers = -1, threads = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--acts") && i + 1 < argc) n_acts = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--max-batch") && i + 1 < argc) max_batch = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--plan-workers") && i + 1 < argc) workers = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--plan-threads") && i + 1 < argc) threads = atol(argv[++i]);
         else {
-            printf("usage: mbrld-bench serve [--acts N (200)] [--seconds S per client count (3)]\n");
+            printf("usage: mbrld-bench serve [--acts N (200)] [--seconds S per client count (3)] "
+                   "[--max-batch N] [--plan-workers N] [--plan-threads N] (the daemon's, defaults as mbrld's)\n");
             return strcmp(argv[i], "--help") ? 1 : 0;
         }
     }
@@ -128,6 +133,9 @@ int bench_serve(int argc, char **argv) {
     snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
     cfg.data_dir[0] = '\0'; /* memory only: this measures HTTP, not the disk */
     cfg.threads = 16;
+    if (max_batch > 0) cfg.max_batch = max_batch;
+    if (workers > 0) cfg.plan_workers = workers;
+    if (threads > 0) cfg.plan_threads = threads;
     snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
     char err[512];
     if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
@@ -195,7 +203,9 @@ int bench_serve(int argc, char **argv) {
         if (i >= 0) lat[i] = dt * 1e3, ovh[i] = dt * 1e3 - plan_ms;
     }
 
-    /* the same plan in-process: the published version, the daemon's pool */
+    /* the same plan in-process: the published version, a pool like a
+     * planning worker's (the daemon's workers are idle meanwhile) */
+    mb_pool *pool = app.cfg.plan_threads > 1 ? mb_pool_new((int)app.cfg.plan_threads) : NULL;
     srv_model *m = registry_get(&app.reg, "bench");
     srv_version *v = model_version_get(m);
     mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = 18, .act_dim = 6,
@@ -206,15 +216,14 @@ int bench_serve(int argc, char **argv) {
     float action[6];
     for (int i = -3; i < n_acts; i++) {
         mb_plan_info info;
-        pthread_mutex_lock(&app.plan_pool_lock);
         double t0 = bench_now();
-        mb_plan(&m->spec.planner, &dyn, &m->spec.reward, obs, NULL, &rng, ws, app.plan_pool, action,
+        mb_plan(&m->spec.planner, &dyn, &m->spec.reward, obs, NULL, &rng, ws, pool, action,
                 NULL, &info, err, sizeof err);
         double dt = bench_now() - t0;
-        pthread_mutex_unlock(&app.plan_pool_lock);
         if (i >= 0) inproc[i] = dt * 1e3;
     }
     mb_plan_ws_free(ws);
+    mb_pool_free(pool);
     model_version_put(v);
     model_put(m);
 
@@ -236,13 +245,14 @@ int bench_serve(int argc, char **argv) {
     printf("  in-process plan p50: %.1f GFLOP/s, %.2f of peak (%.3f GFLOP per act)\n", in_gflops,
            in_ratio, act_flops * 1e-9);
 
-    /* throughput with 1, 8, 64 clients */
-    int counts[3] = {1, 8, 64};
-    double tput[3], gfl[3], ratio[3];
-    long errors[3];
+    /* throughput with 1, 8, 16, 64 clients */
+    enum { NC = 4 };
+    int counts[NC] = {1, 8, 16, 64};
+    double tput[NC], gfl[NC], ratio[NC];
+    long errors[NC];
     printf("\nact throughput, preset small, %.1f s per client count\n", seconds);
     printf("  %-10s %12s %10s %10s %8s\n", "clients", "acts/s", "errors", "GFLOP/s", "of peak");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NC; k++) {
         int n = counts[k];
         serve_client *cl = calloc((size_t)n, sizeof *cl);
         pthread_t *th = calloc((size_t)n, sizeof *th);
@@ -274,7 +284,7 @@ int bench_serve(int argc, char **argv) {
            "\"ratio_to_peak\": %.3f}\n",
            n_acts, lat50, lat99, in50, in99, ovh50, ovh99, act_flops * 1e-9, in_gflops, pk.gflops,
            pk.isa, in_ratio);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NC; k++)
         printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_throughput\", "
                "\"clients\": %d, \"seconds\": %.1f, \"acts_per_s\": %.2f, \"errors\": %ld, "
                "\"gflops\": %.1f, \"peak_gflops\": %.1f, \"peak_isa\": \"%s\", \"ratio_to_peak\": %.3f}\n",

@@ -12,6 +12,7 @@ int bench_ensemble(int argc, char **argv);
 int bench_durability(int argc, char **argv);
 int bench_plan(int argc, char **argv);
 int bench_serve(int argc, char **argv);
+int bench_load(int argc, char **argv);
 int bench_peak_cmd(int argc, char **argv);
 
 static const struct {
@@ -22,7 +23,8 @@ static const struct {
     {"ensemble", bench_ensemble, "FMA peak, sgemm, ensemble forward and training throughput"},
     {"plan", bench_plan, "CEM planning latency per preset (--preset NAME), GFLOP/s, vs PyTorch"},
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
-    {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/64 clients"},
+    {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/16/64 clients"},
+    {"load", bench_load, "open-loop acts from 1/8/64 robots (small) while training runs: latency, errors, GFLOP/s"},
     {"peak", bench_peak_cmd, "FMA peak at every vector width the CPU has, all cores and one (what the ratios use)"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])

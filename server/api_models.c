@@ -72,6 +72,12 @@ int api_models_create(srv_req *q, srv_resp *r, srv_err *e) {
     if (!spec) return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     srv_model *m = NULL;
     int rc = spec_parse(q->body, &q->app->cfg, spec, e);
+    mb_plan_cost cost; /* the default planner must fit the planning limits */
+    char err[200];
+    if (rc == 0 && mb_plan_cost_of(&spec->planner, &spec->ens, spec->obs_dim, spec->act_dim, &cost, err,
+                                   sizeof err) != MB_OK)
+        rc = srv_fail(e, MB_ERANGE, "planner", "%s", err);
+    if (rc == 0) rc = plan_budget_check(&q->app->budget, &cost, e);
     if (rc == 0) rc = model_create(q->app, spec, &m, e);
     free(spec);
     if (rc) return -1;

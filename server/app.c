@@ -121,8 +121,8 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
     app->listen_fd = -1;
     app->started = srv_wall();
     jobs_init(&app->jobs, &app->metrics, &app->shutting_down, (int)cfg->train_threads);
-    pthread_mutex_init(&app->plan_pool_lock, NULL);
     srv_alloc_init(); /* cJSON allocation failures are counted (alloc.h) */
+    plan_budget_init(&app->budget, cfg->max_plan_mb, cfg->plan_memory_mb);
     srv_log_level lvl;
     if (srv_log_level_parse(cfg->log_level, &lvl) == 0) srv_log_set_level(lvl);
     if (registry_init(&app->reg, (int)cfg->max_models) != 0) {
@@ -140,13 +140,15 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
         if (!app->tls_key) return -1;
     }
     mb_pool_blas_single_thread();
-    if (cfg->plan_threads > 1) {
-        app->plan_pool = mb_pool_new((int)cfg->plan_threads);
-        if (!app->plan_pool) {
-            snprintf(err, err_sz, "cannot start %ld planning threads", cfg->plan_threads);
-            return -1;
-        }
-    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cfg->plan_workers * cfg->plan_threads > ncpu && ncpu > 0)
+        srv_log(SRV_LOG_WARN, "planning threads exceed the cores: plans will slow each other",
+                "plan_workers=%ld plan_threads=%ld cores=%ld", cfg->plan_workers, cfg->plan_threads, ncpu);
+    srv_exec_cfg ec = {.workers = (int)cfg->plan_workers, .threads = (int)cfg->plan_threads,
+                       .queue_cap = (int)cfg->plan_queue, .max_batch = (int)cfg->max_batch,
+                       .batch_delay_us = cfg->batch_delay_us};
+    app->exec = exec_new(&ec, &app->metrics, err, err_sz);
+    if (!app->exec) return -1;
     /* Models of the data directory come back before anything listens. */
     if (model_recover(app, err, err_sz) != MB_OK) return -1;
     return 0;
@@ -231,6 +233,15 @@ void app_shutdown(srv_app *app) {
     if (atomic_load(&app->in_flight) > 0)
         srv_log(SRV_LOG_WARN, "requests still in flight at the shutdown timeout", "in_flight=%d",
                 atomic_load(&app->in_flight));
+    /* Plans still queued are answered 503, running ones stop at their next
+     * step (the best plan so far); their connections are resumed, so give
+     * the answers a moment to leave before the HTTP daemon stops. */
+    atomic_store(&app->plans_stop, 1);
+    exec_stop(app->exec);
+    for (double t_end = srv_now() + 1.0; srv_now() < t_end && atomic_load(&app->in_flight) > 0;) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     model_snapshot_all(app); /* a clean restart replays nothing */
     http_stop(app); /* closes the listen socket */
     srv_log(SRV_LOG_INFO, "stopped", NULL);
@@ -243,12 +254,12 @@ void app_free(srv_app *app) {
     registry_free(&app->reg); /* before the store: models hold store_log handles */
     store_close(app->store);
     app->store = NULL;
-    mb_pool_free(app->plan_pool);
+    exec_free(app->exec); /* stopped in app_shutdown; here after a failed start */
+    app->exec = NULL;
     auth_free(&app->auth);
     free(app->tls_cert);
     free(app->tls_key);
     if (app->listen_fd >= 0) close(app->listen_fd); /* bound, but the daemon never started */
     app->listen_fd = -1;
     jobs_free(&app->jobs);
-    pthread_mutex_destroy(&app->plan_pool_lock);
 }

@@ -14,6 +14,7 @@
 #include "model_persist.h"
 #include "options.h"
 #include "base/pool.h"
+#include "executor.h"
 #include "store.h"
 
 struct MHD_Daemon;
@@ -25,12 +26,14 @@ struct srv_app {
     srv_persist_timer persist; /* interval snapshots (model_persist.c) */
     srv_metrics metrics;
     srv_auth auth;          /* --tokens */
+    srv_plan_budget budget; /* planning memory (plan_budget.h) */
     atomic_int shutting_down;
     atomic_int ready;
     atomic_int in_flight;   /* requests between first callback and completion */
     srv_jobs jobs;          /* training job threads (job.h) */
-    mb_pool *plan_pool;     /* used by one act at a time (trylock) */
-    pthread_mutex_t plan_pool_lock;
+    srv_exec *exec;         /* the planning executor (executor.h): acts run there */
+    atomic_int plans_stop;  /* shutdown after the drain: running plans stop now */
+    atomic_uint_fast64_t model_serial; /* last srv_model.serial given */
     double started;         /* wall clock */
     struct MHD_Daemon *daemon;
     int listen_fd;

@@ -24,13 +24,15 @@ enum {
     SRV_E_UNAVAILABLE,     /* 503 shutting down / not ready */
     SRV_E_LIMIT,           /* 429 too many models, sessions, ... */
     SRV_E_INTERNAL,        /* 500 a bug */
-    SRV_E_THROTTLED        /* 429 too many failed authentications from one address */
+    SRV_E_THROTTLED,       /* 429 too many failed authentications from one address */
+    SRV_E_DEADLINE         /* 503 deadline_exceeded: no plan within the act's deadline */
 };
 
 typedef struct {
     int status;        /* mb_status or SRV_E_*; MB_OK = no error */
     char message[256];
     char field[128];   /* JSON path or "" */
+    int retry_after;   /* s for a Retry-After header on 429/503 (0: the default) */
 } srv_err;
 
 /* Fills e (field may be NULL) and returns -1, so handlers can

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,7 @@ typedef struct {
     atomic_int resumed;
     srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
     http_conn *hc;        /* its connection's deadline entry (NULL: off) */
+    int sock;             /* the connection's socket, for http__gone */
 } http_ctx;
 
 /* The request of hc is complete (or a new one may start: keep-alive). */
@@ -95,6 +97,16 @@ static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, in
                                        cJSON *json, const char *location, int replay,
                                        const char *allow);
 static enum MHD_Result http__send_err(struct MHD_Connection *c, http_ctx *x, const srv_err *e);
+
+/* From any thread while parked: has the client closed or reset the
+ * connection? (A client that only shuts down its sending side looks gone
+ * too; HTTP clients do not.) */
+static int http__gone(void *ctx) {
+    const http_ctx *x = ctx;
+    if (x->sock < 0) return 0;
+    struct pollfd p = {.fd = x->sock, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
 
 /* From any thread, once: the parked answer is ready, wake the connection. */
 static void http__wake(void *ctx) {
@@ -165,10 +177,10 @@ static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, in
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, x->auth.www_authenticate);
     /* 503s (disk errors, out of memory, not ready) are worth retrying soon;
      * a throttled address for the rest of its window */
-    if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (status == 429 && x->auth.retry_after > 0) {
+    int after = x->auth.retry_after > 0 ? x->auth.retry_after : x->err.retry_after; /* throttle, queue */
+    if (status == 503 || (status == 429 && after > 0)) {
         char ra[16];
-        snprintf(ra, sizeof ra, "%d", x->auth.retry_after);
+        snprintf(ra, sizeof ra, "%d", after > 0 ? after : 1);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     return http__queue(c, x, status, r, "application/json");
@@ -420,6 +432,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         x->route = -1;
         x->fd = -1;
         x->req.app = app;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        x->sock = ci ? ci->connect_fd : -1;
+        x->req.gone = http__gone;
+        x->req.gone_ctx = x;
         snprintf(x->method, sizeof x->method, "%s", method);
         snprintf(x->url, sizeof x->url, "%s", url);
         *con_cls = x;

@@ -85,6 +85,43 @@ char *metrics_render(srv_app *app, size_t *len) {
                     "mbrld_acts_total{source=\"planner\"} %llu\n"
                     "mbrld_acts_total{source=\"random\"} %llu\n",
                 LOAD(m->acts[0]), LOAD(m->acts[1]));
+    sbuf_printf(&b, "# HELP mbrld_plan_deadline_misses_total Acts that reached their deadline: answered "
+                    "with the best plan so far (truncated), 503 without a plan (no_plan), 503 at submit "
+                    "because the queue would outlast it (refused), 503 while still queued (expired).\n"
+                    "# TYPE mbrld_plan_deadline_misses_total counter\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"truncated\"} %llu\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"no_plan\"} %llu\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"refused\"} %llu\n"
+                    "mbrld_plan_deadline_misses_total{outcome=\"expired\"} %llu\n",
+                LOAD(m->deadline[0]), LOAD(m->deadline[1]), LOAD(m->deadline[2]), LOAD(m->deadline[3]));
+    sbuf_printf(&b, "# HELP mbrld_plan_queue_length Acts waiting for a planning worker.\n"
+                    "# TYPE mbrld_plan_queue_length gauge\nmbrld_plan_queue_length %d\n",
+                exec_queued(app->exec));
+    sbuf_printf(&b, "# HELP mbrld_plan_queue_full_total Acts refused with 429: the planning queue was full.\n"
+                    "# TYPE mbrld_plan_queue_full_total counter\nmbrld_plan_queue_full_total %llu\n",
+                LOAD(m->queue_full));
+    sbuf_printf(&b, "# HELP mbrld_plan_canceled_total Acts whose client went away while queued or planning.\n"
+                    "# TYPE mbrld_plan_canceled_total counter\nmbrld_plan_canceled_total %llu\n",
+                LOAD(m->plan_canceled));
+    sbuf_printf(&b, "# HELP mbrld_plan_batch_size Acts per planning batch.\n"
+                    "# TYPE mbrld_plan_batch_size histogram\n");
+    unsigned long long cum = 0;
+    for (int i = 0; i < SRV_N_BATCH_BUCKETS; i++) {
+        cum += LOAD(m->batch_size[i]);
+        if (i < SRV_N_BATCH_BUCKETS - 1)
+            sbuf_printf(&b, "mbrld_plan_batch_size_bucket{le=\"%d\"} %llu\n", 1 << i, cum);
+    }
+    sbuf_printf(&b, "mbrld_plan_batch_size_bucket{le=\"+Inf\"} %llu\nmbrld_plan_batch_size_sum %llu\n"
+                    "mbrld_plan_batch_size_count %llu\n",
+                cum, LOAD(m->batch_tasks), cum);
+    sbuf_printf(&b, "# HELP mbrld_plan_memory_bytes Planning memory held (workspaces in use and kept, "
+                    "sessions, batches) and its limit (--plan-memory-mb).\n"
+                    "# TYPE mbrld_plan_memory_bytes gauge\n"
+                    "mbrld_plan_memory_bytes{kind=\"held\"} %lld\n"
+                    "mbrld_plan_memory_bytes{kind=\"peak\"} %lld\n"
+                    "mbrld_plan_memory_bytes{kind=\"limit\"} %lld\n",
+                plan_budget_used(&app->budget), (long long)atomic_load(&app->budget.peak),
+                app->budget.limit);
     sbuf_printf(&b, "# TYPE mbrld_transitions_total counter\nmbrld_transitions_total %llu\n",
                 LOAD(m->transitions));
     sbuf_printf(&b, "# TYPE mbrld_idempotent_replays_total counter\nmbrld_idempotent_replays_total %llu\n",
@@ -119,6 +156,12 @@ char *metrics_render(srv_app *app, size_t *len) {
         sbuf_printf(&b, "mbrld_model_version{model=\"%s\"} %llu\n", ms[i]->spec.name,
                     (unsigned long long)v->number);
         model_version_put(v);
+    }
+    sbuf_printf(&b, "# HELP mbrld_model_plan_duration_seconds Planner time per act, per model.\n"
+                    "# TYPE mbrld_model_plan_duration_seconds histogram\n");
+    for (int i = 0; i < n; i++) {
+        snprintf(labels, sizeof labels, "model=\"%s\"", ms[i]->spec.name);
+        metrics__hist(&b, "mbrld_model_plan_duration_seconds", labels, &ms[i]->plan_hist);
     }
     sbuf_printf(&b, "# TYPE mbrld_sessions gauge\n");
     for (int i = 0; i < n; i++) {

@@ -13,6 +13,7 @@
 #define SRV_MAX_ROUTES 24  /* routes in the table (+1 for "unmatched") */
 #define SRV_N_HTTP 16      /* distinct statuses counted (see metrics.c) */
 #define SRV_N_BUCKETS 14   /* latency histogram buckets (+Inf implied) */
+#define SRV_N_BATCH_BUCKETS 8 /* batch sizes <= 1, 2, 4, ..., 64, then more */
 
 typedef struct {
     atomic_uint_fast64_t count, sum_us;
@@ -24,6 +25,12 @@ typedef struct {
     srv_hist latency[SRV_MAX_ROUTES + 1];
     srv_hist plan;                        /* mb_plan time */
     atomic_uint_fast64_t acts[2];         /* by source: planner, random */
+    atomic_uint_fast64_t deadline[4];     /* acts past their deadline: truncated, no plan (503),
+                                           * refused at submit, expired in the queue */
+    atomic_uint_fast64_t queue_full;      /* acts refused 429: the planning queue was full */
+    atomic_uint_fast64_t plan_canceled;   /* acts whose client went away (queued or planning) */
+    atomic_uint_fast64_t batch_size[SRV_N_BATCH_BUCKETS]; /* batches of <= 1, 2, 4, ... tasks */
+    atomic_uint_fast64_t batch_tasks;     /* tasks over all batches */
     atomic_uint_fast64_t transitions;     /* rows accepted */
     atomic_uint_fast64_t replays;         /* idempotent retries answered */
     atomic_uint_fast64_t jobs[4];         /* finished by state: done failed canceled, started */

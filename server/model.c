@@ -87,11 +87,15 @@ static void model__free(srv_model *m) {
     store_log_release(m->log); /* closes a deleted model's log; a live one stays */
     for (int i = 0; i < m->n_sessions; i++) session_free(m->sessions[i]);
     for (int i = 0; i < m->n_jobs; i++) job_put(m->jobs[i]);
-    for (int i = 0; i < m->n_ws_free; i++) mb_plan_ws_free(m->ws_free[i]);
+    for (int i = 0; i < m->n_ws_free; i++) {
+        plan_budget_release(m->budget, mb_plan_ws_bytes(m->ws_free[i]));
+        mb_plan_ws_free(m->ws_free[i]);
+    }
     model_version_put(m->cur);
     mb_buffer_free(&m->buf);
     if (m->adam_ready) mb_adam_free(&m->adam);
     free(m->sessions);
+    free(m->ws_free);
     free(m->clients);
     free(m->spec_json);
     pthread_mutex_destroy(&m->lock);
@@ -118,6 +122,8 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     atomic_init(&m->lock_waiters, 0);
     pthread_mutex_init(&m->lock, NULL);
     m->spec = *spec;
+    m->budget = &app->budget;
+    m->serial = atomic_fetch_add(&app->model_serial, 1) + 1;
     m->created = srv_wall();
     m->next_version = 1;
     m->next_job = 1;
@@ -125,10 +131,12 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     cJSON *js = spec_render(spec);
     m->spec_json = js && srv_alloc_failures() == f0 ? cJSON_PrintUnformatted(js) : NULL;
     cJSON_Delete(js);
+    m->ws_cap = app->cfg.max_batch > SRV_WS_KEPT ? (int)app->cfg.max_batch : SRV_WS_KEPT;
+    m->ws_free = calloc((size_t)m->ws_cap, sizeof *m->ws_free);
     m->clients = calloc((size_t)app->cfg.max_clients, sizeof *m->clients);
     m->sessions = calloc((size_t)app->cfg.max_sessions, sizeof *m->sessions);
     m->cur = version__new();
-    if (!m->spec_json || !m->clients || !m->sessions || !m->cur) {
+    if (!m->spec_json || !m->clients || !m->sessions || !m->cur || !m->ws_free) {
         model__free(m);
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     }
@@ -413,7 +421,9 @@ mb_status model_buffer_copy(srv_model *m, mb_buffer *dst, size_t *slices, char *
     return mb_buffer_copy(dst, &m->buf, err, err_sz);
 }
 
-mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+mb_plan_ws *model_ws_get(srv_app *app, srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn,
+                         size_t bytes, int *busy) {
+    *busy = 0;
     model_lock(m);
     for (int i = m->n_ws_free - 1; i >= 0; i--)
         if (mb_plan_ws_fits(m->ws_free[i], cfg, dyn)) {
@@ -423,19 +433,52 @@ mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynam
             return ws;
         }
     pthread_mutex_unlock(&m->lock);
-    return mb_plan_ws_new(cfg, dyn);
+    if (!app_plan_room(app, bytes)) {
+        *busy = 1;
+        return NULL;
+    }
+    mb_plan_ws *ws = mb_plan_ws_new(cfg, dyn);
+    /* what was taken is what is held: the figure, computed by the same
+     * code, is the workspace's own */
+    plan_budget_adjust(&app->budget, bytes, ws ? mb_plan_ws_bytes(ws) : 0);
+    return ws;
 }
 
 void model_ws_put(srv_model *m, mb_plan_ws *ws) {
     if (!ws) return;
     mb_plan_ws *drop = NULL;
     model_lock(m);
-    if (m->n_ws_free < SRV_WS_KEPT) {
+    if (m->deleted) {
+        drop = ws;
+    } else if (m->n_ws_free < m->ws_cap) {
         m->ws_free[m->n_ws_free++] = ws;
     } else { /* keep the newest: an override's odd size should not pin memory */
         drop = m->ws_free[0];
         m->ws_free[0] = ws;
     }
     pthread_mutex_unlock(&m->lock);
+    if (drop) plan_budget_release(m->budget, mb_plan_ws_bytes(drop));
     mb_plan_ws_free(drop);
+}
+
+void model_ws_trim(srv_model *m) {
+    for (;;) { /* one at a time: no copy of the list, nothing freed under the lock */
+        model_lock(m);
+        mb_plan_ws *drop = m->n_ws_free > 0 ? m->ws_free[--m->n_ws_free] : NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (!drop) return;
+        plan_budget_release(m->budget, mb_plan_ws_bytes(drop));
+        mb_plan_ws_free(drop);
+    }
+}
+
+int app_plan_room(srv_app *app, size_t bytes) {
+    if (plan_budget_take(&app->budget, bytes)) return 1;
+    srv_model *ms[SRV_MAX_MODELS];
+    int n = registry_snapshot(&app->reg, ms, SRV_MAX_MODELS);
+    for (int i = 0; i < n; i++) {
+        model_ws_trim(ms[i]);
+        model_put(ms[i]);
+    }
+    return plan_budget_take(&app->budget, bytes);
 }

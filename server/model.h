@@ -30,6 +30,8 @@
 #include <stdatomic.h>
 
 #include "clock.h"
+#include "metrics.h"
+#include "plan_budget.h"
 #include "spec.h"
 
 typedef struct srv_job srv_job;
@@ -47,6 +49,8 @@ typedef struct {
     mb_plan_state st;
     mb_planner_cfg cfg; /* what st was sized for */
     double last_used;   /* monotonic s */
+    srv_plan_budget *budget; /* st's bytes are held in it */
+    size_t bytes;
 } srv_session;
 
 typedef struct {
@@ -63,7 +67,8 @@ typedef struct {
  * concurrent senders) and still be checked for duplicates; older is a 409. */
 #define SRV_SEQ_WINDOW 64
 #define SRV_JOBS_KEPT 16 /* finished jobs remembered per model */
-#define SRV_WS_KEPT 8    /* idle planning workspaces kept per model */
+#define SRV_WS_KEPT 8    /* idle planning workspaces kept per model, at least (and --max-batch:
+                          * a batch plans each act in its own workspace) */
 
 typedef struct srv_model {
     atomic_int refs;        /* the registry's + one per user */
@@ -90,11 +95,15 @@ typedef struct srv_model {
     srv_job *running;       /* the one job allowed at a time, or NULL */
     uint64_t next_job;
     uint64_t auto_base;     /* buf.total when the last auto job started */
-    mb_plan_ws *ws_free[SRV_WS_KEPT];
-    int n_ws_free;
+    mb_plan_ws **ws_free;   /* (ws_cap) idle workspaces; their bytes held in budget */
+    int n_ws_free, ws_cap;  /* ws_cap = max(SRV_WS_KEPT, --max-batch) */
+    srv_plan_budget *budget; /* the daemon's planning memory (plan_budget.h) */
     mb_adam adam;           /* optimiser state; touched only by `running` */
     int adam_ready;
     atomic_uint_fast64_t act_counter; /* seeds per-request random streams */
+    uint64_t serial;        /* creation order: the executor's fairness key */
+    srv_hist plan_hist;     /* planning time of its acts (mbrld_model_plan_duration_seconds) */
+    atomic_uint_fast64_t plan_est_us; /* its batches' duration, EWMA (executor admission) */
 } srv_model;
 
 typedef struct {
@@ -172,10 +181,21 @@ void registry_stop_jobs(srv_app *app);
 srv_version *model_version_get(srv_model *m);
 void model_version_put(srv_version *v);
 
-/* Planning workspace for (cfg, dyn) from the model's idle list, or a new one;
- * NULL on allocation failure. Give it back with model_ws_put. */
-mb_plan_ws *model_ws_get(srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
+/* Planning workspace for (cfg, dyn) from the model's idle list, or a new one
+ * of `bytes` (mb_plan_cost: ws + ens_ws) taken from the planning budget
+ * first. NULL with *busy = 1 when the budget has no room even after idle
+ * workspaces of every model were dropped (app_plan_room), *busy = 0 on
+ * allocation failure. Give it back with model_ws_put (kept idle, at most
+ * max(SRV_WS_KEPT, --max-batch) per model, the oldest freed and its bytes
+ * released). */
+mb_plan_ws *model_ws_get(srv_app *app, srv_model *m, const mb_planner_cfg *cfg, const mb_dynamics *dyn,
+                         size_t bytes, int *busy);
 void model_ws_put(srv_model *m, mb_plan_ws *ws);
+/* Frees every idle workspace of m (their bytes go back to the budget). */
+void model_ws_trim(srv_model *m);
+/* Takes bytes from app's planning budget, dropping idle workspaces of every
+ * model when they do not fit: 1 taken, 0 no room. */
+int app_plan_room(srv_app *app, size_t bytes);
 
 /* Sessions (session.c). take: removes the named session from the model (so
  * no two requests plan with one warm start at once) or returns NULL; also
@@ -183,8 +203,11 @@ void model_ws_put(srv_model *m, mb_plan_ws *ws);
  * bounded to max); a session of the same name put meanwhile is replaced. */
 srv_session *session_take(srv_model *m, const char *name, double now, double timeout);
 void session_put(srv_model *m, srv_session *s, double now, int max);
-/* A session sized for cfg (new, or s re-initialised); NULL on failure. */
-srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg *cfg, int act_dim);
+/* A session sized for cfg (new, or s re-initialised), its state's bytes
+ * taken from the planning budget (app_plan_room); NULL on failure, with
+ * *busy = 1 when the budget had no room. s is consumed either way. */
+srv_session *session_fit(srv_app *app, srv_model *m, srv_session *s, const char *name,
+                         const mb_planner_cfg *cfg, int act_dim, int *busy);
 void session_free(srv_session *s);
 /* Drops idle sessions (model lock held); returns how many remain. */
 int session_expire(srv_model *m, double now, double timeout);

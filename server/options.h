@@ -26,7 +26,11 @@ typedef struct {
     char port_file[SRV_PATH_MAX]; /* the bound port is written here once listening */
     char log_level[16];
     long threads;            /* HTTP worker threads (MHD thread pool) */
-    long plan_threads;       /* threads one act may use when no other act plans */
+    long plan_workers;       /* planning workers (executor.h) */
+    long plan_threads;       /* threads per planning worker */
+    long plan_queue;         /* acts waiting for a worker */
+    long max_batch;          /* acts planned together */
+    long batch_delay_us;     /* hold a batch that is not full this long */
     long train_threads;      /* threads per training job */
     long max_body;           /* bytes per request body */
     long max_connections;
@@ -41,6 +45,9 @@ typedef struct {
     long max_buffer_mb;      /* replay buffer memory per model */
     long max_params;         /* ensemble parameters (floats) per model */
     long max_plan_rows;      /* population x particles per planning iteration */
+    long max_plan_mb;        /* MiB one planning request may need */
+    long plan_memory_mb;     /* MiB of planning memory for the whole daemon */
+    long max_plan_ms;        /* cap and default of an act's deadline_ms */
     long shutdown_timeout;   /* s to let in-flight requests finish */
     long repair;             /* 1: start on a damaged log, keeping what precedes the damage */
     long snapshot_interval;  /* s between automatic snapshots of a changed model; 0 = off */

@@ -27,6 +27,12 @@ typedef struct {
     const cJSON *body;                     /* parsed body; an empty object when none was sent */
     const char *raw;                       /* raw_body routes: the bytes as sent (raw_len), */
     size_t raw_len;                        /* body is then an empty object */
+    /* 1 once the client has gone away (closed or reset its connection):
+     * for a parked answer's owner to drop work nobody waits for. Valid
+     * until the parked answer is ready (srv_later's wake) or released;
+     * callable from any thread. */
+    int (*gone)(void *gone_ctx);
+    void *gone_ctx;
 } srv_req;
 
 /* An answer that is not ready yet (a training job's "wait": true, later a

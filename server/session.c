@@ -8,6 +8,7 @@
 void session_free(srv_session *s) {
     if (!s) return;
     mb_plan_state_free(&s->st);
+    plan_budget_release(s->budget, s->bytes);
     free(s);
 }
 
@@ -67,7 +68,9 @@ static int session__same_shape(const mb_planner_cfg *a, const mb_planner_cfg *b)
            a->elites == b->elites && a->keep_elites == b->keep_elites;
 }
 
-srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg *cfg, int act_dim) {
+srv_session *session_fit(srv_app *app, srv_model *m, srv_session *s, const char *name,
+                         const mb_planner_cfg *cfg, int act_dim, int *busy) {
+    *busy = 0;
     if (s && session__same_shape(&s->cfg, cfg) && s->st.act_dim == act_dim) return s;
     if (!s) {
         s = calloc(1, sizeof *s);
@@ -76,9 +79,20 @@ srv_session *session_fit(srv_session *s, const char *name, const mb_planner_cfg 
     } else {
         mb_plan_state_free(&s->st);
         memset(&s->st, 0, sizeof s->st);
+        plan_budget_release(s->budget, s->bytes);
+        s->bytes = 0;
     }
-    if (mb_plan_state_init(&s->st, cfg, act_dim, NULL, 0) != MB_OK) {
+    mb_plan_cost c;
+    size_t bytes = mb_plan_cost_of(cfg, NULL, 1, act_dim, &c, NULL, 0) == MB_OK ? c.state : 0;
+    if (!bytes || !app_plan_room(app, bytes)) {
+        *busy = bytes != 0;
         free(s);
+        return NULL;
+    }
+    s->budget = m->budget;
+    s->bytes = bytes;
+    if (mb_plan_state_init(&s->st, cfg, act_dim, NULL, 0) != MB_OK) {
+        session_free(s);
         return NULL;
     }
     s->cfg = *cfg;

@@ -308,14 +308,10 @@ struct mb_ens_ws {
     float *mem;
 };
 
-mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
-    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK || max_rows == 0) return NULL;
-    mb_ens_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) return NULL;
-    ens__layout_of(spec, &ws->lay);
-    ens__layout *lay = &ws->lay;
-    ws->act = spec->activation;
-    ws->max_rows = max_rows;
+/* Sizes ws's tile, chunk and slots for max_rows; returns the floats of ws->mem
+ * (mb_ens_ws_new allocates them, mb_ens_ws_bytes reports them). */
+static size_t ens__ws_size(mb_ens_ws *ws, size_t max_rows) {
+    const ens__layout *lay = &ws->lay;
     ws->tile = max_rows < ENS_TILE ? (int)max_rows : ENS_TILE;
     ws->chunk = max_rows < ENS_CHUNK ? (int)max_rows : ENS_CHUNK;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -331,6 +327,27 @@ mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
     for (int l = 0; l < lay->L; l++) total += 2 * c * (size_t)lay->dim[l + 1];
     total += c * 2 * (size_t)lay->out + 2 * c * (size_t)lay->maxw + 6 * c * (size_t)lay->out;
     total += lay->size;
+    return total;
+}
+
+size_t mb_ens_ws_bytes(const mb_ensemble_spec *spec, size_t max_rows) {
+    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK || max_rows == 0) return 0;
+    mb_ens_ws ws;
+    memset(&ws, 0, sizeof ws);
+    ens__layout_of(spec, &ws.lay);
+    return sizeof ws + ens__ws_size(&ws, max_rows) * sizeof(float);
+}
+
+mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows) {
+    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK || max_rows == 0) return NULL;
+    mb_ens_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    ens__layout_of(spec, &ws->lay);
+    ens__layout *lay = &ws->lay;
+    ws->act = spec->activation;
+    ws->max_rows = max_rows;
+    size_t total = ens__ws_size(ws, max_rows);
+    size_t c = (size_t)ws->chunk;
     ws->mem = malloc(total * sizeof(float));
     if (!ws->mem) {
         free(ws);

@@ -111,6 +111,9 @@ float *mb_ensemble_min_logvar(const mb_ensemble_spec *spec, float *block, int me
 typedef struct mb_ens_ws mb_ens_ws;
 mb_ens_ws *mb_ens_ws_new(const mb_ensemble_spec *spec, size_t max_rows);
 void mb_ens_ws_free(mb_ens_ws *ws);
+/* Bytes mb_ens_ws_new(spec, max_rows) allocates (its two blocks), for
+ * budgets checked before anything is allocated; 0 for an invalid spec. */
+size_t mb_ens_ws_bytes(const mb_ensemble_spec *spec, size_t max_rows);
 size_t mb_ens_ws_rows(const mb_ens_ws *ws);
 
 /* Inference through k members (members[j] for j < k; members == NULL means

@@ -41,6 +41,7 @@ struct mb_plan_ws {
     size_t x_rows;         /* rows of x, mu, sdv */
     size_t ens_rows;       /* rows per member the ensemble workspace takes */
     mb_ens_ws *ens_ws;
+    size_t bytes;          /* what mb_plan_ws_new allocated (mb_plan_ws_bytes) */
     void *block;           /* everything below points into it */
     /* Candidates and the search distribution; seq = horizon * act_dim. */
     float *cand;           /* (n_cand, horizon, act_dim) */
@@ -84,12 +85,19 @@ typedef struct {
     uint64_t seed;
     int k;                   /* members propagated through */
     const int *members;      /* (k) or NULL = all */
+    const mb_plan_ctl *ctl;  /* or NULL */
+    int stopped;             /* ctl->stop said so: the evaluation under way is void */
+    int have_best;           /* ws->best holds a fully evaluated candidate */
+    float best_score;        /* its score */
     /* out */
     float ret_mean, ret_std; /* of the plan */
     double model_rows;
     int n_evals;
     mb_precision precision;  /* of the last ensemble forward */
 } plan_run;
+
+/* 1 once ctl->stop has said so (then always): polled by the evaluation. */
+int plan_should_stop(plan_run *run);
 
 /* A task's scalar generator: an mb_rng stream's state stepped inline
  * (mb_rng_step; mb_rng_u64 is an out-of-line call and the rollouts draw
@@ -148,7 +156,9 @@ void plan_cn_table(mb_plan_ws *ws, float beta);
 void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out);
 
 /* Scores candidates 0..n_cand-1 of ws->cand from run->obs: fills
- * ws->score, ws->ret_mean, ws->ret_std (n_cand); adds to run->model_rows. */
+ * ws->score, ws->ret_mean, ws->ret_std (n_cand); adds to run->model_rows.
+ * When run->ctl's stop fires before or during it, it returns early with
+ * run->stopped set and the scores void. */
 void plan_evaluate(plan_run *run, int n_cand);
 
 #endif

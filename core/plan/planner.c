@@ -197,8 +197,8 @@ void mb_plan_state_shift(mb_plan_state *s, const float *act_low, const float *ac
 
 /* ---- workspace ---------------------------------------------------------- */
 
-static void plan__dims(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *n_cand, int *P) {
-    *P = dyn->ens ? cfg->particles : 1;
+static void plan__dims(const mb_planner_cfg *cfg, int is_ens, int *n_cand, int *P) {
+    *P = is_ens ? cfg->particles : 1;
     /* iCEM adds kept elites and the mean to the sampled population. */
     *n_cand = cfg->population + plan__max_kept(cfg) + (cfg->method == MB_PLAN_ICEM ? 1 : 0);
 }
@@ -215,7 +215,7 @@ static int plan__spec_same(const mb_ensemble_spec *a, const mb_ensemble_spec *b)
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     if (!ws || !cfg || !dyn) return 0;
     int n_cand, P;
-    plan__dims(cfg, dyn, &n_cand, &P);
+    plan__dims(cfg, dyn->ens != NULL, &n_cand, &P);
     if (ws->method != cfg->method || ws->prop != cfg->propagation || ws->horizon != cfg->horizon ||
         ws->population != cfg->population || ws->n_cand != n_cand || ws->P != P ||
         ws->max_kept != plan__max_kept(cfg) || ws->elites_only != cfg->elites_only ||
@@ -251,34 +251,26 @@ static void plan__zig_init(mb_plan_ws *ws) {
     }
 }
 
-mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
-    if (!cfg || !dyn || (!dyn->ens == !dyn->known)) return NULL;
-    if (mb_planner_cfg_check(cfg, dyn->ens ? dyn->ens->spec.members : 0, NULL, 0) != MB_OK)
-        return NULL;
-    if (dyn->obs_dim < 1 || dyn->obs_dim > MB_MAX_OBS_DIM || dyn->act_dim < 1 ||
-        dyn->act_dim > MB_MAX_ACT_DIM)
-        return NULL;
-    mb_plan_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) return NULL;
+/* ws's sizes for (cfg, spec or NULL for known dynamics, dims): what it was
+ * made for, candidate and row counts, the ensemble's rows. */
+static void plan__ws_dims(mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_ensemble_spec *spec,
+                          int obs_dim, int act_dim) {
     ws->method = cfg->method;
     ws->prop = cfg->propagation;
     ws->horizon = cfg->horizon;
     ws->population = cfg->population;
     ws->max_kept = plan__max_kept(cfg);
     ws->elites_only = cfg->elites_only;
-    ws->obs_dim = dyn->obs_dim;
-    ws->act_dim = dyn->act_dim;
-    ws->is_ens = !!dyn->ens;
-    plan__dims(cfg, dyn, &ws->n_cand, &ws->P);
+    ws->obs_dim = obs_dim;
+    ws->act_dim = act_dim;
+    ws->is_ens = spec != NULL;
+    plan__dims(cfg, spec != NULL, &ws->n_cand, &ws->P);
     ws->rows = (size_t)ws->n_cand * (size_t)ws->P;
     ws->max_elites = cfg->elites > 0 && cfg->elites <= cfg->population ? cfg->elites : cfg->population;
-
-    size_t H = (size_t)cfg->horizon, A = (size_t)dyn->act_dim, O = (size_t)dyn->obs_dim;
-    size_t seq = H * A, rows = ws->rows;
-    int E = 0;
-    if (dyn->ens) {
-        ws->spec = dyn->ens->spec;
-        E = ws->spec.members;
+    size_t rows = ws->rows;
+    if (spec) {
+        ws->spec = *spec;
+        int E = ws->spec.members;
         ws->in_dim = mb_ensemble_in_dim(&ws->spec);
         ws->out_dim = mb_ensemble_out_dim(&ws->spec);
         int all_rows = cfg->propagation == MB_PROP_EXPECTATION || cfg->propagation == MB_PROP_MEAN;
@@ -289,12 +281,16 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
         /* TS-inf with fewer particles than members: P members, n_cand rows each */
         if (!all_rows && (size_t)ws->P < (size_t)E && ws->ens_rows < (size_t)ws->n_cand)
             ws->ens_rows = (size_t)ws->n_cand;
-        ws->ens_ws = mb_ens_ws_new(&ws->spec, ws->ens_rows);
-        if (!ws->ens_ws) goto fail;
     }
     ws->n_freq = cfg->method == MB_PLAN_ICEM ? cfg->horizon / 2 + 1 : 0;
+}
 
-    /* One block, carved up: floats first, then ints, then bytes. */
+/* The block's layout from ws's sizes: returns its bytes; with block, points
+ * ws's arrays into it. One block, carved up: floats first, then ints, then
+ * bytes. */
+static size_t plan__carve(mb_plan_ws *ws, char *block) {
+    size_t H = (size_t)ws->horizon, A = (size_t)ws->act_dim, O = (size_t)ws->obs_dim;
+    size_t seq = H * A, rows = ws->rows;
     size_t nf = 0, ni = 0, nb = 0;
 #define PLAN_F(field, count) size_t off_##field = nf; nf += (count);
     PLAN_F(cand, (size_t)ws->n_cand * seq)
@@ -321,14 +317,12 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     PLAN_F(cn_out, H)
 #undef PLAN_F
     size_t off_order = ni; ni += (size_t)ws->n_cand;
-    size_t off_slot_a = ni; ni += dyn->ens ? rows : 0;
-    size_t off_slot_b = ni; ni += dyn->ens ? rows : 0;
-    size_t off_perm = ni; ni += dyn->ens ? rows : 0;
+    size_t off_slot_a = ni; ni += ws->is_ens ? rows : 0;
+    size_t off_slot_b = ni; ni += ws->is_ens ? rows : 0;
+    size_t off_perm = ni; ni += ws->is_ens ? rows : 0;
     size_t off_alive = nb; nb += rows;
     size_t bytes = nf * sizeof(float) + ni * sizeof(int) + nb;
-    char *block = calloc(1, bytes + 64);
-    if (!block) goto fail;
-    ws->block = block;
+    if (!block) return bytes;
     float *F = (float *)block;
     int *I = (int *)(block + nf * sizeof(float));
     uint8_t *B = (uint8_t *)(block + nf * sizeof(float) + ni * sizeof(int));
@@ -343,6 +337,61 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     ws->slot_b = I + off_slot_b;
     ws->perm = I + off_perm;
     ws->alive = B + off_alive;
+    return bytes;
+}
+
+/* The block is over-allocated by this much (alignment slack). */
+#define PLAN_BLOCK_SLACK 64
+
+mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
+                          int act_dim, mb_plan_cost *out, char *err, size_t err_sz) {
+    if (!cfg || !out) return mb_fail(err, err_sz, MB_EINVAL, "plan cost: NULL argument");
+    memset(out, 0, sizeof *out);
+    mb_status st = mb_planner_cfg_check(cfg, spec ? spec->members : 0, err, err_sz);
+    if (st) return st;
+    if (obs_dim < 1 || obs_dim > MB_MAX_OBS_DIM || act_dim < 1 || act_dim > MB_MAX_ACT_DIM)
+        return mb_fail(err, err_sz, MB_ERANGE, "plan cost: obs_dim %d / act_dim %d out of range",
+                       obs_dim, act_dim);
+    if (spec && (st = mb_ensemble_spec_check(spec, err, err_sz))) return st;
+    /* The workspace struct holds tables: on the heap, not the stack. Its
+     * sizes are integers: the same code as mb_plan_ws_new, nothing allocated
+     * but this struct. */
+    mb_plan_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return mb_fail(err, err_sz, MB_ENOMEM, "plan cost: out of memory");
+    plan__ws_dims(ws, cfg, spec, obs_dim, act_dim);
+    out->ws = sizeof *ws + plan__carve(ws, NULL) + PLAN_BLOCK_SLACK;
+    out->ens_ws = spec ? mb_ens_ws_bytes(spec, ws->ens_rows) : 0;
+    free(ws);
+    size_t seq = (size_t)cfg->horizon * (size_t)act_dim;
+    out->state = (seq + (size_t)plan__max_kept(cfg) * seq) * sizeof(float);
+    out->total = out->ws + out->ens_ws + out->state;
+    return MB_OK;
+}
+
+size_t mb_plan_ws_bytes(const mb_plan_ws *ws) { return ws ? ws->bytes : 0; }
+
+mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    if (!cfg || !dyn || (!dyn->ens == !dyn->known)) return NULL;
+    if (mb_planner_cfg_check(cfg, dyn->ens ? dyn->ens->spec.members : 0, NULL, 0) != MB_OK)
+        return NULL;
+    if (dyn->obs_dim < 1 || dyn->obs_dim > MB_MAX_OBS_DIM || dyn->act_dim < 1 ||
+        dyn->act_dim > MB_MAX_ACT_DIM)
+        return NULL;
+    mb_plan_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    plan__ws_dims(ws, cfg, dyn->ens ? &dyn->ens->spec : NULL, dyn->obs_dim, dyn->act_dim);
+    ws->bytes = sizeof *ws;
+    if (dyn->ens) {
+        ws->ens_ws = mb_ens_ws_new(&ws->spec, ws->ens_rows);
+        if (!ws->ens_ws) goto fail;
+        ws->bytes += mb_ens_ws_bytes(&ws->spec, ws->ens_rows);
+    }
+    size_t bytes = plan__carve(ws, NULL);
+    char *block = calloc(1, bytes + PLAN_BLOCK_SLACK);
+    if (!block) goto fail;
+    ws->block = block;
+    ws->bytes += bytes + PLAN_BLOCK_SLACK;
+    plan__carve(ws, block);
     ws->cn_beta = -1.0f;
     plan__zig_init(ws);
     return ws;
@@ -417,6 +466,18 @@ static void plan__init_mean(mb_plan_ws *ws, const mb_dynamics *dyn, const mb_pla
         }
 }
 
+/* After a finished evaluation: candidate c (ranked first) becomes the
+ * fallback plan if it beats the one held (what a stopped call answers). */
+static void plan__note_best(plan_run *run, int c) {
+    mb_plan_ws *ws = run->ws;
+    if (run->have_best && !(ws->score[c] > run->best_score)) return;
+    run->have_best = 1;
+    run->best_score = ws->score[c];
+    memcpy(ws->best, plan__cand(ws, c), (size_t)ws->horizon * (size_t)ws->act_dim * sizeof(float));
+    run->ret_mean = ws->ret_mean[c];
+    run->ret_std = ws->ret_std[c];
+}
+
 /* ---- the methods ---------------------------------------------------------- */
 
 /* Each method leaves the plan in ws->best, its evaluation in *ret_mean /
@@ -436,21 +497,21 @@ static void plan__random(plan_run *run) {
             }
     }
     plan_evaluate(run, N);
+    if (run->stopped) return;
     plan__sort(ws->score, ws->order, N);
-    int b = ws->order[0];
-    memcpy(ws->best, plan__cand(ws, b), (size_t)H * A * sizeof(float));
+    plan__note_best(run, ws->order[0]);
     memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
-    run->ret_mean = ws->ret_mean[b];
-    run->ret_std = ws->ret_std[b];
 }
 
 /* Evaluates ws->mean as the only candidate and makes it the plan. */
 static void plan__finish_with_mean(plan_run *run) {
     mb_plan_ws *ws = run->ws;
     size_t seq = (size_t)ws->horizon * (size_t)ws->act_dim;
-    memcpy(ws->best, ws->mean, seq * sizeof(float));
     memcpy(plan__cand(ws, 0), ws->mean, seq * sizeof(float));
     plan_evaluate(run, 1);
+    if (run->stopped) return; /* the fallback in ws->best stays */
+    run->have_best = 1;
+    memcpy(ws->best, ws->mean, seq * sizeof(float));
     run->ret_mean = ws->ret_mean[0];
     run->ret_std = ws->ret_std[0];
 }
@@ -494,7 +555,9 @@ static void plan__cem(plan_run *run, int warm) {
                 }
         }
         plan_evaluate(run, N);
+        if (run->stopped) return;
         plan__sort(ws->score, ws->order, N);
+        plan__note_best(run, ws->order[0]);
         plan__refit(ws, cfg->elites, cfg->alpha, 0);
     }
     plan__finish_with_mean(run);
@@ -525,8 +588,12 @@ static void plan__mppi(plan_run *run, int warm) {
             }
         }
         plan_evaluate(run, N);
+        if (run->stopped) return;
         float best = -FLT_MAX;
-        for (int c = 0; c < N; c++) best = fmaxf(best, ws->score[c]);
+        int arg = 0;
+        for (int c = 0; c < N; c++)
+            if (ws->score[c] > best) best = ws->score[arg = c];
+        plan__note_best(run, arg);
         double wsum = 0.0;
         for (size_t j = 0; j < seq; j++) ws->sd[j] = 0.0f;
         for (int c = 0; c < N; c++) {
@@ -633,10 +700,11 @@ static void plan__icem(plan_run *run, int warm) {
         int total = N + ws->n_keep;
         if (it == cfg->iterations - 1) memcpy(plan__cand(ws, total++), ws->mean, seq * sizeof(float));
         plan_evaluate(run, total);
+        if (run->stopped) break;
         plan__sort(ws->score, ws->order, total);
         int b = ws->order[0];
         if (!have_best || ws->score[b] > best_score) {
-            have_best = 1;
+            have_best = run->have_best = 1;
             best_score = ws->score[b];
             memcpy(ws->best, plan__cand(ws, b), seq * sizeof(float));
             run->ret_mean = ws->ret_mean[b];
@@ -658,6 +726,13 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
                   const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
                   mb_pool *pool, float *action, float *plan, mb_plan_info *info,
                   char *err, size_t err_sz) {
+    return mb_plan_ex(cfg, dyn, rw, obs, state, rng, ws, pool, NULL, action, plan, info, err, err_sz);
+}
+
+mb_status mb_plan_ex(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
+                     const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
+                     mb_pool *pool, const mb_plan_ctl *ctl, float *action, float *plan,
+                     mb_plan_info *info, char *err, size_t err_sz) {
     if (!cfg || !dyn || !obs || !rng || !ws || !action)
         return mb_fail(err, err_sz, MB_EINVAL, "plan: NULL argument");
     if (!dyn->ens == !dyn->known)
@@ -710,6 +785,7 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
     plan_run run = {
         .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
         .seed = mb_rng_u64(rng), .k = k, .members = member_list, .precision = MB_PREC_FP32,
+        .ctl = ctl,
     };
     switch (cfg->method) {
     case MB_PLAN_RANDOM: plan__random(&run); break;
@@ -720,6 +796,10 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
 
     int H = ws->horizon, A = ws->act_dim;
     size_t seq = (size_t)H * A;
+    if (run.stopped && !run.have_best)
+        return mb_fail(err, err_sz, MB_ECANCELED,
+                       "plan: stopped before any candidate was evaluated (%d of the call's "
+                       "evaluations started)", run.n_evals);
     for (int t = 0; t < H; t++)
         for (int a = 0; a < A; a++)
             ws->best[t * A + a] = plan__clip(ws->best[t * A + a], dyn->act_low[a], dyn->act_high[a]);
@@ -752,6 +832,7 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         info->model_rows = run.model_rows;
         info->flops = dyn->ens ? run.model_rows * mb_ensemble_flops_per_row(&dyn->ens->spec) : 0.0;
         info->precision = run.precision;
+        info->truncated = run.stopped;
     }
     return MB_OK;
 }

@@ -100,6 +100,33 @@ typedef struct mb_plan_ws mb_plan_ws;
  * 0 for known dynamics). Owned by the caller; one per concurrent planner. */
 mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn);
 void mb_plan_ws_free(mb_plan_ws *ws);
+/* Bytes ws holds (what mb_plan_ws_new allocated: mb_plan_cost.ws + .ens_ws). */
+size_t mb_plan_ws_bytes(const mb_plan_ws *ws);
+
+/* What one planning request costs in memory, from the config and the dims
+ * alone, before anything is allocated (budgets: the server refuses a
+ * request whose figure exceeds its limits, README "Limits"):
+ *   ws:      mb_plan_ws_new's workspace struct and block: candidates and the
+ *            search distribution (n_cand x horizon x act_dim, n_cand =
+ *            population + iCEM's kept elites + 1), the rollout rows
+ *            (population x particles: states twice, returns, rewards,
+ *            slots), the ensemble's input and outputs (x_rows x (in_dim + 2
+ *            out_dim), x_rows = rows + members, or members x rows for
+ *            expectation / mean), iCEM's coloured-noise basis;
+ *   ens_ws:  its ensemble workspace (mb_ens_ws_bytes: tile buffers, the
+ *            training chunk, a weight transpose);
+ *   state:   mb_plan_state_init's warm start (horizon x act_dim, plus iCEM's
+ *            kept elites: ceil(keep_elites x elites) x horizon x act_dim);
+ *   total:   ws + ens_ws + state (a batched call needs the same: batch.h
+ *            plans in the request's own workspace).
+ * spec: the ensemble, NULL for known dynamics. Checks cfg like
+ * mb_planner_cfg_check. mb_plan_ws_bytes and the allocation counts of
+ * tests/core/test_plan_cost.c agree with these figures to the byte. */
+typedef struct {
+    size_t ws, ens_ws, state, total;
+} mb_plan_cost;
+mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
+                          int act_dim, mb_plan_cost *out, char *err, size_t err_sz);
 /* 1 if ws was made for a config/dynamics with the same sizes. */
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
 
@@ -109,7 +136,31 @@ typedef struct {
     double model_rows;      /* rows pushed through dynamics (per member sum) */
     double flops;           /* ensemble FLOPs spent (0 for known dynamics) */
     mb_precision precision; /* of the forwards that ran (fp32 for known dynamics) */
+    int truncated;          /* 1: stopped early (mb_plan_ctl.stop), the best plan so far */
 } mb_plan_info;
+
+/* Control of one call (mb_plan_ex): when to stop, and who runs the
+ * ensemble forwards. Every field may be NULL.
+ *   stop(stop_ctx): polled before every evaluation of candidates and
+ *     between the steps of every rollout (once per ensemble forward);
+ *     nonzero stops the call (a deadline, a client gone). The call then
+ *     answers the best fully evaluated plan so far (random: none; CEM,
+ *     MPPI: the best candidate of the last finished iteration when the
+ *     final mean was not evaluated; iCEM: the best seen) with
+ *     info.truncated = 1, or MB_ECANCELED when no evaluation finished
+ *     (the state is then left as it was).
+ *   forward(forward_ctx, ...): runs one rollout step's ensemble forward in
+ *     place of mb_ensemble_forward_prec (same arguments, same contract,
+ *     returns the precision used); the cross-request batcher (batch.h)
+ *     merges the forwards of its calls. */
+typedef struct {
+    int (*stop)(void *stop_ctx);
+    void *stop_ctx;
+    mb_precision (*forward)(void *forward_ctx, const mb_ensemble *e, mb_ens_ws *ws, mb_pool *pool,
+                            const int *members, int k, const float *x, size_t n, float *mean,
+                            float *std, mb_precision want);
+    void *forward_ctx;
+} mb_plan_ctl;
 
 /* Plans from obs (obs_dim). state may be NULL (cold start); if given and
  * valid it warm-starts the search (shift it first with mb_plan_state_shift),
@@ -134,5 +185,10 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
                   const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
                   mb_pool *pool, float *action, float *plan, mb_plan_info *info,
                   char *err, size_t err_sz);
+/* mb_plan under control (ctl may be NULL: exactly mb_plan). */
+mb_status mb_plan_ex(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_reward_spec *rw,
+                     const float *obs, mb_plan_state *state, mb_rng *rng, mb_plan_ws *ws,
+                     mb_pool *pool, const mb_plan_ctl *ctl, float *action, float *plan,
+                     mb_plan_info *info, char *err, size_t err_sz);
 
 #endif

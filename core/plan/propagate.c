@@ -270,7 +270,14 @@ static void prop__known_task(void *ctx, int task, int worker) {
 /* slot[r] for position q(r): member-major. */
 static int prop__slot(size_t q, int k, size_t n) { return (int)((q % (size_t)k) * n + q / (size_t)k); }
 
+int plan_should_stop(plan_run *run) {
+    if (!run->stopped && run->ctl && run->ctl->stop && run->ctl->stop(run->ctl->stop_ctx))
+        run->stopped = 1;
+    return run->stopped;
+}
+
 void plan_evaluate(plan_run *run, int n_cand) {
+    if (plan_should_stop(run)) return;
     mb_plan_ws *ws = run->ws;
     const mb_planner_cfg *cfg = run->cfg;
     int P = ws->P, H = ws->horizon;
@@ -322,11 +329,17 @@ void plan_evaluate(plan_run *run, int n_cand) {
         st.t = t;
         st.last = t == H - 1;
         st.stream = PLAN_STREAM_ROLL | (eval << 40) | ((uint64_t)t << 20);
+        if (t > 0 && plan_should_stop(run)) return;
         if (ws->is_ens) {
-            run->precision = mb_ensemble_forward_prec(run->dyn->ens, ws->ens_ws, run->pool, fw_members, k,
-                                                      ws->x, st.n, ws->mu,
-                                                      ws->prop == MB_PROP_MEAN ? NULL : ws->sdv,
-                                                      run->cfg->precision);
+            float *sdv = ws->prop == MB_PROP_MEAN ? NULL : ws->sdv;
+            if (run->ctl && run->ctl->forward)
+                run->precision = run->ctl->forward(run->ctl->forward_ctx, run->dyn->ens, ws->ens_ws,
+                                                   run->pool, fw_members, k, ws->x, st.n, ws->mu, sdv,
+                                                   run->cfg->precision);
+            else
+                run->precision = mb_ensemble_forward_prec(run->dyn->ens, ws->ens_ws, run->pool,
+                                                          fw_members, k, ws->x, st.n, ws->mu, sdv,
+                                                          run->cfg->precision);
             run->model_rows += (double)k * (double)st.n;
             if (ws->prop == MB_PROP_TS1 && !st.last) {
                 for (size_t r = rows; r > 1; r--) {

@@ -372,10 +372,18 @@ START_TEST(test_train_act_predict) {
     ck_assert_int_eq(info.version, v1);
     mbrl_model_info_free(&info);
     /* trained: the planner answers, with its figures */
-    mbrl_act_opts ao = {.session = "robot-1"};
+    mbrl_act_opts ao = {.session = "robot-1", .deadline_ms = 60000};
     for (int t = 0; t < 3; t++) {
         ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &ao, &a, &e) == MBRL_OK, "act: %s", e.message);
         ck_assert_str_eq(a.source, "planner");
+        ck_assert_int_eq(a.truncated, 0); /* a small plan, a minute's deadline (capped at 10 s) */
+        /* the same seed plans the same action (no session: the same start) */
+        mbrl_act_opts so = {.use_seed = 1, .seed = 42 + (unsigned long long)t};
+        mbrl_act_result s1, s2;
+        ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &so, &s1, &e) == MBRL_OK, "act: %s", e.message);
+        ck_assert_msg(mbrl_act(c, "m-train", obs, 2, &so, &s2, &e) == MBRL_OK, "act: %s", e.message);
+        ck_assert_msg(s1.action[0] == s2.action[0] && s1.predicted_return == s2.predicted_return,
+                      "seeded acts differ: %g vs %g", s1.action[0], s2.action[0]);
         ck_assert_int_eq(a.version, v1);
         ck_assert_msg(a.action[0] >= -1 && a.action[0] <= 1, "planned action %g in bounds", a.action[0]);
         ck_assert_msg(isfinite(a.predicted_return) && isfinite(a.return_std) && a.return_std >= 0,
@@ -635,6 +643,83 @@ START_TEST(test_token_sources) {
 }
 END_TEST
 
+/* A full planning queue answers 429 with Retry-After; mbrl_act waits that
+ * long before each retry. With a backoff of 10-20 ms and 6 retries, a
+ * client that ignored Retry-After would give up within ~0.1 s, long before
+ * the heavy acts ahead of it end (their deadlines, 1.5 s each); honouring
+ * Retry-After (1 s or more) it gets through. */
+typedef struct {
+    const char *url;
+    long http;
+} heavy_arg;
+
+static void *heavy_act(void *p) {
+    heavy_arg *a = p;
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = a->url, .max_retries = -1};
+    if (mbrl_client_new(&c, &o, &e) != MBRL_OK) return NULL;
+    mbrl_request(c, "POST", "/v1/models/m-q/act",
+                 "{\"obs\": [0.5, 0], \"deadline_ms\": 1500, \"planner\": {\"iterations\": 100, "
+                 "\"population\": 1000, \"particles\": 20, \"horizon\": 30}}",
+                 NULL, &a->http, &e);
+    if (!a->http) a->http = e.http_status;
+    mbrl_client_free(c);
+    return NULL;
+}
+
+START_TEST(test_act_retry_after) {
+    test_daemon d;
+    memset(&d, 0, sizeof d);
+    const char *args[] = {"--plan-queue", "1", "--max-batch", "1", NULL};
+    ck_assert_msg(test_daemon_start(&d, 0, args) == 0, "daemon start");
+    mbrl_client *c;
+    mbrl_error e;
+    mbrl_client_opts o = {.url = d.url, .backoff_ms = 10, .backoff_max_ms = 20, .max_retries = 6};
+    ck_assert_int_eq(mbrl_client_new(&c, &o, &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_wait_ready(c, 30000, &e), MBRL_OK);
+    mbrl_model_spec s;
+    small_spec(&s, "m-q");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.5f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-q", &b, &acc, &size, &e), MBRL_OK);
+    mbrl_job job;
+    mbrl_train_opts to = {.max_epochs = 2, .patience = 0};
+    ck_assert_msg(mbrl_train(c, "m-q", &to, &job, &e) == MBRL_OK, "train: %s", e.message);
+    mbrl_job_free(&job);
+    /* one planning, one queued: the queue (1) is full */
+    heavy_arg ha[2] = {{d.url, 0}, {d.url, 0}};
+    pthread_t th[2];
+    ck_assert_int_eq(pthread_create(&th[0], NULL, heavy_act, &ha[0]), 0);
+    test_daemon_sleep_ms(300);
+    ck_assert_int_eq(pthread_create(&th[1], NULL, heavy_act, &ha[1]), 0);
+    test_daemon_sleep_ms(300);
+    float obs[2] = {0.5f, 0};
+    mbrl_act_result a;
+    /* without retries: the 429 itself */
+    mbrl_client *c0;
+    mbrl_client_opts o0 = {.url = d.url, .max_retries = -1};
+    ck_assert_int_eq(mbrl_client_new(&c0, &o0, &e), MBRL_OK);
+    mbrl_status st0 = mbrl_act(c0, "m-q", obs, 2, NULL, &a, &e);
+    mbrl_client_free(c0);
+    if (st0 == MBRL_EHTTP) { /* the machine may be slow to start the heavy acts: then no 429 here */
+        ck_assert_int_eq(e.http_status, 429);
+        ck_assert_str_eq(e.code, "resource_exhausted");
+    }
+    /* with retries that honour Retry-After: through */
+    ck_assert_msg(mbrl_act(c, "m-q", obs, 2, NULL, &a, &e) == MBRL_OK, "act through a full queue: %s (%ld)",
+                  e.message, e.http_status);
+    ck_assert_str_eq(a.source, "planner");
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    ck_assert_int_eq(test_daemon_stop(&d, SIGTERM), 0);
+    mbrl_client_free(c);
+    test_daemon_cleanup(&d);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("client");
     TCase *tc = tcase_create("against mbrld");
@@ -653,6 +738,7 @@ int main(void) {
     tcase_set_timeout(tr, 300);
     tcase_add_test(tr, test_retry_across_restart);
     tcase_add_test(tr, test_token_sources);
+    tcase_add_test(tr, test_act_retry_after);
     suite_add_tcase(s, tr);
     return mb_test_main(s);
 }

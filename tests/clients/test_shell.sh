@@ -117,6 +117,14 @@ expect "act" 0 $mbrl --raw act sh1 '[0.5, 0]' --session s1
 jqtrue "planner after training" '.source == "planner" and (.plan_ms | type == "number") and .version >= 2'
 expect "act with goal" 0 $mbrl --raw act sh1 '[0.5, 0]' --goal 0 '[0.3]'
 jqtrue "goal act answers" '.source == "planner"'
+expect "act with a deadline" 0 $mbrl --raw act sh1 '[0.5, 0]' --deadline 5000
+jqtrue "deadline act answers" '.source == "planner" and .truncated == false'
+expect "act bad deadline: exit 2" 2 $mbrl act sh1 '[0.5, 0]' --deadline soon
+expect "act with a seed" 0 $mbrl --raw act sh1 '[0.5, 0]' --seed 7
+cp "$tmp/out" "$tmp/seed1"
+expect "act with the same seed" 0 $mbrl --raw act sh1 '[0.5, 0]' --seed 7
+cp "$tmp/out" "$tmp/seed2"
+expect "the same seed plans the same action" 0 sh -c "[ \"\$(jq -c .action '$tmp/seed1')\" = \"\$(jq -c .action '$tmp/seed2')\" ]"
 expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
 has "act error names obs" "$tmp/err" "obs"
 expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'

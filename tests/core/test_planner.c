@@ -421,6 +421,87 @@ START_TEST(test_same_seed_same_plan) {
 }
 END_TEST
 
+/* mb_plan_ctl.stop: polled once per evaluation and between its steps (H
+ * polls per evaluation); stopping before any evaluation finished is
+ * MB_ECANCELED with the state untouched; stopping later answers the best
+ * fully evaluated plan with truncated = 1; never stopping is mb_plan. */
+typedef struct {
+    int polls, stop_at; /* stop when polls reaches stop_at (-1: never) */
+} stop_counter;
+static int stop_after(void *ctx) {
+    stop_counter *c = ctx;
+    return c->stop_at >= 0 && c->polls++ >= c->stop_at;
+}
+
+START_TEST(test_stop_truncates) {
+    mb_dynamics dyn = di_dyn();
+    const float x0[2] = {0.5f, 0.2f};
+    const int H = 9;
+    for (int m = MB_PLAN_RANDOM; m <= MB_PLAN_ICEM; m++) {
+        mb_planner_cfg cfg = cfg_for((mb_plan_method)m, H, 200, 20, 4);
+        mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+        ck_assert_ptr_nonnull(ws);
+        mb_plan_state st;
+        char err[200];
+        ck_assert_int_eq(mb_plan_state_init(&st, &cfg, 1, err, sizeof err), MB_OK);
+        const char *name = mb_plan_method_name(cfg.method);
+        /* the full call, plain and under a ctl that never stops */
+        float full[H], again[H], a;
+        mb_plan_info fi, ai;
+        mb_rng rng;
+        mb_rng_seed(&rng, 7);
+        ck_assert_int_eq(mb_plan(&cfg, &dyn, NULL, x0, NULL, &rng, ws, NULL, &a, full, &fi, err, sizeof err), MB_OK);
+        ck_assert_int_eq(fi.truncated, 0);
+        stop_counter never = {0, -1};
+        mb_plan_ctl ctl = {.stop = stop_after, .stop_ctx = &never};
+        mb_rng_seed(&rng, 7);
+        ck_assert_int_eq(mb_plan_ex(&cfg, &dyn, NULL, x0, NULL, &rng, ws, NULL, &ctl, &a, again, &ai,
+                                    err, sizeof err), MB_OK);
+        ck_assert_msg(!memcmp(full, again, sizeof full), "%s: a ctl that never stops changed the plan", name);
+        ck_assert_int_eq(ai.truncated, 0);
+        /* stopped at the first poll: no plan, the state as it was */
+        stop_counter first = {0, 0};
+        ctl.stop_ctx = &first;
+        st.valid = 1;
+        st.mean[0] = 0.25f;
+        mb_rng_seed(&rng, 7);
+        mb_status s = mb_plan_ex(&cfg, &dyn, NULL, x0, &st, &rng, ws, NULL, &ctl, &a, again, &ai, err, sizeof err);
+        ck_assert_msg(s == MB_ECANCELED, "%s: stopped at once gave %d", name, (int)s);
+        ck_assert_int_eq(st.valid, 1);
+        ck_assert_float_eq(st.mean[0], 0.25f);
+        st.valid = 0;
+        /* stopped inside the second evaluation: the first one's best */
+        stop_counter second = {0, H + 2};
+        ctl.stop_ctx = &second;
+        mb_rng_seed(&rng, 7);
+        s = mb_plan_ex(&cfg, &dyn, NULL, x0, &st, &rng, ws, NULL, &ctl, &a, again, &ai, err, sizeof err);
+        if (cfg.method == MB_PLAN_RANDOM) { /* one evaluation: it finished */
+            ck_assert_int_eq(s, MB_OK);
+            ck_assert_int_eq(ai.truncated, 0);
+            ck_assert_msg(!memcmp(full, again, sizeof full), "random: one evaluation is the whole call");
+        } else {
+            ck_assert_msg(s == MB_OK, "%s: %s", name, err);
+            ck_assert_msg(ai.truncated == 1, "%s: not marked truncated", name);
+            ck_assert_int_eq(second.polls, H + 3); /* polled until it said stop */
+            ck_assert_int_eq(st.valid, 1);         /* the session warm-starts from it */
+            for (int t = 0; t < H; t++) ck_assert(again[t] >= di_low[0] && again[t] <= di_high[0]);
+            ck_assert_float_eq(a, again[0]);
+            ck_assert(isfinite(ai.predicted_return));
+            /* half the evaluations cost fewer model rows */
+            ck_assert(ai.model_rows < fi.model_rows);
+            /* iCEM answers the best seen: fewer iterations never do better */
+            if (cfg.method == MB_PLAN_ICEM)
+                ck_assert_msg(ai.predicted_return <= fi.predicted_return, "iCEM truncated %g > full %g",
+                              (double)ai.predicted_return, (double)fi.predicted_return);
+            /* a real plan: finite cost on the true dynamics */
+            ck_assert(isfinite(di_cost(x0, again, H)));
+        }
+        mb_plan_state_free(&st);
+        mb_plan_ws_free(ws);
+    }
+}
+END_TEST
+
 /* Reward 1 per step (constant term), discount d: return = (1 - d^H)/(1 - d);
  * termination after the state passes 2.5 ends it. */
 START_TEST(test_discount_and_termination) {
@@ -568,6 +649,7 @@ int main(void) {
     tcase_add_test(tc, test_bounds_respected);
     tcase_add_test(tc, test_warm_start_shift);
     tcase_add_test(tc, test_same_seed_same_plan);
+    tcase_add_test(tc, test_stop_truncates);
     tcase_add_test(tc, test_discount_and_termination);
     tcase_add_test(tc, test_config_checks);
     tcase_add_test(tc, test_predict_known);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check_util.h"
+#include "plan/batch.h"
 #include "plan/planner.h"
 
 #include "alloc_count.h"
@@ -87,6 +88,55 @@ START_TEST(test_no_allocation_in_plan) {
     mb_ensemble_free(&e);
 }
 END_TEST
+
+/* A batch of a size seen before allocates nothing (lanes, helper threads,
+ * tables and workspaces are made by the first batch and kept). */
+START_TEST(test_no_allocation_in_batch) {
+    mb_ensemble_spec spec;
+    mb_ensemble_spec_default(&spec);
+    spec.obs_dim = 5;
+    spec.act_dim = 2;
+    spec.n_hidden = 2;
+    spec.hidden[0] = spec.hidden[1] = 16;
+    mb_ensemble e;
+    char err[160];
+    ck_assert_int_eq(mb_ensemble_init(&e, &spec, 1, err, sizeof err), MB_OK);
+    const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 5, .act_dim = 2, .act_low = lo, .act_high = hi};
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_CEM);
+    cfg.horizon = 6;
+    cfg.population = 40;
+    cfg.elites = 5;
+    cfg.iterations = 2;
+    cfg.particles = 5;
+    enum { N = 4 };
+    mb_plan_ws *ws[N];
+    mb_rng rng[N];
+    float a[N][2];
+    mb_plan_req q[N];
+    const float obs[5] = {0.1f, -0.2f, 0.3f, 0.0f, 1.0f};
+    for (int i = 0; i < N; i++) {
+        ws[i] = mb_plan_ws_new(&cfg, &dyn);
+        ck_assert_ptr_nonnull(ws[i]);
+        mb_rng_seed(&rng[i], (uint64_t)i);
+        q[i] = (mb_plan_req){.cfg = &cfg, .obs = obs, .rng = &rng[i], .ws = ws[i], .action = a[i]};
+    }
+    mb_pool *pool = mb_pool_new(2);
+    mb_plan_batcher *b = mb_plan_batcher_new(N);
+    ck_assert_int_eq(mb_plan_batch(b, &dyn, q, N, pool, err, sizeof err), MB_OK); /* makes its lanes */
+    long before = atomic_load(&n_allocs);
+    mb_status st = mb_plan_batch(b, &dyn, q, N, pool, err, sizeof err);
+    long after = atomic_load(&n_allocs);
+    ck_assert_int_eq(st, MB_OK);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(q[i].status, MB_OK);
+    ck_assert_msg(after == before, "%ld allocations in a batch of a size seen before", after - before);
+    mb_plan_batcher_free(b);
+    mb_pool_free(pool);
+    for (int i = 0; i < N; i++) mb_plan_ws_free(ws[i]);
+    mb_ensemble_free(&e);
+}
+END_TEST
 #endif
 
 int main(void) {
@@ -94,6 +144,7 @@ int main(void) {
     TCase *tc = tcase_create("alloc");
 #if ALLOC_COUNTING
     tcase_add_test(tc, test_no_allocation_in_plan);
+    tcase_add_test(tc, test_no_allocation_in_batch);
 #endif
     suite_add_tcase(s, tc);
     return mb_test_main(s);

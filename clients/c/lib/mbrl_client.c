@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,7 @@ struct mbrl_client {
     mbrl__buf resp;   /* answer body */
     mbrl__buf path;   /* full URL of the current request */
     char err_buf[CURL_ERROR_SIZE];
+    long retry_after_s; /* Retry-After of the last answer, 0 if none */
 };
 
 const char *mbrl_status_name(mbrl_status s) {
@@ -167,6 +169,22 @@ static size_t curl__write(char *ptr, size_t size, size_t nmemb, void *ud) {
     mbrl__buf *b = ud;
     size_t n = size * nmemb;
     return buf__put(b, ptr, n) ? 0 : n;
+}
+
+/* Keeps Retry-After (delay-seconds form; an HTTP date is ignored). */
+static size_t curl__header(char *ptr, size_t size, size_t nmemb, void *ud) {
+    mbrl_client *c = ud;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && !strncasecmp(ptr, name, sizeof name - 1)) {
+        const char *p = ptr + sizeof name - 1, *end = ptr + n;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        long v = 0;
+        int digits = 0;
+        while (p < end && *p >= '0' && *p <= '9' && v < 100000) v = v * 10 + (*p++ - '0'), digits++;
+        if (digits) c->retry_after_s = v;
+    }
+    return n;
 }
 
 /* Overwrites a copy of a token (a volatile store the compiler keeps). */
@@ -271,6 +289,8 @@ mbrl_status mbrl_client_new(mbrl_client **out, const mbrl_client_opts *opts, mbr
     curl_easy_setopt(c->curl, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->o.connect_timeout_ms);
+    curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, curl__header);
+    curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, curl__write);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
     curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->err_buf);
@@ -345,6 +365,7 @@ static mbrl_status http__do(mbrl_client *c, const char *method, const char *path
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     c->err_buf[0] = '\0';
+    c->retry_after_s = 0;
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         return fail__(err, MBRL_ETRANSPORT, 0, "transport", "%s %s: %s", method, c->path.p,
@@ -365,14 +386,19 @@ static void sleep_ms__(long ms) {
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
-/* http__do, retried with exponential backoff when retryable and idempotent. */
+/* http__do, retried with exponential backoff when retryable and idempotent;
+ * a 429 or 503 with Retry-After waits at least that long (the daemon's
+ * planning queue is full, or a throttle's window runs), up to a minute. */
 static mbrl_status http__retry(mbrl_client *c, const char *method, const char *path,
                                const char *body, size_t body_len, long *status, mbrl_error *err) {
     long backoff = c->o.backoff_ms;
     for (int attempt = 0;; attempt++) {
         mbrl_status s = http__do(c, method, path, body, body_len, 0, status, err);
         if (s == MBRL_OK || attempt >= c->o.max_retries || !retryable__(s, *status)) return s;
-        sleep_ms__(backoff);
+        long wait = backoff;
+        if ((*status == 429 || *status == 503) && c->retry_after_s > 0)
+            wait = c->retry_after_s > 60 ? 60000 : (c->retry_after_s * 1000 > wait ? c->retry_after_s * 1000 : wait);
+        sleep_ms__(wait);
         backoff = backoff * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : backoff * 2;
     }
 }
@@ -941,6 +967,11 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
         rc = buf__puts(q, ",\"session\":");
         if (!rc) rc = buf__json_str(q, o->session);
     }
+    if (!rc && o && o->deadline_ms > 0) rc = buf__printf(q, ",\"deadline_ms\":%ld", o->deadline_ms);
+    if (!rc && o && o->use_seed) {
+        if (o->seed > 0x7fffffffffffffffULL) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "seed above 2^63 - 1");
+        rc = buf__printf(q, ",\"seed\":%llu", o->seed);
+    }
     if (!rc && o && o->goal && o->n_goal > 0) {
         rc = buf__printf(q, ",\"goal\":[{\"term\":%d,\"target\":", o->goal_term);
         if (!rc) rc = buf__floats(q, o->goal, (size_t)o->n_goal);
@@ -973,6 +1004,7 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     out->plan_ms = jnum__(j, "plan_ms");
     const char *prec = jstr__(j, "precision");
     snprintf(out->precision, sizeof out->precision, "%s", prec ? prec : "");
+    out->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated"));
     cJSON_Delete(j);
     return MBRL_OK;
 }

@@ -260,6 +260,7 @@ typedef struct {
     long version;
     double plan_ms;
     char precision[8];        /* "fp32" or "bf16" (planner answers), else "" */
+    int truncated;            /* 1: the daemon's deadline cut the plan short (best so far) */
 } mbrl_act_result;
 
 /* Per-call options of act; NULL = none. */
@@ -268,6 +269,11 @@ typedef struct {
     int goal_term;            /* with goal: index into the model's terms */
     const float *goal;        /* (n_goal) new target of that term, or NULL */
     int n_goal;
+    long deadline_ms;         /* the daemon plans at most this long (its --max-plan-ms caps
+                               * it); 0 = the daemon's default. A plan cut short answers
+                               * truncated = 1; none in time: 503 deadline_exceeded */
+    int use_seed;             /* 1: plan with this seed (reproducible plans), 0: the daemon draws */
+    unsigned long long seed;  /* with use_seed, at most 2^63 - 1 */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
