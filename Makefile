@@ -65,8 +65,7 @@ PROGS :=
 -include bench/bench.mk
 -include tests/fault/fault.mk
 
-.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin check-layout \
-	container-test kube-test
+.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin check-layout
 all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)
 
 deps:
@@ -106,6 +105,7 @@ check-layout:
 
 # The image (./Dockerfile) built with podman and run (tools/podman.sh,
 # deploy/README.md); both skip, saying why, without podman.
+.PHONY: container-test kube-test
 container-test: all
 	@sh tests/deploy/test_container.sh
 kube-test: all

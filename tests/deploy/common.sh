@@ -11,6 +11,7 @@ check() { # NAME CMD...: ok when CMD succeeds
     shift
     if "$@"; then ok "$_n"; else bad "$_n"; fi
 }
+quiet() { "$@" >/dev/null 2>&1; } # check NAME quiet CMD: CMD's output hidden, not check's
 skip_all() {
     echo "skip: $1"
     echo "0 passed, 0 failed"

@@ -87,7 +87,6 @@ $mbrl create '{"name": "kept", "obs_dim": 1, "act_dim": 1, "act_low": [-1], "act
     $mbrl post kept '[{"obs": [0], "action": [1], "reward": 0, "next_obs": [0.1], "terminated": false, "truncated": false}]' \
         --client ct --seq 1 >/dev/null
 check "a model with one row" test $? = 0
-quiet() { "$@" >/dev/null 2>"$tmp/err"; } # podman without systemd complains about health timers
 check "podman stop (SIGTERM)" quiet podman stop -t 30 "$name"
 rc=$(podman inspect -f '{{.State.ExitCode}}' "$name")
 [ "$rc" = 0 ] && ok "mbrld exited 0 on SIGTERM" || bad "exit code $rc on SIGTERM: $(podman logs "$name" 2>&1 | tail -n 3)"
