@@ -12,6 +12,10 @@ check() { # NAME CMD...: ok when CMD succeeds
     if "$@"; then ok "$_n"; else bad "$_n"; fi
 }
 quiet() { "$@" >/dev/null 2>&1; } # check NAME quiet CMD: CMD's output hidden, not check's
+# probe CONTAINER: its health check passes (podman healthcheck run) once in
+# three tries: like a probe's failureThreshold, one failure on a loaded
+# machine (a slow exec) is no verdict
+probe() { quiet podman healthcheck run "$1" || quiet podman healthcheck run "$1" || quiet podman healthcheck run "$1"; }
 skip_all() {
     echo "skip: $1"
     echo "0 passed, 0 failed"

@@ -49,7 +49,7 @@ check "podman run with the token file mounted" run
 check "healthz answers" wait_url "$url/healthz" 30
 uid=$(podman exec "$name" id -u 2>/dev/null)
 [ "$uid" = 10001 ] && ok "runs as uid 10001, not root" || bad "runs as uid '$uid'"
-check "HEALTHCHECK passes (podman healthcheck run)" podman healthcheck run "$name"
+check "HEALTHCHECK passes (podman healthcheck run)" probe "$name"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/models")
 [ "$code" = 401 ] && ok "no token: 401" || bad "no token: HTTP $code"
 umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$tmp/auth" && umask 022

@@ -133,7 +133,8 @@ check "trainer ready (/readyz)" wait_url "$trainer/readyz" 60
 tc=mbrld-trainer-pod-0-mbrld
 uid=$(podman exec "$tc" id -u 2>/dev/null)
 [ "$uid" = 10001 ] && ok "trainer runs as uid 10001" || bad "trainer runs as uid '$uid'"
-check "the trainer's liveness probe (podman healthcheck run)" quiet podman healthcheck run "$tc"
+# podman runs a liveness probe as a health check (curl inside the container)
+check "the trainer's liveness probe (podman healthcheck run)" probe "$tc"
 podman exec "$tc" sh -c 'touch /usr/local/bin/x' >"$tmp/out" 2>&1
 check "read-only root filesystem" grep -q "Read-only file system" "$tmp/out"
 
@@ -150,7 +151,7 @@ check "the trainer plans" quiet jq -e '.source == "planner" and .version == 1' "
 
 if [ $follower = 1 ]; then
     check "planner ready (/readyz: its first pull done)" wait_url "$planner/readyz" 60
-    check "the planner's liveness probe (podman healthcheck run)" quiet podman healthcheck run mbrld-planner-pod-0-mbrld
+    check "the planner's liveness probe (podman healthcheck run)" probe mbrld-planner-pod-0-mbrld
     i=0
     until mbrl --url "$planner" --raw act kube '[0.5, 0]' >"$tmp/act" 2>/dev/null &&
         jq -e '.source == "planner" and .version == 1' "$tmp/act" >/dev/null; do
