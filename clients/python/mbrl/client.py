@@ -154,7 +154,7 @@ class Client:
         c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return c
 
-    def _once(self, method, path, body, ctype, timeout):
+    def _once(self, method, path, body, ctype, timeout, extra_headers=None):
         """One exchange. Returns (status, headers, data); raises
         (phase, exception) as _Transport when nothing came back."""
         if self._conn is not None and _dropped(self._conn):
@@ -172,6 +172,8 @@ class Client:
             headers["Content-Type"] = ctype
         if self._auth:
             headers["Authorization"] = self._auth
+        if extra_headers:
+            headers.update(extra_headers)
         phase = "send"
         try:
             conn.sock.settimeout(timeout)
@@ -192,10 +194,10 @@ class Client:
         return resp.status, resp, data
 
     def _call(self, method, path, body=None, *, safe=_SAFE, ctype="application/json",
-              timeout=None, expect_json=True, ok_statuses=None):
-        """Sends with retries; returns the decoded answer (dict, or bytes /
-        str when expect_json is False). body: an object (sent as JSON) or
-        bytes (sent as they are)."""
+              timeout=None, expect_json=True, ok_statuses=None, headers=None, raw=False):
+        """Sends with retries; returns the decoded answer (dict, or bytes
+        when expect_json is False; (status, response, bytes) when raw).
+        body: an object (sent as JSON) or bytes (sent as they are)."""
         if body is not None and not isinstance(body, (bytes, bytearray)):
             body = _dumps(body)
         timeout = self.timeout if timeout is None else timeout
@@ -208,7 +210,7 @@ class Client:
                         and time.monotonic() - self._last_used > self.idle_reconnect):
                     self._drop()  # do not send a non-repeatable call on a stale connection
                 try:
-                    status, resp, data = self._once(method, path, body, ctype, timeout)
+                    status, resp, data = self._once(method, path, body, ctype, timeout, headers)
                 except _Transport as t:
                     err = Error(0, "transport", "%s %s%s: %s (%s)" % (
                         method, self.url, path, t.exc.__class__.__name__, t.exc or t.phase))
@@ -218,6 +220,8 @@ class Client:
                         err.args = (str(err),)
                 else:
                     if 200 <= status < 300 or (ok_statuses and status in ok_statuses):
+                        if raw:
+                            return status, resp, data
                         if not expect_json:
                             return data
                         try:
@@ -342,13 +346,16 @@ class Client:
 
     # -- planning --------------------------------------------------------
 
-    def act(self, name, obs, session=None, planner=None, goal=None, **extra):
+    def act(self, name, obs, session=None, planner=None, goal=None, version=None, **extra):
         """POST /v1/models/{name}/act: the answer (action, source,
         predicted_return, return_std, version, plan_ms). session keeps a
         warm-started plan; planner overrides settings for this call; goal:
-        [{"term": i, "target": [...]}] or {i: target} (reward term targets).
+        [{"term": i, "target": [...]}] or {i: target} (reward term targets);
+        version pins a kept version (daemons with versions).
         extra: fields of later API versions, sent as they are."""
         body = {"obs": obs}
+        if version is not None:
+            body["version"] = int(version)
         if session is not None:
             body["session"] = session
         if planner is not None:
@@ -365,6 +372,27 @@ class Client:
         action sequence from obs: per step mean, std, reward_mean, reward_std."""
         return self._call("POST", "/v1/models/%s/predict" % _quote(name),
                           {"obs": obs, "actions": actions})
+
+    # -- versions (daemons with kept versions) ---------------------------
+
+    def versions(self, name):
+        """GET /v1/models/{name}/versions: the kept versions with the losses
+        of the job that published each, and the current one."""
+        return self._call("GET", "/v1/models/%s/versions" % _quote(name))
+
+    def promote(self, name, version):
+        """POST /v1/models/{name}/versions/{version}/promote: makes a kept
+        version current again (a rollback); the listing after it. Safe to
+        repeat: promoting the current version changes nothing."""
+        return self._call("POST", "/v1/models/%s/versions/%d/promote" % (_quote(name), int(version)), {})
+
+    def latest(self, name, etag=None):
+        """GET /v1/models/{name}/versions/latest: (file bytes, etag) of the
+        current version; (None, etag) when etag still names it (304)."""
+        h = {"If-None-Match": etag} if etag else None
+        status, resp, data = self._call("GET", "/v1/models/%s/versions/latest" % _quote(name),
+                                        headers=h, raw=True, ok_statuses=(304,))
+        return (None if status == 304 else data), resp.getheader("ETag")
 
     # -- persistence -----------------------------------------------------
 
