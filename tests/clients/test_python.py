@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -234,24 +235,57 @@ def fake_tests():
 
 # -- against a real daemon -------------------------------------------------
 
-def start_daemon(tmp, tokens_file):
+def start_daemon(tmp, tokens_file, tls=None, name="mbrld"):
+    """A daemon on a free loopback port; tls: (cert, key) serves HTTPS."""
     binary = os.environ.get("MBRLD_BIN", os.path.join(ROOT, "build", "mbrld"))
     if not os.access(binary, os.X_OK):
         check("daemon binary %s exists (make all)" % binary, False)
         return None, None
-    port_file = os.path.join(tmp, "port")
-    log = open(os.path.join(tmp, "mbrld.log"), "w")
-    p = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--data-dir",
-                          os.path.join(tmp, "data"), "--tokens", tokens_file, "--log-level", "warn"],
-                         stderr=log)
+    port_file = os.path.join(tmp, name + ".port")
+    log = open(os.path.join(tmp, name + ".log"), "w")
+    args = [binary, "--listen", "127.0.0.1:0", "--port-file", port_file, "--data-dir",
+            os.path.join(tmp, name + ".data"), "--tokens", tokens_file, "--log-level", "warn"]
+    if tls:
+        args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    p = subprocess.Popen(args, stderr=log)
     for _ in range(300):
         if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
             break
         time.sleep(0.1)
-    url = "http://127.0.0.1:%s" % open(port_file).read().strip()
-    c = mbrl.Client(url, retries=50, backoff=0.05, backoff_max=0.1)
+    scheme = "https" if tls else "http"
+    url = "%s://127.0.0.1:%s" % (scheme, open(port_file).read().strip())
+    ctx = ssl.create_default_context(cafile=tls[0]) if tls else None
+    c = mbrl.Client(url, retries=50, backoff=0.05, backoff_max=0.1, ssl_context=ctx)
     c.health()
     return p, url
+
+
+def tls_tests(tmp, tokens, admin):
+    """HTTPS with a self-signed certificate: trusted through ssl_context,
+    refused (a transport error) without it."""
+    if not shutil.which("openssl"):
+        print("skip  HTTPS: no openssl here to make a certificate")
+        return
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
+    if r.returncode != 0:
+        print("skip  HTTPS: openssl could not make a certificate")
+        return
+    p, url = start_daemon(tmp, tokens, tls=(cert, key), name="tls")
+    if not p:
+        return
+    try:
+        c = mbrl.Client(url, token=admin, ssl_context=ssl.create_default_context(cafile=cert))
+        check("HTTPS: a call through ssl_context trusting the certificate", c.list_models() == [])
+        check("HTTPS: keep-alive over TLS", c.health() == {"status": "ok"} and c._conn is not None)
+        raises("HTTPS: an untrusted certificate is a transport error",
+               lambda: mbrl.Client(url, token=admin, retries=1, backoff=0.01).list_models(), status=0,
+               code="transport")
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 SPEC = {"obs_dim": 2, "act_dim": 1, "act_low": [-1], "act_high": [1],
@@ -494,6 +528,7 @@ def main():
             daemon_tests(url, admin, reader, tmp)
             readme_example(url, admin, tmp)
             pendulum_example(url, admin)
+            tls_tests(tmp, tokens, admin)
         pip_install(tmp)
     except Exception as e:  # noqa: BLE001 - a crash of the suite is one failure, with its trace
         import traceback
