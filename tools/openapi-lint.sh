@@ -5,6 +5,7 @@
 # The CLI (@redocly/cli, pinned below) is installed from the npm registry
 # into tools/.npm/ (git-ignored) on first use; without node/npm or a
 # reachable registry it says so and exits 3, so callers can skip.
+# Not for: whether every route is documented (tests/server/test_routes.c).
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=2.77.0
 dir=$root/tools/.npm

@@ -15,6 +15,9 @@
 # reaches Debian's archive through --network host.
 # MBRLD_IMAGE names the image (default: localhost/mbrld:t-<hash of this
 # tree's path>, so worktrees on one machine do not overwrite each other).
+# Not for: running or testing the image (tests/deploy/test_container.sh,
+# test_kube.sh). Each build leaves its build stage behind as an untagged
+# image; they share the cached apt layers, so one costs about 7 MB.
 
 pm_root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
 [ -f "$pm_root/Dockerfile" ] || pm_root=$(pwd)

@@ -15,6 +15,7 @@ them every post_every rows and at each episode's end (idempotent posts:
 client + seq); every train_every observed steps the agent posts what it
 holds and trains (waiting for the job unless train_wait is False; a job
 still running when the next is due is left to finish).
+Not for: environments (examples/pendulum.py has one) or policies.
 """
 
 from .errors import Error

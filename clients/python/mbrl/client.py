@@ -13,6 +13,7 @@ once). Create, delete, train, cancel and import are retried only when the
 connection failed before anything was sent.
 
 Adding an endpoint is one small method: build the body, call self._call.
+Not for: validating requests (the daemon does, and answers mbrl.Error).
 """
 
 import http.client
