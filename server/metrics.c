@@ -1,7 +1,6 @@
 /* metrics.c: counters, histograms and their Prometheus rendering. */
 #include "metrics.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 #include "app.h"
@@ -56,10 +55,11 @@ static const char *metrics__route_name(int r, char *buf, size_t n) {
     return buf;
 }
 
-/* A sample's value as Prometheus text has it (NaN, +Inf, -Inf spelled so). */
+/* A sample's value as Prometheus text has it (NaN, +Inf, -Inf spelled so).
+ * v != v: NaN; v - v != 0: an infinity (no <math.h> needed for either). */
 static void metrics__value(sbuf *b, double v) {
-    if (isnan(v)) sbuf_printf(b, " NaN\n");
-    else if (isinf(v)) sbuf_printf(b, v > 0 ? " +Inf\n" : " -Inf\n");
+    if (v != v) sbuf_printf(b, " NaN\n");
+    else if (v - v != 0) sbuf_printf(b, v > 0 ? " +Inf\n" : " -Inf\n");
     else sbuf_printf(b, " %.9g\n", v);
 }
 
@@ -171,6 +171,7 @@ char *metrics_render(srv_app *app, size_t *len) {
     srv_model *ms[SRV_MAX_MODELS];
     int n = registry_snapshot(&app->reg, ms, SRV_MAX_MODELS);
     sbuf_printf(&b, "# TYPE mbrld_models gauge\nmbrld_models %d\n", n);
+    metrics__models(app, &b, ms, n); /* training losses, persistence state */
     sbuf_printf(&b, "# HELP mbrld_buffer_size Transitions held per model.\n# TYPE mbrld_buffer_size gauge\n");
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&ms[i]->lock);
@@ -186,7 +187,6 @@ char *metrics_render(srv_app *app, size_t *len) {
                     (unsigned long long)v->number);
         model_version_put(v);
     }
-    metrics__models(app, &b, ms, n); /* training losses, persistence state */
     sbuf_printf(&b, "# TYPE mbrld_sessions gauge\n");
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&ms[i]->lock);
