@@ -124,6 +124,12 @@ START_TEST(test_training_losses_and_persistence) {
     ck_assert_double_eq(sample(r.body, "mbrld_log_failed{model=\"m\"}"), 0);
     /* the counters the dashboard plots */
     ck_assert_double_eq(sample(r.body, "mbrld_transitions_total"), 60);
+    /* the job's waiter is woken as it publishes; the counter follows a moment later */
+    for (int i = 0; i < 100 && sample(r.body, "mbrld_training_jobs_total{state=\"done\"}") != 1; i++) {
+        mbr_free(&r);
+        mbd_sleep_ms(20);
+        get_metrics(&d, &r);
+    }
     ck_assert_double_eq(sample(r.body, "mbrld_training_jobs_total{state=\"done\"}"), 1);
     ck_assert_double_eq(sample(r.body, "mbrld_model_version{model=\"m\"}"), 1);
     ck_assert_double_eq(sample(r.body, "mbrld_buffer_size{model=\"m\"}"), 60);
