@@ -17,11 +17,8 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# The portable baseline instead of -march=native (the image may run on
-# another CPU): x86-64-v3 (AVX2, FMA); wider kernels are chosen at run time
-# where the code dispatches on the CPU.
-ARG ARCH=-march=x86-64-v3
-RUN make ARCH="$ARCH" BUILD=/out /out/mbrld && strip --strip-debug /out/mbrld
+# A portable target instead of -march=native: the image may run on another CPU.
+RUN make ARCH=-march=x86-64-v3 BUILD=/out /out/mbrld
 
 FROM docker.io/library/debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
