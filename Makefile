@@ -6,6 +6,8 @@
 #   make bench     every benchmark; build/mbrld-bench NAME runs one
 #   make run       the pendulum learning loop through a real daemon
 #   make check-layout   the include rules between core's rooms
+#   make container-test the image built with podman and smoke-tested (also in make test)
+#   make kube-test      deploy/k8s played with podman kube play (also in make test)
 #   make clean
 #
 # Areas add their programs in their own fragment (server/server.mk,
@@ -105,6 +107,14 @@ tests-bin: $(TEST_BINS) $(PROGS)
 # The include rules between core's rooms (core/README.md); also a test suite.
 check-layout:
 	@sh tools/check-layout.sh
+
+# The image (./Dockerfile) built with podman and run (tools/podman.sh,
+# deploy/README.md); both skip, saying why, without podman.
+.PHONY: container-test kube-test
+container-test: all
+	@sh tests/deploy/test_container.sh
+kube-test: all
+	@sh tests/deploy/test_kube.sh
 
 # Every suite, then the sanitizer build of the C suites; one summary line.
 # JOBS: parallel compile jobs (all cores by default).

@@ -55,6 +55,72 @@ static const char *metrics__route_name(int r, char *buf, size_t n) {
     return buf;
 }
 
+/* A sample's value as Prometheus text has it (NaN, +Inf, -Inf spelled so).
+ * v != v: NaN; v - v != 0: an infinity (no <math.h> needed for either). */
+static void metrics__value(sbuf *b, double v) {
+    if (v != v) sbuf_printf(b, " NaN\n");
+    else if (v - v != 0) sbuf_printf(b, v > 0 ? " +Inf\n" : " -Inf\n");
+    else sbuf_printf(b, " %.9g\n", v);
+}
+
+/* The last finished training job's per-member losses, and each model's
+ * persistence state: what deploy/grafana-mbrld.json plots beside the
+ * counters (issue 15). Reads through the same accessors as GET
+ * /v1/models/{m}; the caller holds a reference to each model. */
+static void metrics__models(srv_app *app, sbuf *b, srv_model *const *ms, int n) {
+    sbuf_printf(b, "# HELP mbrld_training_loss Per-member loss (normalised MSE) of the last finished "
+                   "training job: set=\"train\" its last epoch, set=\"holdout\" the weights kept.\n"
+                   "# TYPE mbrld_training_loss gauge\n");
+    for (int i = 0; i < n; i++) {
+        srv_model *m = ms[i];
+        srv_job *last = NULL;
+        pthread_mutex_lock(&m->lock);
+        for (int j = 0; j < m->n_jobs; j++) {
+            pthread_mutex_lock(&m->jobs[j]->lock);
+            if (m->jobs[j]->state == JOB_DONE && m->jobs[j]->has_res) last = m->jobs[j];
+            pthread_mutex_unlock(&m->jobs[j]->lock);
+        }
+        if (last) atomic_fetch_add(&last->refs, 1);
+        pthread_mutex_unlock(&m->lock);
+        if (!last) continue;
+        pthread_mutex_lock(&last->lock);
+        for (int k = 0; k < last->members; k++) {
+            sbuf_printf(b, "mbrld_training_loss{model=\"%s\",member=\"%d\",set=\"train\"}", m->spec.name, k);
+            metrics__value(b, last->res.train_loss[k]);
+            sbuf_printf(b, "mbrld_training_loss{model=\"%s\",member=\"%d\",set=\"holdout\"}", m->spec.name, k);
+            metrics__value(b, last->res.holdout_loss[k]);
+        }
+        pthread_mutex_unlock(&last->lock);
+        job_put(last);
+    }
+    sbuf_printf(b, "# HELP mbrld_ready 1 when /readyz answers 200.\n# TYPE mbrld_ready gauge\nmbrld_ready %d\n",
+                atomic_load(&app->ready) && !atomic_load(&app->shutting_down) && store_ready(app->store));
+    sbuf_printf(b, "# HELP mbrld_store_ready 0 while a model's log has failed (writes answer 503).\n"
+                   "# TYPE mbrld_store_ready gauge\nmbrld_store_ready %d\n", store_ready(app->store));
+    sbuf_printf(b, "# HELP mbrld_log_failed 1 while the model's log has failed (a disk error, retried).\n"
+                   "# TYPE mbrld_log_failed gauge\n"
+                   "# HELP mbrld_log_seq The model's last log record.\n# TYPE mbrld_log_seq gauge\n"
+                   "# HELP mbrld_last_snapshot_timestamp_seconds When the model's last snapshot was written.\n"
+                   "# TYPE mbrld_last_snapshot_timestamp_seconds gauge\n");
+    for (int i = 0; i < n; i++) {
+        if (!ms[i]->log) continue; /* in memory only */
+        cJSON *st = store_model_status(app->store, ms[i]->log);
+        if (!st) {
+            b->failed = 1;
+            return;
+        }
+        const char *name = ms[i]->spec.name;
+        cJSON *failed = cJSON_GetObjectItem(st, "log_failed"), *seq = cJSON_GetObjectItem(st, "log_seq");
+        cJSON *snap = cJSON_GetObjectItem(st, "last_snapshot");
+        if (failed) sbuf_printf(b, "mbrld_log_failed{model=\"%s\"} %d\n", name, cJSON_IsTrue(failed));
+        if (cJSON_IsNumber(seq)) sbuf_printf(b, "mbrld_log_seq{model=\"%s\"} %.0f\n", name, seq->valuedouble);
+        cJSON *t = cJSON_IsObject(snap) ? cJSON_GetObjectItem(snap, "time") : NULL;
+        if (cJSON_IsNumber(t))
+            sbuf_printf(b, "mbrld_last_snapshot_timestamp_seconds{model=\"%s\"} %.3f\n", name, t->valuedouble);
+        cJSON_Delete(st);
+    }
+}
+
 char *metrics_render(srv_app *app, size_t *len) {
     srv_metrics *m = &app->metrics;
     sbuf b = {0};
@@ -142,6 +208,7 @@ char *metrics_render(srv_app *app, size_t *len) {
     srv_model *ms[SRV_MAX_MODELS];
     int n = registry_snapshot(&app->reg, ms, SRV_MAX_MODELS);
     sbuf_printf(&b, "# TYPE mbrld_models gauge\nmbrld_models %d\n", n);
+    metrics__models(app, &b, ms, n); /* training losses, persistence state */
     sbuf_printf(&b, "# HELP mbrld_buffer_size Transitions held per model.\n# TYPE mbrld_buffer_size gauge\n");
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&ms[i]->lock);
