@@ -2,7 +2,8 @@
  *
  * Body: {"obs": [obs_dim], "session": "robot-7" (optional warm start),
  *        "planner": {overrides for this call}, "goal": [{"term": i,
- *        "target": [..]}]}.
+ *        "target": [..]}], "version": N (a kept version instead of the
+ *        current one, versions.h)}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
  *          "return_std" (null for random), "version", "plan_ms"}.
  * Before the first training the action is uniform in the bounds.
@@ -17,6 +18,7 @@
 #include "app.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "versions.h"
 
 static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
     if (!cJSON_IsArray(goal)) return srv_fail(e, MB_EINVAL, "goal", "must be an array");
@@ -43,13 +45,15 @@ static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
 }
 
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "version", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
     if (jv_object(b, "", keys, e)) return -1;
     char sname[SRV_NAME_MAX + 1];
     int has_session = jv_str(b, "", "session", 0, sname, sizeof sname, e);
     if (has_session < 0) return -1;
+    long pin = -1;
+    if (jv_int(b, "", "version", 0, 0, 1L << 53, &pin, e) < 0) return -1;
     srv_model *m = api_model_lookup(q, e);
     if (!m) return -1;
     const srv_model_spec *sp = &m->spec;
@@ -69,7 +73,12 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     mb_rng rng;
     uint64_t k = atomic_fetch_add(&m->act_counter, 1);
     mb_rng_seed(&rng, sp->seed * 0x9E3779B97F4A7C15ull + k + 1);
-    srv_version *v = model_version_get(m);
+    srv_version *v = NULL;
+    if (pin < 0) v = model_version_get(m);
+    else if (model_version_pin(m, (uint64_t)pin, &v, e) != 0) {
+        model_put(m);
+        return -1;
+    }
     cJSON *o = cJSON_CreateObject();
     if (v->number == 0) {
         for (int i = 0; i < sp->act_dim; i++)

@@ -41,6 +41,7 @@ typedef struct {
     char location[256];
     atomic_int resumed;
     srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
+    char etag[64];        /* the handler's ETag, sent with its answer */
 } http_ctx;
 
 static enum MHD_Result http__send_json(struct MHD_Connection *c, http_ctx *x, int status,
@@ -78,6 +79,7 @@ static enum MHD_Result http__queue(struct MHD_Connection *c, http_ctx *x, int st
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (atomic_load(&x->app->shutting_down))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (x->etag[0] && (status == 200 || status == 304)) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, x->etag);
     x->http = status;
     /* counted when answered, so a scrape right after an answer sees it */
     metrics_request(&x->app->metrics, x->route, status, srv_now() - x->t0);
@@ -150,6 +152,7 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
                        ci ? ci->client_addr : NULL, rt->scope, &x->auth, &x->err) != 0)
             return;
     }
+    x->req.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
     x->limit = (size_t)cap;
@@ -260,6 +263,7 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     x->req.raw = NULL;
     free(x->body); /* raw bodies live until here */
     x->body = NULL;
+    memcpy(x->etag, resp.etag, sizeof x->etag);
     enum MHD_Result r;
     if (rc == 0 && resp.later.obj) {
         /* answer later: suspended first, so a wake from another thread

@@ -8,7 +8,7 @@
 #include "routes.h"
 #include "sbuf.h"
 
-static const int metrics__http[SRV_N_HTTP] = {200, 201, 202, 204, 400, 401, 403, 404,
+static const int metrics__http[SRV_N_HTTP] = {200, 201, 202, 204, 304, 400, 401, 403, 404,
                                               405, 409, 413, 422, 429, 500, 503, 0};
 /* upper bounds in seconds; the last bucket is +Inf */
 static const double metrics__le[SRV_N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

@@ -32,6 +32,9 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, R_WRITE, 0},
     {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, R_READ, 0},
     {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, R_ADMIN, 1}, /* raw body */
+    {"GET", "/v1/models/{m}/versions", SRV_BODY_NONE, api_versions_list, R_READ, 0},
+    {"GET", "/v1/models/{m}/versions/latest", SRV_BODY_NONE, api_version_latest, R_READ, 0},
+    {"POST", "/v1/models/{m}/versions/{n}/promote", 64L << 10, api_version_promote, R_ADMIN, 0},
     {"GET", "/healthz", SRV_BODY_NONE, api_healthz, R_PUBLIC, 0},
     {"GET", "/readyz", SRV_BODY_NONE, api_readyz, R_PUBLIC, 0},
     {"GET", "/metrics", SRV_BODY_NONE, api_metrics, R_READ, 0},

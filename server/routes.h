@@ -27,6 +27,7 @@ typedef struct {
     const cJSON *body;                     /* parsed body; an empty object when none was sent */
     const char *raw;                       /* raw_body routes: the bytes as sent (raw_len), */
     size_t raw_len;                        /* body is then an empty object */
+    const char *if_none_match;             /* the If-None-Match header, or NULL */
 } srv_req;
 
 /* An answer that is not ready yet (a training job's "wait": true, later a
@@ -56,6 +57,7 @@ struct srv_resp {
     const char *content_type;
     char location[256];  /* Location header if set */
     int replay;          /* idempotent replay: adds X-Idempotent-Replay */
+    char etag[64];       /* ETag header if set (a 304 carries no body) */
     srv_later later;     /* set (later.obj non-NULL) to answer later */
 };
 
