@@ -24,7 +24,8 @@ enum {
     SRV_E_UNAVAILABLE,     /* 503 shutting down / not ready */
     SRV_E_LIMIT,           /* 429 too many models, sessions, ... */
     SRV_E_INTERNAL,        /* 500 a bug */
-    SRV_E_THROTTLED        /* 429 too many failed authentications from one address */
+    SRV_E_THROTTLED,       /* 429 too many failed authentications from one address */
+    SRV_E_READ_ONLY        /* 409 a follower (--follow) answers no write */
 };
 
 typedef struct {

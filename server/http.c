@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "follow.h"
 #include "jsonv.h"
 #include "log.h"
 #include "routes.h"
@@ -152,6 +153,7 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
                        ci ? ci->client_addr : NULL, rt->scope, &x->auth, &x->err) != 0)
             return;
     }
+    if (follow_refuses(app, x->route, &x->err)) return; /* a follower answers no write (follow.h) */
     x->req.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);

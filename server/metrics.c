@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "app.h"
+#include "follow.h"
 #include "job.h"
 #include "routes.h"
 #include "sbuf.h"
@@ -129,6 +130,7 @@ char *metrics_render(srv_app *app, size_t *len) {
         model_put(ms[i]);
     }
     auth_metrics(&app->auth, &b); /* requests per token label, refusals by reason */
+    follow_metrics(app, &b);      /* a follower's pulls and version lag */
     sbuf_printf(&b, "# TYPE mbrld_http_in_flight gauge\nmbrld_http_in_flight %d\n",
                 atomic_load(&app->in_flight));
     if (b.failed) {

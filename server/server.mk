@@ -3,7 +3,7 @@
 PROGS += $(BUILD)/mbrld
 
 $(BUILD)/mbrld: $(BUILD)/server/main.o $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a
-	$(CC) $(CFLAGS) $(BUILD)/server/main.o -o $@ $(LDFLAGS) $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CORE)
+	$(CC) $(CFLAGS) $(BUILD)/server/main.o -o $@ $(LDFLAGS) $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a $(LIBS_SERVER) $(LIBS_CURL) $(LIBS_CORE)
 
 # od + sed: POSIX tools only, no xxd or .incbin
 $(BUILD)/gen/openapi_doc.c: docs/openapi.json server/server.mk
