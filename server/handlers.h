@@ -27,6 +27,8 @@ int api_model_import(srv_req *q, srv_resp *r, srv_err *e);
 int api_versions_list(srv_req *q, srv_resp *r, srv_err *e);
 int api_version_latest(srv_req *q, srv_resp *r, srv_err *e);
 int api_version_promote(srv_req *q, srv_resp *r, srv_err *e);
+/* api_ui.c: the status page. */
+int api_ui(srv_req *q, srv_resp *r, srv_err *e);
 
 
 /* Shared by the api_*.c files. */

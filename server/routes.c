@@ -39,6 +39,7 @@ const srv_route srv_routes[] = {
     {"GET", "/readyz", SRV_BODY_NONE, api_readyz, R_PUBLIC, 0},
     {"GET", "/metrics", SRV_BODY_NONE, api_metrics, R_READ, 0},
     {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, R_READ, 0},
+    {"GET", "/ui", SRV_BODY_NONE, api_ui, R_READ, 0},
 };
 const int srv_n_routes = (int)(sizeof srv_routes / sizeof srv_routes[0]);
 _Static_assert(sizeof srv_routes / sizeof srv_routes[0] <= SRV_MAX_ROUTES, "raise SRV_MAX_ROUTES");

@@ -118,6 +118,7 @@ static const struct {
     {"GET", "/readyz", SRV_SCOPE_PUBLIC, "/readyz", NULL},
     {"GET", "/metrics", SRV_SCOPE_READ, "/metrics", NULL},
     {"GET", "/v1/openapi.json", SRV_SCOPE_READ, "/v1/openapi.json", NULL},
+    {"GET", "/ui", SRV_SCOPE_READ, "/ui", NULL},
 };
 #define N_REPS (int)(sizeof reps / sizeof reps[0])
 
