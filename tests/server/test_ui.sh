@@ -97,15 +97,15 @@ check "act latency from the metrics" $?
 check "no error shown" $?
 
 # a running job: the plot follows it (a model whose epochs take a while:
-# 16,000 rows through 3 x 512 x 512 in minibatches of 32)
-api -X POST "$url/v1/models" -d '{"name": "ui-big", "obs_dim": 2, "act_dim": 1, "act_low": [-1], "act_high": [1], "ensemble": {"members": 3, "hidden": [512, 512]}, "train": {"batch_size": 32}}' >/dev/null
+# 16,000 rows through 3 x 256 x 256 in minibatches of 32)
+api -X POST "$url/v1/models" -d '{"name": "ui-big", "obs_dim": 2, "act_dim": 1, "act_low": [-1], "act_high": [1], "ensemble": {"members": 3, "hidden": [256, 256]}, "train": {"batch_size": 32}}' >/dev/null
 check "a larger model created" $?
 big=$(jq -cn '[range(16000) | (. / 16000) as $x | ((. % 5) / 2 - 1) as $u |
     {obs: [$x, 0], action: [$u], reward: 0, next_obs: [$x, $u], terminated: false}]')
 printf '{"transitions": %s}' "$big" >"$tmp/big.json"
 api -X POST "$url/v1/models/ui-big/transitions" --data-binary "@$tmp/big.json" >/dev/null
 check "16,000 transitions posted" $?
-api -X POST "$url/v1/models/ui-big/train" -d '{"max_epochs": 400, "patience": 400}' >"$tmp/job2.json"
+api -X POST "$url/v1/models/ui-big/train" -d '{"max_epochs": 1000, "patience": 1000}' >"$tmp/job2.json"
 job=$(jq -r .job "$tmp/job2.json")
 i=0
 until [ "$(api "$url/v1/models/ui-big/jobs/$job" | jq '.epoch // 0')" -ge 3 ] 2>/dev/null || [ $i -gt 1200 ]; do sleep 0.05; i=$((i + 1)); done
