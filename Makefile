@@ -31,6 +31,7 @@ PKGS_BUILD := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenb
 	check libcurl4-openssl-dev libmujoco-dev clang libclang-rt-dev
 PKGS_RUN := curl jq gnuplot-nox openssl
 PKGS_BENCH := python3-torch
+PKGS_TEST := chromium
 
 CPPFLAGS += -D_GNU_SOURCE -Icore -Iserver -Iclients/c -I/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -g $(ARCH) -pthread $(CFLAGS_EXTRA)
@@ -70,13 +71,16 @@ PROGS :=
 -include tests/fault/fault.mk
 -include tests/fuzz/fuzz.mk
 
-.PHONY: all deps deps-bench test test-fast test-asan test-tsan bench run clean tests-bin check-layout
+.PHONY: all deps deps-bench deps-test test test-fast test-asan test-tsan bench run clean tests-bin check-layout
 all: $(BUILD)/libmbcore.a $(PROGS) $(TEST_BINS)
 
 deps:
 	@sh tools/deps.sh $(PKGS_BUILD) $(PKGS_RUN)
 deps-bench: deps
 	@sh tools/deps.sh $(PKGS_BENCH)
+# the status page's test runs it in headless Chromium (tests/server/test_ui.sh)
+deps-test: deps
+	@sh tools/deps.sh $(PKGS_TEST)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -119,7 +123,7 @@ kube-test: all
 # Every suite, then the sanitizer build of the C suites; one summary line.
 # JOBS: parallel compile jobs (all cores by default).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-test: deps
+test: deps deps-test
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/asan SAN=asan OPT=-O1 tests-bin
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(BUILD)/tsan SAN=tsan OPT=-O1 $(BUILD)/tsan/mbrld \

@@ -3,7 +3,9 @@
  * Body: {"obs": [obs_dim], "session": "robot-7" (optional warm start),
  *        "planner": {overrides for this call}, "goal": [{"term": i,
  *        "target": [..]}], "deadline_ms": N (optional), "seed": N (optional:
- *        the plan's random stream; otherwise the model's act counter)}.
+ *        the plan's random stream; otherwise the model's act counter),
+ *        "version": N (a kept version instead of the current one,
+ *        versions.h)}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
  *          "return_std" (null for random), "version", "plan_ms",
  *          "truncated", "queue_ms", "batch", and for the planner
@@ -35,6 +37,7 @@
 #include "jsonv.h"
 #include "log.h"
 #include "plan/batch.h"
+#include "versions.h"
 
 typedef struct {
     srv_task task;            /* first: the executor's view */
@@ -369,7 +372,7 @@ static const srv_task_ops act__ops = {.run = act__run, .drop = act__drop, .same_
 /* ---- the handler ------------------------------------------------------------ */
 
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", "seed", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", "seed", "version", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
     double t_start = srv_now();
@@ -389,6 +392,8 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     long seed = -1;
     int has_seed = rc == 0 ? jv_int(b, "", "seed", 0, 0, 0x7fffffffffffffffL, &seed, e) : 1;
     if (has_seed < 0) rc = -1;
+    long pin = -1;
+    if (rc == 0 && jv_int(b, "", "version", 0, 0, 1L << 53, &pin, e) < 0) rc = -1;
     if (rc == 0 && !(j->m = api_model_lookup(q, e))) rc = -1;
     const srv_model_spec *sp = j->m ? &j->m->spec : NULL;
     if (rc == 0) {
@@ -416,7 +421,11 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     uint64_t k = atomic_fetch_add(&j->m->act_counter, 1);
     if (has_seed == 0) mb_rng_seed(&j->rng, sp->seed * 0xD1B54A32D192ED03ull ^ ((uint64_t)seed + 0x632BE59BD9B4E019ull));
     else mb_rng_seed(&j->rng, sp->seed * 0x9E3779B97F4A7C15ull + k + 1);
-    j->v = model_version_get(j->m);
+    if (pin < 0) j->v = model_version_get(j->m);
+    else if (model_version_pin(j->m, (uint64_t)pin, &j->v, e) != 0) {
+        act__unref(j);
+        return -1;
+    }
     if (j->v->number == 0) { /* nothing to plan with: uniform in the bounds, here */
         float action[MB_MAX_ACT_DIM];
         for (int i = 0; i < sp->act_dim; i++)

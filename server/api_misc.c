@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "follow.h"
 #include "handlers.h"
 
 /* docs/openapi.json, embedded at build time (server/server.mk). */
@@ -23,6 +24,7 @@ int api_readyz(srv_req *q, srv_resp *r, srv_err *e) {
     srv_app *app = q->app;
     if (!atomic_load(&app->ready) || atomic_load(&app->shutting_down) || !store_ready(app->store))
         return srv_fail(e, SRV_E_UNAVAILABLE, NULL, "not ready");
+    if (follow_ready(app, e) != 0) return -1; /* a follower out of touch with its trainer */
     r->json = cJSON_CreateObject();
     if (!r->json || !cJSON_AddBoolToObject(r->json, "ready", 1))
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "follow.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -132,7 +133,13 @@ int app_init(srv_app *app, const srv_config *cfg, char *err, size_t err_sz) {
     /* before the data directory is touched */
     if (app__protected(cfg, err, err_sz) != 0) return -1;
     if (cfg->tokens[0] && app__tokens(app, err, err_sz) != 0) return -1;
-    if (store_open(&app->store, cfg, err, err_sz) != MB_OK) return -1;
+    if (follow_init(app, err, err_sz) != 0) return -1;
+    if (app->follow && app->cfg.data_dir[0]) { /* a follower keeps nothing: its trainer has it all */
+        srv_log(SRV_LOG_INFO, "follower: models are kept in memory only (--data-dir ignored)", "data_dir=%s",
+                app->cfg.data_dir);
+        app->cfg.data_dir[0] = '\0';
+    }
+    if (store_open(&app->store, &app->cfg, err, err_sz) != MB_OK) return -1;
     if (cfg->tls_cert[0]) {
         app->tls_cert = app__slurp(cfg->tls_cert, 1 << 20, err, err_sz);
         if (!app->tls_cert) return -1;
@@ -206,6 +213,7 @@ int app_start(srv_app *app, char *err, size_t err_sz) {
             return -1;
         }
     }
+    if (follow_start(app, err, err_sz) != 0) return -1;
     atomic_store(&app->ready, 1);
     srv_log(SRV_LOG_INFO, "listening", "listen=%s port=%d threads=%ld tls=%d auth=%d", app->cfg.listen,
             app->port, app->cfg.threads, app->tls_cert != NULL, auth_enabled(&app->auth));
@@ -216,6 +224,7 @@ void app_shutdown(srv_app *app) {
     atomic_store(&app->ready, 0);
     atomic_store(&app->shutting_down, 1); /* new connections are closed as accepted */
     srv_log(SRV_LOG_INFO, "shutting down", "in_flight=%d", atomic_load(&app->in_flight));
+    follow_stop(app); /* no model changes under the drain */
     /* jobs first: a `wait: true` request is in flight until its job ends */
     registry_stop_jobs(app);
     /* A connection accepted before the signal may still wait for a worker
@@ -249,6 +258,7 @@ void app_shutdown(srv_app *app) {
 
 void app_free(srv_app *app) {
     http_stop(app);
+    follow_free(app);
     registry_stop_jobs(app);
     model_persist_stop(app); /* first: its timer snapshots models */
     registry_free(&app->reg); /* before the store: models hold store_log handles */

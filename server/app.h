@@ -39,6 +39,7 @@ struct srv_app {
     int listen_fd;
     int port;
     char *tls_cert, *tls_key; /* PEM text, owned */
+    struct srv_follow *follow; /* --follow: the follower replica (follow.h), or NULL */
 };
 
 /* Everything but the network. 0 or -1 with err. */

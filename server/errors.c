@@ -20,6 +20,7 @@ static const struct {
     {SRV_E_UNAVAILABLE, 503, "unavailable"}, {SRV_E_LIMIT, 429, "resource_exhausted"},
     {SRV_E_INTERNAL, 500, "internal"},      {SRV_E_THROTTLED, 429, "too_many_failures"},
     {SRV_E_DEADLINE, 503, "deadline_exceeded"},
+    {SRV_E_READ_ONLY, 409, "read_only"},
 };
 #define ERR__N (int)(sizeof err__table / sizeof err__table[0])
 

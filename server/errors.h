@@ -25,7 +25,8 @@ enum {
     SRV_E_LIMIT,           /* 429 too many models, sessions, ... */
     SRV_E_INTERNAL,        /* 500 a bug */
     SRV_E_THROTTLED,       /* 429 too many failed authentications from one address */
-    SRV_E_DEADLINE         /* 503 deadline_exceeded: no plan within the act's deadline */
+    SRV_E_DEADLINE,        /* 503 deadline_exceeded: no plan within the act's deadline */
+    SRV_E_READ_ONLY        /* 409 a follower (--follow) answers no write */
 };
 
 typedef struct {

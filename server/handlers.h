@@ -23,6 +23,12 @@ int api_openapi(srv_req *q, srv_resp *r, srv_err *e);
 int api_model_snapshot(srv_req *q, srv_resp *r, srv_err *e);
 int api_model_export(srv_req *q, srv_resp *r, srv_err *e);
 int api_model_import(srv_req *q, srv_resp *r, srv_err *e);
+/* api_versions.c: kept versions, the newest for followers, promote. */
+int api_versions_list(srv_req *q, srv_resp *r, srv_err *e);
+int api_version_latest(srv_req *q, srv_resp *r, srv_err *e);
+int api_version_promote(srv_req *q, srv_resp *r, srv_err *e);
+/* api_ui.c: the status page. */
+int api_ui(srv_req *q, srv_resp *r, srv_err *e);
 
 
 /* Shared by the api_*.c files. */

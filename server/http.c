@@ -31,6 +31,7 @@
 
 #include "alloc.h"
 #include "app.h"
+#include "follow.h"
 #include "jsonv.h"
 #include "log.h"
 #include "routes.h"
@@ -82,6 +83,7 @@ typedef struct {
     srv_auth_result auth; /* the token's label; WWW-Authenticate, Retry-After */
     http_conn *hc;        /* its connection's deadline entry (NULL: off) */
     int sock;             /* the connection's socket, for http__gone */
+    char etag[64];        /* the handler's ETag, sent with its answer */
 } http_ctx;
 
 /* The request of hc is complete (or a new one may start: keep-alive). */
@@ -145,6 +147,7 @@ static enum MHD_Result http__queue(struct MHD_Connection *c, http_ctx *x, int st
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (atomic_load(&x->app->shutting_down))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (x->etag[0] && (status == 200 || status == 304)) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, x->etag);
     x->http = status;
     /* counted when answered, so a scrape right after an answer sees it */
     metrics_request(&x->app->metrics, x->route, status, srv_now() - x->t0);
@@ -232,6 +235,8 @@ static void http__begin(struct MHD_Connection *c, http_ctx *x, const char *url, 
                        ci ? ci->client_addr : NULL, rt->scope, &x->auth, &x->err) != 0)
             return;
     }
+    if (follow_refuses(app, x->route, &x->err)) return; /* a follower answers no write (follow.h) */
+    x->req.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
     long cap = rt->max_body == SRV_BODY_DEFAULT ? app->cfg.max_body
                                                 : (rt->max_body < app->cfg.max_body ? rt->max_body : app->cfg.max_body);
     if (rt->raw_body == SRV_RAW_FILE) cap = app->cfg.max_import_mb * 1048576L;
@@ -385,6 +390,7 @@ static enum MHD_Result http__finish(struct MHD_Connection *c, http_ctx *x) {
     free(x->body); /* raw bodies live until here */
     x->body = NULL;
     http__unmap(x);
+    memcpy(x->etag, resp.etag, sizeof x->etag);
     enum MHD_Result r;
     if (rc == 0 && resp.later.obj) {
         /* answer later: suspended first, so a wake from another thread

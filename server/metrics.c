@@ -4,11 +4,12 @@
 #include <stdlib.h>
 
 #include "app.h"
+#include "follow.h"
 #include "job.h"
 #include "routes.h"
 #include "sbuf.h"
 
-static const int metrics__http[SRV_N_HTTP] = {200, 201, 202, 204, 400, 401, 403, 404,
+static const int metrics__http[SRV_N_HTTP] = {200, 201, 202, 204, 304, 400, 401, 403, 404,
                                               405, 409, 413, 422, 429, 500, 503, 0};
 /* upper bounds in seconds; the last bucket is +Inf */
 static const double metrics__le[SRV_N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -239,6 +240,7 @@ char *metrics_render(srv_app *app, size_t *len) {
         model_put(ms[i]);
     }
     auth_metrics(&app->auth, &b); /* requests per token label, refusals by reason */
+    follow_metrics(app, &b);      /* a follower's pulls and version lag */
     sbuf_printf(&b, "# TYPE mbrld_http_in_flight gauge\nmbrld_http_in_flight %d\n",
                 atomic_load(&app->in_flight));
     if (b.failed) {

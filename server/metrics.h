@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SRV_MAX_ROUTES 24  /* routes in the table (+1 for "unmatched") */
-#define SRV_N_HTTP 16      /* distinct statuses counted (see metrics.c) */
+#define SRV_MAX_ROUTES 40  /* routes in the table (+1 for "unmatched") */
+#define SRV_N_HTTP 17      /* distinct statuses counted (see metrics.c) */
 #define SRV_N_BUCKETS 14   /* latency histogram buckets (+Inf implied) */
 #define SRV_N_BATCH_BUCKETS 8 /* batch sizes <= 1, 2, 4, ..., 64, then more */
 

@@ -12,6 +12,7 @@
 #include "job.h"
 #include "log.h"
 #include "model_persist.h"
+#include "versions.h"
 
 int registry_init(srv_registry *r, int cap) {
     memset(r, 0, sizeof *r);
@@ -62,7 +63,7 @@ int registry_snapshot(srv_registry *r, srv_model **out, int cap) {
     return n;
 }
 
-static srv_version *version__new(void) {
+srv_version *model_version_new(void) {
     srv_version *v = calloc(1, sizeof *v);
     if (v) atomic_init(&v->refs, 1);
     return v;
@@ -92,6 +93,7 @@ static void model__free(srv_model *m) {
         mb_plan_ws_free(m->ws_free[i]);
     }
     model_version_put(m->cur);
+    for (int i = 0; i < m->n_kept; i++) model_version_put(m->kept[i]);
     mb_buffer_free(&m->buf);
     if (m->adam_ready) mb_adam_free(&m->adam);
     free(m->sessions);
@@ -135,7 +137,7 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
     m->ws_free = calloc((size_t)m->ws_cap, sizeof *m->ws_free);
     m->clients = calloc((size_t)app->cfg.max_clients, sizeof *m->clients);
     m->sessions = calloc((size_t)app->cfg.max_sessions, sizeof *m->sessions);
-    m->cur = version__new();
+    m->cur = model_version_new();
     if (!m->spec_json || !m->clients || !m->sessions || !m->cur || !m->ws_free) {
         model__free(m);
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
@@ -147,6 +149,7 @@ int model_create(srv_app *app, const srv_model_spec *spec, srv_model **out, srv_
         model__free(m);
         return srv_fail(e, (int)s, NULL, "%s", err);
     }
+    versions_seal(m->cur, versions_hash(&m->cur->ens, m->spec_json));
 
     /* The name is reserved under the registry lock (the model is not yet
      * visible: creating); the store's CREATE record, a file system round
@@ -324,14 +327,22 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
 }
 
 int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e) {
+    return model_publish_info(app, m, ens, NULL, number, e);
+}
+
+int model_publish_info(srv_app *app, srv_model *m, mb_ensemble *ens, const srv_version_info *info,
+                       uint64_t *number, srv_err *e) {
     char err[256];
-    srv_version *v = version__new();
+    srv_version *v = model_version_new();
     if (!v) {
         mb_ensemble_free(ens);
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
     }
     v->ens = *ens;
     memset(ens, 0, sizeof *ens);
+    if (info) v->info = *info;
+    v->info.published = srv_wall();
+    uint64_t hash = versions_hash(&v->ens, m->spec_json); /* a pass over the weights: unlocked */
     model_lock(m);
     if (m->deleted) {
         pthread_mutex_unlock(&m->lock);
@@ -339,11 +350,15 @@ int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number
         return srv_fail(e, MB_ESTATE, NULL, "model '%s' was deleted", m->spec.name);
     }
     v->number = m->next_version++;
+    versions_seal(v, hash);
     srv_version *old = m->cur;
     m->cur = v;
+    srv_version *dropped[SRV_KEEP_MAX + 1];
+    int n_dropped = versions_keep(app, m, v, dropped);
     m->gen++;
     pthread_mutex_unlock(&m->lock);
     model_version_put(old);
+    for (int i = 0; i < n_dropped; i++) model_version_put(dropped[i]);
     *number = v->number;
     srv_log(SRV_LOG_INFO, "version published", "model=%s version=%llu", m->spec.name,
             (unsigned long long)v->number);

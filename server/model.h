@@ -38,10 +38,22 @@ typedef struct srv_job srv_job;
 typedef struct store_log store_log;
 typedef struct srv_app srv_app;
 
+/* What published a version (versions.h): shown by GET .../versions,
+ * persisted with it. */
+typedef struct {
+    double published;                 /* wall clock s; 0 for version 0 */
+    char job[24];                     /* the training job's id, "" if none */
+    int epochs;                       /* epochs the job ran */
+    int has_train_loss;
+    float train_loss[MB_MAX_MEMBERS]; /* its last epoch's, per member (holdout: ens) */
+} srv_version_info;
+
 typedef struct srv_version {
     atomic_int refs;
     uint64_t number; /* 0: the untrained initial parameters */
     mb_ensemble ens; /* const once published */
+    srv_version_info info;
+    char etag[48];   /* content tag (versions.h), set before it is shared */
 } srv_version;
 
 typedef struct {
@@ -69,6 +81,7 @@ typedef struct {
 #define SRV_JOBS_KEPT 16 /* finished jobs remembered per model */
 #define SRV_WS_KEPT 8    /* idle planning workspaces kept per model, at least (and --max-batch:
                           * a batch plans each act in its own workspace) */
+#define SRV_KEEP_MAX 32  /* upper bound of --keep-versions */
 
 typedef struct srv_model {
     atomic_int refs;        /* the registry's + one per user */
@@ -85,6 +98,10 @@ typedef struct srv_model {
     mb_buffer buf;
     srv_version *cur;       /* never NULL */
     uint64_t next_version;
+    srv_version *kept[SRV_KEEP_MAX]; /* published versions kept (cur among them
+                                      * unless it is 0), by number, each
+                                      * referenced (versions.h) */
+    int n_kept;
     srv_client_seq *clients; /* (max_clients) */
     int n_clients;
     uint64_t clock;
@@ -165,6 +182,10 @@ int model_append(srv_app *app, srv_model *m, const char *client, uint64_t seq, s
  * caller is the job that owns m->adam. Returns its number in *number.
  * MB_ESTATE if the model was deleted meanwhile (ens is freed). */
 int model_publish(srv_app *app, srv_model *m, mb_ensemble *ens, uint64_t *number, srv_err *e);
+/* The same with what published it (info may be NULL; its published time is
+ * set here). The new version joins the kept ones (versions.h). */
+int model_publish_info(srv_app *app, srv_model *m, mb_ensemble *ens, const srv_version_info *info,
+                       uint64_t *number, srv_err *e);
 
 /* Training (model_train.c). Starts a job on m (copies of the buffer and the
  * current version taken now; the optimiser is lent to it). MB_EBUSY if one
@@ -177,6 +198,8 @@ srv_job *model_job_find(srv_model *m, const char *id);
 /* Shutdown: cancels every model's running job and waits for all job threads. */
 void registry_stop_jobs(srv_app *app);
 
+/* A new version (one reference, zeroed), NULL when out of memory. */
+srv_version *model_version_new(void);
 /* The current version, referenced. */
 srv_version *model_version_get(srv_model *m);
 void model_version_put(srv_version *v);

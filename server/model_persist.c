@@ -13,11 +13,12 @@
 #include "alloc.h"
 #include "app.h"
 #include "log.h"
+#include "versions.h"
 
 /* ---- what a snapshot holds ---------------------------------------------- */
 
-/* The META blob: {"format", "spec", "version", "next_version", "clients"}.
- * Model lock held. */
+/* The META blob: {"format", "spec", "version", "next_version",
+ * "version_info" (versions.h), "clients"}. Model lock held. */
 static char *persist__meta(const srv_model *m, const srv_version *v, int with_clients) {
     unsigned long f0 = srv_alloc_failures(); /* a META without its spec would be a broken snapshot */
     cJSON *o = cJSON_CreateObject();
@@ -26,6 +27,7 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
     jf_add(o, "spec", cJSON_Parse(m->spec_json));
     cJSON_AddNumberToObject(o, "version", (double)v->number);
     cJSON_AddNumberToObject(o, "next_version", (double)m->next_version);
+    cJSON_AddItemToObject(o, "version_info", versions_info_json(v));
     if (with_clients) {
         cJSON *a = cJSON_AddArrayToObject(o, "clients");
         for (int i = 0; a && i < m->n_clients; i++) {
@@ -89,16 +91,33 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     }
     srv_version *v = m->cur;
     atomic_fetch_add(&v->refs, 1);
+    srv_version *others[SRV_KEEP_MAX]; /* kept older versions (versions.h), immutable */
+    int n_others = versions_others(m, others);
     if (st == MB_OK && !(meta = persist__meta(m, v, 1))) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     pthread_mutex_unlock(&m->lock);
+    mb_snapshot_kept_src kept[SRV_KEEP_MAX];
+    char *infos[SRV_KEEP_MAX] = {0};
+    for (int i = 0; i < n_others && st == MB_OK; i++) {
+        cJSON *ij = versions_info_json(others[i]);
+        infos[i] = ij ? cJSON_PrintUnformatted(ij) : NULL;
+        cJSON_Delete(ij);
+        if (!infos[i]) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
+        kept[i] = (mb_snapshot_kept_src){others[i]->number, infos[i], infos[i] ? strlen(infos[i]) : 0, &others[i]->ens};
+    }
     if (st == MB_OK) {
         sn.src.meta = meta;
         sn.src.meta_len = strlen(meta);
         sn.src.ens = &v->ens;
         sn.src.adam = have_adam ? &adam : NULL;
         sn.src.buf = &buf;
+        sn.src.kept = kept;
+        sn.src.n_kept = n_others < MB_SNAPSHOT_MAX_KEPT ? n_others : MB_SNAPSHOT_MAX_KEPT;
         sn.version = v->number;
         st = store_snapshot(s, m->log, &sn, info, err, err_sz);
+    }
+    for (int i = 0; i < n_others; i++) {
+        free(infos[i]);
+        model_version_put(others[i]);
     }
     free(meta);
     if (have_adam) mb_adam_free(&adam);
@@ -126,18 +145,23 @@ void model_snapshot_all(srv_app *app) {
 }
 
 mb_status model_export(srv_model *m, int with_buffer, void **data, size_t *n, char *err, size_t err_sz) {
+    return model_export_version(m, NULL, with_buffer, data, n, err, err_sz);
+}
+
+mb_status model_export_version(srv_model *m, srv_version *pin, int with_buffer, void **data, size_t *n,
+                               char *err, size_t err_sz) {
     mb_buffer buf;
     memset(&buf, 0, sizeof buf);
     mb_status st = MB_OK;
     model_lock(m);
     if (with_buffer) st = model_buffer_copy(m, &buf, NULL, err, err_sz);
-    srv_version *v = m->cur; /* the version and the buffer as of the copy's end */
+    srv_version *v = pin ? pin : m->cur; /* the version and the buffer as of the copy's end */
     atomic_fetch_add(&v->refs, 1);
     char *meta = st == MB_OK ? persist__meta(m, v, 0) : NULL;
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK && !meta) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     if (st == MB_OK) {
-        mb_snapshot_src src = {meta, strlen(meta), &v->ens, NULL, with_buffer ? &buf : NULL, 0};
+        mb_snapshot_src src = {.meta = meta, .meta_len = strlen(meta), .ens = &v->ens, .buf = with_buffer ? &buf : NULL};
         st = mb_snapshot_encode_mem(&src, data, n, err, err_sz);
     }
     free(meta);
@@ -204,7 +228,7 @@ mb_status model_install(srv_app *app, srv_model *m, mb_snapshot *sn, const cJSON
     }
     m->gen++;
     pthread_mutex_unlock(&m->lock);
-    return MB_OK;
+    return versions_install(app, m, sn, meta, err, err_sz);
 }
 
 /* ---- recovery: the store's sink ------------------------------------------ */

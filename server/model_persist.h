@@ -43,6 +43,10 @@ void model_snapshot_all(srv_app *app);
 /* The export file of m (snapshot format) in a new buffer (*data, free());
  * with_buffer 0 leaves the replay buffer out. */
 mb_status model_export(srv_model *m, int with_buffer, void **data, size_t *n, char *err, size_t err_sz);
+/* The same for version v (referenced by the caller), or the current one
+ * when v is NULL: its number and version_info in META. */
+mb_status model_export_version(srv_model *m, srv_version *v, int with_buffer, void **data, size_t *n,
+                               char *err, size_t err_sz);
 /* Moves a decoded snapshot's state (ensemble with its version number,
  * buffer, optimiser, idempotency keys; each if present) into m, a model just
  * created from the same spec; what was moved is cleared in sn. meta is the

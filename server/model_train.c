@@ -14,12 +14,26 @@
 typedef struct {
     srv_app *app;
     srv_model *m; /* referenced */
+    srv_job *j;   /* the job that owns this (outlives it) */
 } train__owner;
 
 static int train__publish(void *ctx, mb_ensemble *ens, uint64_t *version, char *err, size_t err_sz) {
     train__owner *o = ctx;
     srv_err e = {0};
-    int rc = model_publish(o->app, o->m, ens, version, &e);
+    /* what the versions listing shows: the job, its epochs, its last epoch's train losses */
+    srv_version_info info;
+    memset(&info, 0, sizeof info);
+    srv_job *j = o->j;
+    snprintf(info.job, sizeof info.job, "%s", j->id);
+    pthread_mutex_lock(&j->lock);
+    info.epochs = j->epoch;
+    if (j->epoch > 0 && j->train_hist) {
+        memcpy(info.train_loss, j->train_hist + (size_t)(j->epoch - 1) * (size_t)j->members,
+               sizeof(float) * (size_t)j->members);
+        info.has_train_loss = 1;
+    }
+    pthread_mutex_unlock(&j->lock);
+    int rc = model_publish_info(o->app, o->m, ens, &info, version, &e);
     if (rc) snprintf(err, err_sz, "%s", e.message);
     return rc;
 }
@@ -72,7 +86,7 @@ int model_train(srv_app *app, srv_model *m, const mb_train_cfg *cfg, int automat
         j->adam = &m->adam;
         j->adam_ready = &m->adam_ready;
         atomic_fetch_add(&m->refs, 1); /* the job's, dropped by train__release */
-        *own = (train__owner){app, m};
+        *own = (train__owner){app, m, j};
         j->owner = (srv_job_owner){own, train__publish, train__ended, train__release};
         own = NULL;
         m->running = j;

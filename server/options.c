@@ -91,6 +91,16 @@ static const srv_option opt__table[] = {
      "deadline of an act, ms: the cap and default of its deadline_ms"},
     {"shutdown-timeout", OPT_INT, 0, 3600, "30", S(shutdown_timeout), NULL,
      "s to let in-flight requests finish on SIGTERM"},
+    {"keep-versions", OPT_INT, 1, 32, "4", S(keep_versions), NULL,
+     "published versions kept per model for pinning and promote (fewer when they would exceed --max-params)"},
+    {"follow", OPT_STR, 0, 0, "", S(follow), NULL,
+     "trainer URL (http://host:port): serve its models read-only, pulling each new version (no data directory)"},
+    {"follow-token-file", OPT_STR, 0, 0, "", S(follow_token_file), NULL,
+     "file holding a read-scoped token of the trainer's, for --follow"},
+    {"follow-interval", OPT_INT, 1, 3600, "2", S(follow_interval), NULL,
+     "s between a follower's pulls (an unchanged version costs one small request per model)"},
+    {"follow-grace", OPT_INT, 1, 86400, "30", S(follow_grace), NULL,
+     "s a follower serves without reaching its trainer before /readyz answers 503"},
 };
 #define OPT__N (int)(sizeof opt__table / sizeof opt__table[0])
 

@@ -51,6 +51,11 @@ typedef struct {
     long shutdown_timeout;   /* s to let in-flight requests finish */
     long repair;             /* 1: start on a damaged log, keeping what precedes the damage */
     long snapshot_interval;  /* s between automatic snapshots of a changed model; 0 = off */
+    long keep_versions;      /* published versions kept per model (versions.h) */
+    char follow[SRV_PATH_MAX];            /* trainer URL: run as a read-only follower (follow.h) */
+    char follow_token_file[SRV_PATH_MAX]; /* a read-scoped token of the trainer's */
+    long follow_interval;    /* s between pulls */
+    long follow_grace;       /* s without the trainer before /readyz says not ready */
 } srv_config;
 
 /* Fills defaults, reads --config FILE if given, then the command line.

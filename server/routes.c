@@ -34,10 +34,14 @@ const srv_route srv_routes[] = {
     {"POST", "/v1/models/{m}/snapshot", 64L << 10, api_model_snapshot, R_WRITE, 0},
     {"GET", "/v1/models/{m}/export", SRV_BODY_NONE, api_model_export, R_READ, 0},
     {"POST", "/v1/models/{m}/import", SRV_BODY_DEFAULT, api_model_import, R_ADMIN, SRV_RAW_FILE},
+    {"GET", "/v1/models/{m}/versions", SRV_BODY_NONE, api_versions_list, R_READ, 0},
+    {"GET", "/v1/models/{m}/versions/latest", SRV_BODY_NONE, api_version_latest, R_READ, 0},
+    {"POST", "/v1/models/{m}/versions/{n}/promote", 64L << 10, api_version_promote, R_ADMIN, 0},
     {"GET", "/healthz", SRV_BODY_NONE, api_healthz, R_PUBLIC, 0},
     {"GET", "/readyz", SRV_BODY_NONE, api_readyz, R_PUBLIC, 0},
     {"GET", "/metrics", SRV_BODY_NONE, api_metrics, R_READ, 0},
     {"GET", "/v1/openapi.json", SRV_BODY_NONE, api_openapi, R_READ, 0},
+    {"GET", "/ui", SRV_BODY_NONE, api_ui, R_READ, 0},
 };
 const int srv_n_routes = (int)(sizeof srv_routes / sizeof srv_routes[0]);
 _Static_assert(sizeof srv_routes / sizeof srv_routes[0] <= SRV_MAX_ROUTES, "raise SRV_MAX_ROUTES");

@@ -33,6 +33,7 @@ typedef struct {
      * callable from any thread. */
     int (*gone)(void *gone_ctx);
     void *gone_ctx;
+    const char *if_none_match;             /* the If-None-Match header, or NULL */
 } srv_req;
 
 /* An answer that is not ready yet (a training job's "wait": true, later a
@@ -62,6 +63,7 @@ struct srv_resp {
     const char *content_type;
     char location[256];  /* Location header if set */
     int replay;          /* idempotent replay: adds X-Idempotent-Replay */
+    char etag[64];       /* ETag header if set (a 304 carries no body) */
     srv_later later;     /* set (later.obj non-NULL) to answer later */
 };
 

@@ -31,10 +31,14 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__ENSM SNAP__TAG('E', 'N', 'S', 'M')
 #define SNAP__ADAM SNAP__TAG('A', 'D', 'A', 'M')
 #define SNAP__BUFF SNAP__TAG('B', 'U', 'F', 'F')
+#define SNAP__VERS SNAP__TAG('V', 'E', 'R', 'S')
 #define SNAP__END SNAP__TAG('E', 'N', 'D', '!')
 #define SNAP__F_ENSM 1u
 #define SNAP__F_ADAM 2u
 #define SNAP__F_BUFF 4u
+#define SNAP__F_VERS 8u
+#define SNAP__VERS_PART_ENSM 1u /* a kept version's parts (VERS, snapshot.h) */
+#define SNAP__VERS_ENTRY 16     /* number u64, parts u32, info_len u32 */
 /* ENSM fixed part: members, obs, act, learn_reward, n_hidden, hidden[8],
  * activation (14 u32), weight_decay[9] (f32), n_params (u64). */
 #define SNAP__ENSM_FIXED (14 * 4 + (MB_MAX_LAYERS + 1) * 4 + 8)
@@ -48,6 +52,7 @@ static const char *snap__tag_name(uint32_t tag) {
     case SNAP__ENSM: return "ENSM (ensemble)";
     case SNAP__ADAM: return "ADAM (optimiser)";
     case SNAP__BUFF: return "BUFF (replay buffer)";
+    case SNAP__VERS: return "VERS (kept versions)";
     case SNAP__END: return "END";
     }
     return "unknown";
@@ -58,8 +63,10 @@ static uint64_t snap__row_bytes(uint64_t od, uint64_t ad) { return 4 * (2 * od +
 
 /* ---- encoder ------------------------------------------------------------ */
 
-#define SNAP__MAX_PIECES 64
-#define SNAP__ARENA 1024
+/* The fixed layout needs under 64 pieces and 500 bytes; each kept version
+ * adds 9 pieces and an entry header, ENSM's fixed part and tail. */
+#define SNAP__MAX_PIECES (64 + 10 * MB_SNAPSHOT_MAX_KEPT)
+#define SNAP__ARENA (1024 + MB_SNAPSHOT_MAX_KEPT * (SNAP__VERS_ENTRY + SNAP__ENSM_FIXED + SNAP__ENSM_TAIL))
 
 struct mb_snapshot_enc {
     int n;
@@ -71,7 +78,7 @@ struct mb_snapshot_enc {
 };
 
 static unsigned char *enc__local(mb_snapshot_enc *e, size_t n) {
-    /* The arena holds the fixed layout's small fields (under 500 bytes). */
+    /* The arena holds the small fields (sized for the most kept versions). */
     assert(e->used + n <= SNAP__ARENA);
     unsigned char *p = e->arena + e->used;
     e->used += n;
@@ -107,6 +114,32 @@ static void enc__sec_end(mb_snapshot_enc *e, int start, unsigned char *hdr) {
     enc__add(e, c, 4);
 }
 
+/* An ensemble's data as ENSM lays it out (also a kept version's part). */
+static void enc__ensm_body(mb_snapshot_enc *e, const mb_ensemble *ens) {
+    const mb_ensemble_spec *sp = &ens->spec;
+    unsigned char *f = enc__local(e, SNAP__ENSM_FIXED);
+    int32_t v[14] = {sp->members, sp->obs_dim, sp->act_dim, sp->learn_reward, sp->n_hidden};
+    for (int l = 0; l < MB_MAX_LAYERS; l++) v[5 + l] = sp->hidden[l];
+    v[13] = (int32_t)sp->activation;
+    for (int i = 0; i < 14; i++) mb_le_put32(f + 4 * i, (uint32_t)v[i]);
+    for (int l = 0; l <= MB_MAX_LAYERS; l++) mb_le_putf32(f + 56 + 4 * l, sp->weight_decay[l]);
+    mb_le_put64(f + SNAP__ENSM_FIXED - 8, ens->n_params);
+    enc__add(e, f, SNAP__ENSM_FIXED);
+    size_t in = (size_t)mb_ensemble_in_dim(sp), o = (size_t)mb_ensemble_out_dim(sp);
+    enc__add(e, ens->params, ens->n_params * sizeof(float));
+    enc__add(e, ens->in_mean, in * sizeof(float));
+    enc__add(e, ens->in_std, in * sizeof(float));
+    enc__add(e, ens->out_mean, o * sizeof(float));
+    enc__add(e, ens->out_std, o * sizeof(float));
+    unsigned char *t = enc__local(e, SNAP__ENSM_TAIL);
+    mb_le_put32(t, (uint32_t)ens->n_elites);
+    for (int m = 0; m < MB_MAX_MEMBERS; m++) {
+        mb_le_put32(t + 4 + 4 * m, (uint32_t)ens->elites[m]);
+        mb_le_putf32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m, ens->holdout_loss[m]);
+    }
+    enc__add(e, t, SNAP__ENSM_TAIL);
+}
+
 mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src, char *err, size_t err_sz) {
     *out = NULL;
     const mb_ensemble *ens = src->ens;
@@ -126,13 +159,23 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     if (ens && buf && (buf->obs_dim != ens->spec.obs_dim || buf->act_dim != ens->spec.act_dim))
         return mb_fail(err, err_sz, MB_EINVAL, "snapshot: buffer dims %d/%d differ from the ensemble's %d/%d",
                        buf->obs_dim, buf->act_dim, ens->spec.obs_dim, ens->spec.act_dim);
+    if (src->n_kept < 0 || src->n_kept > MB_SNAPSHOT_MAX_KEPT || (src->n_kept && !src->kept))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: %d kept versions (limit %d)", src->n_kept,
+                       MB_SNAPSHOT_MAX_KEPT);
+    for (int i = 0; i < src->n_kept; i++) {
+        const mb_snapshot_kept_src *k = &src->kept[i];
+        if (!k->ens || !k->ens->params || k->info_len > MB_SNAPSHOT_MAX_KEPT_INFO || (k->info_len && !k->info))
+            return mb_fail(err, err_sz, MB_EINVAL, "snapshot: kept version %" PRIu64 " has no ensemble or an "
+                           "info blob over %u bytes", k->number, MB_SNAPSHOT_MAX_KEPT_INFO);
+    }
     mb_snapshot_enc *e = calloc(1, sizeof *e);
     if (!e) return mb_fail(err, err_sz, MB_ENOMEM, "snapshot: no memory for the encoder");
 
     unsigned char *h = enc__local(e, SNAP__HDR);
     memcpy(h, snap__magic, 8);
     mb_le_put32(h + 8, MB_SNAPSHOT_VERSION);
-    mb_le_put32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0));
+    mb_le_put32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0) |
+                            (src->n_kept ? SNAP__F_VERS : 0));
     mb_le_put64(h + 16, src->log_seq);
     mb_le_put32(h + 28, mb_crc32c(0, h, 28));
     enc__add(e, h, SNAP__HDR);
@@ -146,29 +189,8 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     sections++;
 
     if (ens) {
-        const mb_ensemble_spec *sp = &ens->spec;
         s = enc__sec_begin(e, SNAP__ENSM, &sh);
-        unsigned char *f = enc__local(e, SNAP__ENSM_FIXED);
-        int32_t v[14] = {sp->members, sp->obs_dim, sp->act_dim, sp->learn_reward, sp->n_hidden};
-        for (int l = 0; l < MB_MAX_LAYERS; l++) v[5 + l] = sp->hidden[l];
-        v[13] = (int32_t)sp->activation;
-        for (int i = 0; i < 14; i++) mb_le_put32(f + 4 * i, (uint32_t)v[i]);
-        for (int l = 0; l <= MB_MAX_LAYERS; l++) mb_le_putf32(f + 56 + 4 * l, sp->weight_decay[l]);
-        mb_le_put64(f + SNAP__ENSM_FIXED - 8, ens->n_params);
-        enc__add(e, f, SNAP__ENSM_FIXED);
-        size_t in = (size_t)mb_ensemble_in_dim(sp), o = (size_t)mb_ensemble_out_dim(sp);
-        enc__add(e, ens->params, ens->n_params * sizeof(float));
-        enc__add(e, ens->in_mean, in * sizeof(float));
-        enc__add(e, ens->in_std, in * sizeof(float));
-        enc__add(e, ens->out_mean, o * sizeof(float));
-        enc__add(e, ens->out_std, o * sizeof(float));
-        unsigned char *t = enc__local(e, SNAP__ENSM_TAIL);
-        mb_le_put32(t, (uint32_t)ens->n_elites);
-        for (int m = 0; m < MB_MAX_MEMBERS; m++) {
-            mb_le_put32(t + 4 + 4 * m, (uint32_t)ens->elites[m]);
-            mb_le_putf32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m, ens->holdout_loss[m]);
-        }
-        enc__add(e, t, SNAP__ENSM_TAIL);
+        enc__ensm_body(e, ens);
         enc__sec_end(e, s, sh);
         sections++;
     }
@@ -216,6 +238,24 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
         enc__add(e, buf->terminated, run2);
         enc__add(e, buf->truncated + first, run1);
         enc__add(e, buf->truncated, run2);
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    if (src->n_kept) {
+        s = enc__sec_begin(e, SNAP__VERS, &sh);
+        unsigned char *c = enc__local(e, 4);
+        mb_le_put32(c, (uint32_t)src->n_kept);
+        enc__add(e, c, 4);
+        for (int i = 0; i < src->n_kept; i++) {
+            const mb_snapshot_kept_src *k = &src->kept[i];
+            unsigned char *h2 = enc__local(e, SNAP__VERS_ENTRY);
+            mb_le_put64(h2, k->number);
+            mb_le_put32(h2 + 8, SNAP__VERS_PART_ENSM);
+            mb_le_put32(h2 + 12, (uint32_t)k->info_len);
+            enc__add(e, h2, SNAP__VERS_ENTRY);
+            enc__add(e, k->info, k->info_len);
+            enc__ensm_body(e, k->ens);
+        }
         enc__sec_end(e, s, sh);
         sections++;
     }
@@ -338,10 +378,15 @@ static mb_status snap__alloc_ok(snap__in *d, const mb_snapshot_opts *o, uint64_t
     return MB_OK;
 }
 
-static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
-                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+/* An ensemble laid out as ENSM's data (section tag, at most avail bytes of
+ * it; exact: all of them). *size gets the bytes it took. On failure e is
+ * left freed (zeroed). */
+static mb_status snap__ensm_body(snap__in *d, uint32_t tag, uint64_t avail, int exact, uint64_t sec_off,
+                                 const mb_snapshot_opts *o, uint64_t *used, mb_ensemble *e, uint64_t *size,
+                                 char *err, size_t err_sz) {
     unsigned char f[SNAP__ENSM_FIXED];
-    if (len < SNAP__ENSM_FIXED) return snap__corrupt_len(d, SNAP__ENSM, sec_off, len, SNAP__ENSM_FIXED, err, err_sz);
+    memset(e, 0, sizeof *e);
+    if (avail < SNAP__ENSM_FIXED) return snap__corrupt_len(d, tag, sec_off, avail, SNAP__ENSM_FIXED, err, err_sz);
     mb_status st = snap__read(d, f, sizeof f, err, err_sz);
     if (st != MB_OK) return st;
     mb_ensemble_spec sp;
@@ -367,33 +412,103 @@ static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const m
                        d->what, n_params, want_np);
     uint64_t in = (uint64_t)mb_ensemble_in_dim(&sp), od = (uint64_t)mb_ensemble_out_dim(&sp);
     uint64_t want = SNAP__ENSM_FIXED + 4 * (n_params + 2 * in + 2 * od) + SNAP__ENSM_TAIL;
-    if (len != want) return snap__corrupt_len(d, SNAP__ENSM, sec_off, len, want, err, err_sz);
+    if (exact ? avail != want : avail < want) return snap__corrupt_len(d, tag, sec_off, avail, want, err, err_sz);
+    *size = want;
     st = snap__alloc_ok(d, o, used, 4 * (n_params + 2 * in + 2 * od), "ensemble", err, err_sz);
     if (st != MB_OK) return st;
-    st = mb_ensemble_init(&out->ens, &sp, 0, err, err_sz);
+    st = mb_ensemble_init(e, &sp, 0, err, err_sz);
     if (st != MB_OK) return st;
-    out->has_ensemble = 1;
-    mb_ensemble *e = &out->ens;
+    unsigned char t[SNAP__ENSM_TAIL];
     if ((st = snap__read(d, e->params, e->n_params * 4, err, err_sz)) != MB_OK ||
         (st = snap__read(d, e->in_mean, in * 4, err, err_sz)) != MB_OK ||
         (st = snap__read(d, e->in_std, in * 4, err, err_sz)) != MB_OK ||
         (st = snap__read(d, e->out_mean, od * 4, err, err_sz)) != MB_OK ||
-        (st = snap__read(d, e->out_std, od * 4, err, err_sz)) != MB_OK)
-        return st;
-    unsigned char t[SNAP__ENSM_TAIL];
-    st = snap__read(d, t, sizeof t, err, err_sz);
-    if (st != MB_OK) return st;
+        (st = snap__read(d, e->out_std, od * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, t, sizeof t, err, err_sz)) != MB_OK)
+        goto fail;
     uint32_t ne = mb_le_get32(t);
-    if (ne > (uint32_t)sp.members)
-        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: %u elites for %d members", d->what, ne, sp.members);
+    if (ne > (uint32_t)sp.members) {
+        st = mb_fail(err, err_sz, MB_ECORRUPT, "%s: %u elites for %d members", d->what, ne, sp.members);
+        goto fail;
+    }
     e->n_elites = (int)ne;
     for (int m = 0; m < MB_MAX_MEMBERS; m++) {
         uint32_t el = mb_le_get32(t + 4 + 4 * m);
-        if (m < (int)ne && el >= (uint32_t)sp.members)
-            return mb_fail(err, err_sz, MB_ECORRUPT, "%s: elite %u out of range", d->what, el);
+        if (m < (int)ne && el >= (uint32_t)sp.members) {
+            st = mb_fail(err, err_sz, MB_ECORRUPT, "%s: elite %u out of range", d->what, el);
+            goto fail;
+        }
         e->elites[m] = (int)el;
         e->holdout_loss[m] = mb_le_getf32(t + 4 + 4 * MB_MAX_MEMBERS + 4 * m);
     }
+    return MB_OK;
+fail:
+    mb_ensemble_free(e);
+    memset(e, 0, sizeof *e);
+    return st;
+}
+
+static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    uint64_t size;
+    mb_status st = snap__ensm_body(d, SNAP__ENSM, len, 1, sec_off, o, used, &out->ens, &size, err, err_sz);
+    if (st == MB_OK) out->has_ensemble = 1;
+    return st;
+}
+
+/* VERS: the kept older versions (snapshot.h). Each must match the current
+ * ensemble's shape when there is one. */
+static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char c[4];
+    if (len < 4) return snap__corrupt_len(d, SNAP__VERS, sec_off, len, 4, err, err_sz);
+    mb_status st = snap__read(d, c, 4, err, err_sz);
+    if (st != MB_OK) return st;
+    uint32_t n = mb_le_get32(c);
+    if (n < 1 || n > MB_SNAPSHOT_MAX_KEPT)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: %u kept versions (1..%d allowed)", d->what, n,
+                       MB_SNAPSHOT_MAX_KEPT);
+    out->kept = calloc(n, sizeof *out->kept);
+    if (!out->kept) return mb_fail(err, err_sz, MB_ENOMEM, "%s: no memory for the kept versions", d->what);
+    uint64_t left = len - 4;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char h[SNAP__VERS_ENTRY];
+        if (left < SNAP__VERS_ENTRY) return snap__corrupt_len(d, SNAP__VERS, sec_off, len, len + SNAP__VERS_ENTRY - left, err, err_sz);
+        if ((st = snap__read(d, h, sizeof h, err, err_sz)) != MB_OK) return st;
+        left -= SNAP__VERS_ENTRY;
+        mb_snapshot_kept *k = &out->kept[out->n_kept];
+        uint64_t number = mb_le_get64(h);
+        uint32_t parts = mb_le_get32(h + 8), info_len = mb_le_get32(h + 12);
+        if (parts != SNAP__VERS_PART_ENSM || info_len > MB_SNAPSHOT_MAX_KEPT_INFO || info_len > left)
+            return mb_fail(err, err_sz, MB_ECORRUPT, "%s: kept version %" PRIu64 ": parts 0x%x or info of %u bytes "
+                           "not readable", d->what, number, parts, info_len);
+        k->info = malloc((size_t)info_len + 1);
+        if (!k->info) return mb_fail(err, err_sz, MB_ENOMEM, "%s: no memory for a kept version", d->what);
+        if ((st = snap__read(d, k->info, info_len, err, err_sz)) != MB_OK) {
+            free(k->info);
+            k->info = NULL;
+            return st;
+        }
+        k->info[info_len] = '\0';
+        k->info_len = info_len;
+        k->number = number;
+        left -= info_len;
+        uint64_t size = 0;
+        st = snap__ensm_body(d, SNAP__VERS, left, 0, sec_off, o, used, &k->ens, &size, err, err_sz);
+        if (st == MB_OK && out->has_ensemble && memcmp(&k->ens.spec, &out->ens.spec, sizeof k->ens.spec) != 0) {
+            mb_ensemble_free(&k->ens);
+            st = mb_fail(err, err_sz, MB_ECORRUPT, "%s: kept version %" PRIu64 " has another ensemble shape",
+                         d->what, number);
+        }
+        if (st != MB_OK) {
+            free(k->info);
+            k->info = NULL;
+            return st;
+        }
+        out->n_kept++;
+        left -= size;
+    }
+    if (left != 0) return snap__corrupt_len(d, SNAP__VERS, sec_off, len, len - left, err, err_sz);
     return MB_OK;
 }
 
@@ -519,13 +634,14 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         goto fail;
     }
     uint32_t flags = mb_le_get32(h + 12);
-    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF)) {
+    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF | SNAP__F_VERS)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header has unknown flags 0x%x", flags);
         goto fail;
     }
     out->log_seq = mb_le_get64(h + 16);
     /* Sections in their fixed order; `next` is the lowest order allowed. */
-    static const uint32_t order[5] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__BUFF, SNAP__END};
+    static const uint32_t order[] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__BUFF, SNAP__VERS, SNAP__END};
+    const int n_order = (int)(sizeof order / sizeof order[0]);
     int next = 0, sections = 0;
     uint32_t seen = 0;
     for (;;) {
@@ -537,8 +653,8 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         uint32_t tag = mb_le_get32(sh);
         uint64_t len = mb_le_get64(sh + 8);
         int k = 0;
-        while (k < 5 && order[k] != tag) k++;
-        if (k == 5 || k < next || mb_le_get32(sh + 4) != 0 || (k == 0) != (sections == 0)) {
+        while (k < n_order && order[k] != tag) k++;
+        if (k == n_order || k < next || mb_le_get32(sh + 4) != 0 || (k == 0) != (sections == 0)) {
             st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot: unexpected section 0x%08x at offset %" PRIu64, tag, sec_off);
             goto fail;
         }
@@ -569,6 +685,10 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         case SNAP__BUFF:
             st = snap__buff(&d, len, sec_off, &o, &used, out, err, err_sz);
             seen |= SNAP__F_BUFF;
+            break;
+        case SNAP__VERS:
+            st = snap__vers(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_VERS;
             break;
         case SNAP__END: {
             unsigned char f[12];
@@ -606,6 +726,11 @@ void mb_snapshot_free(mb_snapshot *s) {
     if (s->has_ensemble) mb_ensemble_free(&s->ens);
     if (s->has_adam) mb_adam_free(&s->adam);
     if (s->has_buffer) mb_buffer_free(&s->buf);
+    for (int i = 0; i < s->n_kept; i++) {
+        free(s->kept[i].info);
+        mb_ensemble_free(&s->kept[i].ens);
+    }
+    free(s->kept);
     memset(s, 0, sizeof *s);
 }
 

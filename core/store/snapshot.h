@@ -9,7 +9,14 @@
  *           ADAM (lr, betas, eps, t, m, v; optional),
  *           BUFF (ring fields incl. head, total, holdout seed, then the held
  *                 rows oldest first; optional),
+ *           VERS (kept older versions; optional, header flag 8: u32 count,
+ *                 then per version u64 number | u32 parts | u32 info_len |
+ *                 info (opaque, e.g. the server's JSON) | the parts in bit
+ *                 order: bit 0 an ensemble laid out as ENSM's data; a later
+ *                 part (a policy) takes the next bit and follows it),
  *           END  (u64 bytes before END, u32 sections before END).
+ * Files without VERS (older files) load as before; a file with it is
+ * refused by builds older than the section (unknown header flag).
  * log_seq is the last write-ahead-log seq whose effect the file contains.
  * Floats are stored in host order (the code refuses big-endian hosts).
  *
@@ -39,6 +46,25 @@
 
 #define MB_SNAPSHOT_VERSION 1
 #define MB_SNAPSHOT_MAX_META (16u << 20)
+#define MB_SNAPSHOT_MAX_KEPT 32          /* versions in a VERS section */
+#define MB_SNAPSHOT_MAX_KEPT_INFO (64u << 10) /* bytes of one kept version's info */
+
+/* A kept older version to write (VERS): its number, an opaque info blob and
+ * its ensemble (required). */
+typedef struct {
+    uint64_t number;
+    const void *info; /* (info_len) bytes, may be NULL when info_len is 0 */
+    size_t info_len;
+    const mb_ensemble *ens;
+} mb_snapshot_kept_src;
+
+/* A kept older version as read; info and ens owned by the mb_snapshot. */
+typedef struct {
+    uint64_t number;
+    char *info; /* (info_len) bytes + a NUL */
+    size_t info_len;
+    mb_ensemble ens;
+} mb_snapshot_kept;
 
 /* What to write. Any of ens, adam, buf may be NULL (section left out);
  * adam, when given with ens, must have adam->n == ens->n_params. */
@@ -49,6 +75,8 @@ typedef struct {
     const mb_adam *adam;
     const mb_buffer *buf;
     uint64_t log_seq;
+    const mb_snapshot_kept_src *kept; /* (n_kept) kept older versions, may be NULL */
+    int n_kept;                       /* 0..MB_SNAPSHOT_MAX_KEPT; 0 leaves VERS out */
 } mb_snapshot_src;
 
 /* What was read; every member owned (mb_snapshot_free). */
@@ -62,6 +90,8 @@ typedef struct {
     mb_ensemble ens;
     mb_adam adam;
     mb_buffer buf;
+    int n_kept;             /* kept older versions (VERS), 0 when absent */
+    mb_snapshot_kept *kept; /* (n_kept), owned; oldest first as written */
 } mb_snapshot;
 void mb_snapshot_free(mb_snapshot *s);
 

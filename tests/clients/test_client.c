@@ -425,6 +425,62 @@ START_TEST(test_train_act_predict) {
 }
 END_TEST
 
+/* Versions: the kept list with losses, an act pinned to an older one, a
+ * promote, the current version as a file. */
+START_TEST(test_versions) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-ver");
+    ck_assert_int_eq(mbrl_model_create(c, &s, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.25f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-ver", &b, &acc, &size, &e), MBRL_OK);
+    mbrl_train_opts to = {.max_epochs = 2, .patience = 0};
+    mbrl_job job;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(mbrl_train(c, "m-ver", &to, &job, &e) == MBRL_OK, "train: %s", e.message);
+        mbrl_job_free(&job);
+    }
+    mbrl_versions v;
+    ck_assert_msg(mbrl_versions_get(c, "m-ver", &v, &e) == MBRL_OK, "versions: %s", e.message);
+    ck_assert_int_eq(v.current, 2);
+    ck_assert_int_eq(v.newest, 2);
+    ck_assert_int_eq(v.n, 2);
+    ck_assert(v.version[0] == 2 && v.version[1] == 1);
+    ck_assert_msg(isfinite(v.train_loss[1]) && isfinite(v.holdout_loss[1]), "losses %g %g", v.train_loss[1],
+                  v.holdout_loss[1]);
+    mbrl_versions_free(&v);
+    float obs[2] = {0.5f, 0};
+    mbrl_act_result a;
+    mbrl_act_opts pin = {.pin = 1, .version = 1};
+    ck_assert_msg(mbrl_act(c, "m-ver", obs, 2, &pin, &a, &e) == MBRL_OK, "act: %s", e.message);
+    ck_assert_int_eq(a.version, 1);
+    pin.version = 7;
+    ck_assert_int_eq(mbrl_act(c, "m-ver", obs, 2, &pin, &a, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    ck_assert_str_eq(e.field, "version");
+    ck_assert_msg(mbrl_version_promote(c, "m-ver", 1, &e) == MBRL_OK, "promote: %s", e.message);
+    ck_assert_int_eq(mbrl_act(c, "m-ver", obs, 2, NULL, &a, &e), MBRL_OK);
+    ck_assert_int_eq(a.version, 1);
+    ck_assert_int_eq(mbrl_version_promote(c, "m-ver", 9, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 404);
+    char path[300];
+    snprintf(path, sizeof path, "%s/m-ver.latest", D.dir);
+    ck_assert_msg(mbrl_version_latest(c, "m-ver", path, &e) == MBRL_OK, "latest: %s", e.message);
+    FILE *f = fopen(path, "rb");
+    char magic[8] = {0};
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(magic, 1, 8, f), 8);
+    fclose(f);
+    ck_assert_int_eq(memcmp(magic, "MBRLSNAP", 8), 0);
+    mbrl_model_delete(c, "m-ver", &e);
+    mbrl_client_free(c);
+}
+END_TEST
+
 /* Export / import (issue 5's endpoints): a model moved under a new name
  * keeps its data; a daemon without them answers a clean 404/405. */
 START_TEST(test_export_import) {
@@ -732,6 +788,7 @@ int main(void) {
     tcase_add_test(tc, test_transitions_batched_and_idempotent);
     tcase_add_test(tc, test_train_act_predict);
     tcase_add_test(tc, test_export_import);
+    tcase_add_test(tc, test_versions);
     tcase_add_test(tc, test_transport_errors);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("restart");

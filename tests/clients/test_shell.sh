@@ -129,6 +129,23 @@ expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
 has "act error names obs" "$tmp/err" "obs"
 expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'
 jqtrue "predict 3 steps" '(.mean | length) == 3 and (.std | length) == 3'
+# versions: two published (the two jobs above), a pin, a promote, the newest as a file
+expect "versions" 0 $mbrl --raw versions sh1
+jqtrue "versions lists the kept ones" '.current >= 2 and (.versions | length) >= 2 and (.versions[0].train_loss | length) == 2'
+cur=$(jq -r .current "$tmp/out")
+prev=$(jq -r '.versions[1].version' "$tmp/out")
+expect "act pinned" 0 $mbrl --raw act sh1 '[0.5, 0]' --version "$prev"
+jqtrue "pinned act answers with the pinned version" ".version == $prev"
+expect "act --version x: exit 2" 2 $mbrl act sh1 '[0.5, 0]' --version x
+expect "promote" 0 $mbrl --raw promote sh1 "$prev"
+jqtrue "promote makes it current" ".current == $prev"
+expect "act after promote" 0 $mbrl --raw act sh1 '[0.5, 0]'
+jqtrue "acts answer with the promoted version" ".version == $prev"
+expect "promote back" 0 $mbrl --raw promote sh1 "$cur"
+expect "promote unknown: exit 1" 1 $mbrl promote sh1 999
+has "promote 404 printed readably" "$tmp/err" "^mbrl: HTTP 404 not_found: .*field: version"
+expect "latest" 0 $mbrl latest sh1 "$tmp/sh1.latest"
+if [ "$(head -c 8 "$tmp/sh1.latest")" = MBRLSNAP ]; then ok "latest is a snapshot-format file"; else bad "latest is a snapshot-format file"; fi
 expect "request GET" 0 $mbrl --raw request GET /v1/models
 jqtrue "request answers" '.models | length == 1'
 expect "request 405: exit 1" 1 $mbrl request DELETE /v1/models

@@ -81,7 +81,8 @@ static void model_free(model *m) {
 }
 
 static mb_snapshot_src model_src(const model *m, int with_buffer) {
-    mb_snapshot_src s = {m->meta, strlen(m->meta), &m->ens, &m->adam, with_buffer ? &m->buf : NULL, 4242};
+    mb_snapshot_src s = {.meta = m->meta, .meta_len = strlen(m->meta), .ens = &m->ens, .adam = &m->adam,
+                         .buf = with_buffer ? &m->buf : NULL, .log_seq = 4242};
     return s;
 }
 
@@ -223,7 +224,7 @@ END_TEST
 START_TEST(test_optional_sections) {
     model m;
     model_init(&m, 10, 3);
-    mb_snapshot_src src = {NULL, 0, NULL, NULL, NULL, 0};
+    mb_snapshot_src src = {.meta = NULL};
     void *data;
     size_t n;
     mb_snapshot s;
@@ -236,7 +237,7 @@ START_TEST(test_optional_sections) {
     mb_snapshot_free(&s);
     free(data);
     /* Export without optimiser and buffer. */
-    src = (mb_snapshot_src){m.meta, strlen(m.meta), &m.ens, NULL, NULL, 9};
+    src = (mb_snapshot_src){.meta = m.meta, .meta_len = strlen(m.meta), .ens = &m.ens, .log_seq = 9};
     ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_OK);
     ck_assert_int_eq(mb_snapshot_decode_mem(data, n, NULL, &s, err, sizeof err), MB_OK);
     ck_assert(s.has_ensemble && !s.has_adam && !s.has_buffer);
@@ -244,7 +245,7 @@ START_TEST(test_optional_sections) {
     mb_snapshot_free(&s);
     free(data);
     /* Buffer only. */
-    src = (mb_snapshot_src){NULL, 0, NULL, NULL, &m.buf, 9};
+    src = (mb_snapshot_src){.buf = &m.buf, .log_seq = 9};
     ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_OK);
     ck_assert_int_eq(mb_snapshot_decode_mem(data, n, NULL, &s, err, sizeof err), MB_OK);
     ck_assert(!s.has_ensemble && s.has_buffer);
@@ -260,17 +261,100 @@ START_TEST(test_inconsistent_source_refused) {
     model_init(&m, 10, 3);
     mb_adam small;
     ck_assert_int_eq(mb_adam_init(&small, 10, 1e-3f, err, sizeof err), MB_OK);
-    mb_snapshot_src src = {NULL, 0, &m.ens, &small, NULL, 0};
+    mb_snapshot_src src = {.ens = &m.ens, .adam = &small};
     void *data;
     size_t n;
     ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "optimiser"));
     mb_buffer other;
     ck_assert_int_eq(mb_buffer_init(&other, 5, 2, 10, 0.1f, 1, err, sizeof err), MB_OK);
-    src = (mb_snapshot_src){NULL, 0, &m.ens, NULL, &other, 0};
+    src = (mb_snapshot_src){.ens = &m.ens, .buf = &other};
     ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_EINVAL);
     mb_buffer_free(&other);
     mb_adam_free(&small);
+    model_free(&m);
+}
+END_TEST
+
+/* ---- kept versions (VERS) ------------------------------------------------ */
+
+/* Two older versions beside the current one: they come back bit for bit,
+ * in order, with their info blobs; a file without them reads n_kept 0; every
+ * cut and every flipped byte of the section is corrupt; the allocation cap
+ * counts them. */
+START_TEST(test_kept_versions) {
+    model m;
+    model_init(&m, 8, 5);
+    mb_ensemble old[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mb_ensemble_copy(&old[i], &m.ens, err, sizeof err), MB_OK);
+        for (size_t k = 0; k < old[i].n_params; k++) old[i].params[k] += 0.5f * (float)(i + 1);
+        old[i].holdout_loss[0] = 0.25f * (float)(i + 1);
+    }
+    const char *info[2] = {"{\"train_loss\": [1, 2, 3]}", ""};
+    mb_snapshot_kept_src kept[2] = {{3, info[0], strlen(info[0]), &old[0]}, {5, NULL, 0, &old[1]}};
+    mb_snapshot_src src = model_src(&m, 1);
+    src.kept = kept;
+    src.n_kept = 2;
+    unsigned char *data;
+    size_t n;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, (void **)&data, &n, err, sizeof err), MB_OK);
+    mb_snapshot s;
+    ck_assert_msg(mb_snapshot_decode_mem(data, n, NULL, &s, err, sizeof err) == MB_OK, "%s", err);
+    ck_assert_int_eq(s.n_kept, 2);
+    ck_assert_uint_eq(s.kept[0].number, 3);
+    ck_assert_uint_eq(s.kept[1].number, 5);
+    ck_assert_str_eq(s.kept[0].info, info[0]);
+    ck_assert_uint_eq(s.kept[1].info_len, 0);
+    ck_assert_str_eq(s.kept[1].info, "");
+    check_same_ensemble(&s.kept[0].ens, &old[0]);
+    check_same_ensemble(&s.kept[1].ens, &old[1]);
+    check_same_ensemble(&s.ens, &m.ens);
+    check_same_buffer(&s.buf, &m.buf);
+    mb_snapshot_free(&s);
+
+    /* the same state without kept versions: an older file's layout */
+    mb_snapshot_src plain = model_src(&m, 1);
+    void *pd;
+    size_t pn;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&plain, &pd, &pn, err, sizeof err), MB_OK);
+    ck_assert_uint_lt(pn, n);
+    ck_assert_int_eq(memcmp(pd, data, 12), 0); /* same magic and format version */
+    ck_assert_int_eq(mb_snapshot_decode_mem(pd, pn, NULL, &s, err, sizeof err), MB_OK);
+    ck_assert_int_eq(s.n_kept, 0);
+    ck_assert_ptr_null(s.kept);
+    mb_snapshot_free(&s);
+    /* the cap counts the kept ensembles: room for the current state only */
+    size_t one = 4 * (m.ens.n_params + 2 * 6 + 2 * 5);
+    mb_snapshot_opts o = {0, 8 * (4 * (2 * 4 + 2 + 1) + 2) + 8 * m.ens.n_params + one + one / 2};
+    ck_assert_msg(mb_snapshot_decode_mem(pd, pn, &o, &s, err, sizeof err) == MB_OK, "%s", err);
+    mb_snapshot_free(&s);
+    ck_assert_int_eq(mb_snapshot_decode_mem(data, n, &o, &s, err, sizeof err), MB_ERANGE);
+    free(pd);
+
+    /* damage inside VERS (it starts where the plain file's END would) */
+    size_t vers_at = pn - (16 + 12 + 4);
+    size_t step = mb_test_sanitized() ? 13 : 3;
+    for (size_t len = vers_at; len < n; len += step) {
+        mb_status st = mb_snapshot_decode_mem(data, len, NULL, &s, err, sizeof err);
+        ck_assert_msg(st == MB_ECORRUPT, "cut at %zu of %zu: %s", len, n, mb_status_name(st));
+        ck_assert(s.n_kept == 0 && !s.kept && !s.has_ensemble);
+    }
+    for (size_t i = vers_at; i < n; i += step) {
+        data[i] ^= 0x40;
+        mb_status st = mb_snapshot_decode_mem(data, n, NULL, &s, err, sizeof err);
+        ck_assert_msg(st == MB_ECORRUPT, "flip at %zu of %zu: %s (%s)", i, n, mb_status_name(st), err);
+        data[i] ^= 0x40;
+    }
+    /* more than the limit, or a kept version without an ensemble, is refused */
+    src.n_kept = MB_SNAPSHOT_MAX_KEPT + 1;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, &pd, &pn, err, sizeof err), MB_EINVAL);
+    kept[1].ens = NULL;
+    src.n_kept = 2;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, &pd, &pn, err, sizeof err), MB_EINVAL);
+    free(data);
+    mb_ensemble_free(&old[0]);
+    mb_ensemble_free(&old[1]);
     model_free(&m);
 }
 END_TEST
@@ -433,6 +517,7 @@ int main(void) {
     tcase_add_test(tc, test_round_trip_file_bit_identical);
     tcase_add_test(tc, test_round_trip_memory_and_pull_encoder);
     tcase_add_test(tc, test_optional_sections);
+    tcase_add_test(tc, test_kept_versions);
     tcase_add_test(tc, test_inconsistent_source_refused);
     tcase_add_test(tc, test_every_truncation_is_corrupt);
     tcase_add_test(tc, test_every_flipped_byte_is_corrupt);

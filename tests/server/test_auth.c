@@ -111,10 +111,14 @@ static const struct {
     {"POST", "/v1/models/{m}/snapshot", SRV_SCOPE_WRITE, "/v1/models/nosuch/snapshot", "{}"},
     {"GET", "/v1/models/{m}/export", SRV_SCOPE_READ, "/v1/models/nosuch/export", NULL},
     {"POST", "/v1/models/{m}/import", SRV_SCOPE_ADMIN, "/v1/models/nosuch/import", "not an export"},
+    {"GET", "/v1/models/{m}/versions", SRV_SCOPE_READ, "/v1/models/nosuch/versions", NULL},
+    {"GET", "/v1/models/{m}/versions/latest", SRV_SCOPE_READ, "/v1/models/nosuch/versions/latest", NULL},
+    {"POST", "/v1/models/{m}/versions/{n}/promote", SRV_SCOPE_ADMIN, "/v1/models/nosuch/versions/1/promote", "{}"},
     {"GET", "/healthz", SRV_SCOPE_PUBLIC, "/healthz", NULL},
     {"GET", "/readyz", SRV_SCOPE_PUBLIC, "/readyz", NULL},
     {"GET", "/metrics", SRV_SCOPE_READ, "/metrics", NULL},
     {"GET", "/v1/openapi.json", SRV_SCOPE_READ, "/v1/openapi.json", NULL},
+    {"GET", "/ui", SRV_SCOPE_READ, "/ui", NULL},
 };
 #define N_REPS (int)(sizeof reps / sizeof reps[0])
 

@@ -972,6 +972,10 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
         if (o->seed > 0x7fffffffffffffffULL) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "seed above 2^63 - 1");
         rc = buf__printf(q, ",\"seed\":%llu", o->seed);
     }
+    if (!rc && o && o->pin) {
+        if (o->version < 0) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "version %ld < 0", o->version);
+        rc = buf__printf(q, ",\"version\":%ld", o->version);
+    }
     if (!rc && o && o->goal && o->n_goal > 0) {
         rc = buf__printf(q, ",\"goal\":[{\"term\":%d,\"target\":", o->goal_term);
         if (!rc) rc = buf__floats(q, o->goal, (size_t)o->n_goal);
@@ -1084,11 +1088,13 @@ mbrl_status mbrl_model_snapshot(mbrl_client *c, const char *model, mbrl_error *e
     return s;
 }
 
-mbrl_status mbrl_model_export(mbrl_client *c, const char *model, const char *file, mbrl_error *err) {
+/* GET model + suffix (a binary answer) into `file`, written whole, then renamed. */
+static mbrl_status file__get(mbrl_client *c, const char *model, const char *suffix, const char *file,
+                             mbrl_error *err) {
     err__clear(err);
     if (!c || !file) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "client and file are required");
     char path[128];
-    mbrl_status s = path__(path, sizeof path, model, "/export", err);
+    mbrl_status s = path__(path, sizeof path, model, suffix, err);
     long status;
     if (s == MBRL_OK) s = http__retry(c, "GET", path, NULL, 0, &status, err);
     if (s != MBRL_OK) return s;
@@ -1107,6 +1113,10 @@ mbrl_status mbrl_model_export(mbrl_client *c, const char *model, const char *fil
     }
     buf__free(&tmp);
     return MBRL_OK;
+}
+
+mbrl_status mbrl_model_export(mbrl_client *c, const char *model, const char *file, mbrl_error *err) {
+    return file__get(c, model, "/export", file, err);
 }
 
 mbrl_status mbrl_model_import(mbrl_client *c, const char *model, const char *file, mbrl_error *err) {
@@ -1132,6 +1142,60 @@ mbrl_status mbrl_model_import(mbrl_client *c, const char *model, const char *fil
     mbrl_status rs = http__do(c, "POST", path, n ? (const char *)map : "", n, 0, &status, err);
     if (n) munmap(map, n);
     return rs;
+}
+
+/* ---- versions ---------------------------------------------------------- */
+
+void mbrl_versions_free(mbrl_versions *v) {
+    if (!v) return;
+    cJSON_Delete(v->json);
+    memset(v, 0, sizeof *v);
+}
+
+mbrl_status mbrl_versions_get(mbrl_client *c, const char *model, mbrl_versions *out, mbrl_error *err) {
+    err__clear(err);
+    if (!c || !out) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "client and out are required");
+    memset(out, 0, sizeof *out);
+    char path[128];
+    mbrl_status s = path__(path, sizeof path, model, "/versions", err);
+    long status;
+    if (s == MBRL_OK) s = http__retry(c, "GET", path, NULL, 0, &status, err);
+    cJSON *j = NULL;
+    if (s == MBRL_OK) s = parse__(c, &j, err);
+    if (s != MBRL_OK) return s;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "versions");
+    if (!cJSON_IsArray(a)) {
+        cJSON_Delete(j);
+        return fail__(err, MBRL_EPROTO, status, "bad_answer", "versions answer has no versions array");
+    }
+    out->current = jlong__(j, "current", 0);
+    out->newest = jlong__(j, "newest", 0);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) {
+        if (out->n >= MBRL_MAX_VERSIONS) break;
+        out->version[out->n] = jlong__(x, "version", 0);
+        out->holdout_loss[out->n] = jnum__(x, "holdout_loss");
+        out->train_loss[out->n] = jnum__(x, "train_loss");
+        out->n++;
+    }
+    out->json = j;
+    return MBRL_OK;
+}
+
+mbrl_status mbrl_version_promote(mbrl_client *c, const char *model, long version, mbrl_error *err) {
+    err__clear(err);
+    if (!c || version < 0) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "client and a version >= 0 are required");
+    char suffix[64], path[160];
+    snprintf(suffix, sizeof suffix, "/versions/%ld/promote", version);
+    mbrl_status s = path__(path, sizeof path, model, suffix, err);
+    long status;
+    /* promoting the current version again succeeds: safe to retry */
+    if (s == MBRL_OK) s = http__retry(c, "POST", path, "{}", 2, &status, err);
+    return s;
+}
+
+mbrl_status mbrl_version_latest(mbrl_client *c, const char *model, const char *file, mbrl_error *err) {
+    return file__get(c, model, "/versions/latest", file, err);
 }
 
 /* ---- health ------------------------------------------------------------ */

@@ -274,6 +274,9 @@ typedef struct {
                                * truncated = 1; none in time: 503 deadline_exceeded */
     int use_seed;             /* 1: plan with this seed (reproducible plans), 0: the daemon draws */
     unsigned long long seed;  /* with use_seed, at most 2^63 - 1 */
+    /* (new fields go last, so callers of older versions still compile) */
+    int pin;                  /* 1: plan with kept version `version` instead of the current one */
+    long version;             /* with pin: 404 never published, 409 no longer kept */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
@@ -295,6 +298,29 @@ mbrl_status mbrl_model_snapshot(mbrl_client *c, const char *model, mbrl_error *e
 mbrl_status mbrl_model_export(mbrl_client *c, const char *model, const char *path, mbrl_error *err);
 /* POST /v1/models/{m}/import with the bytes of `path` (name: the new model). */
 mbrl_status mbrl_model_import(mbrl_client *c, const char *model, const char *path, mbrl_error *err);
+
+/* ---- versions ---------------------------------------------------------- */
+
+#define MBRL_MAX_VERSIONS 32
+
+/* GET /v1/models/{m}/versions: the published versions the model keeps. */
+typedef struct {
+    long current;                  /* the version acts use (0: nothing published) */
+    long newest;                   /* the newest number published */
+    int n;                         /* kept versions, newest first */
+    long version[MBRL_MAX_VERSIONS];
+    double holdout_loss[MBRL_MAX_VERSIONS]; /* mean over members; NAN if unknown */
+    double train_loss[MBRL_MAX_VERSIONS];   /* the publishing job's last epoch, mean; NAN if unknown */
+    cJSON *json;                   /* the whole answer, owned (mbrl_versions_free) */
+} mbrl_versions;
+void mbrl_versions_free(mbrl_versions *v);
+mbrl_status mbrl_versions_get(mbrl_client *c, const char *model, mbrl_versions *out, mbrl_error *err);
+/* POST /v1/models/{m}/versions/{version}/promote: the kept version becomes
+ * current again (needs the admin scope). */
+mbrl_status mbrl_version_promote(mbrl_client *c, const char *model, long version, mbrl_error *err);
+/* GET /v1/models/{m}/versions/latest into the file `path` (the current
+ * version in the snapshot format, no buffer; written whole, then renamed). */
+mbrl_status mbrl_version_latest(mbrl_client *c, const char *model, const char *path, mbrl_error *err);
 
 /* ---- health ------------------------------------------------------------ */
 
