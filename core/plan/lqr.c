@@ -216,6 +216,7 @@ mb_status mb_lqr_backward(const mb_lqr_problem *pb, double mu, mb_lqr_ws *ws,
             }
         memcpy(ws->Quu_reg, ws->Quu, (size_t)m * m * sizeof(double));
         for (int i = 0; i < m; i++) ws->Quu_reg[i * m + i] += mu;
+        if (sol->Quu) memcpy(sol->Quu + (size_t)t * m * m, ws->Quu_reg, (size_t)m * m * sizeof(double));
         double *K = sol->K + (size_t)t * m * n, *k = sol->k + (size_t)t * m;
         const double *lo = pb->lo ? pb->lo + (size_t)t * m : NULL;
         const double *hi = pb->hi ? pb->hi + (size_t)t * m : NULL;

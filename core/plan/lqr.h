@@ -47,6 +47,7 @@ typedef struct {
     /* Expected change of J along (alpha k): alpha dV[0] + alpha^2 dV[1]
      * (iLQR's line search). */
     double dV[2];
+    double *Quu; /* (H, m, m) Quu + mu I per step (LQR-FLM's covariance), or NULL */
 } mb_lqr_solution;
 
 typedef struct mb_lqr_ws mb_lqr_ws;
