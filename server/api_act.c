@@ -4,7 +4,10 @@
  *        "planner": {overrides for this call}, "goal": [{"term": i,
  *        "target": [..]}]}.
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
- *          "return_std" (null for random), "version", "plan_ms"}.
+ *          "return_std" (null for random), "version", "plan_ms"}; the action
+ *          is an integer for a discrete model; "return_plan": true adds
+ *          "plan", "gains": true (ilqr) adds "gains" and "nominal_obs"
+ *          (act_answer.c).
  * Before the first training the action is uniform in the bounds.
  * Concurrency: the request holds a reference to the version it plans with,
  * takes its session out of the model while planning, and uses a workspace
@@ -12,8 +15,10 @@
  * only when no other act holds it (trylock), so concurrent acts never wait
  * on each other. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "act_answer.h"
 #include "app.h"
 #include "handlers.h"
 #include "jsonv.h"
@@ -43,7 +48,7 @@ static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
 }
 
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "return_plan", "gains", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
     if (jv_object(b, "", keys, e)) return -1;
@@ -61,6 +66,10 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     if (rc == 0 && po) rc = spec_parse_planner(po, "planner", sp, &app->cfg, &cfg, e);
     const cJSON *goal = cJSON_GetObjectItemCaseSensitive(b, "goal");
     if (rc == 0 && goal) rc = api__goals(goal, &rw, e);
+    int want_plan = 0, want_gains = 0;
+    if (rc == 0 && (jv_bool(b, "", "return_plan", 0, &want_plan, e) < 0 ||
+                    jv_bool(b, "", "gains", 0, &want_gains, e) < 0 || act_options_check(&cfg, want_gains, e)))
+        rc = -1;
     if (rc) {
         model_put(m);
         return -1;
@@ -72,18 +81,23 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     srv_version *v = model_version_get(m);
     cJSON *o = cJSON_CreateObject();
     if (v->number == 0) {
-        for (int i = 0; i < sp->act_dim; i++)
-            action[i] = sp->act_low[i] + (float)mb_rng_uniform(&rng) * (sp->act_high[i] - sp->act_low[i]);
-        cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
+        act_random_action(sp, &rng, action);
+        cJSON_AddItemToObject(o, "action", act_action_json(sp, action));
         cJSON_AddStringToObject(o, "source", "random");
         cJSON_AddNullToObject(o, "predicted_return");
         cJSON_AddNullToObject(o, "return_std");
         cJSON_AddNumberToObject(o, "version", 0);
         cJSON_AddNumberToObject(o, "plan_ms", 0);
+        if (want_plan) cJSON_AddNullToObject(o, "plan");
+        if (want_gains) {
+            cJSON_AddNullToObject(o, "gains");
+            cJSON_AddNullToObject(o, "nominal_obs");
+        }
         atomic_fetch_add_explicit(&app->metrics.acts[1], 1, memory_order_relaxed);
     } else {
         mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = sp->obs_dim,
-                           .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
+                           .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high,
+                           .discrete = sp->discrete};
         double now = srv_now();
         srv_session *s = NULL;
         if (has_session == 0) {
@@ -94,6 +108,9 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
         }
         mb_plan_ws *ws = rc == 0 ? model_ws_get(m, &cfg, &dyn) : NULL;
         if (rc == 0 && !ws) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory for the planner");
+        float *plan = NULL;
+        if (rc == 0 && want_plan && !(plan = malloc(sizeof(float) * (size_t)cfg.horizon * sp->act_dim)))
+            rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory for the plan");
         if (rc == 0) {
             mb_pool *pool = NULL;
             if (app->plan_pool && pthread_mutex_trylock(&app->plan_pool_lock) == 0) pool = app->plan_pool;
@@ -102,22 +119,25 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
             char err[256];
             double t0 = srv_now();
             mb_status st = mb_plan(&cfg, &dyn, &rw, obs, s ? &s->st : NULL, &rng, ws, pool, action,
-                                   NULL, &info, err, sizeof err);
+                                   plan, &info, err, sizeof err);
             double dt = srv_now() - t0;
             if (pool) pthread_mutex_unlock(&app->plan_pool_lock);
             metrics_hist(&app->metrics.plan, dt);
             if (st != MB_OK) {
                 rc = srv_fail(e, (int)st, NULL, "%s", err);
             } else {
-                cJSON_AddItemToObject(o, "action", jf_floats(action, sp->act_dim));
+                cJSON_AddItemToObject(o, "action", act_action_json(sp, action));
                 cJSON_AddStringToObject(o, "source", "planner");
                 cJSON_AddNumberToObject(o, "predicted_return", jf_num(info.predicted_return));
                 cJSON_AddNumberToObject(o, "return_std", jf_num(info.return_std));
                 cJSON_AddNumberToObject(o, "version", (double)v->number);
                 cJSON_AddNumberToObject(o, "plan_ms", jf_num((float)(dt * 1e3)));
                 atomic_fetch_add_explicit(&app->metrics.acts[0], 1, memory_order_relaxed);
+                if (want_plan || want_gains)
+                    rc = act_answer_extras(o, sp, &dyn, &rw, &cfg, obs, plan, ws, want_gains, e);
             }
         }
+        free(plan);
         model_ws_put(m, ws);
         if (s) {
             if (rc == 0) session_put(m, s, srv_now(), (int)app->cfg.max_sessions);

@@ -67,9 +67,15 @@ int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
         jv_path_i(p, sizeof p, "transitions", i);
         double rw;
         int tv = 0, tr = 0;
+        char pa[64];
+        jv_path(pa, sizeof pa, p, "action");
+        const cJSON *ja = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "action") : NULL;
         if (jv_object(t, p, tkeys, e) ||
             jv_floats(t, p, "obs", 1, od, -3e38, 3e38, obs + (size_t)i * od, NULL, e) ||
-            jv_floats(t, p, "action", 1, ad, -3e38, 3e38, act + (size_t)i * ad, NULL, e) ||
+            (m->spec.discrete
+                 ? (ja ? spec_discrete_action(ja, pa, ad, act + (size_t)i * ad, e)
+                       : srv_fail(e, MB_EINVAL, pa, "missing required field"))
+                 : jv_floats(t, p, "action", 1, ad, -3e38, 3e38, act + (size_t)i * ad, NULL, e)) ||
             jv_num(t, p, "reward", 1, -3e38, 3e38, &rw, e) ||
             jv_floats(t, p, "next_obs", 1, od, -3e38, 3e38, next + (size_t)i * od, NULL, e) ||
             jv_bool(t, p, "terminated", 0, &tv, e) < 0 || jv_bool(t, p, "truncated", 0, &tr, e) < 0) {
@@ -128,12 +134,14 @@ int api_predict(srv_req *q, srv_resp *r, srv_err *e) {
     for (const cJSON *a = as ? as->child : NULL; rc == 0 && a; a = a->next, i++) {
         char p[32];
         jv_path_i(p, sizeof p, "actions", i);
-        rc = jv_floats_node(a, p, ad, -3e38, 3e38, actions + (size_t)i * ad, NULL, e);
+        rc = m->spec.discrete ? spec_discrete_action(a, p, ad, actions + (size_t)i * ad, e)
+                              : jv_floats_node(a, p, ad, -3e38, 3e38, actions + (size_t)i * ad, NULL, e);
     }
     if (rc == 0) {
         srv_version *v = model_version_get(m);
         mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = od, .act_dim = ad,
-                           .act_low = m->spec.act_low, .act_high = m->spec.act_high};
+                           .act_low = m->spec.act_low, .act_high = m->spec.act_high,
+                           .discrete = m->spec.discrete};
         char err[256];
         mb_status s = mb_predict(&dyn, &m->spec.reward, obs, actions, steps, mean, std, rm, rs, err,
                                  sizeof err);

@@ -70,6 +70,9 @@ void plan_methods_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
     default:
         break;
     }
+    /* the server refuses elites above the population whatever the method */
+    if (method >= MB_PLAN_MCTS && method != MB_PLAN_CEM_GRAD && cfg->elites > cfg->population)
+        cfg->elites = cfg->population >= 10 ? cfg->population / 10 : 1;
 }
 
 mb_status plan_methods_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz) {
@@ -170,6 +173,12 @@ mb_status plan_methods_check_dyn(const mb_planner_cfg *cfg, const mb_dynamics *d
                            mb_plan_method_name(cfg->method));
     }
     return MB_OK;
+}
+
+mb_status mb_planner_cfg_check_dyn(const mb_planner_cfg *cfg, const mb_dynamics *dyn, char *err,
+                                   size_t err_sz) {
+    if (!cfg || !dyn) return mb_fail(err, err_sz, MB_EINVAL, "planner check: NULL argument");
+    return plan_methods_check_dyn(cfg, dyn, err, err_sz);
 }
 
 int plan_methods_handles(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {

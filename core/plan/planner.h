@@ -90,6 +90,12 @@ void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method);
  * members, 0 for known dynamics (counted as one particle). particles need
  * not be a multiple of members (see mb_plan). */
 mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz);
+/* The checks that need the dynamics too (mb_plan and mb_plan_ws_new make
+ * them): discrete actions only with random, cem and mcts, mcts only with
+ * discrete actions (dyn->discrete == act_dim), mcts's tree and the
+ * LQR-based methods' matrices within their limits. */
+mb_status mb_planner_cfg_check_dyn(const mb_planner_cfg *cfg, const mb_dynamics *dyn, char *err,
+                                   size_t err_sz);
 /* Names: "random" "cem" "mppi" "icem" "mcts" "ilqr" "lqr_flm" "grad" "cem_grad";
  * "ts1" "ts_inf" "expectation" "mean". */
 int mb_plan_method_parse(const char *name, mb_plan_method *out);

@@ -117,6 +117,9 @@ expect "act" 0 $mbrl --raw act sh1 '[0.5, 0]' --session s1
 jqtrue "planner after training" '.source == "planner" and (.plan_ms | type == "number") and .version >= 2'
 expect "act with goal" 0 $mbrl --raw act sh1 '[0.5, 0]' --goal 0 '[0.3]'
 jqtrue "goal act answers" '.source == "planner"'
+expect "act ilqr with gains and plan" 0 $mbrl --raw act sh1 '[0.5, 0]' --planner '{"method": "ilqr", "horizon": 4}' --gains --plan
+jqtrue "gains and plan answered" '(.gains | length) == 1 and (.nominal_obs | length) == 2 and (.plan.actions | length) == 4'
+expect "act --planner not JSON: exit 2" 2 $mbrl act sh1 '[0.5, 0]' --planner '{'
 expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
 has "act error names obs" "$tmp/err" "obs"
 expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'
