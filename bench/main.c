@@ -13,6 +13,7 @@ int bench_durability(int argc, char **argv);
 int bench_plan(int argc, char **argv);
 int bench_serve(int argc, char **argv);
 int bench_peak_cmd(int argc, char **argv);
+int bench_planners(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -24,6 +25,7 @@ static const struct {
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
     {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/64 clients"},
     {"peak", bench_peak_cmd, "FMA peak at every vector width the CPU has, all cores and one (what the ratios use)"},
+    {"planners", bench_planners, "Pendulum-v1 learned through the daemon with MCTS (5 torques) and iLQR (issue 14)"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])
 

@@ -27,10 +27,13 @@
  *      decrease is at least 0.1 of the expected one (or, when none is
  *      expected, any decrease) is taken and mu shrinks by 10; if none, mu
  *      grows by 10 (up to 1e10, then the iterations stop).
- * Warm start: the previous call's controls (shifted by the caller); a cold
- * start is the middle of the bounds plus 0.1 half-range of seeded noise
- * (breaks the symmetry of a pendulum hanging still, where every gradient
- * through the dynamics is zero).
+ * Starts (`population` of them, each optimised in turn, the best kept):
+ * the previous call's controls (shifted by the caller) or, cold, the middle
+ * of the bounds plus 0.1 half-range of seeded noise (breaks the symmetry of
+ * a pendulum hanging still, where every gradient through the dynamics is
+ * zero); then constant low, constant high, then uniform random sequences.
+ * iLQR is local: from a pendulum hanging still the middle start alone only
+ * finds "lean and hold" over a short horizon, a bang start finds the swing.
  * The gains K_0 and the nominal x_0 of the last backward pass are kept for
  * mb_plan_ws_gains. No allocation in plan_ilqr_run. */
 #include <float.h>
@@ -68,8 +71,9 @@ struct plan_ilqr_ws {
     int kr;
     float *kobs, *kact, *knext, *krew; /* (H kr, O), (H kr, A), (H kr, O), (H kr) */
     float *hstep;          /* (H, d) the differencing steps */
-    int have_gains;
-    float *K0, *x0;        /* (A, O), (O) */
+    int have_gains, run_gains;
+    float *K0, *x0;        /* (A, O), (O) of the best start */
+    float *runK0;          /* (A, O) of the current start */
 };
 
 static size_t il__known_rows(int d, int learned) { return 1 + 2 * (size_t)d + (learned ? 2 * (size_t)d * (d - 1) : 0); }
@@ -108,10 +112,11 @@ plan_ilqr_ws *plan_ilqr_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn
     w->gr = malloc(h * d * sizeof(double));
     w->hstep = malloc(h * d * sizeof(float));
     w->K0 = malloc((size_t)A * O * sizeof(float));
+    w->runK0 = malloc((size_t)A * O * sizeof(float));
     w->x0 = malloc((size_t)O * sizeof(float));
     int ok = w->lqr && w->ms && w->Am && w->Bm && w->Q && w->R && w->N && w->q && w->r && w->lo &&
              w->hi && w->K && w->k && w->X && w->U && w->Xa && w->Ua && w->sx && w->sa && w->sn &&
-             w->smr && w->srw && w->alive && w->hr && w->gr && w->hstep && w->K0 && w->x0;
+             w->smr && w->srw && w->alive && w->hr && w->gr && w->hstep && w->K0 && w->x0 && w->runK0;
     if (ok && w->is_ens) {
         const mb_ensemble_spec *s = &dyn->ens->spec;
         w->in = mb_ensemble_in_dim(s);
@@ -153,7 +158,7 @@ void plan_ilqr_ws_free(plan_ilqr_ws *w) {
     free(w->Am); free(w->Bm); free(w->Q); free(w->R); free(w->N); free(w->q); free(w->r);
     free(w->lo); free(w->hi); free(w->K); free(w->k); free(w->X); free(w->U); free(w->Xa);
     free(w->Ua); free(w->sx); free(w->sa); free(w->sn); free(w->smr); free(w->srw); free(w->alive);
-    free(w->hr); free(w->gr); free(w->hstep); free(w->K0); free(w->x0);
+    free(w->hr); free(w->gr); free(w->hstep); free(w->K0); free(w->x0); free(w->runK0);
     free(w->xin); free(w->jac); free(w->hx); free(w->hgy); free(w->hgx);
     free(w->kobs); free(w->kact); free(w->knext); free(w->krew);
     free(w);
@@ -375,20 +380,9 @@ static void il__expand_cost(plan_run *run, plan_ilqr_ws *w) {
     }
 }
 
-void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
-    mb_plan_ws *ws = run->ws;
+/* One iLQR from the controls in w->U: leaves the optimised U, X and J. */
+static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
     const int H = w->H, O = w->O, A = w->A;
-    const mb_dynamics *dyn = run->dyn;
-    w->have_gains = 0;
-    plan_gen g;
-    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
-    for (int t = 0; t < H; t++)
-        for (int i = 0; i < A; i++) {
-            float lo = dyn->act_low[i], hi = dyn->act_high[i], v;
-            if (warm) v = run->state->mean[t * A + i];
-            else v = 0.5f * (lo + hi) + 0.1f * 0.5f * (hi - lo) * plan_normal(&g, ws);
-            w->U[t * A + i] = plan_methods_clip(v, lo, hi);
-        }
     /* nominal rollout: one open-loop row */
     double J, alpha[ILQR_ALPHAS], Ja[ILQR_ALPHAS];
     for (int a = 0; a < ILQR_ALPHAS; a++) alpha[a] = ldexp(1.0, -a);
@@ -400,6 +394,7 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
     mb_lqr_problem pb = {.n = O, .m = A, .H = H, .A = w->Am, .B = w->Bm, .Q = w->Q, .R = w->R,
                          .N = w->N, .q = w->q, .r = w->r, .lo = w->lo, .hi = w->hi};
     int relinearise = 1;
+    w->run_gains = 0;
     for (int it = 0; it < run->cfg->iterations && isfinite(J); it++) {
         if (relinearise) {
             if (w->is_ens) il__linearise_ens(run, w);
@@ -411,9 +406,8 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
         while (mb_lqr_backward(&pb, mu, w->lqr, &sol, NULL, 0) != MB_OK && mu < ILQR_MU_MAX)
             mu = fmax(mu * 10.0, 1e-3);
         if (mu >= ILQR_MU_MAX) break;
-        w->have_gains = 1;
-        for (int i = 0; i < A * O; i++) w->K0[i] = (float)w->K[i];
-        memcpy(w->x0, w->X, (size_t)O * sizeof(float));
+        w->run_gains = 1;
+        for (int i = 0; i < A * O; i++) w->runK0[i] = (float)w->K[i];
         il__rollout(run, w, ILQR_ALPHAS, alpha, 1, Ja);
         int best = -1;
         for (int a = 0; a < ILQR_ALPHAS; a++) {
@@ -438,7 +432,44 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
         relinearise = 1;
         if (improvement < 1e-7 * (1.0 + fabs(J))) break;
     }
-    memcpy(ws->best, w->U, (size_t)H * A * sizeof(float));
-    memcpy(ws->mean, w->U, (size_t)H * A * sizeof(float));
+    return J;
+}
+
+void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
+    mb_plan_ws *ws = run->ws;
+    const int H = w->H, A = w->A, O = w->O;
+    const mb_dynamics *dyn = run->dyn;
+    w->have_gains = 0;
+    plan_gen g;
+    plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
+    double bestJ = INFINITY;
+    int have = 0;
+    /* population = starts: the warm start (or the middle of the bounds
+     * with a little noise), then constant low, constant high, then random
+     * sequences; iLQR is local, and from a pendulum hanging still the
+     * middle start only finds "lean and hold" */
+    for (int r = 0; r < run->cfg->population; r++) {
+        int kind = r == 0 ? 0 : r <= 2 ? r : 3;
+        for (int t = 0; t < H; t++)
+            for (int i = 0; i < A; i++) {
+                float lo = dyn->act_low[i], hi = dyn->act_high[i], v;
+                if (kind == 0 && warm) v = run->state->mean[t * A + i];
+                else if (kind == 0) v = 0.5f * (lo + hi) + 0.1f * 0.5f * (hi - lo) * plan_normal(&g, ws);
+                else if (kind == 1) v = lo;
+                else if (kind == 2) v = hi;
+                else v = lo + (hi - lo) * plan_uniform(&g);
+                w->U[t * A + i] = plan_methods_clip(v, lo, hi);
+            }
+        double J = il__optimise(run, w);
+        if (!have || J < bestJ) {
+            have = 1;
+            bestJ = J;
+            memcpy(ws->best, w->U, (size_t)H * A * sizeof(float));
+            w->have_gains = w->run_gains;
+            memcpy(w->K0, w->runK0, (size_t)A * O * sizeof(float));
+            memcpy(w->x0, run->obs, (size_t)O * sizeof(float));
+        }
+    }
+    memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
     plan_methods_eval_best(run);
 }

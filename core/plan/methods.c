@@ -39,7 +39,7 @@ void plan_methods_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
         break;
     case MB_PLAN_ILQR:
         cfg->horizon = 30;
-        cfg->population = 1;
+        cfg->population = 3; /* starts: warm/middle, constant low, constant high */
         cfg->iterations = 10;
         cfg->propagation = MB_PROP_MEAN;
         cfg->particles = 1;
