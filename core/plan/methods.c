@@ -121,6 +121,13 @@ mb_status plan_methods_cfg_check(const mb_planner_cfg *cfg, int members, char *e
                            "planner: population x horizon x grad_steps x iterations exceeds the limit %.0f",
                            MB_MAX_PLAN_WORK);
         break;
+    case MB_PLAN_ILQR:
+        /* population is the number of starts, each a whole iLQR */
+        if (cfg->population > 32)
+            return mb_fail(err, err_sz, MB_ERANGE,
+                           "planner.population (ilqr: starts, each a full iLQR) must be in [1, 32], got %d",
+                           cfg->population);
+        break;
     case MB_PLAN_LQR_FLM:
         if (!meth__finite_in(cfg->kl_step, 1e-6f, 1e6f))
             return mb_fail(err, err_sz, MB_ERANGE, "planner.kl_step must be in (0, 1e6], got %g",
