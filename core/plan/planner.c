@@ -714,16 +714,14 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
         .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
         .seed = mb_rng_u64(rng), .k = k, .members = member_list,
     };
-    if (plan_methods_handles(cfg, dyn)) {
-        plan_methods_run(&run, warm);
-    } else {
-        switch (cfg->method) {
-        case MB_PLAN_RANDOM: plan__random(&run); break;
-        case MB_PLAN_CEM: plan__cem(&run, warm); break;
-        case MB_PLAN_MPPI: plan__mppi(&run, warm); break;
-        case MB_PLAN_ICEM: plan__icem(&run, warm); break;
-        default: break;
-        }
+    /* issue 14's methods and discrete actions: their own files (plan_methods.h) */
+    if (plan_methods_handles(cfg, dyn)) plan_methods_run(&run, warm);
+    else switch (cfg->method) {
+    case MB_PLAN_RANDOM: plan__random(&run); break;
+    case MB_PLAN_CEM: plan__cem(&run, warm); break;
+    case MB_PLAN_MPPI: plan__mppi(&run, warm); break;
+    case MB_PLAN_ICEM: plan__icem(&run, warm); break;
+    default: break;
     }
 
     int H = ws->horizon, A = ws->act_dim;

@@ -79,8 +79,8 @@ static int chain_mcts(int sims, uint64_t seed, mb_plan_info *info) {
     return first_action(plan, 2);
 }
 
-/* Converges: the share of seeds choosing right grows with the budget and
- * is every seed from 1,024 simulations on. */
+/* Converges: the share of seeds choosing right grows with the budget from
+ * 64 simulations on and is every seed from 1,024 on. */
 START_TEST(test_chain_distant_reward) {
     const int budgets[] = {16, 64, 256, 1024, 4096};
     int seeds = mb_test_sanitized() ? 4 : 10, right[5] = {0};
@@ -91,8 +91,11 @@ START_TEST(test_chain_distant_reward) {
         }
         fprintf(stderr, "chain: %4d simulations: right in %d of %d seeds\n", budgets[b], right[b], seeds);
     }
-    for (int b = 1; b < 5; b++) ck_assert_msg(right[b] >= right[b - 1] || right[b - 1] < seeds / 2,
+    /* 16 and 64 simulations barely see the goal (near chance either way);
+     * from 256 on the share of right choices may only grow */
+    for (int b = 3; b < 5; b++) ck_assert_msg(right[b] >= right[b - 1],
                                               "fewer right at %d than at %d simulations", budgets[b], budgets[b - 1]);
+    ck_assert_msg(right[2] > right[1] || right[2] == seeds, "256 simulations no better than 64");
     ck_assert_int_eq(right[3], seeds);
     ck_assert_int_eq(right[4], seeds);
     /* the plan's predicted return: the optimum 0.95^7 */
