@@ -204,7 +204,7 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                                        /* issue 14 */
                                        "simulations", "max_ms", "rollout_depth", "rollout_mean",
                                        "uct_c", "leaf_batch", "lr", "grad_steps", "grad_elites",
-                                       "kl_step", "fit_reg", NULL};
+                                       "kl_step", "fit_reg", "tree_reuse", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
@@ -269,6 +269,9 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
         r = jv_bool(o, path, "rollout_mean", 0, &rm, e);
         if (r < 0) return -1;
         if (r == 0) p->rollout_mean = rm;
+        r = jv_bool(o, path, "tree_reuse", 0, &rm, e);
+        if (r < 0) return -1;
+        if (r == 0) p->tree_reuse = rm;
         r = jv_str(o, path, "propagation", 0, name, sizeof name, e);
         if (r < 0) return -1;
         jv_path(q, sizeof q, path, "propagation");
@@ -501,6 +504,7 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "grad_elites", p->grad_elites);
     cJSON_AddNumberToObject(o, "kl_step", jf_num(p->kl_step));
     cJSON_AddNumberToObject(o, "fit_reg", jf_num(p->fit_reg));
+    cJSON_AddBoolToObject(o, "tree_reuse", p->tree_reuse);
     return o;
 }
 

@@ -29,8 +29,12 @@
  * (checked between rounds). The answer is the most visited root action
  * (ties: the higher Q); the plan follows the most visited children down
  * the tree and repeats its last action beyond it.
- * The tree lives in the workspace and is rebuilt each call (no reuse across
- * calls). No allocation in plan_mcts_run. */
+ * The tree lives in the workspace. With tree_reuse, a call from the same
+ * session (state object), model, config and reward whose observation
+ * matches the child of the action answered last time re-roots the kept
+ * tree there and adds its simulations to the visits already made (room for
+ * two calls' nodes is reserved; a full tree stops the search early).
+ * No allocation in plan_mcts_run. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -53,6 +57,14 @@ struct plan_mcts_ws {
     int *parent, *child0, *depth;
     int *N, *vl;
     double *W;
+    int *newidx;           /* (max_nodes) re-rooting scratch */
+    /* tree reuse (cfg->tree_reuse): what the kept tree was grown for */
+    int kept;              /* 1: the tree below may be re-rooted by the next call */
+    int reused;            /* this call started from a re-rooted tree */
+    int kept_action;       /* the root action answered */
+    const void *kept_state, *kept_model;  /* the session's state and the dynamics */
+    mb_planner_cfg kept_cfg;
+    mb_reward_spec kept_rw;
     int *leaf;             /* (B) */
     int *expand;           /* (B) leaves expanded this round */
     plan_mstep *ms;
@@ -74,6 +86,8 @@ plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn
     w->D = cfg->rollout_depth;
     w->max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
     w->max_nodes = 1 + ((size_t)w->max_sims + (size_t)w->B) * (size_t)w->K;
+    /* a re-rooted tree keeps its nodes: room for one more call's */
+    if (cfg->tree_reuse) w->max_nodes = 2 * w->max_nodes;
     size_t M = w->max_nodes, O = (size_t)w->O;
     w->rows = (size_t)w->B * (size_t)(w->K > w->R ? w->K : w->R);
     w->state = malloc(M * O * sizeof(float));
@@ -87,6 +101,7 @@ plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn
     w->vl = malloc(M * sizeof(int));
     w->W = malloc(M * sizeof(double));
     w->leaf = malloc((size_t)w->B * sizeof(int));
+    w->newidx = malloc(M * sizeof(int));
     w->expand = malloc((size_t)w->B * sizeof(int));
     w->ms = plan_mstep_new(dyn, w->rows);
     w->sx = malloc(w->rows * O * sizeof(float));
@@ -98,7 +113,7 @@ plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn
     w->rmem = malloc(w->rows * sizeof(int));
     w->ret = malloc(w->rows * sizeof(double));
     if (!w->state || !w->edge_r || !w->alive || !w->pending || !w->parent || !w->child0 ||
-        !w->depth || !w->N || !w->vl || !w->W || !w->leaf || !w->expand || !w->ms || !w->sx ||
+        !w->depth || !w->N || !w->vl || !w->W || !w->leaf || !w->newidx || !w->expand || !w->ms || !w->sx ||
         !w->sa || !w->sn || !w->smr || !w->srw || !w->salive || !w->rmem || !w->ret) {
         plan_mcts_ws_free(w);
         return NULL;
@@ -109,7 +124,7 @@ plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn
 void plan_mcts_ws_free(plan_mcts_ws *w) {
     if (!w) return;
     free(w->state); free(w->edge_r); free(w->alive); free(w->pending); free(w->parent);
-    free(w->child0); free(w->depth); free(w->N); free(w->vl); free(w->W); free(w->leaf);
+    free(w->child0); free(w->depth); free(w->N); free(w->vl); free(w->W); free(w->leaf); free(w->newidx);
     free(w->expand); plan_mstep_free(w->ms); free(w->sx); free(w->sa); free(w->sn); free(w->smr);
     free(w->srw); free(w->salive); free(w->rmem); free(w->ret);
     free(w);
@@ -176,6 +191,13 @@ static void mcts__backup(plan_mcts_ws *w, mcts__norm *nm, int leaf, double v) {
     }
 }
 
+static int mcts__first_action(const float *onehot, int K) {
+    int k = 0;
+    for (int i = 1; i < K; i++)
+        if (onehot[i] > onehot[k]) k = i;
+    return k;
+}
+
 static double mcts__ms_since(const struct timespec *t0) {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -193,6 +215,58 @@ static int mcts__most_visited(const plan_mcts_ws *w, const mcts__norm *nm, int n
     return best;
 }
 
+/* Tree reuse: if the last call of this session (same state object, model,
+ * reward, and the settings that give the nodes their meaning: horizon,
+ * rollout depth, rollout mode, rollouts per leaf, members) answered action a and obs matches the child of a
+ * (every |s - obs| <= 1e-4 (1 + |obs|)), that child becomes the root: its
+ * subtree is compacted to the front in one pass (a node's children were
+ * made after it, so membership and the new, smaller indices follow in
+ * index order and no node is overwritten before it moves). Returns 1 if
+ * re-rooted. */
+static int mcts__reroot(plan_run *run, plan_mcts_ws *w) {
+    if (!w->kept || !run->state || w->kept_state != (const void *)run->state ||
+        w->kept_model != (run->dyn->ens ? (const void *)run->dyn->ens : (const void *)run->dyn->known) ||
+        w->kept_cfg.horizon != run->cfg->horizon || w->kept_cfg.rollout_depth != run->cfg->rollout_depth ||
+        w->kept_cfg.rollout_mean != run->cfg->rollout_mean || w->kept_cfg.particles != run->cfg->particles ||
+        w->kept_cfg.elites_only != run->cfg->elites_only ||
+        memcmp(&w->kept_rw, run->rw, sizeof w->kept_rw) || w->child0[0] < 0)
+        return 0;
+    const int O = w->O;
+    int c = w->child0[0] + w->kept_action;
+    if (!w->alive[c]) return 0;
+    for (int i = 0; i < O; i++) {
+        float d = fabsf(w->state[(size_t)c * O + i] - run->obs[i]);
+        if (!(d <= 1e-4f * (1.0f + fabsf(run->obs[i])))) return 0;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_nodes; i++) {
+        int p = w->parent[i];
+        int member = (int)i == c || (p >= 0 && w->newidx[p] >= 0 && (size_t)p >= (size_t)c);
+        w->newidx[i] = member ? (int)n++ : -1;
+        if (!member) continue;
+        size_t j = (size_t)w->newidx[i];
+        if (j != i) {
+            memcpy(w->state + j * O, w->state + i * O, (size_t)O * sizeof(float));
+            w->edge_r[j] = w->edge_r[i];
+            w->alive[j] = w->alive[i];
+            w->N[j] = w->N[i];
+            w->W[j] = w->W[i];
+            w->child0[j] = w->child0[i];
+        }
+        w->parent[j] = (int)i == c ? -1 : w->newidx[p];
+        w->depth[j] = w->depth[i] - 1;
+        w->vl[j] = 0;
+        w->pending[j] = 0;
+    }
+    for (size_t j = 0; j < n; j++)
+        if (w->child0[j] >= 0) w->child0[j] = w->newidx[w->child0[j]];
+    memcpy(w->state, run->obs, (size_t)O * sizeof(float)); /* the observed state, to rounding */
+    w->edge_r[0] = 0.0f;
+    w->alive[0] = 1;
+    w->n_nodes = n;
+    return 1;
+}
+
 void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
     (void)warm;
     mb_plan_ws *ws = run->ws;
@@ -207,22 +281,41 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
     plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
     mcts__norm nm = {.qmin = 0, .qmax = 0, .vmin = 0, .have_q = 0, .disc = rw->discount};
     int vmin_set = 0;
-    /* the root */
-    memcpy(w->state, run->obs, (size_t)O * sizeof(float));
-    w->edge_r[0] = 0.0f;
-    w->alive[0] = 1;
-    w->pending[0] = 0;
-    w->parent[0] = -1;
-    w->child0[0] = -1;
-    w->depth[0] = 0;
-    w->N[0] = w->vl[0] = 0;
-    w->W[0] = 0.0;
-    w->n_nodes = 1;
-    int sims = 0;
-    while (sims < w->max_sims) {
+    w->reused = 0;
+    if (cfg->tree_reuse && mcts__reroot(run, w)) {
+        w->reused = 1;
+        /* the value range seen so far, for the normalisation */
+        for (size_t i = 0; i < w->n_nodes; i++) {
+            if (w->N[i] == 0) continue;
+            double v = w->W[i] / w->N[i];
+            if (!vmin_set || v < nm.vmin) nm.vmin = v;
+            vmin_set = 1;
+            if (i == 0) continue;
+            double q = w->edge_r[i] + (w->alive[i] ? nm.disc * v : 0.0);
+            if (!nm.have_q) nm.qmin = nm.qmax = q, nm.have_q = 1;
+            if (q < nm.qmin) nm.qmin = q;
+            if (q > nm.qmax) nm.qmax = q;
+        }
+    } else {
+        /* a fresh root */
+        memcpy(w->state, run->obs, (size_t)O * sizeof(float));
+        w->edge_r[0] = 0.0f;
+        w->alive[0] = 1;
+        w->pending[0] = 0;
+        w->parent[0] = -1;
+        w->child0[0] = -1;
+        w->depth[0] = 0;
+        w->N[0] = w->vl[0] = 0;
+        w->W[0] = 0.0;
+        w->n_nodes = 1;
+    }
+    w->kept = 0;
+    int sims = 0, max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
+    if (max_sims > w->max_sims) max_sims = w->max_sims;
+    while (sims < max_sims) {
         if (cfg->max_ms > 0.0f && sims > 0 && mcts__ms_since(&t0) >= cfg->max_ms) break;
-        int nb = w->max_sims - sims < B ? w->max_sims - sims : B;
-        if (cfg->simulations == 0 && w->n_nodes + (size_t)nb * K > w->max_nodes) break;
+        int nb = max_sims - sims < B ? max_sims - sims : B;
+        if (w->n_nodes + (size_t)nb * K > w->max_nodes) break; /* full (time budget, or a kept tree) */
         /* 1. select */
         int ne = 0;
         for (int b = 0; b < nb; b++) {
@@ -327,5 +420,13 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
     for (; t < H; t++)
         for (int j = 0; j < K; j++) ws->best[(size_t)t * K + j] = (float)(j == last);
     memcpy(ws->mean, ws->best, (size_t)H * K * sizeof(float));
+    if (cfg->tree_reuse && w->child0[0] >= 0) {
+        w->kept = 1;
+        w->kept_action = mcts__first_action(ws->best, K);
+        w->kept_state = run->state;
+        w->kept_model = dyn->ens ? (const void *)dyn->ens : (const void *)dyn->known;
+        memcpy(&w->kept_cfg, cfg, sizeof w->kept_cfg);
+        memcpy(&w->kept_rw, rw, sizeof w->kept_rw);
+    }
     plan_methods_eval_best(run);
 }

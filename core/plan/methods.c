@@ -27,6 +27,7 @@ void plan_methods_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
     cfg->grad_elites = 5;
     cfg->kl_step = 1.0f;
     cfg->fit_reg = 1e-3f;
+    cfg->tree_reuse = 0;
     switch (method) {
     case MB_PLAN_MCTS:
         /* the tree's depth is bounded by the horizon; a final plan is
@@ -95,6 +96,8 @@ mb_status plan_methods_cfg_check(const mb_planner_cfg *cfg, int members, char *e
         if (!meth__finite_in(cfg->uct_c, 0.0f, 100.0f))
             return mb_fail(err, err_sz, MB_ERANGE, "planner.uct_c must be in [0, 100], got %g",
                            (double)cfg->uct_c);
+        if (cfg->tree_reuse != 0 && cfg->tree_reuse != 1)
+            return mb_fail(err, err_sz, MB_EINVAL, "planner.tree_reuse must be 0 or 1");
         if (cfg->leaf_batch < 1 || cfg->leaf_batch > 1024)
             return mb_fail(err, err_sz, MB_ERANGE, "planner.leaf_batch must be in [1, 1024], got %d",
                            cfg->leaf_batch);
@@ -165,7 +168,8 @@ mb_status plan_methods_check_dyn(const mb_planner_cfg *cfg, const mb_dynamics *d
     if (cfg->method == MB_PLAN_MCTS) {
         /* the tree's nodes: 1 + (simulations + leaf_batch) K, each a state */
         double sims = cfg->simulations > 0 ? cfg->simulations : 100000;
-        double bytes = (1.0 + (sims + cfg->leaf_batch) * dyn->act_dim) * (4.0 * dyn->obs_dim + 40.0);
+        double bytes = (1.0 + (sims + cfg->leaf_batch) * dyn->act_dim) * (4.0 * dyn->obs_dim + 44.0) *
+                       (cfg->tree_reuse ? 2.0 : 1.0);
         if (bytes > PLAN_MAX_TREE_BYTES)
             return mb_fail(err, err_sz, MB_ERANGE,
                            "planner: the mcts tree would take %.0f MB (simulations x actions x obs_dim), "
@@ -221,8 +225,10 @@ int plan_methods_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const 
     if (ws->discrete != dyn->discrete) return 0;
     switch (cfg->method) {
     case MB_PLAN_MCTS:
-        return o->simulations == cfg->simulations && o->max_ms == cfg->max_ms &&
-               o->rollout_depth == cfg->rollout_depth && o->leaf_batch == cfg->leaf_batch;
+        /* a tree made for more simulations serves fewer (its capacity) */
+        return (cfg->simulations > 0 ? cfg->simulations : 100000) <=
+                   (o->simulations > 0 ? o->simulations : 100000) &&
+               o->leaf_batch == cfg->leaf_batch && o->tree_reuse == cfg->tree_reuse;
     case MB_PLAN_GRAD:
     case MB_PLAN_CEM_GRAD:
         return o->grad_elites == cfg->grad_elites && o->elites == cfg->elites;

@@ -80,6 +80,8 @@ typedef struct {
     /* LQR-FLM */
     float kl_step;        /* KL bound between successive controllers (nats per step) */
     float fit_reg;        /* ridge weight of the local linear fits */
+    int tree_reuse;       /* mcts: 1 keeps the tree for the session's next call (re-rooted at the
+                           * child the new observation matches); 0 rebuilds it every call */
 } mb_planner_cfg;
 
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,

@@ -394,6 +394,7 @@ START_TEST(test_discrete_and_planner_extras) {
     s.hidden[0] = 16;
     s.planner.method = "mcts";
     s.planner.simulations = 32;
+    s.planner.tree_reuse = 1;
     s.planner.horizon = 4;
     ck_assert_msg(mbrl_model_create(c, &s, &e) == MBRL_OK, "create: %s (%s)", e.message, e.field);
     enum { N = 60 };

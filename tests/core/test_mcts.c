@@ -105,6 +105,54 @@ START_TEST(test_chain_distant_reward) {
 }
 END_TEST
 
+/* Tree reuse: after a deep search from position 1 (right) the session
+ * steps to 2; with the kept tree re-rooted there, one more simulation
+ * answers right (the carried visits decide); rebuilt, one simulation ties
+ * and answers the first action (left). A state that matches no child, or
+ * another session, starts afresh. */
+START_TEST(test_tree_reuse) {
+    mb_dynamics dyn = chain_dyn();
+    mb_reward_spec rw;
+    chain_reward(&rw);
+    for (int reuse = 0; reuse < 2; reuse++) {
+        mb_planner_cfg cfg;
+        mb_planner_cfg_default(&cfg, MB_PLAN_MCTS);
+        cfg.horizon = 15;
+        cfg.rollout_depth = 15;
+        cfg.leaf_batch = 4;
+        cfg.simulations = 4096;
+        cfg.tree_reuse = reuse;
+        mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+        ck_assert_ptr_nonnull(ws);
+        mb_plan_state st;
+        char err[200];
+        ck_assert_int_eq(mb_plan_state_init(&st, &cfg, 2, err, sizeof err), MB_OK);
+        mb_rng rng;
+        mb_rng_seed(&rng, 1);
+        float obs[1] = {1.0f}, a[2], next[1], r;
+        ck_assert_int_eq(mb_plan(&cfg, &dyn, &rw, obs, &st, &rng, ws, NULL, a, NULL, NULL, err, sizeof err), MB_OK);
+        ck_assert_int_eq(first_action(a, 2), 1);
+        chain_step(1, obs, a, next, &r);
+        ck_assert_float_eq(next[0], 2.0f);
+        /* one simulation more, in the same workspace (made for more) */
+        mb_planner_cfg one = cfg;
+        one.simulations = 1;
+        ck_assert(mb_plan_ws_fits(ws, &one, &dyn));
+        mb_plan_state_shift(&st, dyn.act_low, dyn.act_high);
+        ck_assert_int_eq(mb_plan(&one, &dyn, &rw, next, &st, &rng, ws, NULL, a, NULL, NULL, err, sizeof err), MB_OK);
+        fprintf(stderr, "chain, tree_reuse %d: one more simulation from position 2 answers %d\n", reuse,
+                first_action(a, 2));
+        ck_assert_int_eq(first_action(a, 2), reuse ? 1 : 0);
+        /* an observation no child matches: a fresh tree (one simulation: a tie, left) */
+        float far[1] = {6.0f};
+        ck_assert_int_eq(mb_plan(&one, &dyn, &rw, far, &st, &rng, ws, NULL, a, NULL, NULL, err, sizeof err), MB_OK);
+        ck_assert_int_eq(first_action(a, 2), 0);
+        mb_plan_state_free(&st);
+        mb_plan_ws_free(ws);
+    }
+}
+END_TEST
+
 START_TEST(test_chain_discrete_cem_and_random) {
     mb_dynamics dyn = chain_dyn();
     mb_reward_spec rw;
@@ -281,6 +329,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_chain_distant_reward);
+    tcase_add_test(tc, test_tree_reuse);
     tcase_add_test(tc, test_chain_discrete_cem_and_random);
     tcase_add_test(tc, test_pendulum_5_torques);
     tcase_add_test(tc, test_ensemble_discrete);

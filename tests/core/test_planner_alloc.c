@@ -174,6 +174,7 @@ START_TEST(test_no_allocation_issue14_methods) {
                 cfg.simulations = 50;
                 cfg.rollout_depth = 4;
                 cfg.rollout_mean = mode;
+                cfg.tree_reuse = mode; /* re-rooting moves nodes in place */
                 no_alloc_case(&cfg, d ? &dknown : &dens, obs, pool, d ? "discrete known" : "discrete ensemble");
             }
     mb_pool_free(pool);

@@ -146,7 +146,20 @@ START_TEST(test_bare_mcts) {
     ck_assert_str_eq(mbr_str(&r, "source"), "planner");
     ck_assert(isfinite(mbr_num(&r, "predicted_return")));
     mbr_free(&r);
+    /* tree reuse through a session, and its validation */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/m/act",
+                                  "{\"obs\": [0.3, 0.1], \"session\": \"s\", \"planner\": {\"tree_reuse\": true, "
+                                  "\"simulations\": 100}}"), 200);
+        ck_assert_str_eq(mbr_str(&r, "source"), "planner");
+        mbr_free(&r);
+    }
+    ck_assert_int_eq(mbr_call(&r, &D, "POST", "/v1/models/m/act",
+                              "{\"obs\": [0.3, 0.1], \"planner\": {\"tree_reuse\": 2}}"), 400);
+    MBR_EXPECT_ERROR(&r, 400, "invalid_argument", "planner.tree_reuse");
+    mbr_free(&r);
     ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/m", NULL), 200);
+    ck_assert(cJSON_IsBool(cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "planner"), "tree_reuse")));
     mbr_free(&r);
 }
 END_TEST

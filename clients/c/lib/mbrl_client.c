@@ -462,7 +462,7 @@ static const char *term__name(mbrl_term_type t) {
 static cJSON *planner__json(const mbrl_planner *p) {
     if (!(p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
           p->alpha > 0 || p->propagation || p->init_std > 0 || p->simulations || p->rollout_depth ||
-          p->max_ms > 0 || p->grad_steps))
+          p->max_ms > 0 || p->grad_steps || p->tree_reuse))
         return NULL;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -479,6 +479,7 @@ static cJSON *planner__json(const mbrl_planner *p) {
     if (p->rollout_depth) cJSON_AddNumberToObject(o, "rollout_depth", p->rollout_depth);
     if (p->max_ms > 0) cJSON_AddNumberToObject(o, "max_ms", jf_num(p->max_ms));
     if (p->grad_steps) cJSON_AddNumberToObject(o, "grad_steps", p->grad_steps);
+    if (p->tree_reuse) cJSON_AddBoolToObject(o, "tree_reuse", 1);
     return o;
 }
 

@@ -138,6 +138,7 @@ typedef struct {
     int rollout_depth;        /* mcts; 0 = default */
     float max_ms;             /* mcts: time budget per call; 0 = default */
     int grad_steps;           /* grad, cem_grad; 0 = default */
+    int tree_reuse;           /* mcts: 1 keeps the tree for the session's next act */
 } mbrl_planner;
 
 /* What POST /v1/models creates. Zero / NULL fields are left out, so the
