@@ -9,7 +9,10 @@
  * call, run as a careful user runs it: 2 threads, inference mode, batched
  * matmuls, OMP_WAIT_POLICY=PASSIVE and glibc's malloc told not to trim or
  * mmap, torch_env below) with the speed-up when python3 can import torch.
- * Human table first, then one JSON line per preset.
+ * Human table first, then one JSON line per preset. Before the presets,
+ * issue 14's planners in closed loop over the known pendulum and cartpole,
+ * each against CEM at equal time (bench_plan_methods.c; --no-methods skips
+ * it, --methods-only runs only it); their JSON lines come last.
  *
  * Who uses the two cores is measured here, every run: (a) OpenBLAS pinned to
  * one thread and an mb_pool of 2 workers taking (member, row block) tiles
@@ -163,19 +166,32 @@ static double torch_s_per_call(const char *preset, int reps) {
     return s;
 }
 
+/* bench_plan_methods.c: issue 14's planners in closed loop (JSON lines
+ * handed back, printed after the presets'). */
+int bench_plan_methods_run(char json[][512], int max_json);
+
 int bench_plan(int argc, char **argv) {
     const char *only = NULL;
-    int reps = 0, torch = 1, flop_mismatch = 0, bf16 = 1;
+    int reps = 0, torch = 1, flop_mismatch = 0, bf16 = 1, methods = 1, presets_too = 1;
+    static char mjson[32][512];
+    int n_mjson = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--preset") && i + 1 < argc) only = argv[++i];
+        if (!strcmp(argv[i], "--no-methods")) methods = 0;
+        else if (!strcmp(argv[i], "--methods-only")) presets_too = 0;
+        else if (!strcmp(argv[i], "--preset") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
         else if (!strcmp(argv[i], "--no-bf16")) bf16 = 0;
         else {
             printf("usage: mbrld-bench plan [--preset pets-halfcheetah|pets-cartpole|small] "
-                   "[--reps N] [--no-torch] [--no-bf16]\n");
+                   "[--reps N] [--no-torch] [--no-bf16] [--no-methods | --methods-only]\n");
             return !strcmp(argv[i], "--help") ? 0 : 1;
         }
+    }
+    if (methods) n_mjson = bench_plan_methods_run(mjson, 32);
+    if (!presets_too) {
+        for (int i = 0; i < n_mjson; i++) printf("%s\n", mjson[i]);
+        return 0;
     }
     int found = 0;
     for (int i = 0; i < N_PRESETS; i++) found |= !only || !strcmp(only, presets[i].name);
@@ -321,6 +337,7 @@ int bench_plan(int argc, char **argv) {
                "env %s; 0 = python3/torch unavailable)\n", torch_env);
     for (int i = 0; i < n_res; i++) printf("%s\n", json[i]);
     for (int i = 0; i < n_jb; i++) printf("%s\n", jb[i]);
+    for (int i = 0; i < n_mjson; i++) printf("%s\n", mjson[i]);
     mb_pool_free(pool);
     return flop_mismatch;
 }

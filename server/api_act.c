@@ -9,7 +9,10 @@
  * Answer: {"action", "source": "planner"|"random", "predicted_return",
  *          "return_std" (null for random), "version", "plan_ms",
  *          "truncated", "queue_ms", "batch", and for the planner
- *          "precision" ("fp32" or "bf16": what the forwards used)}.
+ *          "precision" ("fp32" or "bf16": what the forwards used)}; the
+ *          action is an integer for a discrete model; "return_plan": true
+ *          adds "plan", "gains": true (ilqr) adds "gains" and
+ *          "nominal_obs" (act_answer.c).
  * Before the first training the action is uniform in the bounds (answered
  * on the HTTP thread: nothing to plan).
  *
@@ -35,6 +38,7 @@
 #include "app.h"
 #include "handlers.h"
 #include "jsonv.h"
+#include "act_answer.h"
 #include "log.h"
 #include "plan/batch.h"
 #include "versions.h"
@@ -74,6 +78,11 @@ typedef struct {
     mb_plan_info info;
     double plan_s, queue_s;
     int batch;
+    /* issue 14's answer options: the plan's buffer (horizon, act_dim) and
+     * the extras made while the workspace is held (act_answer_extras) */
+    int want_plan, want_gains;
+    float *plan;
+    cJSON *extras;
 } act_job;
 
 static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
@@ -109,6 +118,8 @@ static void act__unref(act_job *j) {
     if (!last) return;
     model_version_put(j->v);
     model_put(j->m);
+    free(j->plan);
+    cJSON_Delete(j->extras);
     pthread_mutex_destroy(&j->lock);
     free(j);
 }
@@ -146,7 +157,7 @@ static int act__answer(void *obj, srv_resp *r, srv_err *e) {
     }
     const srv_model_spec *sp = &j->m->spec;
     cJSON *o = cJSON_CreateObject();
-    if (o) jf_add(o, "action", jf_floats(j->action, sp->act_dim));
+    if (o) jf_add(o, "action", act_action_json(sp, j->action));
     if (!o || !cJSON_GetObjectItemCaseSensitive(o, "action") ||
         !cJSON_AddStringToObject(o, "source", "planner") ||
         !cJSON_AddNumberToObject(o, "predicted_return", jf_num(j->info.predicted_return)) ||
@@ -159,6 +170,16 @@ static int act__answer(void *obj, srv_resp *r, srv_err *e) {
         !cJSON_AddNumberToObject(o, "batch", j->batch)) {
         cJSON_Delete(o);
         return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    }
+    while (j->extras && j->extras->child) { /* "plan", "gains", "nominal_obs" */
+        cJSON *x = j->extras->child;
+        const char *k = x->string;
+        cJSON_DetachItemViaPointer(j->extras, x);
+        if (!cJSON_AddItemToObject(o, k, x)) { /* cJSON copies the key */
+            cJSON_Delete(x);
+            cJSON_Delete(o);
+            return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+        }
     }
     r->json = o;
     return 0;
@@ -268,7 +289,8 @@ static void act__finish(act_job *j, mb_status st, const char *err) {
 static mb_dynamics act__dyn(const act_job *j) {
     const srv_model_spec *sp = &j->m->spec;
     return (mb_dynamics){.ens = &j->v->ens, .known = NULL, .obs_dim = sp->obs_dim,
-                         .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
+                         .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high,
+                         .discrete = sp->discrete};
 }
 
 /* Before planning j (batch: the batch's size): its session and workspace.
@@ -294,6 +316,18 @@ static void act__end(act_job *j, mb_status st, const char *err) {
     j->plan_s = srv_now() - j->t_plan;
     metrics_hist(&j->app->metrics.plan, j->plan_s);
     metrics_hist(&j->m->plan_hist, j->plan_s);
+    if (st == MB_OK && (j->want_plan || j->want_gains)) { /* needs the workspace: before it goes back */
+        mb_dynamics dyn = act__dyn(j);
+        j->extras = cJSON_CreateObject();
+        if (!j->extras || act_answer_extras(j->extras, &j->m->spec, &dyn, &j->rw, &j->cfg, j->obs, j->plan,
+                                            j->ws, j->want_gains, &j->err) != 0) {
+            if (!j->extras) srv_fail(&j->err, MB_ENOMEM, NULL, "out of memory");
+            act__release_ws(j, j->s, j->ws, 1);
+            j->failed = 1;
+            act__complete(j);
+            return;
+        }
+    }
     act__release_ws(j, j->s, j->ws, st == MB_OK);
     act__finish(j, st, err);
     act__complete(j);
@@ -325,7 +359,7 @@ static void act__run(srv_task **tasks, int n, srv_worker *w) {
             if (act__begin(j, 1) != 0) continue;
             char err[256];
             mb_status st = mb_plan_ex(&j->cfg, &dyn, &j->rw, j->obs, j->s ? &j->s->st : NULL, &j->rng,
-                                      j->ws, w->pool, &j->ctl, j->action, NULL, &j->info, err, sizeof err);
+                                      j->ws, w->pool, &j->ctl, j->action, j->plan, &j->info, err, sizeof err);
             act__end(j, st, err);
         }
     } else {
@@ -338,7 +372,7 @@ static void act__run(srv_task **tasks, int n, srv_worker *w) {
             jobs[m] = j;
             reqs[m++] = (mb_plan_req){.cfg = &j->cfg, .rw = &j->rw, .obs = j->obs,
                                       .state = j->s ? &j->s->st : NULL, .rng = &j->rng, .ws = j->ws,
-                                      .ctl = &j->ctl, .action = j->action, .info = &j->info,
+                                      .ctl = &j->ctl, .action = j->action, .plan = j->plan, .info = &j->info,
                                       .done = act__batch_done, .done_ctx = j};
         }
         mb_plan_batcher *b = w->scratch;
@@ -372,7 +406,8 @@ static const srv_task_ops act__ops = {.run = act__run, .drop = act__drop, .same_
 /* ---- the handler ------------------------------------------------------------ */
 
 int api_act(srv_req *q, srv_resp *r, srv_err *e) {
-    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", "seed", "version", NULL};
+    static const char *const keys[] = {"obs", "session", "planner", "goal", "deadline_ms", "seed", "version",
+                                       "return_plan", "gains", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
     double t_start = srv_now();
@@ -405,6 +440,10 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     if (rc == 0 && po) rc = spec_parse_planner(po, "planner", sp, &app->cfg, &j->cfg, e);
     const cJSON *goal = cJSON_GetObjectItemCaseSensitive(b, "goal");
     if (rc == 0 && goal) rc = api__goals(goal, &j->rw, e);
+    if (rc == 0 && (jv_bool(b, "", "return_plan", 0, &j->want_plan, e) < 0 ||
+                    jv_bool(b, "", "gains", 0, &j->want_gains, e) < 0 ||
+                    act_options_check(&j->cfg, j->want_gains, e)))
+        rc = -1;
     /* the bytes, before anything is allocated (a random act plans nothing,
      * but the request would plan once the model is trained) */
     char err[256];
@@ -428,14 +467,15 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     }
     if (j->v->number == 0) { /* nothing to plan with: uniform in the bounds, here */
         float action[MB_MAX_ACT_DIM];
-        for (int i = 0; i < sp->act_dim; i++)
-            action[i] = sp->act_low[i] + (float)mb_rng_uniform(&j->rng) * (sp->act_high[i] - sp->act_low[i]);
+        act_random_action(sp, &j->rng, action);
         cJSON *o = cJSON_CreateObject();
-        if (o) jf_add(o, "action", jf_floats(action, sp->act_dim));
+        if (o) jf_add(o, "action", act_action_json(sp, action));
         if (!o || !cJSON_GetObjectItemCaseSensitive(o, "action") ||
             !cJSON_AddStringToObject(o, "source", "random") || !cJSON_AddNullToObject(o, "predicted_return") ||
             !cJSON_AddNullToObject(o, "return_std") || !cJSON_AddNumberToObject(o, "version", 0) ||
-            !cJSON_AddNumberToObject(o, "plan_ms", 0) || !cJSON_AddBoolToObject(o, "truncated", 0)) {
+            !cJSON_AddNumberToObject(o, "plan_ms", 0) || !cJSON_AddBoolToObject(o, "truncated", 0) ||
+            (j->want_plan && !cJSON_AddNullToObject(o, "plan")) ||
+            (j->want_gains && (!cJSON_AddNullToObject(o, "gains") || !cJSON_AddNullToObject(o, "nominal_obs")))) {
             cJSON_Delete(o);
             act__unref(j);
             return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
@@ -444,6 +484,10 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
         act__unref(j);
         r->json = o;
         return 0;
+    }
+    if (j->want_plan && !(j->plan = malloc(sizeof(float) * (size_t)j->cfg.horizon * (size_t)sp->act_dim))) {
+        act__unref(j);
+        return srv_fail(e, MB_ENOMEM, NULL, "out of memory for the plan");
     }
     j->task.ops = &act__ops;
     j->task.fair_key = j->m->serial;

@@ -47,7 +47,8 @@ int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
     uint8_t *term = malloc((size_t)n), *trunc = malloc((size_t)n);
     int rc = 0;
     if (!obs || !next || !act || !rew || !term || !trunc) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory");
-    if (rc == 0) rc = tj_rows(q->raw, q->raw_len, &h, od, ad, obs, act, rew, next, term, trunc, e);
+    if (rc == 0)
+        rc = tj_rows(q->raw, q->raw_len, &h, od, ad, m->spec.discrete, obs, act, rew, next, term, trunc, e);
     size_t accepted = 0, size = 0;
     int replay = 0;
     if (rc == 0)
@@ -98,12 +99,14 @@ int api_predict(srv_req *q, srv_resp *r, srv_err *e) {
     for (const cJSON *a = as ? as->child : NULL; rc == 0 && a; a = a->next, i++) {
         char p[32];
         jv_path_i(p, sizeof p, "actions", i);
-        rc = jv_floats_node(a, p, ad, -3e38, 3e38, actions + (size_t)i * ad, NULL, e);
+        rc = m->spec.discrete ? spec_discrete_action(a, p, ad, actions + (size_t)i * ad, e)
+                              : jv_floats_node(a, p, ad, -3e38, 3e38, actions + (size_t)i * ad, NULL, e);
     }
     if (rc == 0) {
         srv_version *v = model_version_get(m);
         mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = od, .act_dim = ad,
-                           .act_low = m->spec.act_low, .act_high = m->spec.act_high};
+                           .act_low = m->spec.act_low, .act_high = m->spec.act_high,
+                           .discrete = m->spec.discrete};
         char err[256];
         mb_status s = mb_predict(&dyn, &m->spec.reward, obs, actions, steps, mean, std, rm, rs, err,
                                  sizeof err);

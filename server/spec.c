@@ -200,7 +200,11 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
     static const char *const keys[] = {"method", "horizon", "population", "elites", "iterations",
                                        "alpha", "particles", "propagation", "risk", "init_std",
                                        "kappa", "sigma", "beta", "noise_beta", "pop_decay",
-                                       "keep_elites", "elites_only", "precision", NULL};
+                                       "keep_elites", "elites_only", "precision",
+                                       /* issue 14 */
+                                       "simulations", "max_ms", "rollout_depth", "rollout_mean",
+                                       "uct_c", "leaf_batch", "lr", "grad_steps", "grad_elites",
+                                       "kl_step", "fit_reg", "tree_reuse", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
@@ -211,7 +215,8 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
             mb_plan_method m;
             jv_path(q, sizeof q, path, "method");
             if (mb_plan_method_parse(name, &m) != 0)
-                return srv_fail(e, MB_EINVAL, q, "must be random, cem, mppi or icem");
+                return srv_fail(e, MB_EINVAL, q,
+                                "must be random, cem, mppi, icem, mcts, ilqr, lqr_flm, grad or cem_grad");
             if (m != p->method) mb_planner_cfg_default(p, m);
         }
         struct {
@@ -223,7 +228,12 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                     {"elites", &p->elites, 1, MB_MAX_POPULATION},
                     {"iterations", &p->iterations, 1, 100},
                     {"particles", &p->particles, 1, MB_MAX_PARTICLES},
-                    {"elites_only", &p->elites_only, 0, 1}};
+                    {"elites_only", &p->elites_only, 0, 1},
+                    {"simulations", &p->simulations, 0, 1000000},
+                    {"rollout_depth", &p->rollout_depth, 0, MB_MAX_HORIZON},
+                    {"leaf_batch", &p->leaf_batch, 1, 1024},
+                    {"grad_steps", &p->grad_steps, 1, 10000},
+                    {"grad_elites", &p->grad_elites, 1, MB_MAX_POPULATION}};
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
             long v;
             if (!strcmp(ints[i].key, "elites_only")) {
@@ -245,13 +255,23 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                     {"init_std", &p->init_std, 0, 10},   {"kappa", &p->kappa, 1e-6, 1e6},
                     {"sigma", &p->sigma, 0, 10},         {"beta", &p->beta, 0, 1},
                     {"noise_beta", &p->noise_beta, 0, 5}, {"pop_decay", &p->pop_decay, 1, 100},
-                    {"keep_elites", &p->keep_elites, 0, 1}};
+                    {"keep_elites", &p->keep_elites, 0, 1},
+                    {"max_ms", &p->max_ms, 0, 600000},      {"uct_c", &p->uct_c, 0, 100},
+                    {"lr", &p->lr, 1e-6, 10},                {"kl_step", &p->kl_step, 1e-6, 1e6},
+                    {"fit_reg", &p->fit_reg, 0, 1e6}};
         for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
             double v;
             r = jv_num(o, path, nums[i].key, 0, nums[i].lo, nums[i].hi, &v, e);
             if (r < 0) return -1;
             if (r == 0) *nums[i].dst = (float)v;
         }
+        int rm;
+        r = jv_bool(o, path, "rollout_mean", 0, &rm, e);
+        if (r < 0) return -1;
+        if (r == 0) p->rollout_mean = rm;
+        r = jv_bool(o, path, "tree_reuse", 0, &rm, e);
+        if (r < 0) return -1;
+        if (r == 0) p->tree_reuse = rm;
         r = jv_str(o, path, "propagation", 0, name, sizeof name, e);
         if (r < 0) return -1;
         jv_path(q, sizeof q, path, "propagation");
@@ -282,7 +302,32 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
     char err[200];
     if (mb_planner_cfg_check(p, s->ens.members, err, sizeof err) != MB_OK)
         return srv_fail(e, MB_EINVAL, path, "%s", err);
+    /* method vs the action space (and mcts's tree, the LQR methods' sizes) */
+    mb_dynamics dyn = {.obs_dim = s->obs_dim, .act_dim = s->act_dim, .act_low = s->act_low,
+                       .act_high = s->act_high, .discrete = s->discrete};
+    mb_status st = mb_planner_cfg_check_dyn(p, &dyn, err, sizeof err);
+    if (st != MB_OK) {
+        jv_path(q, sizeof q, path, "method");
+        return srv_fail(e, (int)st, q, "%s", err);
+    }
     return 0;
+}
+
+int spec_discrete_action(const cJSON *node, const char *path, int K, float *onehot, srv_err *e) {
+    if (!cJSON_IsNumber(node) || !isfinite(node->valuedouble) ||
+        node->valuedouble != floor(node->valuedouble))
+        return srv_fail(e, MB_EINVAL, path, "must be an integer action in [0, %d)", K);
+    double v = node->valuedouble;
+    if (v < 0 || v >= K) return srv_fail(e, MB_ERANGE, path, "must be in [0, %d)", K);
+    for (int i = 0; i < K; i++) onehot[i] = (float)(i == (int)v);
+    return 0;
+}
+
+int spec_discrete_index(const float *onehot, int K) {
+    int k = 0;
+    for (int i = 1; i < K; i++)
+        if (onehot[i] > onehot[k]) k = i;
+    return k;
 }
 
 int spec_parse_train(const cJSON *o, const char *path, const char *const *extra, int members,
@@ -325,7 +370,7 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
 int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err *e) {
     static const char *const keys[] = {"name", "obs_dim", "act_dim", "act_low", "act_high",
                                        "ensemble", "reward", "termination", "planner", "buffer",
-                                       "train", "auto_train", "seed", NULL};
+                                       "train", "auto_train", "seed", "actions", NULL};
     memset(s, 0, sizeof *s);
     if (jv_object(b, "", keys, e)) return -1;
     if (jv_str(b, "", "name", 1, s->name, sizeof s->name, e)) return -1;
@@ -334,10 +379,40 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
     long v;
     if (jv_int(b, "", "obs_dim", 1, 1, MB_MAX_OBS_DIM, &v, e)) return -1;
     s->obs_dim = (int)v;
-    if (jv_int(b, "", "act_dim", 1, 1, MB_MAX_ACT_DIM, &v, e)) return -1;
-    s->act_dim = (int)v;
-    if (jv_floats(b, "", "act_low", 1, s->act_dim, -SPEC_BIG, SPEC_BIG, s->act_low, NULL, e)) return -1;
-    if (jv_floats(b, "", "act_high", 1, s->act_dim, -SPEC_BIG, SPEC_BIG, s->act_high, NULL, e)) return -1;
+    const cJSON *acts = cJSON_GetObjectItemCaseSensitive(b, "actions");
+    if (acts) {
+        /* discrete: K actions, one-hot for the ensemble. act_dim / act_low /
+         * act_high may be left out; given (as the canonical form renders
+         * them) they must say the same thing. */
+        static const char *const ak[] = {"discrete", NULL};
+        if (jv_object(acts, "actions", ak, e)) return -1;
+        if (jv_int(acts, "actions", "discrete", 1, 2, MB_MAX_ACT_DIM, &v, e)) return -1;
+        s->discrete = s->act_dim = (int)v;
+        int r = jv_int(b, "", "act_dim", 0, 1, MB_MAX_ACT_DIM, &v, e);
+        if (r < 0) return -1;
+        if (r == 0 && v != s->discrete)
+            return srv_fail(e, MB_EINVAL, "act_dim", "must equal actions.discrete (%d) or be left out",
+                            s->discrete);
+        for (int i = 0; i < s->act_dim; i++) {
+            s->act_low[i] = 0.0f;
+            s->act_high[i] = 1.0f;
+        }
+        float lh[MB_MAX_ACT_DIM];
+        for (int side = 0; side < 2; side++) {
+            const char *key = side ? "act_high" : "act_low";
+            r = jv_floats(b, "", key, 0, s->act_dim, -SPEC_BIG, SPEC_BIG, lh, NULL, e);
+            if (r < 0) return -1;
+            for (int i = 0; r == 0 && i < s->act_dim; i++)
+                if (lh[i] != (float)side)
+                    return srv_fail(e, MB_EINVAL, key,
+                                    "must be all %d with discrete actions (one-hot) or be left out", side);
+        }
+    } else {
+        if (jv_int(b, "", "act_dim", 1, 1, MB_MAX_ACT_DIM, &v, e)) return -1;
+        s->act_dim = (int)v;
+        if (jv_floats(b, "", "act_low", 1, s->act_dim, -SPEC_BIG, SPEC_BIG, s->act_low, NULL, e)) return -1;
+        if (jv_floats(b, "", "act_high", 1, s->act_dim, -SPEC_BIG, SPEC_BIG, s->act_high, NULL, e)) return -1;
+    }
     for (int i = 0; i < s->act_dim; i++)
         if (!(s->act_low[i] < s->act_high[i])) {
             char p[32];
@@ -425,6 +500,19 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "keep_elites", jf_num(p->keep_elites));
     cJSON_AddBoolToObject(o, "elites_only", p->elites_only);
     cJSON_AddStringToObject(o, "precision", mb_precision_name(p->precision));
+    /* issue 14's methods' settings */
+    cJSON_AddNumberToObject(o, "simulations", p->simulations);
+    cJSON_AddNumberToObject(o, "max_ms", jf_num(p->max_ms));
+    cJSON_AddNumberToObject(o, "rollout_depth", p->rollout_depth);
+    cJSON_AddBoolToObject(o, "rollout_mean", p->rollout_mean);
+    cJSON_AddNumberToObject(o, "uct_c", jf_num(p->uct_c));
+    cJSON_AddNumberToObject(o, "leaf_batch", p->leaf_batch);
+    cJSON_AddNumberToObject(o, "lr", jf_num(p->lr));
+    cJSON_AddNumberToObject(o, "grad_steps", p->grad_steps);
+    cJSON_AddNumberToObject(o, "grad_elites", p->grad_elites);
+    cJSON_AddNumberToObject(o, "kl_step", jf_num(p->kl_step));
+    cJSON_AddNumberToObject(o, "fit_reg", jf_num(p->fit_reg));
+    cJSON_AddBoolToObject(o, "tree_reuse", p->tree_reuse);
     return o;
 }
 
@@ -438,6 +526,7 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddNumberToObject(o, "act_dim", s->act_dim);
     jf_add(o, "act_low", jf_floats(s->act_low, s->act_dim));
     jf_add(o, "act_high", jf_floats(s->act_high, s->act_dim));
+    if (s->discrete > 0) cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "actions"), "discrete", s->discrete);
     cJSON *en = cJSON_AddObjectToObject(o, "ensemble");
     cJSON_AddNumberToObject(en, "members", s->ens.members);
     jf_add(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));

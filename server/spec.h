@@ -41,6 +41,9 @@ typedef struct {
     float holdout_ratio;
     uint64_t seed;
     srv_auto_train auto_train;
+    /* K > 0: "actions": {"discrete": K}; act_dim == K, bounds 0 and 1: the
+     * ensemble takes the action one-hot, clients send and get integers */
+    int discrete;
 } srv_model_spec;
 
 
@@ -57,6 +60,12 @@ int spec_parse_planner(const cJSON *obj, const char *path, const srv_model_spec 
  * more keys the caller allows (NULL-terminated, may be NULL). */
 int spec_parse_train(const cJSON *obj, const char *path, const char *const *extra, int members,
                      mb_train_cfg *inout, srv_err *e);
+/* A discrete action: node must be an integer in [0, K) (400 if not an
+ * integer, 422 if out of range, naming path); writes it one-hot into
+ * onehot (K). */
+int spec_discrete_action(const cJSON *node, const char *path, int K, float *onehot, srv_err *e);
+/* The integer action of a one-hot row (the largest entry). */
+int spec_discrete_index(const float *onehot, int K);
 /* Canonical JSON of the spec (caller owns). NULL on allocation failure. */
 cJSON *spec_render(const srv_model_spec *s);
 cJSON *spec_render_planner(const mb_planner_cfg *p);

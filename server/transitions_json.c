@@ -388,6 +388,24 @@ static int tj__floats(const char *text, size_t len, size_t at, const char *base,
     return 0;
 }
 
+/* A discrete action at `at`: an integer in [0, K), written one-hot into
+ * out (K entries), as spec_discrete_action reads it from a tree. */
+static int tj__discrete(const char *text, size_t len, size_t at, const char *base, const char *key, int K,
+                        float *out, srv_err *e) {
+    char p[128];
+    jv_path(p, sizeof p, base, key);
+    if (at == (size_t)-1) return srv_fail(e, MB_EINVAL, p, "missing required field");
+    tj_in in = {text, len, at};
+    double v = 0;
+    int r = tj__number(&in, &v);
+    if (r == -2) return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
+    if (r || !isfinite(v) || v != floor(v))
+        return srv_fail(e, MB_EINVAL, p, "must be an integer action in [0, %d)", K);
+    if (v < 0 || v >= K) return srv_fail(e, MB_ERANGE, p, "must be in [0, %d)", K);
+    for (int k = 0; k < K; k++) out[k] = (float)(k == (int)v);
+    return 0;
+}
+
 static int tj__bool(const char *text, size_t len, size_t at, const char *base, const char *key, uint8_t *out,
                     srv_err *e) {
     *out = 0;
@@ -400,8 +418,8 @@ static int tj__bool(const char *text, size_t len, size_t at, const char *base, c
     return 0;
 }
 
-int tj_rows(const char *text, size_t len, const tj_head *h, int od, int ad, float *obs, float *act,
-            float *rew, float *next, uint8_t *term, uint8_t *trunc, srv_err *e) {
+int tj_rows(const char *text, size_t len, const tj_head *h, int od, int ad, int discrete, float *obs,
+            float *act, float *rew, float *next, uint8_t *term, uint8_t *trunc, srv_err *e) {
     static const char *const tkeys[] = {"obs", "action", "reward", "next_obs", "terminated", "truncated", NULL};
     tj_in in = {text, len, h->rows_at};
     tj__ws(&in);
@@ -414,7 +432,8 @@ int tj_rows(const char *text, size_t len, const tj_head *h, int od, int ad, floa
         size_t at[6];
         if (tj__members(&in, p, tkeys, at, e)) return -1;
         if (tj__floats(text, len, at[0], p, "obs", od, obs + (size_t)i * od, e) ||
-            tj__floats(text, len, at[1], p, "action", ad, act + (size_t)i * ad, e))
+            (discrete > 0 ? tj__discrete(text, len, at[1], p, "action", ad, act + (size_t)i * ad, e)
+                          : tj__floats(text, len, at[1], p, "action", ad, act + (size_t)i * ad, e)))
             return -1;
         char q[128];
         jv_path(q, sizeof q, p, "reward");

@@ -42,10 +42,12 @@ typedef struct {
 int tj_head_parse(const char *text, size_t len, int max_rows, tj_head *h, srv_err *e);
 
 /* The rows of a text that tj_head_parse accepted, checked against the
- * model's dims (od, ad) and the value ranges.
+ * model's dims (od, ad) and the value ranges. discrete > 0 (a model with
+ * "actions": {"discrete": K}, ad == K): each action is an integer in
+ * [0, K), stored one-hot.
  *   obs, next: (h->n, od); act: (h->n, ad); rew, term, trunc: (h->n)
  * 0, or -1 with e. */
-int tj_rows(const char *text, size_t len, const tj_head *h, int od, int ad, float *obs, float *act,
-            float *rew, float *next, uint8_t *term, uint8_t *trunc, srv_err *e);
+int tj_rows(const char *text, size_t len, const tj_head *h, int od, int ad, int discrete, float *obs,
+            float *act, float *rew, float *next, uint8_t *term, uint8_t *trunc, srv_err *e);
 
 #endif

@@ -14,6 +14,10 @@ typedef struct {
     const mb_known_model *known;  /* known: exact step and reward */
     int obs_dim, act_dim;
     const float *act_low, *act_high; /* (act_dim) bounds */
+    /* K > 0: discrete actions 0..K-1, given to the model one-hot, so
+     * act_dim == K (bounds 0 and 1); the planners' sequences hold one-hot
+     * rows. 0: continuous. */
+    int discrete;
 } mb_dynamics;
 
 #endif

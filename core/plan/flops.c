@@ -48,8 +48,11 @@ double mb_plan_model_rows(const mb_planner_cfg *cfg, int k, int kept_in) {
         }
         return rows;
     }
+    default:
+        /* issue 14's methods: data-dependent work (iLQR's line search,
+         * MCTS's time budget); mb_plan_info.model_rows reports it */
+        return 0.0;
     }
-    return 0.0;
 }
 
 double mb_plan_flops_per_row(const mb_ensemble_spec *spec) {

@@ -35,6 +35,9 @@
  * These are the rows mb_plan reports in mb_plan_info.model_rows (and
  * model_rows * flops per row in .flops); tests/core/test_flops.c checks
  * both against a hand count.
+ * The methods of issue 14 (mcts, ilqr, lqr_flm, grad, cem_grad) spend
+ * data-dependent work (line searches, time budgets): 0 here, and
+ * mb_plan_info.model_rows reports what a call spent (a VJP row counted as 2).
  * Not for: known dynamics (no ensemble FLOPs), timing of any kind. */
 #ifndef MB_PLAN_FLOPS_H
 #define MB_PLAN_FLOPS_H

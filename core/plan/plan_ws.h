@@ -71,6 +71,14 @@ struct mb_plan_ws {
     /* Ziggurat tables. */
     double zig_x[PLAN_ZIG_C + 1], zig_r[PLAN_ZIG_C];
     float zig_xf[PLAN_ZIG_C], zig_rf[PLAN_ZIG_C];
+    /* The issue-14 methods' own workspaces (plan_methods.h), NULL when the
+     * method has none; ext_cfg is the config they were sized for. */
+    struct plan_ilqr_ws *ilqr;
+    struct plan_mcts_ws *mcts;
+    struct plan_grad_ws *grad;
+    struct plan_flm_ws *flm;
+    mb_planner_cfg ext_cfg;
+    int discrete;
 };
 
 /* One planning call. */

@@ -7,7 +7,7 @@
  * distribution. Everything a call touches is carved out of the mb_plan_ws
  * at mb_plan_ws_new; mb_plan itself never allocates.
  * Not for: the rollouts themselves (propagate.c), sessions (server/). */
-#include "plan/plan_ws.h"
+#include "plan/plan_methods.h"
 
 #include <float.h>
 #include <math.h>
@@ -42,14 +42,16 @@ void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method) {
     case MB_PLAN_MPPI: cfg->iterations = 1; break; /* PDDM refines across time steps */
     case MB_PLAN_ICEM: cfg->iterations = 3; cfg->elites = 10; cfg->population = 300; break;
     case MB_PLAN_CEM: break;
+    default: break;
     }
+    plan_methods_cfg_default(cfg, method);
 }
 
 static int plan__finite_in(float v, float lo, float hi) { return isfinite(v) && v >= lo && v <= hi; }
 
 mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz) {
     if (!cfg) return mb_fail(err, err_sz, MB_EINVAL, "planner config is NULL");
-    if ((unsigned)cfg->method > MB_PLAN_ICEM)
+    if ((unsigned)cfg->method >= MB_PLAN_N_METHODS)
         return mb_fail(err, err_sz, MB_EINVAL, "planner.method: unknown method %d", (int)cfg->method);
     if ((unsigned)cfg->propagation > MB_PROP_MEAN)
         return mb_fail(err, err_sz, MB_EINVAL, "planner.propagation: unknown %d", (int)cfg->propagation);
@@ -106,6 +108,8 @@ mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err
     if (!plan__finite_in(cfg->risk, 0.0f, 1e6f))
         return mb_fail(err, err_sz, MB_ERANGE, "planner.risk must be finite and >= 0, got %g",
                        (double)cfg->risk);
+    mb_status st14 = plan_methods_cfg_check(cfg, members, err, err_sz);
+    if (st14) return st14;
     /* Known dynamics are deterministic: one particle per candidate whatever
      * the config says, so the limits count one. */
     double p = members > 0 ? cfg->particles : 1;
@@ -121,11 +125,12 @@ mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err
     return MB_OK;
 }
 
-static const char *const plan__method_names[] = {"random", "cem", "mppi", "icem"};
+static const char *const plan__method_names[] = {"random", "cem",     "mppi", "icem",    "mcts",
+                                                  "ilqr",   "lqr_flm", "grad", "cem_grad"};
 static const char *const plan__prop_names[] = {"ts1", "ts_inf", "expectation", "mean"};
 
 int mb_plan_method_parse(const char *name, mb_plan_method *out) {
-    for (int i = 0; name && i < 4; i++)
+    for (int i = 0; name && i < MB_PLAN_N_METHODS; i++)
         if (!strcmp(name, plan__method_names[i])) {
             *out = (mb_plan_method)i;
             return 0;
@@ -133,7 +138,7 @@ int mb_plan_method_parse(const char *name, mb_plan_method *out) {
     return -1;
 }
 const char *mb_plan_method_name(mb_plan_method m) {
-    return (unsigned)m < 4 ? plan__method_names[m] : "unknown";
+    return (unsigned)m < MB_PLAN_N_METHODS ? plan__method_names[m] : "unknown";
 }
 int mb_prop_parse(const char *name, mb_prop *out) {
     for (int i = 0; name && i < 4; i++)
@@ -222,11 +227,12 @@ int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dy
         ws->obs_dim != dyn->obs_dim || ws->act_dim != dyn->act_dim || ws->is_ens != !!dyn->ens)
         return 0;
     if (dyn->ens && !plan__spec_same(&ws->spec, &dyn->ens->spec)) return 0;
-    return 1;
+    return plan_methods_ws_fits(ws, cfg, dyn);
 }
 
 void mb_plan_ws_free(mb_plan_ws *ws) {
     if (!ws) return;
+    plan_methods_ws_free(ws);
     mb_ens_ws_free(ws->ens_ws);
     free(ws->block);
     free(ws);
@@ -372,7 +378,8 @@ size_t mb_plan_ws_bytes(const mb_plan_ws *ws) { return ws ? ws->bytes : 0; }
 
 mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     if (!cfg || !dyn || (!dyn->ens == !dyn->known)) return NULL;
-    if (mb_planner_cfg_check(cfg, dyn->ens ? dyn->ens->spec.members : 0, NULL, 0) != MB_OK)
+    if (mb_planner_cfg_check(cfg, dyn->ens ? dyn->ens->spec.members : 0, NULL, 0) != MB_OK ||
+        plan_methods_check_dyn(cfg, dyn, NULL, 0) != MB_OK)
         return NULL;
     if (dyn->obs_dim < 1 || dyn->obs_dim > MB_MAX_OBS_DIM || dyn->act_dim < 1 ||
         dyn->act_dim > MB_MAX_ACT_DIM)
@@ -394,6 +401,7 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     plan__carve(ws, block);
     ws->cn_beta = -1.0f;
     plan__zig_init(ws);
+    if (plan_methods_ws_new(ws, cfg, dyn)) goto fail;
     return ws;
 fail:
     mb_plan_ws_free(ws);
@@ -742,6 +750,7 @@ mb_status mb_plan_ex(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb
     int members = dyn->ens ? dyn->ens->spec.members : 0;
     mb_status st = mb_planner_cfg_check(cfg, members, err, err_sz);
     if (st) return st;
+    if ((st = plan_methods_check_dyn(cfg, dyn, err, err_sz))) return st;
     if (dyn->ens) {
         if (dyn->ens->spec.obs_dim != dyn->obs_dim || dyn->ens->spec.act_dim != dyn->act_dim)
             return mb_fail(err, err_sz, MB_EINVAL, "plan: dynamics dims do not match the ensemble");
@@ -787,11 +796,14 @@ mb_status mb_plan_ex(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb
         .seed = mb_rng_u64(rng), .k = k, .members = member_list, .precision = MB_PREC_FP32,
         .ctl = ctl,
     };
-    switch (cfg->method) {
+    /* issue 14's methods and discrete actions: their own files (plan_methods.h) */
+    if (plan_methods_handles(cfg, dyn)) plan_methods_run(&run, warm);
+    else switch (cfg->method) {
     case MB_PLAN_RANDOM: plan__random(&run); break;
     case MB_PLAN_CEM: plan__cem(&run, warm); break;
     case MB_PLAN_MPPI: plan__mppi(&run, warm); break;
     case MB_PLAN_ICEM: plan__icem(&run, warm); break;
+    default: break;
     }
 
     int H = ws->horizon, A = ws->act_dim;

@@ -20,7 +20,16 @@
 #include "plan/reward.h"
 #include "base/rng.h"
 
-typedef enum { MB_PLAN_RANDOM = 0, MB_PLAN_CEM, MB_PLAN_MPPI, MB_PLAN_ICEM } mb_plan_method;
+typedef enum {
+    MB_PLAN_RANDOM = 0, MB_PLAN_CEM, MB_PLAN_MPPI, MB_PLAN_ICEM,
+    /* issue 14, each in its own file behind plan_methods.h: */
+    MB_PLAN_MCTS,     /* UCT tree search, discrete actions (mcts.c) */
+    MB_PLAN_ILQR,     /* iterative LQR on the mean dynamics (ilqr.c) */
+    MB_PLAN_LQR_FLM,  /* LQR with fitted local linear models (lqr_flm.c) */
+    MB_PLAN_GRAD,     /* Adam on the return through the model (grad.c) */
+    MB_PLAN_CEM_GRAD  /* CEM whose elites take gradient steps (grad.c) */
+} mb_plan_method;
+#define MB_PLAN_N_METHODS 9
 typedef enum {
     MB_PROP_TS1 = 0,     /* member redrawn every step */
     MB_PROP_TS_INF,      /* member fixed per particle */
@@ -63,6 +72,22 @@ typedef struct {
      * fp32 elsewhere (mb_plan_info.precision says which ran). State,
      * noise and returns stay fp32. */
     mb_precision precision;
+    /* MCTS (discrete actions) */
+    int simulations;      /* per call; 0: only max_ms bounds the search */
+    float max_ms;         /* wall-clock budget per call in ms; 0: none */
+    int rollout_depth;    /* random-rollout steps from each new leaf */
+    int rollout_mean;     /* 1: rollouts through the mean over members; 0: one member drawn per rollout */
+    float uct_c;          /* exploration constant (values are min-max normalised over the tree) */
+    int leaf_batch;       /* leaves selected with virtual loss and evaluated in one batch */
+    /* gradient shooting (grad, cem_grad) */
+    float lr;             /* Adam step, as a fraction of (high - low) / 2 */
+    int grad_steps;       /* grad: Adam steps; cem_grad: steps per refined elite per iteration */
+    int grad_elites;      /* cem_grad: elites refined per iteration */
+    /* LQR-FLM */
+    float kl_step;        /* KL bound between successive controllers (nats per step) */
+    float fit_reg;        /* ridge weight of the local linear fits */
+    int tree_reuse;       /* mcts: 1 keeps the tree for the session's next call (re-rooted at the
+                           * child the new observation matches); 0 rebuilds it every call */
 } mb_planner_cfg;
 
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,
@@ -73,7 +98,14 @@ void mb_planner_cfg_default(mb_planner_cfg *cfg, mb_plan_method method);
  * members, 0 for known dynamics (counted as one particle). particles need
  * not be a multiple of members (see mb_plan). */
 mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err, size_t err_sz);
-/* Names: "random" "cem" "mppi" "icem"; "ts1" "ts_inf" "expectation" "mean". */
+/* The checks that need the dynamics too (mb_plan and mb_plan_ws_new make
+ * them): discrete actions only with random, cem and mcts, mcts only with
+ * discrete actions (dyn->discrete == act_dim), mcts's tree and the
+ * LQR-based methods' matrices within their limits. */
+mb_status mb_planner_cfg_check_dyn(const mb_planner_cfg *cfg, const mb_dynamics *dyn, char *err,
+                                   size_t err_sz);
+/* Names: "random" "cem" "mppi" "icem" "mcts" "ilqr" "lqr_flm" "grad" "cem_grad";
+ * "ts1" "ts_inf" "expectation" "mean". */
 int mb_plan_method_parse(const char *name, mb_plan_method *out);
 const char *mb_plan_method_name(mb_plan_method m);
 int mb_prop_parse(const char *name, mb_prop *out);
@@ -129,6 +161,11 @@ mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spe
                           int act_dim, mb_plan_cost *out, char *err, size_t err_sz);
 /* 1 if ws was made for a config/dynamics with the same sizes. */
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
+/* After a successful iLQR mb_plan with ws: K_0 (act_dim, obs_dim), the
+ * feedback gain of the first step, and the nominal first state x_0
+ * (obs_dim), so a controller can apply u = u_0 + K_0 (x - x_0) between
+ * plans. Returns 1, or 0 (nothing written) if the last plan was not iLQR. */
+int mb_plan_ws_gains(const mb_plan_ws *ws, float *K0, float *x0);
 
 typedef struct {
     float predicted_return; /* mean over particles of the chosen plan */

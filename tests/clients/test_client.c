@@ -481,6 +481,91 @@ START_TEST(test_versions) {
 }
 END_TEST
 
+/* Issue 14: a discrete model (integer actions in transitions, act and
+ * predict), per-call planner overrides (mcts, ilqr) and the answer's
+ * extras (plan, gains). */
+START_TEST(test_discrete_and_planner_extras) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    mbrl_model_spec_init(&s);
+    s.name = "m-disc";
+    s.obs_dim = 2;
+    s.discrete = 3;
+    s.members = 2;
+    s.n_hidden = 1;
+    s.hidden[0] = 16;
+    s.planner.method = "mcts";
+    s.planner.simulations = 32;
+    s.planner.tree_reuse = 1;
+    s.planner.horizon = 4;
+    ck_assert_msg(mbrl_model_create(c, &s, &e) == MBRL_OK, "create: %s (%s)", e.message, e.field);
+    enum { N = 60 };
+    static float obs[N * 2], next[N * 2], rew[N];
+    static int act[N];
+    for (int i = 0; i < N; i++) {
+        obs[2 * i] = (float)(i % 11) / 5.0f - 1.0f;
+        obs[2 * i + 1] = 0.5f;
+        act[i] = i % 3;
+        next[2 * i] = obs[2 * i] + 0.1f * (float)(act[i] - 1);
+        next[2 * i + 1] = 0.5f;
+        rew[i] = -obs[2 * i] * obs[2 * i];
+    }
+    mbrl_batch b = {2, 3, N, obs, NULL, rew, next, NULL, NULL};
+    long acc, size;
+    ck_assert_msg(mbrl_transitions_post_discrete(c, "m-disc", &b, act, &acc, &size, &e) == MBRL_OK,
+                  "post: %s (%s)", e.message, e.field);
+    ck_assert_int_eq(acc, N);
+    /* an action out of range: the daemon names the field */
+    int badact[1] = {3};
+    mbrl_batch b1 = {2, 3, 1, obs, NULL, rew, next, NULL, NULL};
+    ck_assert_int_eq(mbrl_transitions_post_discrete(c, "m-disc", &b1, badact, NULL, NULL, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 422);
+    ck_assert_msg(strstr(e.field, "action") != NULL, "field %s", e.field);
+    mbrl_job job;
+    mbrl_train_opts to = {.max_epochs = 2};
+    ck_assert_int_eq(mbrl_train(c, "m-disc", &to, &job, &e), MBRL_OK);
+    mbrl_job_free(&job);
+    mbrl_act_result a;
+    mbrl_act_opts ao = {.return_plan = 1};
+    float o2[2] = {0.2f, 0.5f};
+    ck_assert_msg(mbrl_act(c, "m-disc", o2, 2, &ao, &a, &e) == MBRL_OK, "act: %s", e.message);
+    ck_assert_str_eq(a.source, "planner");
+    ck_assert_int_eq(a.act_dim, 0);
+    ck_assert(a.action_index >= 0 && a.action_index < 3);
+    const cJSON *plan = cJSON_GetObjectItem(a.extras, "plan");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(plan, "actions")), 4);
+    mbrl_act_result_free(&a);
+    int acts[3] = {0, 2, 1};
+    float mean[6];
+    ck_assert_msg(mbrl_predict_discrete(c, "m-disc", o2, 2, acts, 3, mean, NULL, NULL, &e) == MBRL_OK,
+                  "predict: %s", e.message);
+    /* a continuous model with ilqr's gains */
+    mbrl_model_spec sc;
+    small_spec(&sc, "m-gains");
+    ck_assert_int_eq(mbrl_model_create(c, &sc, &e), MBRL_OK);
+    static rows_t r;
+    make_rows(&r, 0.5f);
+    mbrl_batch bc = batch_of(&r, NR);
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-gains", &bc, NULL, NULL, &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_train(c, "m-gains", &to, &job, &e), MBRL_OK);
+    mbrl_job_free(&job);
+    mbrl_planner pl = {.method = "ilqr", .horizon = 8};
+    mbrl_act_opts ag = {.planner = &pl, .gains = 1};
+    ck_assert_msg(mbrl_act(c, "m-gains", o2, 2, &ag, &a, &e) == MBRL_OK, "act ilqr: %s", e.message);
+    ck_assert_int_eq(a.action_index, -1);
+    ck_assert_int_eq(a.act_dim, 1);
+    const cJSON *g = cJSON_GetObjectItem(a.extras, "gains");
+    ck_assert_int_eq(cJSON_GetArraySize(g), 1);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(g, 0)), 2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(a.extras, "nominal_obs")), 2);
+    mbrl_act_result_free(&a);
+    ck_assert_int_eq(mbrl_model_delete(c, "m-disc", &e), MBRL_OK);
+    ck_assert_int_eq(mbrl_model_delete(c, "m-gains", &e), MBRL_OK);
+    mbrl_client_free(c);
+}
+END_TEST
+
 /* Export / import (issue 5's endpoints): a model moved under a new name
  * keeps its data; a daemon without them answers a clean 404/405. */
 START_TEST(test_export_import) {
@@ -787,6 +872,7 @@ int main(void) {
     tcase_add_test(tc, test_client_id_escaped);
     tcase_add_test(tc, test_transitions_batched_and_idempotent);
     tcase_add_test(tc, test_train_act_predict);
+    tcase_add_test(tc, test_discrete_and_planner_extras);
     tcase_add_test(tc, test_export_import);
     tcase_add_test(tc, test_versions);
     tcase_add_test(tc, test_transport_errors);

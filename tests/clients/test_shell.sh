@@ -125,6 +125,9 @@ cp "$tmp/out" "$tmp/seed1"
 expect "act with the same seed" 0 $mbrl --raw act sh1 '[0.5, 0]' --seed 7
 cp "$tmp/out" "$tmp/seed2"
 expect "the same seed plans the same action" 0 sh -c "[ \"\$(jq -c .action '$tmp/seed1')\" = \"\$(jq -c .action '$tmp/seed2')\" ]"
+expect "act ilqr with gains and plan" 0 $mbrl --raw act sh1 '[0.5, 0]' --planner '{"method": "ilqr", "horizon": 4}' --gains --plan
+jqtrue "gains and plan answered" '(.gains | length) == 1 and (.nominal_obs | length) == 2 and (.plan.actions | length) == 4'
+expect "act --planner not JSON: exit 2" 2 $mbrl act sh1 '[0.5, 0]' --planner '{'
 expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
 has "act error names obs" "$tmp/err" "obs"
 expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'

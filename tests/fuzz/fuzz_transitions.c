@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     float *obs = malloc(sizeof(float) * (size_t)h.n * od), *next = malloc(sizeof(float) * (size_t)h.n * od);
     float *act = malloc(sizeof(float) * (size_t)h.n * ad), *rew = malloc(sizeof(float) * (size_t)h.n);
     uint8_t *term = malloc((size_t)h.n), *trunc = malloc((size_t)h.n);
-    if (tj_rows(text, len, &h, od, ad, obs, act, rew, next, term, trunc, &e) == 0) {
+    if (tj_rows(text, len, &h, od, ad, (len & 1) ? ad : 0, obs, act, rew, next, term, trunc, &e) == 0) {
         for (int i = 0; i < h.n * od; i++)
             if (!isfinite(obs[i]) || !isfinite(next[i])) abort();
         for (int i = 0; i < h.n * ad; i++)

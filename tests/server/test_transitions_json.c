@@ -22,7 +22,7 @@ static int decode(const char *text, int od, int ad, tj_head *h, rows2 *r, srv_er
     memset(e, 0, sizeof *e);
     memset(r, 0, sizeof *r);
     if (tj_head_parse(text, strlen(text), 2, h, e) != 0) return e->status;
-    if (tj_rows(text, strlen(text), h, od, ad, r->obs, r->act, r->rew, r->next, r->term, r->trunc, e) != 0)
+    if (tj_rows(text, strlen(text), h, od, ad, 0, r->obs, r->act, r->rew, r->next, r->term, r->trunc, e) != 0)
         return e->status;
     return 0;
 }
@@ -143,6 +143,40 @@ END_TEST
 
 /* Random rows written in random layouts (spaces, exponents, key order,
  * escaped keys) decode to exactly what cJSON + strtod read. */
+/* Discrete models ("actions": {"discrete": K}): the action is an integer in
+ * [0, K), stored one-hot; anything else is a 400/422 at its path. */
+static int decode_discrete(const char *text, int K, rows2 *r, srv_err *e) {
+    tj_head h;
+    memset(e, 0, sizeof *e);
+    memset(r, 0, sizeof *r);
+    if (tj_head_parse(text, strlen(text), 2, &h, e) != 0) return e->status;
+    if (tj_rows(text, strlen(text), &h, 3, K, K, r->obs, r->act, r->rew, r->next, r->term, r->trunc, e) != 0)
+        return e->status;
+    return 0;
+}
+
+START_TEST(test_discrete_actions) {
+    rows2 r;
+    srv_err e;
+#define DROW(a) "{\"transitions\": [{\"obs\": [1, 2, 3], \"action\": " a ", \"reward\": 0, \"next_obs\": [4, 5, 6]}]}"
+    ck_assert_int_eq(decode_discrete(DROW("2"), 3, &r, &e), 0);
+    ck_assert(r.act[0] == 0.0f && r.act[1] == 0.0f && r.act[2] == 1.0f);
+    ck_assert_int_eq(decode_discrete(DROW("0"), 3, &r, &e), 0);
+    ck_assert(r.act[0] == 1.0f && r.act[1] == 0.0f && r.act[2] == 0.0f);
+    ck_assert_int_eq(decode_discrete(DROW("3"), 3, &r, &e), MB_ERANGE);
+    ck_assert_str_eq(e.field, "transitions[0].action");
+    ck_assert_int_eq(decode_discrete(DROW("-1"), 3, &r, &e), MB_ERANGE);
+    ck_assert_int_eq(decode_discrete(DROW("1.5"), 3, &r, &e), MB_EINVAL);
+    ck_assert_str_eq(e.field, "transitions[0].action");
+    ck_assert_int_eq(decode_discrete(DROW("[1]"), 3, &r, &e), MB_EINVAL);
+    ck_assert_int_eq(decode_discrete(DROW("\"1\""), 3, &r, &e), MB_EINVAL);
+    ck_assert_int_eq(decode_discrete("{\"transitions\": [{\"obs\": [1, 2, 3], \"reward\": 0, \"next_obs\": [4, 5, 6]}]}",
+                                     3, &r, &e), MB_EINVAL);
+    ck_assert_str_eq(e.field, "transitions[0].action");
+#undef DROW
+}
+END_TEST
+
 START_TEST(test_same_floats_as_cjson) {
     mb_rng rng;
     mb_rng_seed(&rng, 11);
@@ -209,6 +243,7 @@ int main(void) {
     tcase_add_test(tc, test_valid_bodies);
     tcase_add_test(tc, test_errors_name_the_field);
     tcase_add_test(tc, test_same_floats_as_cjson);
+    tcase_add_test(tc, test_discrete_actions);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

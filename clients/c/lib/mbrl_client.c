@@ -112,6 +112,7 @@ struct mbrl_client {
     mbrl__buf path;   /* full URL of the current request */
     char err_buf[CURL_ERROR_SIZE];
     long retry_after_s; /* Retry-After of the last answer, 0 if none */
+    const int *post_index; /* during mbrl_transitions_post_discrete: the integer actions */
 };
 
 const char *mbrl_status_name(mbrl_status s) {
@@ -499,15 +500,44 @@ static const char *term__name(mbrl_term_type t) {
     return "?";
 }
 
+/* The planner object with the fields set, or NULL if none is. */
+static cJSON *planner__json(const mbrl_planner *p) {
+    if (!(p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
+          p->alpha > 0 || p->propagation || p->init_std > 0 || p->simulations || p->rollout_depth ||
+          p->max_ms > 0 || p->grad_steps || p->tree_reuse))
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    if (p->method) cJSON_AddStringToObject(o, "method", p->method);
+    if (p->horizon) cJSON_AddNumberToObject(o, "horizon", p->horizon);
+    if (p->population) cJSON_AddNumberToObject(o, "population", p->population);
+    if (p->elites) cJSON_AddNumberToObject(o, "elites", p->elites);
+    if (p->iterations) cJSON_AddNumberToObject(o, "iterations", p->iterations);
+    if (p->alpha > 0) cJSON_AddNumberToObject(o, "alpha", jf_num(p->alpha));
+    if (p->particles) cJSON_AddNumberToObject(o, "particles", p->particles);
+    if (p->propagation) cJSON_AddStringToObject(o, "propagation", p->propagation);
+    if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", jf_num(p->init_std));
+    if (p->simulations) cJSON_AddNumberToObject(o, "simulations", p->simulations);
+    if (p->rollout_depth) cJSON_AddNumberToObject(o, "rollout_depth", p->rollout_depth);
+    if (p->max_ms > 0) cJSON_AddNumberToObject(o, "max_ms", jf_num(p->max_ms));
+    if (p->grad_steps) cJSON_AddNumberToObject(o, "grad_steps", p->grad_steps);
+    if (p->tree_reuse) cJSON_AddBoolToObject(o, "tree_reuse", 1);
+    return o;
+}
+
 cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
     if (!s) return NULL;
     cJSON *r = cJSON_CreateObject();
     if (!r) return NULL;
     if (s->name) cJSON_AddStringToObject(r, "name", s->name);
     cJSON_AddNumberToObject(r, "obs_dim", s->obs_dim);
-    cJSON_AddNumberToObject(r, "act_dim", s->act_dim);
-    if (s->act_low) cJSON_AddItemToObject(r, "act_low", jf_floats(s->act_low, s->act_dim));
-    if (s->act_high) cJSON_AddItemToObject(r, "act_high", jf_floats(s->act_high, s->act_dim));
+    if (s->discrete > 0) {
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(r, "actions"), "discrete", s->discrete);
+    } else {
+        cJSON_AddNumberToObject(r, "act_dim", s->act_dim);
+        if (s->act_low) cJSON_AddItemToObject(r, "act_low", jf_floats(s->act_low, s->act_dim));
+        if (s->act_high) cJSON_AddItemToObject(r, "act_high", jf_floats(s->act_high, s->act_dim));
+    }
     if (s->members || s->n_hidden || s->activation || s->learn_reward) {
         cJSON *e = cJSON_AddObjectToObject(r, "ensemble");
         if (s->members) cJSON_AddNumberToObject(e, "members", s->members);
@@ -546,20 +576,8 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
             cJSON_AddItemToArray(bs, o);
         }
     }
-    const mbrl_planner *p = &s->planner;
-    if (p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
-        p->alpha > 0 || p->propagation || p->init_std > 0) {
-        cJSON *o = cJSON_AddObjectToObject(r, "planner");
-        if (p->method) cJSON_AddStringToObject(o, "method", p->method);
-        if (p->horizon) cJSON_AddNumberToObject(o, "horizon", p->horizon);
-        if (p->population) cJSON_AddNumberToObject(o, "population", p->population);
-        if (p->elites) cJSON_AddNumberToObject(o, "elites", p->elites);
-        if (p->iterations) cJSON_AddNumberToObject(o, "iterations", p->iterations);
-        if (p->alpha > 0) cJSON_AddNumberToObject(o, "alpha", jf_num(p->alpha));
-        if (p->particles) cJSON_AddNumberToObject(o, "particles", p->particles);
-        if (p->propagation) cJSON_AddStringToObject(o, "propagation", p->propagation);
-        if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", jf_num(p->init_std));
-    }
+    cJSON *po = planner__json(&s->planner);
+    if (po) cJSON_AddItemToObject(r, "planner", po);
     if (s->buffer_capacity > 0) {
         cJSON *b = cJSON_AddObjectToObject(r, "buffer");
         cJSON_AddNumberToObject(b, "capacity", (double)s->buffer_capacity);
@@ -729,7 +747,8 @@ static int batch__body(mbrl_client *c, const mbrl_batch *b, size_t r0, size_t n,
         rc |= buf__puts(q, i > r0 ? ",{\"obs\":" : "{\"obs\":");
         if (!rc) rc = buf__floats(q, b->obs + i * (size_t)b->obs_dim, (size_t)b->obs_dim);
         if (!rc) rc = buf__puts(q, ",\"action\":");
-        if (!rc) rc = buf__floats(q, b->action + i * (size_t)b->act_dim, (size_t)b->act_dim);
+        if (!rc && c->post_index) rc = buf__printf(q, "%d", c->post_index[i]);
+        else if (!rc) rc = buf__floats(q, b->action + i * (size_t)b->act_dim, (size_t)b->act_dim);
         if (!rc) {
             if (!isfinite(b->reward[i])) return -2;
             rc = buf__printf(q, ",\"reward\":%.9g,\"next_obs\":", (double)b->reward[i]);
@@ -753,7 +772,7 @@ static mbrl_status batch__check(const mbrl_client *c, const char *model, const m
     if (b->obs_dim < 1 || b->obs_dim > MBRL_MAX_DIM || b->act_dim < 1 || b->act_dim > MBRL_MAX_ACT)
         return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "batch dims %d, %d out of range",
                       b->obs_dim, b->act_dim);
-    if (b->n && (!b->obs || !b->action || !b->reward || !b->next_obs))
+    if (b->n && (!b->obs || (!b->action && !c->post_index) || !b->reward || !b->next_obs))
         return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "batch arrays are NULL");
     return MBRL_OK;
 }
@@ -805,6 +824,16 @@ mbrl_status mbrl_transitions_post_seq(mbrl_client *c, const char *model, const m
     if (s != MBRL_OK) return s;
     if (seq >= c->seq) c->seq = seq + 1;
     return post__rows(c, model, b, 0, b->n, seq, accepted, buffer_size, err);
+}
+
+mbrl_status mbrl_transitions_post_discrete(mbrl_client *c, const char *model, const mbrl_batch *b,
+                                           const int *actions, long *accepted, long *buffer_size,
+                                           mbrl_error *err) {
+    if (!c || !actions) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "client and actions are required");
+    c->post_index = actions;
+    mbrl_status s = mbrl_transitions_post(c, model, b, accepted, buffer_size, err);
+    c->post_index = NULL;
+    return s;
 }
 
 /* ---- training ---------------------------------------------------------- */
@@ -981,6 +1010,16 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
         if (!rc) rc = buf__floats(q, o->goal, (size_t)o->n_goal);
         if (!rc) rc = buf__puts(q, "}]");
     }
+    if (!rc && o && o->planner) {
+        cJSON *po = planner__json(o->planner);
+        char *txt = po ? cJSON_PrintUnformatted(po) : NULL;
+        if (po && !txt) rc = -1;
+        if (txt) rc = buf__printf(q, ",\"planner\":%s", txt);
+        free(txt);
+        cJSON_Delete(po);
+    }
+    if (!rc && o && o->return_plan) rc = buf__puts(q, ",\"return_plan\":true");
+    if (!rc && o && o->gains) rc = buf__puts(q, ",\"gains\":true");
     if (!rc) rc = buf__puts(q, "}");
     if (rc == -2) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "non-finite obs or goal");
     if (rc) return fail__(err, MBRL_ENOMEM, 0, "out_of_memory", "act body");
@@ -991,15 +1030,29 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     if (s == MBRL_OK) s = parse__(c, &j, err);
     if (s != MBRL_OK) return s;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "action");
-    int n = cJSON_GetArraySize(a);
-    if (!cJSON_IsArray(a) || n < 1 || n > MBRL_MAX_ACT) {
-        cJSON_Delete(j);
-        return fail__(err, MBRL_EPROTO, status, "bad_answer", "act answer has no action array");
+    out->action_index = -1;
+    if (cJSON_IsNumber(a)) { /* a discrete model */
+        out->action_index = (int)a->valuedouble;
+        out->act_dim = 0;
+    } else {
+        int n = cJSON_GetArraySize(a);
+        if (!cJSON_IsArray(a) || n < 1 || n > MBRL_MAX_ACT) {
+            cJSON_Delete(j);
+            return fail__(err, MBRL_EPROTO, status, "bad_answer", "act answer has no action array");
+        }
+        const cJSON *x;
+        int i = 0;
+        cJSON_ArrayForEach(x, a) out->action[i++] = cJSON_IsNumber(x) ? (float)x->valuedouble : NAN;
+        out->act_dim = n;
     }
-    const cJSON *x;
-    int i = 0;
-    cJSON_ArrayForEach(x, a) out->action[i++] = cJSON_IsNumber(x) ? (float)x->valuedouble : NAN;
-    out->act_dim = n;
+    if (o && (o->return_plan || o->gains)) {
+        out->extras = cJSON_CreateObject();
+        static const char *const keys[] = {"plan", "gains", "nominal_obs"};
+        for (int k = 0; out->extras && k < 3; k++) {
+            cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(j, keys[k]);
+            if (v) cJSON_AddItemToObject(out->extras, keys[k], v);
+        }
+    }
     const char *src = jstr__(j, "source");
     snprintf(out->source, sizeof out->source, "%s", src ? src : "");
     out->predicted_return = jnum__(j, "predicted_return");
@@ -1011,6 +1064,12 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     out->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated"));
     cJSON_Delete(j);
     return MBRL_OK;
+}
+
+void mbrl_act_result_free(mbrl_act_result *out) {
+    if (!out) return;
+    cJSON_Delete(out->extras);
+    out->extras = NULL;
 }
 
 /* Copies an array of `steps` rows of `dim` numbers (nested or flat) into out. */
@@ -1036,12 +1095,12 @@ static int rows__(const cJSON *v, int steps, int dim, float *out) {
     return k == steps * dim ? 0 : -1;
 }
 
-mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, int obs_dim,
-                         const float *actions, int steps, int act_dim, float *mean, float *std,
-                         float *reward_mean, mbrl_error *err) {
+static mbrl_status predict__impl(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                                 const float *actions, const int *indices, int steps, int act_dim,
+                                 float *mean, float *std, float *reward_mean, mbrl_error *err) {
     err__clear(err);
-    if (!c || !obs || !actions || obs_dim < 1 || obs_dim > MBRL_MAX_DIM || steps < 1 ||
-        act_dim < 1 || act_dim > MBRL_MAX_ACT)
+    if (!c || !obs || (!actions && !indices) || obs_dim < 1 || obs_dim > MBRL_MAX_DIM || steps < 1 ||
+        (!indices && (act_dim < 1 || act_dim > MBRL_MAX_ACT)))
         return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "bad predict arguments");
     char path[128];
     mbrl_status s = path__(path, sizeof path, model, "/predict", err);
@@ -1053,7 +1112,8 @@ mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, in
     if (!rc) rc = buf__puts(q, ",\"actions\":[");
     for (int t = 0; !rc && t < steps; t++) {
         if (t) rc = buf__puts(q, ",");
-        if (!rc) rc = buf__floats(q, actions + (size_t)t * act_dim, (size_t)act_dim);
+        if (!rc && indices) rc = buf__printf(q, "%d", indices[t]);
+        else if (!rc) rc = buf__floats(q, actions + (size_t)t * act_dim, (size_t)act_dim);
     }
     if (!rc) rc = buf__puts(q, "]}");
     if (rc == -2) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "non-finite obs or action");
@@ -1074,6 +1134,19 @@ mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, in
     }
     cJSON_Delete(j);
     return MBRL_OK;
+}
+
+mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                         const float *actions, int steps, int act_dim, float *mean, float *std,
+                         float *reward_mean, mbrl_error *err) {
+    return predict__impl(c, model, obs, obs_dim, actions, NULL, steps, act_dim, mean, std,
+                         reward_mean, err);
+}
+
+mbrl_status mbrl_predict_discrete(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                                  const int *actions, int steps, float *mean, float *std,
+                                  float *reward_mean, mbrl_error *err) {
+    return predict__impl(c, model, obs, obs_dim, NULL, actions, steps, 0, mean, std, reward_mean, err);
 }
 
 /* ---- persistence ------------------------------------------------------- */

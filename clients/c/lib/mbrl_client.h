@@ -129,11 +129,16 @@ typedef struct {
 
 /* Planner settings. Zero / NULL fields are left out (the daemon's default). */
 typedef struct {
-    const char *method;       /* "random" "cem" "mppi" "icem" */
+    const char *method;       /* "random" "cem" "mppi" "icem" "mcts" "ilqr" "lqr_flm" "grad" "cem_grad" */
     int horizon, population, elites, iterations, particles;
     float alpha;              /* 0 = default */
     const char *propagation;  /* "ts1" "ts_inf" "expectation" "mean" */
     float init_std;           /* CEM/iCEM first sampling std, fraction of (high - low) / 2; 0 = default */
+    int simulations;          /* mcts: leaf evaluations per call; 0 = default */
+    int rollout_depth;        /* mcts; 0 = default */
+    float max_ms;             /* mcts: time budget per call; 0 = default */
+    int grad_steps;           /* grad, cem_grad; 0 = default */
+    int tree_reuse;           /* mcts: 1 keeps the tree for the session's next act */
 } mbrl_planner;
 
 /* What POST /v1/models creates. Zero / NULL fields are left out, so the
@@ -158,6 +163,8 @@ typedef struct {
     long auto_train_every;            /* > 0: the daemon retrains every N transitions */
     int auto_train_epochs;
     const char *extra_json;           /* object text merged in last, e.g. "{\"train\": {...}}"; or NULL */
+    int discrete;                     /* K > 0: "actions": {"discrete": K} (act_dim, act_low,
+                                       * act_high are then not sent); actions are integers */
 } mbrl_model_spec;
 
 /* Zeroes *s and sets seed = -1 (daemon default). */
@@ -213,6 +220,12 @@ mbrl_status mbrl_transitions_post_seq(mbrl_client *c, const char *model, const m
                                       uint64_t seq, long *accepted, long *buffer_size,
                                       mbrl_error *err);
 
+/* mbrl_transitions_post for a discrete model: actions (n) are integers in
+ * [0, K) (b->action is ignored and may be NULL; b->act_dim is K). */
+mbrl_status mbrl_transitions_post_discrete(mbrl_client *c, const char *model, const mbrl_batch *b,
+                                           const int *actions, long *accepted, long *buffer_size,
+                                           mbrl_error *err);
+
 /* ---- training ---------------------------------------------------------- */
 
 typedef struct {
@@ -261,7 +274,12 @@ typedef struct {
     double plan_ms;
     char precision[8];        /* "fp32" or "bf16" (planner answers), else "" */
     int truncated;            /* 1: the daemon's deadline cut the plan short (best so far) */
+    int action_index;         /* discrete models: the action (act_dim is 0); -1 otherwise */
+    cJSON *extras;            /* with return_plan / gains: {"plan", "gains", "nominal_obs"} as
+                               * answered, owned (mbrl_act_result_free); NULL otherwise */
 } mbrl_act_result;
+/* Frees out->extras (safe on a zeroed result). */
+void mbrl_act_result_free(mbrl_act_result *out);
 
 /* Per-call options of act; NULL = none. */
 typedef struct {
@@ -277,6 +295,9 @@ typedef struct {
     /* (new fields go last, so callers of older versions still compile) */
     int pin;                  /* 1: plan with kept version `version` instead of the current one */
     long version;             /* with pin: 404 never published, 409 no longer kept */
+    const mbrl_planner *planner; /* per-call planner overrides, or NULL */
+    int return_plan;          /* 1: the answer's "plan" into out->extras */
+    int gains;                /* 1 (method ilqr): "gains" and "nominal_obs" into out->extras */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
@@ -289,6 +310,11 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
 mbrl_status mbrl_predict(mbrl_client *c, const char *model, const float *obs, int obs_dim,
                          const float *actions, int steps, int act_dim, float *mean, float *std,
                          float *reward_mean, mbrl_error *err);
+
+/* mbrl_predict for a discrete model: actions (steps) are integers in [0, K). */
+mbrl_status mbrl_predict_discrete(mbrl_client *c, const char *model, const float *obs, int obs_dim,
+                                  const int *actions, int steps, float *mean, float *std,
+                                  float *reward_mean, mbrl_error *err);
 
 /* ---- persistence ------------------------------------------------------- */
 
