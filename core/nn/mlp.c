@@ -206,27 +206,30 @@ void mb_mlp_backward(const mb_mlp_spec *s, const float *params, mb_mlp_ws *ws, c
     (void)s;
     const int L = lay->L;
     if (n == 0) {
-        if (!accumulate) memset(grad, 0, lay->size * sizeof(float));
+        if (grad && !accumulate) memset(grad, 0, lay->size * sizeof(float));
         return;
     }
-    if (!accumulate)
+    if (grad && !accumulate)
         for (int l = 0; l <= L; l++) memset(grad + lay->b[l], 0, (size_t)lay->dim[l + 1] * sizeof(float));
     const int lo = dx ? 0 : 1; /* W_0^T only for the input gradient */
     for (int l = lo; l <= L; l++)
         mlp__transpose(params + lay->W[l], ws->wt + lay->W[l], lay->dim[l], lay->dim[l + 1]);
     /* output layer: dW_L (+)= h_{L-1}^T dy; db_L += colsum dy */
     const int out = lay->dim[L + 1];
-    mb_gemm_tn(lay->dim[L], out, n, ws->h[L - 1], dy, grad + lay->W[L], accumulate);
-    float *gb = grad + lay->b[L];
-    for (size_t r = 0; r < n; r++)
-        for (int j = 0; j < out; j++) gb[j] += dy[r * (size_t)out + j];
+    if (grad) {
+        mb_gemm_tn(lay->dim[L], out, n, ws->h[L - 1], dy, grad + lay->W[L], accumulate);
+        float *gb = grad + lay->b[L];
+        for (size_t r = 0; r < n; r++)
+            for (int j = 0; j < out; j++) gb[j] += dy[r * (size_t)out + j];
+    }
     float *cur = ws->d0, *other = ws->d1;
     mb_gemm_nn(n, lay->dim[L], out, dy, ws->wt + lay->W[L], cur, 0);
     for (int l = L - 1; l >= 0; l--) {
         int w = lay->dim[l + 1], win = lay->dim[l];
-        mb_act_backward_aux(ws->act, ws->h[l], ws->z[l], cur, cur, grad + lay->b[l], n, w);
+        mb_act_backward_aux(ws->act, ws->h[l], ws->z[l], cur, cur, grad ? grad + lay->b[l] : NULL,
+                            n, w);
         const float *in = l > 0 ? ws->h[l - 1] : x;
-        mb_gemm_tn(win, w, n, in, cur, grad + lay->W[l], accumulate);
+        if (grad) mb_gemm_tn(win, w, n, in, cur, grad + lay->W[l], accumulate);
         if (l > 0) {
             mb_gemm_nn(n, win, w, cur, ws->wt + lay->W[l], other, 0);
             float *t = cur;

@@ -70,7 +70,8 @@ void mb_mlp_forward_train(const mb_mlp_spec *s, const float *params, mb_mlp_ws *
 /* Backward of the last mb_mlp_forward_train on ws (same params, x, n).
  *   dy: (n, out_dim) d loss / d y (read only)
  *   grad: (mb_mlp_size) d loss / d params, overwritten (accumulate 0) or
- *         added to (accumulate 1)
+ *         added to (accumulate 1); NULL: only the input gradient (no
+ *         weight-gradient products are run)
  *   dx: (n, in_dim) d loss / d x, overwritten; NULL when not wanted */
 void mb_mlp_backward(const mb_mlp_spec *s, const float *params, mb_mlp_ws *ws, const float *x,
                      size_t n, const float *dy, float *grad, int accumulate, float *dx);

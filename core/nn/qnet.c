@@ -153,7 +153,7 @@ void mb_qnet_backward(const mb_qnet *q, mb_qnet_ws *ws, int k, size_t n, const f
     const int O = q->spec.obs_dim, A = q->spec.act_dim;
     int want = g_obs || g_act;
     mb_mlp_backward(&q->mlp, q->params + (size_t)k * q->net_size, ws->mlp[k], ws->x[k], n, g_q,
-                    grad + (size_t)k * q->net_size, accumulate, want ? ws->dx : NULL);
+                    grad ? grad + (size_t)k * q->net_size : NULL, accumulate, want ? ws->dx : NULL);
     if (!want) return;
     for (size_t r = 0; r < n; r++) {
         const float *d = ws->dx + r * (size_t)(O + A);

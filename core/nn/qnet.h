@@ -62,7 +62,8 @@ void mb_qnet_forward_train(const mb_qnet *q, mb_qnet_ws *ws, int k, const float 
 /* Backward of twin k's last forward_train.
  *   g_q: (n) d loss / d Q_k
  *   grad: (n_params) the twins' gradient block: twin k's slice is
- *         overwritten (accumulate 0) or added to (1), the other untouched
+ *         overwritten (accumulate 0) or added to (1), the other untouched;
+ *         NULL: input gradients only
  *   g_obs (n, obs_dim), g_act (n, act_dim): input gradients, overwritten;
  *         either may be NULL */
 void mb_qnet_backward(const mb_qnet *q, mb_qnet_ws *ws, int k, size_t n, const float *g_q,
