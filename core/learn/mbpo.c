@@ -4,7 +4,6 @@
 #include "learn/mbpo.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,17 +75,13 @@ void mb_mbpo_free(mb_mbpo *m) {
 
 struct mb_mbpo_ws {
     size_t n;              /* rollouts */
-    int obs_dim, act_dim, in, out;
-    mb_ens_ws *ens;        /* NULL for known dynamics */
+    int obs_dim, act_dim;
+    mb_rollout_ws *roll;
     mb_policy_ws *pw;
     mb_sac_ws *sac;
-    int *member;           /* (n) */
-    size_t *order;         /* (n) rows sorted by member */
     size_t *slots;         /* (max(n, B)) */
     uint8_t *alive, *term; /* (n) */
-    float *x, *mean, *std; /* (n, in), (n, out), (n, out) */
-    float *S, *act, *next, *rew, *eps, *learned, *z; /* rollout state */
-    void *mem;
+    float *S, *act, *next, *rew, *eps; /* rollout state */
 };
 
 mb_mbpo_ws *mb_mbpo_ws_new(const mb_mbpo_cfg *cfg, const mb_sac *agent, const mb_dynamics *dyn,
@@ -98,102 +93,34 @@ mb_mbpo_ws *mb_mbpo_ws_new(const mb_mbpo_cfg *cfg, const mb_sac *agent, const mb
     ws->n = n;
     ws->obs_dim = dyn->obs_dim;
     ws->act_dim = dyn->act_dim;
-    ws->in = dyn->obs_dim + dyn->act_dim;
-    ws->out = dyn->ens ? mb_ensemble_out_dim(&dyn->ens->spec) : dyn->obs_dim;
-    const size_t O = (size_t)ws->obs_dim, A = (size_t)ws->act_dim, I = (size_t)ws->in,
-                 U = (size_t)ws->out, nb = n > B ? n : B;
-    if (dyn->ens) ws->ens = mb_ens_ws_new(&dyn->ens->spec, n);
+    const size_t O = (size_t)ws->obs_dim, A = (size_t)ws->act_dim, nb = n > B ? n : B;
+    ws->roll = mb_rollout_ws_new(dyn, n);
     ws->pw = mb_policy_ws_new(&agent->pi.spec, n < 256 ? n : 256);
     ws->sac = mb_sac_ws_new(agent, &cfg->sac, pieces);
-    size_t floats = n * (I + 2 * U) + n * (2 * O + A + 2 + A + 1 + U);
-    size_t bytes = floats * sizeof(float) + n * (sizeof(int) + sizeof(size_t) + 2) + nb * sizeof(size_t);
-    ws->mem = malloc(bytes + 64);
-    if ((dyn->ens && !ws->ens) || !ws->pw || !ws->sac || !ws->mem) {
+    ws->slots = malloc(nb * sizeof(size_t));
+    ws->alive = malloc(2 * n);
+    ws->S = malloc(n * (2 * O + 2 * A + 1) * sizeof(float));
+    if (!ws->roll || !ws->pw || !ws->sac || !ws->slots || !ws->alive || !ws->S) {
         mb_mbpo_ws_free(ws);
         return NULL;
     }
-    float *p = ws->mem;
-    ws->x = p, p += n * I;
-    ws->mean = p, p += n * U;
-    ws->std = p, p += n * U;
-    ws->S = p, p += n * O;
-    ws->next = p, p += n * O;
-    ws->act = p, p += n * A;
-    ws->rew = p, p += n;
-    ws->learned = p, p += n;
-    ws->eps = p, p += n * A;
-    ws->z = p, p += n * U + n;
-    size_t *q = (size_t *)(((uintptr_t)p + 15) & ~(uintptr_t)15);
-    ws->order = q, q += n;
-    ws->slots = q, q += nb;
-    int *mi = (int *)q;
-    ws->member = mi, mi += n;
-    uint8_t *b = (uint8_t *)mi;
-    ws->alive = b, b += n;
-    ws->term = b;
+    ws->term = ws->alive + n;
+    ws->next = ws->S + n * O;
+    ws->act = ws->next + n * O;
+    ws->eps = ws->act + n * A;
+    ws->rew = ws->eps + n * A;
     return ws;
 }
 
 void mb_mbpo_ws_free(mb_mbpo_ws *ws) {
     if (!ws) return;
-    mb_ens_ws_free(ws->ens);
+    mb_rollout_ws_free(ws->roll);
     mb_policy_ws_free(ws->pw);
     mb_sac_ws_free(ws->sac);
-    free(ws->mem);
+    free(ws->slots);
+    free(ws->alive);
+    free(ws->S);
     free(ws);
-}
-
-/* ---- one model step ------------------------------------------------------ */
-
-void mb_mbpo_model_step(const mb_dynamics *dyn, const mb_reward_spec *rw, mb_mbpo_ws *ws,
-                        mb_pool *pool, mb_rng *rng, const float *obs, const float *act, size_t n,
-                        float *next_obs, float *reward, uint8_t *alive) {
-    mb_reward_spec def;
-    if (!rw) {
-        mb_reward_spec_default(&def);
-        rw = &def;
-    }
-    const int O = ws->obs_dim, A = ws->act_dim, I = ws->in, U = ws->out;
-    float *learned = NULL;
-    if (dyn->known) {
-        dyn->known->step(n, obs, act, next_obs, ws->learned);
-        learned = rw->use_learned ? ws->learned : NULL;
-    } else {
-        const mb_ensemble *e = dyn->ens;
-        /* a random elite per row; rows grouped by member so each member
-         * runs one batched forward over its rows */
-        int counts[MB_MAX_MEMBERS] = {0}, start[MB_MAX_MEMBERS + 1];
-        for (size_t i = 0; i < n; i++) {
-            int m = e->elites[mb_rng_below(rng, (uint64_t)e->n_elites)];
-            ws->member[i] = m;
-            counts[m]++;
-        }
-        start[0] = 0;
-        for (int m = 0; m < e->spec.members; m++) start[m + 1] = start[m] + counts[m];
-        int fill[MB_MAX_MEMBERS];
-        memcpy(fill, start, sizeof(int) * (size_t)e->spec.members);
-        for (size_t i = 0; i < n; i++) {
-            size_t pos = (size_t)fill[ws->member[i]]++;
-            ws->order[pos] = i;
-            memcpy(ws->x + pos * I, obs + i * O, (size_t)O * sizeof(float));
-            memcpy(ws->x + pos * I + O, act + i * A, (size_t)A * sizeof(float));
-        }
-        for (int m = 0; m < e->spec.members; m++) {
-            if (!counts[m]) continue;
-            size_t s0 = (size_t)start[m];
-            mb_ensemble_forward(e, ws->ens, pool, &m, 1, ws->x + s0 * I, (size_t)counts[m],
-                                ws->mean + s0 * U, ws->std + s0 * U);
-        }
-        mb_rng_fill_normal(rng, ws->z, n * (size_t)U, 0, 1);
-        for (size_t pos = 0; pos < n; pos++) {
-            size_t i = ws->order[pos];
-            const float *mu = ws->mean + pos * U, *sd = ws->std + pos * U, *z = ws->z + pos * U;
-            for (int o = 0; o < O; o++) next_obs[i * O + o] = obs[i * O + o] + mu[o] + sd[o] * z[o];
-            ws->learned[i] = U > O ? mu[O] + sd[O] * z[O] : 0.0f;
-        }
-        learned = rw->use_learned && U > O ? ws->learned : NULL;
-    }
-    mb_reward_step(rw, O, A, n, next_obs, act, learned, alive, reward);
 }
 
 /* ---- one MBPO step ------------------------------------------------------- */
@@ -232,7 +159,7 @@ mb_status mb_mbpo_step(mb_mbpo *m, mb_sac *agent, const mb_mbpo_cfg *cfg, const 
     for (int t = 0; t < len && live > 0; t++) {
         mb_rng_fill_normal(&m->rng, ws->eps, live * A, 0, 1);
         mb_policy_act(&agent->pi, ws->pw, ws->S, live, ws->eps, ws->act, NULL);
-        mb_mbpo_model_step(dyn, rw, ws, pool, &m->rng, ws->S, ws->act, live, ws->next, ws->rew, ws->alive);
+        mb_rollout_step(dyn, rw, ws->roll, pool, &m->rng, ws->S, ws->act, live, ws->next, ws->rew, ws->alive);
         size_t keep = 0;
         for (size_t i = 0; i < live; i++) {
             ws->term[i] = (uint8_t)!ws->alive[i];

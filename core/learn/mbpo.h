@@ -4,14 +4,11 @@
  * One MBPO step stands for one environment step of the paper's loop:
  *   1. rollouts: `rollouts` start states drawn uniformly from the real
  *      replay buffer, each rolled `length` steps through the model with
- *      actions sampled from the current policy. Through an ensemble every
- *      row of every step goes to one member drawn at random among the elites
- *      (as MBPO), and the next state and learned reward are sampled from
- *      that member's Gaussian; known dynamics step exactly. The reward is
- *      the model's own (the ensemble's reward head, or the known model's)
- *      when the reward spec says use_learned, plus the declared terms; a row
- *      that leaves the declared bounds is a terminal transition and is not
- *      rolled further. Every simulated transition goes into the model-data
+ *      actions sampled from the current policy (mb_rollout_step: a random
+ *      elite member per row, sampled Gaussians, learned + declared rewards);
+ *      a row that leaves the declared bounds is a terminal transition and
+ *      is not rolled further, a row whose state or reward is not finite (a
+ *      diverged model) is dropped. Every simulated transition goes into the model-data
  *      buffer, a ring that keeps the last `retain_steps` steps' worth
  *      (rollouts * max length * retain_steps rows).
  *   2. `updates_per_step` SAC updates, each on a batch of which a fraction
@@ -29,6 +26,7 @@
 #define MB_MBPO_H
 
 #include "learn/buffer.h"
+#include "learn/rollout.h"
 #include "learn/sac.h"
 #include "plan/dynamics.h"
 #include "plan/reward.h"
@@ -88,14 +86,5 @@ typedef struct {
 mb_status mb_mbpo_step(mb_mbpo *m, mb_sac *agent, const mb_mbpo_cfg *cfg, const mb_buffer *real,
                        const mb_dynamics *dyn, const mb_reward_spec *rw, mb_mbpo_ws *ws,
                        mb_pool *pool, mb_mbpo_stats *stats, char *err, size_t err_sz);
-
-/* Rolls n start states one step through the dynamics with the given
- * actions, a random elite member per row (ensemble) and a sampled
- * Gaussian: next_obs (n, obs_dim), reward (n) (learned + declared when
- * rw->use_learned, else declared only), alive (n) in/out as in
- * mb_reward_step. Shared by MBPO's rollouts and the tests. */
-void mb_mbpo_model_step(const mb_dynamics *dyn, const mb_reward_spec *rw, mb_mbpo_ws *ws,
-                        mb_pool *pool, mb_rng *rng, const float *obs, const float *act, size_t n,
-                        float *next_obs, float *reward, uint8_t *alive);
 
 #endif
