@@ -133,7 +133,7 @@ mb_status model_export(srv_model *m, int with_buffer, void **data, size_t *n, ch
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK && !meta) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     if (st == MB_OK) {
-        mb_snapshot_src src = {meta, strlen(meta), &v->ens, NULL, with_buffer ? &buf : NULL, 0};
+        mb_snapshot_src src = {meta, strlen(meta), &v->ens, NULL, with_buffer ? &buf : NULL, 0, NULL};
         st = mb_snapshot_encode_mem(&src, data, n, err, err_sz);
     }
     free(meta);

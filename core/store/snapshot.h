@@ -7,6 +7,10 @@
  *           in this order: META (opaque blob, e.g. the server's model JSON),
  *           ENSM (spec, parameters, normaliser, elites, holdout losses; optional),
  *           ADAM (lr, betas, eps, t, m, v; optional),
+ *           AGNT (the policy agent: its spec, the policy, twin critics, their
+ *                 targets, the value network, the entropy coefficient, update
+ *                 count and the four optimisers' state; optional, absent in
+ *                 files written before policies, which still load),
  *           BUFF (ring fields incl. head, total, holdout seed, then the held
  *                 rows oldest first; optional),
  *           END  (u64 bytes before END, u32 sections before END).
@@ -35,6 +39,7 @@
 
 #include "learn/buffer.h"
 #include "base/common.h"
+#include "learn/sac.h"
 #include "nn/ensemble.h"
 
 #define MB_SNAPSHOT_VERSION 1
@@ -49,6 +54,7 @@ typedef struct {
     const mb_adam *adam;
     const mb_buffer *buf;
     uint64_t log_seq;
+    const mb_sac *agent; /* the policy agent, or NULL (section left out) */
 } mb_snapshot_src;
 
 /* What was read; every member owned (mb_snapshot_free). */
@@ -57,11 +63,12 @@ typedef struct {
     uint64_t log_seq;
     char *meta;       /* (meta_len) bytes + a NUL, never NULL after a successful decode */
     size_t meta_len;
-    int has_ensemble, has_adam, has_buffer;
+    int has_ensemble, has_adam, has_buffer, has_agent;
     int buffer_skipped; /* the file had a buffer that opts.skip_buffer left out */
     mb_ensemble ens;
     mb_adam adam;
     mb_buffer buf;
+    mb_sac agent;
 } mb_snapshot;
 void mb_snapshot_free(mb_snapshot *s);
 

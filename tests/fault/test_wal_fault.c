@@ -242,7 +242,7 @@ START_TEST(test_snapshot_save_fault_keeps_previous) {
     ck_assert_int_eq(mb_buffer_init(&b, 3, 1, 100, 0.1f, 7, err, sizeof err), MB_OK);
     float o[3] = {1, 2, 3}, a = 0.5f, r = -1, n[3] = {4, 5, 6};
     mb_buffer_append(&b, 1, o, &a, &r, n, NULL, NULL);
-    mb_snapshot_src src = {"v1", 2, NULL, NULL, &b, 10};
+    mb_snapshot_src src = {"v1", 2, NULL, NULL, &b, 10, NULL};
     ck_assert_int_eq(mb_snapshot_save(dir, &src, 2, NULL, 0, NULL, err, sizeof err), MB_OK);
     const char *faults[3] = {"write=ENOSPC", "fsync=EIO", "write=EIO\npartial=1"};
     for (int k = 0; k < 3; k++) {
