@@ -46,6 +46,8 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     static const char *const keys[] = {"obs", "session", "planner", "goal", NULL};
     srv_app *app = q->app;
     const cJSON *b = q->body;
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "planner"), "method");
+    if (cJSON_IsString(pm) && !strcmp(pm->valuestring, "policy")) return api_act_policy(q, r, e);
     if (jv_object(b, "", keys, e)) return -1;
     char sname[SRV_NAME_MAX + 1];
     int has_session = jv_str(b, "", "session", 0, sname, sizeof sname, e);

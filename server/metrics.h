@@ -24,6 +24,8 @@ typedef struct {
     srv_hist latency[SRV_MAX_ROUTES + 1];
     srv_hist plan;                        /* mb_plan time */
     atomic_uint_fast64_t acts[2];         /* by source: planner, random */
+    srv_hist policy_act;                  /* acts answered by a policy: time in the handler */
+    atomic_uint_fast64_t acts_policy;     /* acts answered by a policy */
     atomic_uint_fast64_t transitions;     /* rows accepted */
     atomic_uint_fast64_t replays;         /* idempotent retries answered */
     atomic_uint_fast64_t jobs[4];         /* finished by state: done failed canceled, started */

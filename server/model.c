@@ -87,6 +87,7 @@ static void model__free(srv_model *m) {
     for (int i = 0; i < m->n_jobs; i++) job_put(m->jobs[i]);
     for (int i = 0; i < m->n_ws_free; i++) mb_plan_ws_free(m->ws_free[i]);
     model_version_put(m->cur);
+    model_policy_free_all(m);
     mb_buffer_free(&m->buf);
     if (m->adam_ready) mb_adam_free(&m->adam);
     free(m->sessions);

@@ -24,6 +24,8 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
     cJSON_AddItemToObject(o, "spec", cJSON_Parse(m->spec_json));
     cJSON_AddNumberToObject(o, "version", (double)v->number);
     cJSON_AddNumberToObject(o, "next_version", (double)m->next_version);
+    cJSON *pm = model_policy_meta(m);
+    if (pm) cJSON_AddItemToObject(o, "policy", pm);
     if (with_clients) {
         cJSON *a = cJSON_AddArrayToObject(o, "clients");
         for (int i = 0; a && i < m->n_clients; i++) {
@@ -85,6 +87,8 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     }
     srv_version *v = m->cur;
     atomic_fetch_add(&v->refs, 1);
+    srv_policy *pol = m->pol; /* immutable once published: read outside the lock */
+    if (pol) atomic_fetch_add(&pol->refs, 1);
     if (st == MB_OK && !(meta = persist__meta(m, v, 1))) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK) {
@@ -93,6 +97,7 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
         sn.src.ens = &v->ens;
         sn.src.adam = have_adam ? &adam : NULL;
         sn.src.buf = &buf;
+        sn.src.agent = pol ? &pol->agent : NULL;
         sn.version = v->number;
         st = store_snapshot(s, m->log, &sn, info, err, err_sz);
     }
@@ -100,6 +105,7 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     if (have_adam) mb_adam_free(&adam);
     mb_buffer_free(&buf);
     model_version_put(v);
+    model_policy_put(pol);
     return st;
 }
 
@@ -130,15 +136,19 @@ mb_status model_export(srv_model *m, int with_buffer, void **data, size_t *n, ch
     atomic_fetch_add(&v->refs, 1);
     if (with_buffer) st = mb_buffer_copy(&buf, &m->buf, err, err_sz);
     char *meta = st == MB_OK ? persist__meta(m, v, 0) : NULL;
+    srv_policy *pol = m->pol;
+    if (pol) atomic_fetch_add(&pol->refs, 1);
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK && !meta) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     if (st == MB_OK) {
-        mb_snapshot_src src = {meta, strlen(meta), &v->ens, NULL, with_buffer ? &buf : NULL, 0, NULL};
+        mb_snapshot_src src = {meta, strlen(meta), &v->ens, NULL, with_buffer ? &buf : NULL, 0,
+                               pol ? &pol->agent : NULL};
         st = mb_snapshot_encode_mem(&src, data, n, err, err_sz);
     }
     free(meta);
     if (with_buffer) mb_buffer_free(&buf);
     model_version_put(v);
+    model_policy_put(pol);
     return st;
 }
 
@@ -178,6 +188,15 @@ mb_status model_install(srv_app *app, srv_model *m, mb_snapshot *sn, const cJSON
         m->adam = sn->adam;
         m->adam_ready = 1;
         sn->has_adam = 0;
+    }
+    if (sn->has_agent) {
+        /* outside the model lock (it takes it) */
+        pthread_mutex_unlock(&m->lock);
+        mb_status ps = model_policy_install(m, &sn->agent, cJSON_GetObjectItemCaseSensitive(meta, "policy"), err,
+                                            err_sz);
+        sn->has_agent = 0;
+        if (ps != MB_OK) return ps;
+        pthread_mutex_lock(&m->lock);
     }
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(meta, "clients"); /* absent in exports */
     const cJSON *c;

@@ -318,7 +318,7 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
 int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err *e) {
     static const char *const keys[] = {"name", "obs_dim", "act_dim", "act_low", "act_high",
                                        "ensemble", "reward", "termination", "planner", "buffer",
-                                       "train", "auto_train", "seed", NULL};
+                                       "train", "auto_train", "seed", "policy", NULL};
     memset(s, 0, sizeof *s);
     if (jv_object(b, "", keys, e)) return -1;
     if (jv_str(b, "", "name", 1, s->name, sizeof s->name, e)) return -1;
@@ -395,6 +395,9 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
         if ((r = jv_int(at, "auto_train", "patience", 0, 0, 100000, &v, e)) < 0) return -1;
         if (r == 0) s->auto_train.patience = (int)v;
     }
+    /* after the planner: distillation's teacher defaults to it */
+    if (spec_parse_policy(cJSON_GetObjectItemCaseSensitive(b, "policy"), "policy", NULL, s, cfg, &s->policy, e))
+        return -1;
     return 0;
 }
 
@@ -483,5 +486,7 @@ cJSON *spec_render(const srv_model_spec *s) {
         cJSON_AddNumberToObject(at, "patience", s->auto_train.patience);
     }
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+    cJSON *po = spec_render_policy(&s->policy);
+    if (po) cJSON_AddItemToObject(o, "policy", po);
     return o;
 }
