@@ -103,6 +103,11 @@ mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err
     if (!plan__finite_in(cfg->risk, 0.0f, 1e6f))
         return mb_fail(err, err_sz, MB_ERANGE, "planner.risk must be finite and >= 0, got %g",
                        (double)cfg->risk);
+    if (cfg->terminal_value != 0 && cfg->terminal_value != 1)
+        return mb_fail(err, err_sz, MB_EINVAL, "planner.terminal_value must be 0 or 1");
+    if (cfg->policy_samples < 0 || cfg->policy_samples > cfg->population)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.policy_samples must be in [0, population = %d], got %d",
+                       cfg->population, cfg->policy_samples);
     /* Known dynamics are deterministic: one particle per candidate whatever
      * the config says, so the limits count one. */
     double p = members > 0 ? cfg->particles : 1;
@@ -211,6 +216,7 @@ static int plan__spec_same(const mb_ensemble_spec *a, const mb_ensemble_spec *b)
 
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     if (!ws || !cfg || !dyn) return 0;
+    if (!plan_prior_fits(ws->prior, cfg, dyn)) return 0;
     int n_cand, P;
     plan__dims(cfg, dyn, &n_cand, &P);
     if (ws->method != cfg->method || ws->prop != cfg->propagation || ws->horizon != cfg->horizon ||
@@ -225,6 +231,7 @@ int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dy
 void mb_plan_ws_free(mb_plan_ws *ws) {
     if (!ws) return;
     mb_ens_ws_free(ws->ens_ws);
+    plan_prior_free(ws->prior);
     free(ws->block);
     free(ws);
 }
@@ -342,6 +349,9 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     ws->alive = B + off_alive;
     ws->cn_beta = -1.0f;
     plan__zig_init(ws);
+    int prior_failed = 0;
+    ws->prior = plan_prior_new(cfg, dyn, &prior_failed);
+    if (prior_failed) goto fail;
     return ws;
 fail:
     mb_plan_ws_free(ws);
@@ -490,6 +500,7 @@ static void plan__cem(plan_run *run, int warm) {
                                       run->dyn->act_high[a]);
                 }
         }
+        plan_prior_seed(run, N);
         plan_evaluate(run, N);
         plan__sort(ws->score, ws->order, N);
         plan__refit(ws, cfg->elites, cfg->alpha, 0);
@@ -521,6 +532,7 @@ static void plan__mppi(plan_run *run, int warm) {
                 }
             }
         }
+        plan_prior_seed(run, N);
         plan_evaluate(run, N);
         float best = -FLT_MAX;
         for (int c = 0; c < N; c++) best = fmaxf(best, ws->score[c]);
@@ -620,6 +632,7 @@ static void plan__icem(plan_run *run, int warm) {
                 }
             }
         }
+        plan_prior_seed(run, N);
         for (int k = 0; k < ws->n_keep; k++) {
             float *s = plan__cand(ws, N + k);
             const float *src = ws->keep + (size_t)k * seq;
@@ -701,10 +714,15 @@ mb_status mb_plan(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb_re
                    state->act_dim == dyn->act_dim;
     int warm = state_ok && state->valid;
 
+    if (cfg->terminal_value && !dyn->value)
+        return mb_fail(err, err_sz, MB_ESTATE, "plan: terminal_value needs a value network");
+    if (cfg->policy_samples > 0 && !dyn->policy)
+        return mb_fail(err, err_sz, MB_ESTATE, "plan: policy_samples needs a policy");
     plan_run run = {
         .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
         .seed = mb_rng_u64(rng), .k = k, .members = member_list,
     };
+    if (cfg->policy_samples > 0) plan_prior_rollout(&run);
     switch (cfg->method) {
     case MB_PLAN_RANDOM: plan__random(&run); break;
     case MB_PLAN_CEM: plan__cem(&run, warm); break;

@@ -57,6 +57,11 @@ typedef struct {
     float pop_decay;      /* population divided by this each iteration */
     float keep_elites;    /* fraction of elites kept between iterations/steps */
     int elites_only;      /* propagate through elite members only */
+    /* A learned value and policy prior (TD-MPC style; plan/prior.c), for
+     * CEM, MPPI and iCEM: */
+    int terminal_value;   /* 1: add discount^H V(s_H) (dyn->value) to every particle's return */
+    int policy_samples;   /* K > 0: K candidates of every iteration are policy rollouts
+                           * through the model (dyn->policy), K <= population */
 } mb_planner_cfg;
 
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,
