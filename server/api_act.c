@@ -86,9 +86,23 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     } else {
         mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = sp->obs_dim,
                            .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high};
+        /* a learned value and policy prior (terminal_value, policy_samples) */
+        srv_policy *pol = NULL;
+        if (cfg.terminal_value || cfg.policy_samples > 0) {
+            pol = model_policy_get(m);
+            const char *f = cfg.terminal_value ? "planner.terminal_value" : "planner.policy_samples";
+            if (!pol)
+                rc = srv_fail(e, MB_ESTATE, f, "no policy trained yet: POST /v1/models/%s/policy/train first", sp->name);
+            else if (cfg.terminal_value && !pol->value_trained)
+                rc = srv_fail(e, MB_ESTATE, f, "the policy has no trained value network (algorithm mbpo trains one)");
+            else {
+                if (cfg.terminal_value) dyn.value = &pol->agent.v;
+                if (cfg.policy_samples > 0) dyn.policy = &pol->agent.pi;
+            }
+        }
         double now = srv_now();
         srv_session *s = NULL;
-        if (has_session == 0) {
+        if (rc == 0 && has_session == 0) {
             s = session_take(m, sname, now, (double)app->cfg.session_timeout);
             s = session_fit(s, sname, &cfg, sp->act_dim);
             if (!s) rc = srv_fail(e, MB_ENOMEM, NULL, "out of memory for the session");
@@ -125,6 +139,7 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
             if (rc == 0) session_put(m, s, srv_now(), (int)app->cfg.max_sessions);
             else session_free(s);
         }
+        model_policy_put(pol);
     }
     model_version_put(v);
     model_put(m);

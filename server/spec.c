@@ -200,7 +200,8 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
     static const char *const keys[] = {"method", "horizon", "population", "elites", "iterations",
                                        "alpha", "particles", "propagation", "risk", "init_std",
                                        "kappa", "sigma", "beta", "noise_beta", "pop_decay",
-                                       "keep_elites", "elites_only", NULL};
+                                       "keep_elites", "elites_only", "terminal_value",
+                                       "policy_samples", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
@@ -212,7 +213,13 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
             jv_path(q, sizeof q, path, "method");
             if (mb_plan_method_parse(name, &m) != 0)
                 return srv_fail(e, MB_EINVAL, q, "must be random, cem, mppi or icem");
-            if (m != p->method) mb_planner_cfg_default(p, m);
+            if (m != p->method) {
+                /* the prior settings are the model's, whatever the method */
+                int tv = p->terminal_value, ps = p->policy_samples;
+                mb_planner_cfg_default(p, m);
+                p->terminal_value = tv;
+                p->policy_samples = ps;
+            }
         }
         struct {
             const char *key;
@@ -223,7 +230,9 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                     {"elites", &p->elites, 1, MB_MAX_POPULATION},
                     {"iterations", &p->iterations, 1, 100},
                     {"particles", &p->particles, 1, MB_MAX_PARTICLES},
-                    {"elites_only", &p->elites_only, 0, 1}};
+                    {"elites_only", &p->elites_only, 0, 1},
+                    {"terminal_value", &p->terminal_value, 0, 1},
+                    {"policy_samples", &p->policy_samples, 0, MB_MAX_POPULATION}};
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
             long v;
             if (!strcmp(ints[i].key, "elites_only")) {
@@ -231,6 +240,13 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                 r = jv_bool(o, path, "elites_only", 0, &b, e);
                 if (r < 0) return -1;
                 if (r == 0) p->elites_only = b;
+                continue;
+            }
+            if (!strcmp(ints[i].key, "terminal_value")) {
+                int b;
+                r = jv_bool(o, path, "terminal_value", 0, &b, e);
+                if (r < 0) return -1;
+                if (r == 0) p->terminal_value = b;
                 continue;
             }
             r = jv_int(o, path, ints[i].key, 0, ints[i].lo, ints[i].hi, &v, e);
@@ -398,6 +414,10 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
     /* after the planner: distillation's teacher defaults to it */
     if (spec_parse_policy(cJSON_GetObjectItemCaseSensitive(b, "policy"), "policy", NULL, s, cfg, &s->policy, e))
         return -1;
+    if (!s->policy.enabled && s->planner.terminal_value)
+        return srv_fail(e, MB_EINVAL, "planner.terminal_value", "needs a \"policy\" (its value network) in the spec");
+    if (!s->policy.enabled && s->planner.policy_samples > 0)
+        return srv_fail(e, MB_EINVAL, "planner.policy_samples", "needs a \"policy\" in the spec");
     return 0;
 }
 
@@ -420,6 +440,8 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "pop_decay", jf_num(p->pop_decay));
     cJSON_AddNumberToObject(o, "keep_elites", jf_num(p->keep_elites));
     cJSON_AddBoolToObject(o, "elites_only", p->elites_only);
+    if (p->terminal_value) cJSON_AddBoolToObject(o, "terminal_value", 1);
+    if (p->policy_samples > 0) cJSON_AddNumberToObject(o, "policy_samples", p->policy_samples);
     return o;
 }
 
