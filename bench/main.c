@@ -13,6 +13,7 @@ int bench_durability(int argc, char **argv);
 int bench_plan(int argc, char **argv);
 int bench_serve(int argc, char **argv);
 int bench_peak_cmd(int argc, char **argv);
+int bench_policy(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -23,6 +24,7 @@ static const struct {
     {"plan", bench_plan, "CEM planning latency per preset (--preset NAME), GFLOP/s, vs PyTorch"},
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
     {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/64 clients"},
+    {"policy", bench_policy, "act with a learned policy over HTTP (latency, throughput), SAC updates/s, BPTT gradient norm vs H"},
     {"peak", bench_peak_cmd, "FMA peak at every vector width the CPU has, all cores and one (what the ratios use)"},
 };
 #define N_BENCHES (int)(sizeof benches / sizeof benches[0])
