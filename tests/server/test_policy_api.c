@@ -13,7 +13,8 @@
  *   - cancel ends a long job as canceled, publishing nothing; a second job
  *     while one runs is 409;
  *   - the policy survives kill -9 (snapshotted when published) and exports;
- *   - metrics count policy acts and report versions.
+ *   - metrics count policy acts and report versions;
+ *   - auto_train starts policy jobs after every N new transitions.
  * Learning quality through the daemon is test_policy_pendulum's. */
 #include <math.h>
 
@@ -266,6 +267,37 @@ START_TEST(test_kill9_and_export) {
 }
 END_TEST
 
+/* auto_train in the policy spec: after the model's first training, every
+ * `every` new transitions start a policy job (auto: true) when none runs. */
+START_TEST(test_auto_train) {
+    mbr r;
+    ck_assert_int_eq(mbd_create_small(&D, "pol", "\"policy\": {\"hidden\": [16, 16], \"rollouts\": 20, "
+                                                 "\"retain_steps\": 5, \"batch_size\": 16, "
+                                                 "\"auto_train\": {\"every\": 40, \"steps\": 3}}"), 201);
+    ck_assert_int_eq(mbd_post_rows(&D, "pol", 60, 0, NULL, 0, NULL), 201);
+    ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/pol", NULL), 200);
+    ck_assert(cJSON_IsNull(obj(r.json, "job"))); /* untrained model: no policy job */
+    ck_assert_int_eq(obj(obj(obj(r.json, "spec"), "policy"), "auto_train")->child->valueint, 40);
+    mbr_free(&r);
+    train_model("pol");
+    ck_assert_int_eq(mbd_post_rows(&D, "pol", 40, 60, NULL, 0, NULL), 201);
+    int version = 0;
+    for (int i = 0; i < 3000 && version == 0; i++) {
+        ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/pol", NULL), 200);
+        const cJSON *v = obj(obj(r.json, "policy"), "version");
+        if (cJSON_IsNumber(v)) version = v->valueint;
+        mbr_free(&r);
+        if (!version) mbd_sleep_ms(10);
+    }
+    ck_assert_int_eq(version, 1);
+    ck_assert_int_eq(mbr_call(&r, &D, "GET", "/v1/models/pol/jobs/j2", NULL), 200);
+    ck_assert_str_eq(mbr_str(&r, "kind"), "policy");
+    ck_assert(cJSON_IsTrue(obj(r.json, "auto")));
+    ck_assert_int_eq((int)mbr_num(&r, "step"), 3);
+    mbr_free(&r);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("policy");
     TCase *tc = tcase_create("policy");
@@ -275,6 +307,7 @@ int main(void) {
     tcase_add_test(tc, test_train_act_algorithms_and_status);
     tcase_add_test(tc, test_cancel_busy_and_budget);
     tcase_add_test(tc, test_kill9_and_export);
+    tcase_add_test(tc, test_auto_train);
     suite_add_tcase(s, tc);
     curl_global_init(CURL_GLOBAL_ALL);
     int rc = mb_test_main(s);
