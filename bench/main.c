@@ -15,6 +15,7 @@ int bench_serve(int argc, char **argv);
 int bench_load(int argc, char **argv);
 int bench_peak_cmd(int argc, char **argv);
 int bench_planners(int argc, char **argv);
+int bench_policy(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -26,6 +27,7 @@ static const struct {
     {"durability", bench_durability, "write-ahead log: acknowledged transitions/s per fsync policy, recovery of 1M"},
     {"serve", bench_serve, "act latency over HTTP vs in-process (small), act throughput with 1/8/16/64 clients"},
     {"load", bench_load, "open-loop acts from 1/8/64 robots (small) while training runs: latency, errors, GFLOP/s"},
+    {"policy", bench_policy, "act with a learned policy over HTTP (latency, throughput), SAC updates/s, BPTT gradient norm vs H"},
     {"peak", bench_peak_cmd, "FMA peak at every vector width the CPU has, all cores and one (what the ratios use)"},
     {"planners", bench_planners, "Pendulum-v1 learned through the daemon with MCTS (5 torques) and iLQR (issue 14)"},
 };

@@ -83,6 +83,7 @@ typedef struct {
     int want_plan, want_gains;
     float *plan;
     cJSON *extras;
+    srv_policy *pol;          /* referenced: the value / policy prior (issue 13), or NULL */
 } act_job;
 
 static int api__goals(const cJSON *goal, mb_reward_spec *rw, srv_err *e) {
@@ -120,6 +121,7 @@ static void act__unref(act_job *j) {
     model_put(j->m);
     free(j->plan);
     cJSON_Delete(j->extras);
+    model_policy_put(j->pol);
     pthread_mutex_destroy(&j->lock);
     free(j);
 }
@@ -290,7 +292,9 @@ static mb_dynamics act__dyn(const act_job *j) {
     const srv_model_spec *sp = &j->m->spec;
     return (mb_dynamics){.ens = &j->v->ens, .known = NULL, .obs_dim = sp->obs_dim,
                          .act_dim = sp->act_dim, .act_low = sp->act_low, .act_high = sp->act_high,
-                         .discrete = sp->discrete};
+                         .discrete = sp->discrete,
+                         .value = j->pol && j->cfg.terminal_value ? &j->pol->agent.v : NULL,
+                         .policy = j->pol && j->cfg.policy_samples > 0 ? &j->pol->agent.pi : NULL};
 }
 
 /* Before planning j (batch: the batch's size): its session and workspace.
@@ -398,7 +402,7 @@ static void act__run(srv_task **tasks, int n, srv_worker *w) {
 /* Tasks of one model version with one planner config plan together. */
 static int act__same_batch(const srv_task *a, const srv_task *b) {
     const act_job *x = (const act_job *)a, *y = (const act_job *)b;
-    return x->m == y->m && x->v == y->v && !memcmp(&x->cfg, &y->cfg, sizeof x->cfg);
+    return x->m == y->m && x->v == y->v && x->pol == y->pol && !memcmp(&x->cfg, &y->cfg, sizeof x->cfg);
 }
 
 static const srv_task_ops act__ops = {.run = act__run, .drop = act__drop, .same_batch = act__same_batch};
@@ -411,6 +415,9 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
     srv_app *app = q->app;
     const cJSON *b = q->body;
     double t_start = srv_now();
+    /* "method": "policy": the learned policy answers, here (microseconds) */
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, "planner"), "method");
+    if (cJSON_IsString(pm) && !strcmp(pm->valuestring, "policy")) return api_act_policy(q, r, e);
     if (jv_object(b, "", keys, e)) return -1;
     act_job *j = calloc(1, sizeof *j); /* ~2 KiB + the reward spec: not on the stack */
     if (!j) return srv_fail(e, MB_ENOMEM, NULL, "out of memory");
@@ -484,6 +491,19 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
         act__unref(j);
         r->json = o;
         return 0;
+    }
+    /* a learned value and policy prior (terminal_value, policy_samples) */
+    if (j->cfg.terminal_value || j->cfg.policy_samples > 0) {
+        j->pol = model_policy_get(j->m);
+        const char *f = j->cfg.terminal_value ? "planner.terminal_value" : "planner.policy_samples";
+        if (!j->pol)
+            rc = srv_fail(e, MB_ESTATE, f, "no policy trained yet: POST /v1/models/%s/policy/train first", sp->name);
+        else if (j->cfg.terminal_value && !j->pol->value_trained)
+            rc = srv_fail(e, MB_ESTATE, f, "the policy has no trained value network (algorithm mbpo trains one)");
+        if (rc) {
+            act__unref(j);
+            return -1;
+        }
     }
     if (j->want_plan && !(j->plan = malloc(sizeof(float) * (size_t)j->cfg.horizon * (size_t)sp->act_dim))) {
         act__unref(j);

@@ -64,6 +64,7 @@ int api_transitions(srv_req *q, srv_resp *r, srv_err *e) {
         cJSON_AddNumberToObject(r->json, "accepted", (double)accepted);
         cJSON_AddNumberToObject(r->json, "buffer_size", (double)size);
         if (!replay) api__auto_train(q->app, m);
+        if (!replay) model_policy_auto(q->app, m);
     }
     model_put(m);
     return rc;

@@ -34,7 +34,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
     for (int i = 0; i < m->n_jobs; i++) {
         jf_add(jobs, NULL, cJSON_CreateString(m->jobs[i]->id));
         pthread_mutex_lock(&m->jobs[i]->lock);
-        if (m->jobs[i]->state == JOB_DONE) last = m->jobs[i];
+        if (m->jobs[i]->state == JOB_DONE && !m->jobs[i]->run) last = m->jobs[i]; /* a model job */
         pthread_mutex_unlock(&m->jobs[i]->lock);
     }
     if (last) atomic_fetch_add(&last->refs, 1);
@@ -61,6 +61,7 @@ static cJSON *api__status(srv_app *app, srv_model *m) {
         cJSON_AddNullToObject(o, "last_training");
     }
     jf_add(o, "planner", spec_render_planner(&m->spec.planner));
+    jf_add(o, "policy", model_policy_render(m));
     cJSON_AddNumberToObject(o, "created", m->created);
     jf_add(o, "spec", cJSON_Parse(m->spec_json));
     jf_add(o, "persistence", store_model_status(app->store, m->log));

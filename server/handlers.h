@@ -14,6 +14,9 @@ int api_train(srv_req *q, srv_resp *r, srv_err *e);
 int api_job_get(srv_req *q, srv_resp *r, srv_err *e);
 int api_job_cancel(srv_req *q, srv_resp *r, srv_err *e);
 int api_act(srv_req *q, srv_resp *r, srv_err *e);
+/* "planner": {"method": "policy"} (api_policy.c) */
+int api_act_policy(srv_req *q, srv_resp *r, srv_err *e);
+int api_policy_train(srv_req *q, srv_resp *r, srv_err *e);
 int api_predict(srv_req *q, srv_resp *r, srv_err *e);
 int api_healthz(srv_req *q, srv_resp *r, srv_err *e);
 int api_readyz(srv_req *q, srv_resp *r, srv_err *e);

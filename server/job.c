@@ -92,10 +92,55 @@ static void job__finish(srv_job *j, srv_job_state st, const mb_train_result *res
     for (int i = 0; i < nw; i++) j->waiters[i](j->waiter_ctx[i]);
 }
 
+int job_stopping(srv_job *j) { return atomic_load(&j->cancel) || (j->stop && atomic_load(j->stop)); }
+
+void job_progress(srv_job *j, long step, int n, const char *const *names, const float *values) {
+    if (n > SRV_JOB_MAX_LOSSES) n = SRV_JOB_MAX_LOSSES;
+    pthread_mutex_lock(&j->lock);
+    j->step = step;
+    j->n_loss = n;
+    for (int i = 0; i < n; i++) {
+        j->loss_names[i] = names[i];
+        j->loss[i] = values[i];
+    }
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* A task job's thread body: the owner's run, then the bookkeeping. */
+static void job__task(job__run *run) {
+    srv_jobs *jobs = run->jobs;
+    srv_job *j = run->j;
+    char err[256] = "";
+    mb_pool *pool = jobs->train_threads > 1 ? mb_pool_new(jobs->train_threads) : NULL;
+    uint64_t version = 0;
+    double t0 = srv_now();
+    mb_status s = j->run(j->owner.ctx, j, pool, &version, err, sizeof err);
+    mb_pool_free(pool);
+    j->seconds = srv_now() - t0;
+    srv_job_state st = s == MB_OK ? JOB_DONE : s == MB_ECANCELED ? JOB_CANCELED : JOB_FAILED;
+    if (st == JOB_CANCELED) snprintf(err, sizeof err, "canceled");
+    job__finish(j, st, NULL, 0, version, err);
+    atomic_fetch_add_explicit(&jobs->metrics->jobs[st - 1], 1, memory_order_relaxed);
+    srv_log(st == JOB_FAILED ? SRV_LOG_WARN : SRV_LOG_INFO, "policy job finished",
+            "model=%s job=%s state=%s steps=%ld seconds=%.3f version=%llu error=\"%s\"", j->label, j->id,
+            job__state_names[st], j->step, j->seconds, (unsigned long long)version, st == JOB_DONE ? "" : err);
+}
+
 static void *job__main(void *arg) {
     job__run *run = arg;
     srv_jobs *jobs = run->jobs;
     srv_job *j = run->j;
+    if (j->run) {
+        job__task(run);
+        j->owner.release(j->owner.ctx);
+        job_put(j);
+        free(run);
+        pthread_mutex_lock(&jobs->lock);
+        jobs->running--;
+        pthread_cond_broadcast(&jobs->cond);
+        pthread_mutex_unlock(&jobs->lock);
+        return NULL;
+    }
     char err[256] = "";
     mb_status s = MB_OK;
     /* the optimiser state is lent to the one running job of the model */
@@ -144,6 +189,7 @@ srv_job *job_new(const mb_train_cfg *cfg, int members, int automatic) {
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->cond, NULL);
     j->cfg = *cfg;
+    j->kind = "model";
     j->automatic = automatic;
     j->members = members;
     j->state = JOB_RUNNING;
@@ -154,6 +200,22 @@ srv_job *job_new(const mb_train_cfg *cfg, int members, int automatic) {
         job_put(j);
         return NULL;
     }
+    return j;
+}
+
+srv_job *job_new_task(const char *kind, long steps, double budget_s, int automatic) {
+    srv_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    atomic_init(&j->refs, 1);
+    atomic_init(&j->cancel, 0);
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    j->kind = kind;
+    j->automatic = automatic;
+    j->steps = steps;
+    j->budget_s = budget_s;
+    j->state = JOB_RUNNING;
+    j->label = "";
     return j;
 }
 
@@ -174,6 +236,7 @@ int job_launch(srv_jobs *jobs, srv_job *j, char *err, size_t err_sz) {
     jobs->running++;
     pthread_mutex_unlock(&jobs->lock);
     j->started = srv_wall();
+    j->stop = jobs->stop;
     atomic_fetch_add(&j->refs, 1); /* the thread's */
     if (run) *run = (job__run){jobs, j};
     if (!run || pthread_create(&th, &at, job__main, run) != 0) {
@@ -190,8 +253,12 @@ int job_launch(srv_jobs *jobs, srv_job *j, char *err, size_t err_sz) {
     }
     pthread_attr_destroy(&at);
     atomic_fetch_add_explicit(&jobs->metrics->jobs[3], 1, memory_order_relaxed);
-    srv_log(SRV_LOG_INFO, "training job started", "model=%s job=%s rows=%zu max_epochs=%d auto=%d", j->label,
-            j->id, j->rows, j->cfg.max_epochs, j->automatic);
+    if (j->run)
+        srv_log(SRV_LOG_INFO, "policy job started", "model=%s job=%s rows=%zu steps=%ld budget_s=%.1f auto=%d",
+                j->label, j->id, j->rows, j->steps, j->budget_s, j->automatic);
+    else
+        srv_log(SRV_LOG_INFO, "training job started", "model=%s job=%s rows=%zu max_epochs=%d auto=%d", j->label,
+                j->id, j->rows, j->cfg.max_epochs, j->automatic);
     return 0;
 }
 
@@ -200,9 +267,40 @@ cJSON *job_render(srv_job *j) {
     if (!o) return NULL;
     pthread_mutex_lock(&j->lock);
     cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "kind", j->kind);
     cJSON_AddStringToObject(o, "state", job__state_names[j->state]);
     cJSON_AddBoolToObject(o, "auto", j->automatic);
     cJSON_AddNumberToObject(o, "rows", (double)j->rows);
+    if (j->run) {
+        cJSON_AddNumberToObject(o, "step", (double)j->step);
+        if (j->steps > 0) cJSON_AddNumberToObject(o, "steps", (double)j->steps);
+        else cJSON_AddNullToObject(o, "steps");
+        if (j->budget_s > 0) cJSON_AddNumberToObject(o, "time_budget", j->budget_s);
+        else cJSON_AddNullToObject(o, "time_budget");
+        double prog = j->state == JOB_DONE ? 1.0
+                      : j->steps > 0       ? (double)j->step / (double)j->steps
+                      : j->budget_s > 0    ? (srv_wall() - j->started) / j->budget_s
+                                           : 0.0;
+        cJSON_AddNumberToObject(o, "progress", prog > 1 ? 1.0 : prog);
+        cJSON_AddBoolToObject(o, "cancel_requested", atomic_load(&j->cancel));
+        cJSON *ls = cJSON_AddObjectToObject(o, "losses");
+        for (int i = 0; i < j->n_loss; i++) cJSON_AddNumberToObject(ls, j->loss_names[i], jf_num(j->loss[i]));
+        if (j->state != JOB_RUNNING) {
+            cJSON *r = cJSON_AddObjectToObject(o, "result");
+            cJSON_AddNumberToObject(r, "steps", (double)j->step);
+            cJSON_AddNumberToObject(r, "seconds", j->seconds);
+        } else {
+            cJSON_AddNullToObject(o, "result");
+        }
+        if (j->version) cJSON_AddNumberToObject(o, "policy_version", (double)j->version);
+        else cJSON_AddNullToObject(o, "policy_version");
+        if (j->error[0]) cJSON_AddStringToObject(o, "error", j->error);
+        else cJSON_AddNullToObject(o, "error");
+        cJSON_AddNumberToObject(o, "started", j->started);
+        if (j->state != JOB_RUNNING) cJSON_AddNumberToObject(o, "finished", j->finished);
+        pthread_mutex_unlock(&j->lock);
+        return o;
+    }
     cJSON_AddNumberToObject(o, "epoch", j->epoch);
     cJSON_AddNumberToObject(o, "max_epochs", j->cfg.max_epochs);
     cJSON_AddNumberToObject(o, "progress",

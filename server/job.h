@@ -46,9 +46,12 @@ typedef struct {
     void (*release)(void *ctx);
 } srv_job_owner;
 
+#define SRV_JOB_MAX_LOSSES 8
+
 struct srv_job {
     atomic_int refs;
     char id[24];
+    const char *kind;       /* "model" (mb_train) or "policy" (a task: run) */
     const char *label;      /* for log lines (the model's name), owner's storage */
     mb_train_cfg cfg;
     int automatic;          /* started by the auto-train rule */
@@ -73,11 +76,32 @@ struct srv_job {
     mb_adam *adam;                 /* the owner's optimiser, lent while running */
     int *adam_ready;               /* set once *adam is initialised */
     srv_job_owner owner;
+    /* A task job (job_new_task): run does the owner's work on the job's
+     * thread instead of mb_train (work, data and adam are unused), reports
+     * with job_progress, polls job_stopping, and publishes itself (0 with
+     * *version, or an mb_status with err). */
+    mb_status (*run)(void *ctx, srv_job *j, mb_pool *pool, uint64_t *version, char *err, size_t err_sz);
+    long step, steps;              /* task progress (lock); steps 0 = time budget only */
+    double budget_s;               /* task time budget in s (0 = none) */
+    int n_loss;                    /* last losses reported (lock) */
+    const char *loss_names[SRV_JOB_MAX_LOSSES];
+    float loss[SRV_JOB_MAX_LOSSES];
+    double seconds;                /* task run time */
+    const atomic_int *stop;        /* the process's shutdown flag, set at launch */
 };
 
 /* A job in state RUNNING that has not started (one reference). NULL when
  * out of memory. */
 srv_job *job_new(const mb_train_cfg *cfg, int members, int automatic);
+/* A task job of `kind` ("policy") for `steps` steps and/or a time
+ * budget (s, 0 = none), RUNNING and not started; the owner sets run and
+ * owner before job_launch. NULL when out of memory. */
+srv_job *job_new_task(const char *kind, long steps, double budget_s, int automatic);
+/* From run: progress (step of steps) and the latest losses (names are
+ * static strings). */
+void job_progress(srv_job *j, long step, int n, const char *const *names, const float *values);
+/* From run: 1 when the job should stop (cancel requested or shutdown). */
+int job_stopping(srv_job *j);
 /* Starts its thread. On failure the job is FAILED, owner.ended and
  * owner.release have been called, and -1 is returned with err. */
 int job_launch(srv_jobs *jobs, srv_job *j, char *err, size_t err_sz);

@@ -1,6 +1,8 @@
 /* metrics.c: counters, histograms and their Prometheus rendering. */
 #include "metrics.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 
 #include "app.h"
@@ -150,8 +152,10 @@ char *metrics_render(srv_app *app, size_t *len) {
     metrics__hist(&b, "mbrld_plan_duration_seconds", "", &m->plan);
     sbuf_printf(&b, "# TYPE mbrld_acts_total counter\n"
                     "mbrld_acts_total{source=\"planner\"} %llu\n"
-                    "mbrld_acts_total{source=\"random\"} %llu\n",
-                LOAD(m->acts[0]), LOAD(m->acts[1]));
+                    "mbrld_acts_total{source=\"random\"} %llu\n"
+                    "mbrld_acts_total{source=\"policy\"} %llu\n",
+                LOAD(m->acts[0]), LOAD(m->acts[1]), LOAD(m->acts_policy));
+    metrics__hist(&b, "mbrld_policy_act_duration_seconds", "", &m->policy_act);
     sbuf_printf(&b, "# HELP mbrld_plan_deadline_misses_total Acts that reached their deadline: answered "
                     "with the best plan so far (truncated), 503 without a plan (no_plan), 503 at submit "
                     "because the queue would outlast it (refused), 503 while still queued (expired).\n"
@@ -230,6 +234,32 @@ char *metrics_render(srv_app *app, size_t *len) {
     for (int i = 0; i < n; i++) {
         snprintf(labels, sizeof labels, "model=\"%s\"", ms[i]->spec.name);
         metrics__hist(&b, "mbrld_model_plan_duration_seconds", labels, &ms[i]->plan_hist);
+    }
+    /* policies: version, entropy coefficient, MBPO's model-data rows (models with a policy spec) */
+    sbuf_printf(&b, "# HELP mbrld_policy_version Published policy version per model (0: none yet).\n"
+                    "# TYPE mbrld_policy_version gauge\n");
+    for (int i = 0; i < n; i++) {
+        if (!ms[i]->spec.policy.enabled) continue;
+        pthread_mutex_lock(&ms[i]->lock);
+        unsigned long long pv = ms[i]->pol ? (unsigned long long)ms[i]->pol->number : 0;
+        pthread_mutex_unlock(&ms[i]->lock);
+        sbuf_printf(&b, "mbrld_policy_version{model=\"%s\"} %llu\n", ms[i]->spec.name, pv);
+    }
+    sbuf_printf(&b, "# TYPE mbrld_policy_entropy_coefficient gauge\n");
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&ms[i]->lock);
+        int has = ms[i]->pol != NULL;
+        double a = has ? exp((double)ms[i]->pol->agent.log_alpha) : 0;
+        pthread_mutex_unlock(&ms[i]->lock);
+        if (has) sbuf_printf(&b, "mbrld_policy_entropy_coefficient{model=\"%s\"} %.6g\n", ms[i]->spec.name, a);
+    }
+    sbuf_printf(&b, "# TYPE mbrld_policy_model_buffer_rows gauge\n");
+    for (int i = 0; i < n; i++) {
+        if (!ms[i]->spec.policy.enabled) continue;
+        pthread_mutex_lock(&ms[i]->lock);
+        size_t rows = ms[i]->pol_stats.model_rows;
+        pthread_mutex_unlock(&ms[i]->lock);
+        sbuf_printf(&b, "mbrld_policy_model_buffer_rows{model=\"%s\"} %zu\n", ms[i]->spec.name, rows);
     }
     sbuf_printf(&b, "# TYPE mbrld_sessions gauge\n");
     for (int i = 0; i < n; i++) {

@@ -31,6 +31,8 @@ typedef struct {
     atomic_uint_fast64_t plan_canceled;   /* acts whose client went away (queued or planning) */
     atomic_uint_fast64_t batch_size[SRV_N_BATCH_BUCKETS]; /* batches of <= 1, 2, 4, ... tasks */
     atomic_uint_fast64_t batch_tasks;     /* tasks over all batches */
+    srv_hist policy_act;                  /* acts answered by a policy: time in the handler */
+    atomic_uint_fast64_t acts_policy;     /* acts answered by a policy */
     atomic_uint_fast64_t transitions;     /* rows accepted */
     atomic_uint_fast64_t replays;         /* idempotent retries answered */
     atomic_uint_fast64_t jobs[4];         /* finished by state: done failed canceled, started */

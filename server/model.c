@@ -94,6 +94,7 @@ static void model__free(srv_model *m) {
     }
     model_version_put(m->cur);
     for (int i = 0; i < m->n_kept; i++) model_version_put(m->kept[i]);
+    model_policy_free_all(m);
     mb_buffer_free(&m->buf);
     if (m->adam_ready) mb_adam_free(&m->adam);
     free(m->sessions);

@@ -56,6 +56,28 @@ typedef struct srv_version {
     char etag[48];   /* content tag (versions.h), set before it is shared */
 } srv_version;
 
+/* A published policy (model_policy.c): like srv_version, immutable and
+ * reference-counted once published; acts hold a reference while they use
+ * it, so a new version never frees one in use. */
+typedef struct srv_policy {
+    atomic_int refs;
+    uint64_t number;        /* 1, 2, ... */
+    srv_pol_algo algorithm; /* what trained it last */
+    int value_trained;      /* the value network was fitted (MBPO) */
+    long steps;             /* algorithm steps over its life (MBPO's schedule) */
+    mb_sac agent;           /* policy, critics, value, optimisers; const once published */
+} srv_policy;
+
+/* The last policy job's figures (model lock). */
+typedef struct {
+    int has;
+    srv_pol_algo algorithm;
+    int n;
+    const char *names[8];
+    float values[8];
+    size_t model_rows;      /* MBPO's model-data buffer */
+} srv_policy_stats;
+
 typedef struct {
     char name[SRV_NAME_MAX + 1];
     mb_plan_state st;
@@ -117,6 +139,12 @@ typedef struct srv_model {
     srv_plan_budget *budget; /* the daemon's planning memory (plan_budget.h) */
     mb_adam adam;           /* optimiser state; touched only by `running` */
     int adam_ready;
+    srv_policy *pol;        /* the current policy, or NULL before the first */
+    uint64_t pol_next;      /* next policy version number */
+    uint64_t pol_auto_base; /* buf.total when the last automatic policy job started */
+    srv_policy_stats pol_stats;
+    mb_policy_ws *pol_ws[SRV_WS_KEPT]; /* idle act workspaces of the policy */
+    int n_pol_ws;
     atomic_uint_fast64_t act_counter; /* seeds per-request random streams */
     uint64_t serial;        /* creation order: the executor's fairness key */
     srv_hist plan_hist;     /* planning time of its acts (mbrld_model_plan_duration_seconds) */
@@ -219,6 +247,35 @@ void model_ws_trim(srv_model *m);
 /* Takes bytes from app's planning budget, dropping idle workspaces of every
  * model when they do not fit: 1 taken, 0 no room. */
 int app_plan_room(srv_app *app, size_t bytes);
+
+/* Policies (model_policy.c). */
+/* The current policy, referenced, or NULL. */
+srv_policy *model_policy_get(srv_model *m);
+void model_policy_put(srv_policy *p);
+/* Starts a policy job (ps: the spec's policy with this call's overrides;
+ * steps 0 and budget 0: sized to the data and the model). MB_EBUSY if a
+ * job runs, MB_ESTATE without a policy in the spec, an untrained model or
+ * an empty buffer. *out (may be NULL) gets a reference. */
+int model_policy_train(srv_app *app, srv_model *m, const srv_policy_spec *ps, long steps, double budget,
+                       int automatic, srv_job **out, srv_err *e);
+/* The next action from the current policy: deterministic, or sampled with
+ * explore. MB_ESTATE (409) before a policy exists. *version gets the
+ * policy's number. */
+int model_policy_act(srv_model *m, const float *obs, int explore, mb_rng *rng, float *action,
+                     uint64_t *version, srv_err *e);
+/* Installs a recovered or imported agent as the current policy (model lock
+ * not held); meta is the snapshot's "policy" object or NULL. Takes *agent
+ * (left zeroed). */
+mb_status model_policy_install(srv_model *m, mb_sac *agent, const cJSON *meta, char *err, size_t err_sz);
+/* The snapshot META's "policy" object (model lock held); NULL without one. */
+cJSON *model_policy_meta(const srv_model *m);
+/* The status object of GET /v1/models/{m} ("policy"); null without a policy spec. */
+cJSON *model_policy_render(srv_model *m);
+/* Automatic policy jobs: starts one when auto_train.every new rows have
+ * come since the last (after a post of transitions). */
+void model_policy_auto(srv_app *app, srv_model *m);
+/* Frees the policy state of a model being freed. */
+void model_policy_free_all(srv_model *m);
 
 /* Sessions (session.c). take: removes the named session from the model (so
  * no two requests plan with one warm start at once) or returns NULL; also

@@ -28,6 +28,8 @@ static char *persist__meta(const srv_model *m, const srv_version *v, int with_cl
     cJSON_AddNumberToObject(o, "version", (double)v->number);
     cJSON_AddNumberToObject(o, "next_version", (double)m->next_version);
     cJSON_AddItemToObject(o, "version_info", versions_info_json(v));
+    cJSON *pm = model_policy_meta(m);
+    if (pm) cJSON_AddItemToObject(o, "policy", pm);
     if (with_clients) {
         cJSON *a = cJSON_AddArrayToObject(o, "clients");
         for (int i = 0; a && i < m->n_clients; i++) {
@@ -93,6 +95,8 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     atomic_fetch_add(&v->refs, 1);
     srv_version *others[SRV_KEEP_MAX]; /* kept older versions (versions.h), immutable */
     int n_others = versions_others(m, others);
+    srv_policy *pol = m->pol; /* immutable once published: read outside the lock */
+    if (pol) atomic_fetch_add(&pol->refs, 1);
     if (st == MB_OK && !(meta = persist__meta(m, v, 1))) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     pthread_mutex_unlock(&m->lock);
     mb_snapshot_kept_src kept[SRV_KEEP_MAX];
@@ -112,6 +116,7 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
         sn.src.buf = &buf;
         sn.src.kept = kept;
         sn.src.n_kept = n_others < MB_SNAPSHOT_MAX_KEPT ? n_others : MB_SNAPSHOT_MAX_KEPT;
+        sn.src.agent = pol ? &pol->agent : NULL;
         sn.version = v->number;
         st = store_snapshot(s, m->log, &sn, info, err, err_sz);
     }
@@ -123,6 +128,7 @@ mb_status model_snapshot(srv_app *app, srv_model *m, int adam_owned, cJSON **inf
     if (have_adam) mb_adam_free(&adam);
     mb_buffer_free(&buf);
     model_version_put(v);
+    model_policy_put(pol);
     return st;
 }
 
@@ -158,15 +164,19 @@ mb_status model_export_version(srv_model *m, srv_version *pin, int with_buffer, 
     srv_version *v = pin ? pin : m->cur; /* the version and the buffer as of the copy's end */
     atomic_fetch_add(&v->refs, 1);
     char *meta = st == MB_OK ? persist__meta(m, v, 0) : NULL;
+    srv_policy *pol = m->pol;
+    if (pol) atomic_fetch_add(&pol->refs, 1);
     pthread_mutex_unlock(&m->lock);
     if (st == MB_OK && !meta) st = mb_fail(err, err_sz, MB_ENOMEM, "out of memory");
     if (st == MB_OK) {
-        mb_snapshot_src src = {.meta = meta, .meta_len = strlen(meta), .ens = &v->ens, .buf = with_buffer ? &buf : NULL};
+        mb_snapshot_src src = {.meta = meta, .meta_len = strlen(meta), .ens = &v->ens,
+                               .buf = with_buffer ? &buf : NULL, .agent = pol ? &pol->agent : NULL};
         st = mb_snapshot_encode_mem(&src, data, n, err, err_sz);
     }
     free(meta);
     if (with_buffer) mb_buffer_free(&buf);
     model_version_put(v);
+    model_policy_put(pol);
     return st;
 }
 
@@ -206,6 +216,15 @@ mb_status model_install(srv_app *app, srv_model *m, mb_snapshot *sn, const cJSON
         m->adam = sn->adam;
         m->adam_ready = 1;
         sn->has_adam = 0;
+    }
+    if (sn->has_agent) {
+        /* outside the model lock (it takes it) */
+        pthread_mutex_unlock(&m->lock);
+        mb_status ps = model_policy_install(m, &sn->agent, cJSON_GetObjectItemCaseSensitive(meta, "policy"), err,
+                                            err_sz);
+        sn->has_agent = 0;
+        if (ps != MB_OK) return ps;
+        pthread_mutex_lock(&m->lock);
     }
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(meta, "clients"); /* absent in exports */
     const cJSON *c;

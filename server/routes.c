@@ -25,6 +25,7 @@ const srv_route srv_routes[] = {
     {"DELETE", "/v1/models/{m}", SRV_BODY_NONE, api_model_delete, R_ADMIN, 0},
     {"POST", "/v1/models/{m}/transitions", SRV_BODY_DEFAULT, api_transitions, R_WRITE, SRV_RAW_MEM}, /* transitions_json.h */
     {"POST", "/v1/models/{m}/train", 64L << 10, api_train, R_WRITE, 0},
+    {"POST", "/v1/models/{m}/policy/train", 64L << 10, api_policy_train, R_WRITE, 0},
     {"GET", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_get, R_READ, 0},
     {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_BODY_NONE, api_job_cancel, R_WRITE, 0},
     /* act and predict name one observation or a few: small caps, so a

@@ -204,7 +204,9 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                                        /* issue 14 */
                                        "simulations", "max_ms", "rollout_depth", "rollout_mean",
                                        "uct_c", "leaf_batch", "lr", "grad_steps", "grad_elites",
-                                       "kl_step", "fit_reg", "tree_reuse", NULL};
+                                       "kl_step", "fit_reg", "tree_reuse",
+                                       /* issue 13 */
+                                       "terminal_value", "policy_samples", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
@@ -217,7 +219,13 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
             if (mb_plan_method_parse(name, &m) != 0)
                 return srv_fail(e, MB_EINVAL, q,
                                 "must be random, cem, mppi, icem, mcts, ilqr, lqr_flm, grad or cem_grad");
-            if (m != p->method) mb_planner_cfg_default(p, m);
+            if (m != p->method) {
+                /* the prior settings are the model's, whatever the method */
+                int tv = p->terminal_value, ps = p->policy_samples;
+                mb_planner_cfg_default(p, m);
+                p->terminal_value = tv;
+                p->policy_samples = ps;
+            }
         }
         struct {
             const char *key;
@@ -233,7 +241,9 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                     {"rollout_depth", &p->rollout_depth, 0, MB_MAX_HORIZON},
                     {"leaf_batch", &p->leaf_batch, 1, 1024},
                     {"grad_steps", &p->grad_steps, 1, 10000},
-                    {"grad_elites", &p->grad_elites, 1, MB_MAX_POPULATION}};
+                    {"grad_elites", &p->grad_elites, 1, MB_MAX_POPULATION},
+                    {"terminal_value", &p->terminal_value, 0, 1},
+                    {"policy_samples", &p->policy_samples, 0, MB_MAX_POPULATION}};
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
             long v;
             if (!strcmp(ints[i].key, "elites_only")) {
@@ -241,6 +251,13 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                 r = jv_bool(o, path, "elites_only", 0, &b, e);
                 if (r < 0) return -1;
                 if (r == 0) p->elites_only = b;
+                continue;
+            }
+            if (!strcmp(ints[i].key, "terminal_value")) {
+                int b;
+                r = jv_bool(o, path, "terminal_value", 0, &b, e);
+                if (r < 0) return -1;
+                if (r == 0) p->terminal_value = b;
                 continue;
             }
             r = jv_int(o, path, ints[i].key, 0, ints[i].lo, ints[i].hi, &v, e);
@@ -370,7 +387,7 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
 int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err *e) {
     static const char *const keys[] = {"name", "obs_dim", "act_dim", "act_low", "act_high",
                                        "ensemble", "reward", "termination", "planner", "buffer",
-                                       "train", "auto_train", "seed", "actions", NULL};
+                                       "train", "auto_train", "seed", "actions", "policy", NULL};
     memset(s, 0, sizeof *s);
     if (jv_object(b, "", keys, e)) return -1;
     if (jv_str(b, "", "name", 1, s->name, sizeof s->name, e)) return -1;
@@ -477,6 +494,13 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
         if ((r = jv_int(at, "auto_train", "patience", 0, 0, 100000, &v, e)) < 0) return -1;
         if (r == 0) s->auto_train.patience = (int)v;
     }
+    /* after the planner: distillation's teacher defaults to it */
+    if (spec_parse_policy(cJSON_GetObjectItemCaseSensitive(b, "policy"), "policy", NULL, s, cfg, &s->policy, e))
+        return -1;
+    if (!s->policy.enabled && s->planner.terminal_value)
+        return srv_fail(e, MB_EINVAL, "planner.terminal_value", "needs a \"policy\" (its value network) in the spec");
+    if (!s->policy.enabled && s->planner.policy_samples > 0)
+        return srv_fail(e, MB_EINVAL, "planner.policy_samples", "needs a \"policy\" in the spec");
     return 0;
 }
 
@@ -513,6 +537,8 @@ cJSON *spec_render_planner(const mb_planner_cfg *p) {
     cJSON_AddNumberToObject(o, "kl_step", jf_num(p->kl_step));
     cJSON_AddNumberToObject(o, "fit_reg", jf_num(p->fit_reg));
     cJSON_AddBoolToObject(o, "tree_reuse", p->tree_reuse);
+    if (p->terminal_value) cJSON_AddBoolToObject(o, "terminal_value", 1);
+    if (p->policy_samples > 0) cJSON_AddNumberToObject(o, "policy_samples", p->policy_samples);
     return o;
 }
 
@@ -580,5 +606,7 @@ cJSON *spec_render(const srv_model_spec *s) {
         cJSON_AddNumberToObject(at, "patience", s->auto_train.patience);
     }
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+    cJSON *po = spec_render_policy(&s->policy);
+    if (po) cJSON_AddItemToObject(o, "policy", po);
     return o;
 }

@@ -20,6 +20,9 @@
 #include "plan/planner.h"
 #include "plan/reward.h"
 #include "learn/trainer.h"
+#include "learn/bptt.h"
+#include "learn/distill.h"
+#include "learn/mbpo.h"
 
 #define SRV_NAME_MAX 64
 
@@ -28,6 +31,23 @@ typedef struct {
     int max_epochs; /* per automatic job */
     int patience;
 } srv_auto_train;
+
+/* A model's policy (spec_policy.c): "policy": {"algorithm", "hidden", ...}
+ * in the model spec; absent: enabled 0 (no policy). */
+typedef enum { SRV_POL_MBPO = 0, SRV_POL_DISTILL, SRV_POL_BPTT } srv_pol_algo;
+typedef struct {
+    int enabled;
+    srv_pol_algo algorithm;
+    mb_agent_spec agent;     /* hidden, activation; dims and bounds from the model */
+    mb_mbpo_cfg mbpo;        /* with its SAC settings */
+    mb_distill_cfg distill;
+    mb_bptt_cfg bptt;
+    mb_planner_cfg teacher;  /* distillation's planner (default: the model's) */
+    long steps;              /* per job; 0: sized to the data and the model */
+    double time_budget;      /* s per job; 0: none */
+    int auto_every;          /* policy job after this many new transitions; 0 = off */
+    long auto_steps;         /* steps of an automatic job (0: sized) */
+} srv_policy_spec;
 
 typedef struct {
     char name[SRV_NAME_MAX + 1];
@@ -44,6 +64,7 @@ typedef struct {
     /* K > 0: "actions": {"discrete": K}; act_dim == K, bounds 0 and 1: the
      * ensemble takes the action one-hot, clients send and get integers */
     int discrete;
+    srv_policy_spec policy;
 } srv_model_spec;
 
 
@@ -66,6 +87,17 @@ int spec_parse_train(const cJSON *obj, const char *path, const char *const *extr
 int spec_discrete_action(const cJSON *node, const char *path, int K, float *onehot, srv_err *e);
 /* The integer action of a one-hot row (the largest entry). */
 int spec_discrete_index(const float *onehot, int K);
+/* The "policy" object (spec_policy.c) of a model spec, or the overrides
+ * of one policy/train call (on top of *inout; `extra` more keys allowed,
+ * NULL-terminated, may be NULL). o NULL: no policy (model spec) or no
+ * overrides. */
+int spec_parse_policy(const cJSON *o, const char *path, const char *const *extra,
+                      const srv_model_spec *s, const srv_config *cfg, srv_policy_spec *inout,
+                      srv_err *e);
+/* Its canonical JSON (caller owns); NULL when not enabled. */
+cJSON *spec_render_policy(const srv_policy_spec *p);
+const char *spec_policy_algorithm_name(srv_pol_algo a);
+
 /* Canonical JSON of the spec (caller owns). NULL on allocation failure. */
 cJSON *spec_render(const srv_model_spec *s);
 cJSON *spec_render_planner(const mb_planner_cfg *p);

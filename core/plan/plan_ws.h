@@ -26,7 +26,10 @@
 /* Rows per parallel task in the rollout loops (whole candidates). */
 #define PLAN_TASK_ROWS 512
 
+typedef struct plan_prior plan_prior; /* prior.c */
+
 struct mb_plan_ws {
+    plan_prior *prior;     /* terminal value / policy samples scratch, or NULL */
     /* What it was sized for (mb_plan_ws_fits). */
     mb_plan_method method;
     mb_prop prop;
@@ -168,5 +171,19 @@ void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out);
  * When run->ctl's stop fires before or during it, it returns early with
  * run->stopped set and the scores void. */
 void plan_evaluate(plan_run *run, int n_cand);
+
+/* The learned value and policy prior (prior.c). new: NULL when cfg asks for
+ * neither (nothing to allocate) or on failure (*failed set); fits: 1 when
+ * p (may be NULL) serves cfg and dyn. */
+plan_prior *plan_prior_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *failed);
+void plan_prior_free(plan_prior *p);
+int plan_prior_fits(const plan_prior *p, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
+/* Once per call, before the method: K sequences rolled through the model
+ * with the policy (the first deterministic, the rest sampled). */
+void plan_prior_rollout(plan_run *run);
+/* Overwrites the last K of candidates 0..n_cand-1 with the policy's. */
+void plan_prior_seed(plan_run *run, int n_cand);
+/* After the horizon: ret[r] += disc * V(S_r) for rows still alive. */
+void plan_prior_terminal(plan_run *run, size_t rows, float disc);
 
 #endif

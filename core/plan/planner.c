@@ -110,6 +110,11 @@ mb_status mb_planner_cfg_check(const mb_planner_cfg *cfg, int members, char *err
                        (double)cfg->risk);
     mb_status st14 = plan_methods_cfg_check(cfg, members, err, err_sz);
     if (st14) return st14;
+    if (cfg->terminal_value != 0 && cfg->terminal_value != 1)
+        return mb_fail(err, err_sz, MB_EINVAL, "planner.terminal_value must be 0 or 1");
+    if (cfg->policy_samples < 0 || cfg->policy_samples > cfg->population)
+        return mb_fail(err, err_sz, MB_ERANGE, "planner.policy_samples must be in [0, population = %d], got %d",
+                       cfg->population, cfg->policy_samples);
     /* Known dynamics are deterministic: one particle per candidate whatever
      * the config says, so the limits count one. */
     double p = members > 0 ? cfg->particles : 1;
@@ -219,6 +224,7 @@ static int plan__spec_same(const mb_ensemble_spec *a, const mb_ensemble_spec *b)
 
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     if (!ws || !cfg || !dyn) return 0;
+    if (!plan_prior_fits(ws->prior, cfg, dyn)) return 0;
     int n_cand, P;
     plan__dims(cfg, dyn->ens != NULL, &n_cand, &P);
     if (ws->method != cfg->method || ws->prop != cfg->propagation || ws->horizon != cfg->horizon ||
@@ -234,6 +240,7 @@ void mb_plan_ws_free(mb_plan_ws *ws) {
     if (!ws) return;
     plan_methods_ws_free(ws);
     mb_ens_ws_free(ws->ens_ws);
+    plan_prior_free(ws->prior);
     free(ws->block);
     free(ws);
 }
@@ -402,6 +409,9 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     ws->cn_beta = -1.0f;
     plan__zig_init(ws);
     if (plan_methods_ws_new(ws, cfg, dyn)) goto fail;
+    int prior_failed = 0;
+    ws->prior = plan_prior_new(cfg, dyn, &prior_failed);
+    if (prior_failed) goto fail;
     return ws;
 fail:
     mb_plan_ws_free(ws);
@@ -562,6 +572,7 @@ static void plan__cem(plan_run *run, int warm) {
                                       run->dyn->act_high[a]);
                 }
         }
+        plan_prior_seed(run, N);
         plan_evaluate(run, N);
         if (run->stopped) return;
         plan__sort(ws->score, ws->order, N);
@@ -595,6 +606,7 @@ static void plan__mppi(plan_run *run, int warm) {
                 }
             }
         }
+        plan_prior_seed(run, N);
         plan_evaluate(run, N);
         if (run->stopped) return;
         float best = -FLT_MAX;
@@ -698,6 +710,7 @@ static void plan__icem(plan_run *run, int warm) {
                 }
             }
         }
+        plan_prior_seed(run, N);
         for (int k = 0; k < ws->n_keep; k++) {
             float *s = plan__cand(ws, N + k);
             const float *src = ws->keep + (size_t)k * seq;
@@ -791,13 +804,19 @@ mb_status mb_plan_ex(const mb_planner_cfg *cfg, const mb_dynamics *dyn, const mb
     /* bf16: the version's packed copy, made once (the first bf16 plan of a
      * version allocates it); without AVX512_BF16 the plan runs in fp32 */
     if (dyn->ens && cfg->precision == MB_PREC_BF16) (void)mb_ensemble_bf16_prepare(dyn->ens, NULL, 0);
+    if (cfg->terminal_value && !dyn->value)
+        return mb_fail(err, err_sz, MB_ESTATE, "plan: terminal_value needs a value network");
+    if (cfg->policy_samples > 0 && !dyn->policy)
+        return mb_fail(err, err_sz, MB_ESTATE, "plan: policy_samples needs a policy");
     plan_run run = {
         .cfg = cfg, .dyn = dyn, .rw = rw, .obs = obs, .state = state, .ws = ws, .pool = pool,
         .seed = mb_rng_u64(rng), .k = k, .members = member_list, .precision = MB_PREC_FP32,
         .ctl = ctl,
     };
     /* issue 14's methods and discrete actions: their own files (plan_methods.h) */
-    if (plan_methods_handles(cfg, dyn)) plan_methods_run(&run, warm);
+    int by_method = plan_methods_handles(cfg, dyn);
+    if (!by_method && cfg->policy_samples > 0) plan_prior_rollout(&run);
+    if (by_method) plan_methods_run(&run, warm);
     else switch (cfg->method) {
     case MB_PLAN_RANDOM: plan__random(&run); break;
     case MB_PLAN_CEM: plan__cem(&run, warm); break;

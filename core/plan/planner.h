@@ -88,6 +88,11 @@ typedef struct {
     float fit_reg;        /* ridge weight of the local linear fits */
     int tree_reuse;       /* mcts: 1 keeps the tree for the session's next call (re-rooted at the
                            * child the new observation matches); 0 rebuilds it every call */
+    /* A learned value and policy prior (TD-MPC style; plan/prior.c), for
+     * CEM, MPPI and iCEM: */
+    int terminal_value;   /* 1: add discount^H V(s_H) (dyn->value) to every particle's return */
+    int policy_samples;   /* K > 0: K candidates of every iteration are policy rollouts
+                           * through the model (dyn->policy), K <= population */
 } mb_planner_cfg;
 
 /* Defaults for a method (PETS CEM: H 30, N 500, elites 50, 5 iters,

@@ -361,6 +361,7 @@ void plan_evaluate(plan_run *run, int n_cand) {
         }
         st.disc *= run->rw->discount;
     }
+    if (cfg->terminal_value) plan_prior_terminal(run, rows, st.disc);
     /* TS-inf with k not dividing P: weight particle p of candidate c by
      * 1 / (k * n_j), n_j the candidate's particles on p's member j. */
     int weigh = ws->is_ens && ws->prop == MB_PROP_TS_INF && P % k != 0;

@@ -32,6 +32,7 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__ADAM SNAP__TAG('A', 'D', 'A', 'M')
 #define SNAP__BUFF SNAP__TAG('B', 'U', 'F', 'F')
 #define SNAP__VERS SNAP__TAG('V', 'E', 'R', 'S')
+#define SNAP__AGNT SNAP__TAG('A', 'G', 'N', 'T')
 #define SNAP__END SNAP__TAG('E', 'N', 'D', '!')
 #define SNAP__F_ENSM 1u
 #define SNAP__F_ADAM 2u
@@ -39,12 +40,19 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__F_VERS 8u
 #define SNAP__VERS_PART_ENSM 1u /* a kept version's parts (VERS, snapshot.h) */
 #define SNAP__VERS_ENTRY 16     /* number u64, parts u32, info_len u32 */
+#define SNAP__F_AGNT 16u
 /* ENSM fixed part: members, obs, act, learn_reward, n_hidden, hidden[8],
  * activation (14 u32), weight_decay[9] (f32), n_params (u64). */
 #define SNAP__ENSM_FIXED (14 * 4 + (MB_MAX_LAYERS + 1) * 4 + 8)
 #define SNAP__ENSM_TAIL (4 + MB_MAX_MEMBERS * 4 + MB_MAX_MEMBERS * 4) /* n_elites, elites, holdout */
 #define SNAP__ADAM_FIXED 32 /* lr, beta1, beta2, eps (f32), t (i64), n (u64) */
 #define SNAP__BUFF_FIXED 56 /* obs, act (u32), capacity, size, head, total (u64), ratio (f32), 0, seed (u64) */
+/* AGNT fixed part: obs, act, n_hidden, hidden[8], activation (12 u32),
+ * act_low[64], act_high[64] (f32), log_alpha (f32), 0 (u32), updates (i64),
+ * then the floats of the policy, the twin critics, their targets and the
+ * value (u64 each), then per optimiser (policy, critics, value, alpha) an
+ * ADAM-layout record (fixed part, m, v). */
+#define SNAP__AGNT_FIXED (12 * 4 + 2 * MB_MAX_ACT_DIM * 4 + 8 + 8 + 4 * 8)
 
 static const char *snap__tag_name(uint32_t tag) {
     switch (tag) {
@@ -53,6 +61,7 @@ static const char *snap__tag_name(uint32_t tag) {
     case SNAP__ADAM: return "ADAM (optimiser)";
     case SNAP__BUFF: return "BUFF (replay buffer)";
     case SNAP__VERS: return "VERS (kept versions)";
+    case SNAP__AGNT: return "AGNT (policy agent)";
     case SNAP__END: return "END";
     }
     return "unknown";
@@ -65,8 +74,8 @@ static uint64_t snap__row_bytes(uint64_t od, uint64_t ad) { return 4 * (2 * od +
 
 /* The fixed layout needs under 64 pieces and 500 bytes; each kept version
  * adds 9 pieces and an entry header, ENSM's fixed part and tail. */
-#define SNAP__MAX_PIECES (64 + 10 * MB_SNAPSHOT_MAX_KEPT)
-#define SNAP__ARENA (1024 + MB_SNAPSHOT_MAX_KEPT * (SNAP__VERS_ENTRY + SNAP__ENSM_FIXED + SNAP__ENSM_TAIL))
+#define SNAP__MAX_PIECES (96 + 10 * MB_SNAPSHOT_MAX_KEPT)
+#define SNAP__ARENA (2048 + MB_SNAPSHOT_MAX_KEPT * (SNAP__VERS_ENTRY + SNAP__ENSM_FIXED + SNAP__ENSM_TAIL))
 
 struct mb_snapshot_enc {
     int n;
@@ -154,6 +163,10 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     if (ens && adam && adam->n != ens->n_params)
         return mb_fail(err, err_sz, MB_EINVAL, "snapshot: optimiser has %zu floats, ensemble %zu", adam->n,
                        ens->n_params);
+    if (src->agent && (!src->agent->pi.params || !src->agent->q.params || !src->agent->v.params ||
+                       !src->agent->opt_pi.m || !src->agent->opt_q.m || !src->agent->opt_v.m ||
+                       !src->agent->opt_alpha.m))
+        return mb_fail(err, err_sz, MB_EINVAL, "snapshot: policy agent not initialised");
     if (buf && (!buf->obs || buf->size > buf->capacity))
         return mb_fail(err, err_sz, MB_EINVAL, "snapshot: buffer not initialised");
     if (ens && buf && (buf->obs_dim != ens->spec.obs_dim || buf->act_dim != ens->spec.act_dim))
@@ -174,8 +187,9 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     unsigned char *h = enc__local(e, SNAP__HDR);
     memcpy(h, snap__magic, 8);
     mb_le_put32(h + 8, MB_SNAPSHOT_VERSION);
+    const mb_sac *ag = src->agent;
     mb_le_put32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0) |
-                            (src->n_kept ? SNAP__F_VERS : 0));
+                            (ag ? SNAP__F_AGNT : 0) | (src->n_kept ? SNAP__F_VERS : 0));
     mb_le_put64(h + 16, src->log_seq);
     mb_le_put32(h + 28, mb_crc32c(0, h, 28));
     enc__add(e, h, SNAP__HDR);
@@ -206,6 +220,47 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
         enc__add(e, f, SNAP__ADAM_FIXED);
         enc__add(e, adam->m, adam->n * sizeof(float));
         enc__add(e, adam->v, adam->n * sizeof(float));
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    if (ag) {
+        s = enc__sec_begin(e, SNAP__AGNT, &sh);
+        unsigned char *f = enc__local(e, SNAP__AGNT_FIXED);
+        const mb_agent_spec *sp = &ag->spec;
+        int32_t v[12] = {sp->obs_dim, sp->act_dim, sp->n_hidden};
+        for (int l = 0; l < MB_MAX_LAYERS; l++) v[3 + l] = sp->hidden[l];
+        v[11] = (int32_t)sp->activation;
+        for (int i = 0; i < 12; i++) mb_le_put32(f + 4 * i, (uint32_t)v[i]);
+        for (int j = 0; j < MB_MAX_ACT_DIM; j++) {
+            mb_le_putf32(f + 48 + 4 * j, sp->act_low[j]);
+            mb_le_putf32(f + 48 + 4 * MB_MAX_ACT_DIM + 4 * j, sp->act_high[j]);
+        }
+        unsigned char *g = f + 48 + 8 * MB_MAX_ACT_DIM;
+        mb_le_putf32(g, ag->log_alpha);
+        mb_le_put32(g + 4, 0);
+        mb_le_put64(g + 8, (uint64_t)(int64_t)ag->updates);
+        mb_le_put64(g + 16, ag->pi.n_params);
+        mb_le_put64(g + 24, ag->q.n_params);
+        mb_le_put64(g + 32, ag->q.n_params);
+        mb_le_put64(g + 40, ag->v.n_params);
+        enc__add(e, f, SNAP__AGNT_FIXED);
+        enc__add(e, ag->pi.params, ag->pi.n_params * sizeof(float));
+        enc__add(e, ag->q.params, ag->q.n_params * sizeof(float));
+        enc__add(e, ag->q.target, ag->q.n_params * sizeof(float));
+        enc__add(e, ag->v.params, ag->v.n_params * sizeof(float));
+        const mb_adam *opts[4] = {&ag->opt_pi, &ag->opt_q, &ag->opt_v, &ag->opt_alpha};
+        for (int k = 0; k < 4; k++) {
+            unsigned char *a = enc__local(e, SNAP__ADAM_FIXED);
+            mb_le_putf32(a, opts[k]->lr);
+            mb_le_putf32(a + 4, opts[k]->beta1);
+            mb_le_putf32(a + 8, opts[k]->beta2);
+            mb_le_putf32(a + 12, opts[k]->eps);
+            mb_le_put64(a + 16, (uint64_t)(int64_t)opts[k]->t);
+            mb_le_put64(a + 24, opts[k]->n);
+            enc__add(e, a, SNAP__ADAM_FIXED);
+            enc__add(e, opts[k]->m, opts[k]->n * sizeof(float));
+            enc__add(e, opts[k]->v, opts[k]->n * sizeof(float));
+        }
         enc__sec_end(e, s, sh);
         sections++;
     }
@@ -609,6 +664,94 @@ static mb_status snap__buff(snap__in *d, uint64_t len, uint64_t sec_off, const m
     return MB_OK;
 }
 
+/* One ADAM-layout record of n floats into a (initialised for n). */
+static mb_status snap__adam_rec(snap__in *d, mb_adam *a, uint64_t n, char *err, size_t err_sz) {
+    unsigned char f[SNAP__ADAM_FIXED];
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    float lr = mb_le_getf32(f), b1 = mb_le_getf32(f + 4), b2 = mb_le_getf32(f + 8), eps = mb_le_getf32(f + 12);
+    int64_t t = (int64_t)mb_le_get64(f + 16);
+    if (!(lr > 0 && isfinite(lr)) || !(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1) || !(eps >= 0 && isfinite(eps)) ||
+        t < 0 || mb_le_get64(f + 24) != n)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: policy optimiser settings invalid", d->what);
+    a->lr = lr;
+    a->beta1 = b1;
+    a->beta2 = b2;
+    a->eps = eps;
+    a->t = (long)t;
+    if ((st = snap__read(d, a->m, n * 4, err, err_sz)) != MB_OK) return st;
+    return snap__read(d, a->v, n * 4, err, err_sz);
+}
+
+static mb_status snap__agnt(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char f[SNAP__AGNT_FIXED];
+    if (len < SNAP__AGNT_FIXED) return snap__corrupt_len(d, SNAP__AGNT, sec_off, len, SNAP__AGNT_FIXED, err, err_sz);
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    mb_agent_spec sp;
+    mb_agent_spec_default(&sp);
+    sp.obs_dim = (int32_t)mb_le_get32(f);
+    sp.act_dim = (int32_t)mb_le_get32(f + 4);
+    sp.n_hidden = (int32_t)mb_le_get32(f + 8);
+    for (int l = 0; l < MB_MAX_LAYERS; l++) sp.hidden[l] = (int32_t)mb_le_get32(f + 12 + 4 * l);
+    uint32_t act = mb_le_get32(f + 44);
+    if (act > (uint32_t)MB_ACT_TANH)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: policy activation %u unknown", d->what, act);
+    sp.activation = (mb_activation)act;
+    for (int j = 0; j < MB_MAX_ACT_DIM; j++) {
+        sp.act_low[j] = mb_le_getf32(f + 48 + 4 * j);
+        sp.act_high[j] = mb_le_getf32(f + 48 + 4 * MB_MAX_ACT_DIM + 4 * j);
+    }
+    const unsigned char *g = f + 48 + 8 * MB_MAX_ACT_DIM;
+    char e2[256];
+    if (mb_agent_spec_check(&sp, e2, sizeof e2) != MB_OK)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: policy spec invalid: %s", d->what, e2);
+    float log_alpha = mb_le_getf32(g);
+    int64_t updates = (int64_t)mb_le_get64(g + 8);
+    uint64_t np = mb_le_get64(g + 16), nq = mb_le_get64(g + 24), nt = mb_le_get64(g + 32), nv = mb_le_get64(g + 40);
+    if (!isfinite(log_alpha) || updates < 0)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: policy entropy coefficient or update count invalid", d->what);
+    mb_policy_spec ps;
+    mb_qnet_spec qs;
+    mb_vnet_spec vs;
+    mb_mlp_spec m;
+    mb_agent_policy_spec(&sp, &ps);
+    mb_agent_qnet_spec(&sp, &qs);
+    mb_agent_vnet_spec(&sp, &vs);
+    mb_policy_mlp_spec(&ps, &m);
+    uint64_t want_p = mb_mlp_size(&m);
+    mb_qnet_mlp_spec(&qs, &m);
+    uint64_t want_q = 2 * (uint64_t)mb_mlp_size(&m);
+    mb_vnet_mlp_spec(&vs, &m);
+    uint64_t want_v = mb_mlp_size(&m);
+    if (np != want_p || nq != want_q || nt != want_q || nv != want_v)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: policy network sizes differ from its spec", d->what);
+    uint64_t floats = np + 2 * nq + nv, opt_floats = 2 * (np + nq + nv + 1);
+    uint64_t want = SNAP__AGNT_FIXED + 4 * floats + 4 * SNAP__ADAM_FIXED + 4 * opt_floats;
+    if (len != want) return snap__corrupt_len(d, SNAP__AGNT, sec_off, len, want, err, err_sz);
+    st = snap__alloc_ok(d, o, used, 4 * (floats + opt_floats), "policy agent", err, err_sz);
+    if (st != MB_OK) return st;
+    mb_sac_cfg cfg;
+    mb_sac_cfg_default(&cfg);
+    st = mb_sac_init(&out->agent, &sp, &cfg, 0, err, err_sz);
+    if (st != MB_OK) return st;
+    out->has_agent = 1;
+    mb_sac *a = &out->agent;
+    a->log_alpha = log_alpha;
+    a->updates = (long)updates;
+    a->last.alpha = expf(log_alpha);
+    if ((st = snap__read(d, a->pi.params, np * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, a->q.params, nq * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, a->q.target, nt * 4, err, err_sz)) != MB_OK ||
+        (st = snap__read(d, a->v.params, nv * 4, err, err_sz)) != MB_OK ||
+        (st = snap__adam_rec(d, &a->opt_pi, np, err, err_sz)) != MB_OK ||
+        (st = snap__adam_rec(d, &a->opt_q, nq, err, err_sz)) != MB_OK ||
+        (st = snap__adam_rec(d, &a->opt_v, nv, err, err_sz)) != MB_OK)
+        return st;
+    return snap__adam_rec(d, &a->opt_alpha, 1, err, err_sz);
+}
+
 mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapshot_opts *opts,
                              mb_snapshot *out, char *err, size_t err_sz) {
     mb_snapshot_opts o = {0};
@@ -634,13 +777,13 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         goto fail;
     }
     uint32_t flags = mb_le_get32(h + 12);
-    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF | SNAP__F_VERS)) {
+    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF | SNAP__F_VERS | SNAP__F_AGNT)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header has unknown flags 0x%x", flags);
         goto fail;
     }
     out->log_seq = mb_le_get64(h + 16);
     /* Sections in their fixed order; `next` is the lowest order allowed. */
-    static const uint32_t order[] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__BUFF, SNAP__VERS, SNAP__END};
+    static const uint32_t order[] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__AGNT, SNAP__BUFF, SNAP__VERS, SNAP__END};
     const int n_order = (int)(sizeof order / sizeof order[0]);
     int next = 0, sections = 0;
     uint32_t seen = 0;
@@ -690,6 +833,10 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
             st = snap__vers(&d, len, sec_off, &o, &used, out, err, err_sz);
             seen |= SNAP__F_VERS;
             break;
+        case SNAP__AGNT:
+            st = snap__agnt(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_AGNT;
+            break;
         case SNAP__END: {
             unsigned char f[12];
             if (len != 12) {
@@ -731,6 +878,7 @@ void mb_snapshot_free(mb_snapshot *s) {
         mb_ensemble_free(&s->kept[i].ens);
     }
     free(s->kept);
+    if (s->has_agent) mb_sac_free(&s->agent);
     memset(s, 0, sizeof *s);
 }
 

@@ -7,6 +7,10 @@
  *           in this order: META (opaque blob, e.g. the server's model JSON),
  *           ENSM (spec, parameters, normaliser, elites, holdout losses; optional),
  *           ADAM (lr, betas, eps, t, m, v; optional),
+ *           AGNT (the policy agent: its spec, the policy, twin critics, their
+ *                 targets, the value network, the entropy coefficient, update
+ *                 count and the four optimisers' state; optional, absent in
+ *                 files written before policies, which still load),
  *           BUFF (ring fields incl. head, total, holdout seed, then the held
  *                 rows oldest first; optional),
  *           VERS (kept older versions; optional, header flag 8: u32 count,
@@ -42,6 +46,7 @@
 
 #include "learn/buffer.h"
 #include "base/common.h"
+#include "learn/sac.h"
 #include "nn/ensemble.h"
 
 #define MB_SNAPSHOT_VERSION 1
@@ -77,6 +82,7 @@ typedef struct {
     uint64_t log_seq;
     const mb_snapshot_kept_src *kept; /* (n_kept) kept older versions, may be NULL */
     int n_kept;                       /* 0..MB_SNAPSHOT_MAX_KEPT; 0 leaves VERS out */
+    const mb_sac *agent; /* the policy agent, or NULL (section left out) */
 } mb_snapshot_src;
 
 /* What was read; every member owned (mb_snapshot_free). */
@@ -85,13 +91,14 @@ typedef struct {
     uint64_t log_seq;
     char *meta;       /* (meta_len) bytes + a NUL, never NULL after a successful decode */
     size_t meta_len;
-    int has_ensemble, has_adam, has_buffer;
+    int has_ensemble, has_adam, has_buffer, has_agent;
     int buffer_skipped; /* the file had a buffer that opts.skip_buffer left out */
     mb_ensemble ens;
     mb_adam adam;
     mb_buffer buf;
     int n_kept;             /* kept older versions (VERS), 0 when absent */
     mb_snapshot_kept *kept; /* (n_kept), owned; oldest first as written */
+    mb_sac agent;
 } mb_snapshot;
 void mb_snapshot_free(mb_snapshot *s);
 

@@ -566,6 +566,64 @@ START_TEST(test_discrete_and_planner_extras) {
 }
 END_TEST
 
+/* Policies (issue 13): mbrl_policy_train (wait, and start + mbrl_train_wait),
+ * mbrl_act with method "policy" (deterministic and explore), 409 before. */
+START_TEST(test_policy_train_and_act) {
+    mbrl_client *c = client();
+    mbrl_error e;
+    mbrl_model_spec s;
+    small_spec(&s, "m-pol");
+    s.extra_json = "{\"policy\": {\"hidden\": [16, 16], \"rollouts\": 20, \"retain_steps\": 5, \"batch_size\": 16}}";
+    ck_assert_msg(mbrl_model_create(c, &s, &e) == MBRL_OK, "create: %s", e.message);
+    static rows_t r;
+    make_rows(&r, 0.5f);
+    mbrl_batch b = batch_of(&r, NR);
+    long acc, size;
+    ck_assert_int_eq(mbrl_transitions_post(c, "m-pol", &b, &acc, &size, &e), MBRL_OK);
+    float obs[2] = {0.5f, 0};
+    mbrl_act_result a;
+    mbrl_act_opts po = {.method = "policy"};
+    ck_assert_int_eq(mbrl_act(c, "m-pol", obs, 2, &po, &a, &e), MBRL_EHTTP);
+    ck_assert_int_eq(e.http_status, 409);
+    ck_assert_str_eq(e.code, "failed_precondition");
+    mbrl_job job;
+    mbrl_policy_opts pt = {.steps = 2};
+    ck_assert_int_eq(mbrl_policy_train(c, "m-pol", &pt, &job, &e), MBRL_EHTTP); /* model untrained */
+    ck_assert_int_eq(e.http_status, 409);
+    mbrl_train_opts to = {.max_epochs = 2, .patience = 0};
+    ck_assert_int_eq(mbrl_train(c, "m-pol", &to, &job, &e), MBRL_OK);
+    mbrl_job_free(&job);
+    ck_assert_msg(mbrl_policy_train(c, "m-pol", &pt, &job, &e) == MBRL_OK, "policy train: %s", e.message);
+    ck_assert_str_eq(job.state, "done");
+    ck_assert_int_eq(job.version, 1);
+    mbrl_job_free(&job);
+    mbrl_policy_opts pb = {.algorithm = "bptt", .steps = 2};
+    ck_assert_int_eq(mbrl_policy_train_start(c, "m-pol", &pb, &job, &e), MBRL_OK);
+    char id[64];
+    snprintf(id, sizeof id, "%s", job.id);
+    mbrl_job_free(&job);
+    ck_assert_int_eq(mbrl_train_wait(c, "m-pol", id, 20, 120000, &job, &e), MBRL_OK);
+    ck_assert_str_eq(job.state, "done");
+    ck_assert_int_eq(job.version, 2);
+    mbrl_job_free(&job);
+    ck_assert_msg(mbrl_act(c, "m-pol", obs, 2, &po, &a, &e) == MBRL_OK, "act: %s", e.message);
+    ck_assert_str_eq(a.source, "policy");
+    ck_assert_int_eq(a.policy_version, 2);
+    ck_assert(a.action[0] >= -1 && a.action[0] <= 1);
+    float det = a.action[0];
+    po.explore = 1;
+    int differs = 0;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(mbrl_act(c, "m-pol", obs, 2, &po, &a, &e), MBRL_OK);
+        differs |= a.action[0] != det;
+    }
+    ck_assert(differs);
+    mbrl_policy_opts bad = {.algorithm = "ppo"};
+    ck_assert_int_eq(mbrl_policy_train(c, "m-pol", &bad, &job, &e), MBRL_EINVAL);
+    mbrl_client_free(c);
+}
+END_TEST
+
 /* Export / import (issue 5's endpoints): a model moved under a new name
  * keeps its data; a daemon without them answers a clean 404/405. */
 START_TEST(test_export_import) {
@@ -873,6 +931,7 @@ int main(void) {
     tcase_add_test(tc, test_transitions_batched_and_idempotent);
     tcase_add_test(tc, test_train_act_predict);
     tcase_add_test(tc, test_discrete_and_planner_extras);
+    tcase_add_test(tc, test_policy_train_and_act);
     tcase_add_test(tc, test_export_import);
     tcase_add_test(tc, test_versions);
     tcase_add_test(tc, test_transport_errors);

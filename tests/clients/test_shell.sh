@@ -130,6 +130,24 @@ jqtrue "gains and plan answered" '(.gains | length) == 1 and (.nominal_obs | len
 expect "act --planner not JSON: exit 2" 2 $mbrl act sh1 '[0.5, 0]' --planner '{'
 expect "act bad obs: exit 1" 1 $mbrl act sh1 '[0.5]'
 has "act error names obs" "$tmp/err" "obs"
+# policies (issue 13): sh1 has none (409, exit 1); shp has one
+expect "policy-train without a policy: exit 1" 1 $mbrl policy-train sh1 --wait
+expect "act --policy without a policy: exit 1" 1 $mbrl act sh1 '[0.5, 0]' --policy
+expect "policy-train bad algorithm: exit 2" 2 $mbrl policy-train sh1 --algorithm ppo
+expect "policy-train bad steps: exit 2" 2 $mbrl policy-train sh1 --steps x
+expect "create with a policy" 0 $mbrl create "$(printf '%s' "$spec" | jq -c '.name = "shp" | .policy = {hidden: [16, 16], rollouts: 20, retain_steps: 5, batch_size: 16}')"
+expect "post to shp" 0 $mbrl --raw post shp "$rows"
+expect "train shp" 0 $mbrl --raw train shp --epochs 2 --wait
+expect "policy-train --wait" 0 $mbrl --raw policy-train shp --steps 2 --wait
+jqtrue "policy-train answers the finished policy job" '.kind == "policy" and .state == "done" and .policy_version == 1'
+expect "policy-train (202) --algorithm bptt --time-budget" 0 $mbrl --raw policy-train shp --algorithm bptt --time-budget 0.2
+jqtrue "policy-train answers a job id" '.job | type == "string"'
+expect "wait for the policy job" 0 $mbrl --raw wait shp "$(jq -r .job "$tmp/out")" --poll 0.05
+expect "act --policy" 0 $mbrl --raw act shp '[0.5, 0]' --policy
+jqtrue "the policy answers" '.source == "policy" and .policy_version == 2 and .explore == false'
+expect "act --policy --explore" 0 $mbrl --raw act shp '[0.5, 0]' --policy --explore
+jqtrue "a sample" '.source == "policy" and .explore == true'
+expect "delete shp" 0 $mbrl delete shp
 expect "predict" 0 $mbrl --raw predict sh1 '[0.5, 0]' '[[1], [0], [-1]]'
 jqtrue "predict 3 steps" '(.mean | length) == 3 and (.std | length) == 3'
 # versions: two published (the two jobs above), a pin, a promote, the newest as a file

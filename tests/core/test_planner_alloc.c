@@ -233,6 +233,9 @@ START_TEST(test_no_allocation_issue14_methods) {
                 no_alloc_case(&cfg, d ? &dknown : &dens, obs, pool, d ? "discrete known" : "discrete ensemble");
             }
     mb_pool_free(pool);
+    mb_ensemble_free(&e);
+}
+END_TEST
 #endif
 
 int main(void) {

@@ -509,6 +509,81 @@ START_TEST(test_directory_keep_two_and_fallback) {
 }
 END_TEST
 
+/* The policy agent section (AGNT): a trained agent round-trips bit for
+ * bit (networks, targets, entropy coefficient, update count, all four
+ * optimisers); a file without it (every file written before policies)
+ * loads with has_agent 0; damage inside it is corrupt; the allocation cap
+ * counts it. */
+START_TEST(test_agent_section) {
+    model m;
+    model_init(&m, 100, 40);
+    mb_agent_spec sp;
+    mb_agent_spec_default(&sp);
+    sp.obs_dim = 4;
+    sp.act_dim = 2;
+    sp.hidden[0] = 9;
+    sp.hidden[1] = 7;
+    sp.act_low[1] = -3;
+    sp.act_high[1] = 0.5f;
+    mb_sac_cfg cfg;
+    mb_sac_cfg_default(&cfg);
+    cfg.batch_size = 8;
+    mb_sac ag;
+    char err[256];
+    ck_assert_int_eq(mb_sac_init(&ag, &sp, &cfg, 9, err, sizeof err), MB_OK);
+    mb_sac_ws *ws = mb_sac_ws_new(&ag, &cfg, 1);
+    mb_sac_batch *b = mb_sac_ws_batch(ws);
+    mb_rng r;
+    mb_rng_seed(&r, 4);
+    for (int u = 0; u < 3; u++) {
+        mb_rng_fill_normal(&r, b->obs, 8 * 4, 0, 1);
+        mb_rng_fill_normal(&r, b->next_obs, 8 * 4, 0, 1);
+        mb_rng_fill_uniform(&r, b->act, 8 * 2, -1, 0.5f);
+        mb_rng_fill_normal(&r, b->rew, 8, 0, 1);
+        for (int i = 0; i < 8; i++) b->done[i] = (float)(i % 3 == 0);
+        ck_assert_int_eq(mb_sac_update(&ag, &cfg, ws, &r, NULL, NULL, err, sizeof err), MB_OK);
+    }
+    mb_sac_ws_free(ws);
+    mb_snapshot_src src = model_src(&m, 1);
+    src.agent = &ag;
+    void *data;
+    size_t n;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_OK);
+    mb_snapshot out;
+    ck_assert_msg(mb_snapshot_decode_mem(data, n, NULL, &out, err, sizeof err) == MB_OK, "%s", err);
+    ck_assert(out.has_agent && out.has_ensemble && out.has_buffer);
+    const mb_sac *a = &out.agent;
+    ck_assert_int_eq(memcmp(&a->spec, &ag.spec, sizeof ag.spec), 0);
+    ck_assert_int_eq(memcmp(a->pi.params, ag.pi.params, ag.pi.n_params * 4), 0);
+    ck_assert_int_eq(memcmp(a->q.params, ag.q.params, ag.q.n_params * 4), 0);
+    ck_assert_int_eq(memcmp(a->q.target, ag.q.target, ag.q.n_params * 4), 0);
+    ck_assert_int_eq(memcmp(a->v.params, ag.v.params, ag.v.n_params * 4), 0);
+    ck_assert(a->log_alpha == ag.log_alpha);
+    ck_assert_int_eq(a->updates, 3);
+    check_same_adam(&a->opt_pi, &ag.opt_pi);
+    check_same_adam(&a->opt_q, &ag.opt_q);
+    check_same_adam(&a->opt_v, &ag.opt_v);
+    check_same_adam(&a->opt_alpha, &ag.opt_alpha);
+    mb_snapshot_free(&out);
+    unsigned char *bytes = data;
+    size_t mid = n / 2;
+    bytes[mid] ^= 0x40;
+    ck_assert_int_eq(mb_snapshot_decode_mem(data, n, NULL, &out, err, sizeof err), MB_ECORRUPT);
+    bytes[mid] ^= 0x40;
+    mb_snapshot_opts o = {.max_alloc = 1000};
+    ck_assert_int_eq(mb_snapshot_decode_mem(data, n, &o, &out, err, sizeof err), MB_ERANGE);
+    free(data);
+    src.agent = NULL;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_OK);
+    ck_assert_int_eq(mb_snapshot_decode_mem(data, n, NULL, &out, err, sizeof err), MB_OK);
+    ck_assert_int_eq(out.has_agent, 0);
+    mb_snapshot_free(&out);
+    free(data);
+    mb_sac_free(&ag);
+    model_free(&m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("snapshot");
     TCase *tc = tcase_create("snapshot");
@@ -523,6 +598,7 @@ int main(void) {
     tcase_add_test(tc, test_every_flipped_byte_is_corrupt);
     tcase_add_test(tc, test_trailing_bytes_version_and_cap);
     tcase_add_test(tc, test_directory_keep_two_and_fallback);
+    tcase_add_test(tc, test_agent_section);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

@@ -103,6 +103,7 @@ static const struct {
     {"POST", "/v1/models/{m}/transitions", SRV_SCOPE_WRITE, "/v1/models/nosuch/transitions",
      "{\"transitions\": []}"},
     {"POST", "/v1/models/{m}/train", SRV_SCOPE_WRITE, "/v1/models/nosuch/train", "{}"},
+    {"POST", "/v1/models/{m}/policy/train", SRV_SCOPE_WRITE, "/v1/models/nosuch/policy/train", "{}"},
     {"GET", "/v1/models/{m}/jobs/{id}", SRV_SCOPE_READ, "/v1/models/nosuch/jobs/j1", NULL},
     {"DELETE", "/v1/models/{m}/jobs/{id}", SRV_SCOPE_WRITE, "/v1/models/nosuch/jobs/j1", NULL},
     {"POST", "/v1/models/{m}/act", SRV_SCOPE_ACT, "/v1/models/nosuch/act", "{\"obs\": [0, 0, 0]}"},

@@ -884,6 +884,7 @@ static void job__fill(mbrl_job *job, cJSON *j) {
     if (isnan(job->train_loss)) job->train_loss = jlast__(hist, "train_loss");
     if (isnan(job->holdout_loss)) job->holdout_loss = jlast__(hist, "holdout_loss");
     job->version = jlong__(j, "version", jlong__(res, "version", 0));
+    if (!job->version) job->version = jlong__(j, "policy_version", 0); /* a policy job */
     s = jstr__(j, "message");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     if (!s && cJSON_IsString(e)) s = e->valuestring;
@@ -925,6 +926,46 @@ mbrl_status mbrl_train_start(mbrl_client *c, const char *model, const mbrl_train
 mbrl_status mbrl_train(mbrl_client *c, const char *model, const mbrl_train_opts *o, mbrl_job *job,
                        mbrl_error *err) {
     return train__impl(c, model, o, 1, job, err);
+}
+
+static mbrl_status policy__impl(mbrl_client *c, const char *model, const mbrl_policy_opts *o, int wait,
+                                mbrl_job *job, mbrl_error *err) {
+    err__clear(err);
+    if (!c || !job) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "client and job are required");
+    memset(job, 0, sizeof *job);
+    if (o && o->algorithm && strcmp(o->algorithm, "mbpo") && strcmp(o->algorithm, "distill") &&
+        strcmp(o->algorithm, "bptt"))
+        return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "algorithm must be mbpo, distill or bptt");
+    if (o && (o->steps < 0 || !(o->time_budget >= 0) || !isfinite(o->time_budget)))
+        return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "steps and time_budget must be >= 0");
+    char path[128];
+    mbrl_status s = path__(path, sizeof path, model, "/policy/train", err);
+    if (s != MBRL_OK) return s;
+    char body[200];
+    int k = snprintf(body, sizeof body, "{\"wait\":%s", wait ? "true" : "false");
+    if (o && o->steps > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"steps\":%ld", o->steps);
+    if (o && o->time_budget > 0)
+        k += snprintf(body + k, sizeof body - (size_t)k, ",\"time_budget\":%.9g", o->time_budget);
+    if (o && o->algorithm) k += snprintf(body + k, sizeof body - (size_t)k, ",\"algorithm\":\"%s\"", o->algorithm);
+    snprintf(body + k, sizeof body - (size_t)k, "}");
+    long status;
+    s = http__do(c, "POST", path, body, strlen(body), wait ? 24L * 3600 * 1000 : 0, &status, err);
+    if (s != MBRL_OK) return s;
+    cJSON *j = NULL;
+    if ((s = parse__(c, &j, err)) != MBRL_OK) return s;
+    job__fill(job, j);
+    if (!job->id[0]) return fail__(err, MBRL_EPROTO, status, "bad_answer", "policy/train answer has no job id");
+    return MBRL_OK;
+}
+
+mbrl_status mbrl_policy_train_start(mbrl_client *c, const char *model, const mbrl_policy_opts *o,
+                                    mbrl_job *job, mbrl_error *err) {
+    return policy__impl(c, model, o, 0, job, err);
+}
+
+mbrl_status mbrl_policy_train(mbrl_client *c, const char *model, const mbrl_policy_opts *o, mbrl_job *job,
+                              mbrl_error *err) {
+    return policy__impl(c, model, o, 1, job, err);
 }
 
 mbrl_status mbrl_job_get(mbrl_client *c, const char *model, const char *job_id, mbrl_job *job,
@@ -1005,6 +1046,11 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
         if (o->version < 0) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "version %ld < 0", o->version);
         rc = buf__printf(q, ",\"version\":%ld", o->version);
     }
+    if (!rc && o && o->method) {
+        if (!name__ok(o->method)) return fail__(err, MBRL_EINVAL, 0, "invalid_argument", "bad planner method");
+        rc = buf__printf(q, ",\"planner\":{\"method\":\"%s\"}", o->method);
+        if (!rc && o->explore) rc = buf__puts(q, ",\"explore\":true");
+    }
     if (!rc && o && o->goal && o->n_goal > 0) {
         rc = buf__printf(q, ",\"goal\":[{\"term\":%d,\"target\":", o->goal_term);
         if (!rc) rc = buf__floats(q, o->goal, (size_t)o->n_goal);
@@ -1062,6 +1108,7 @@ mbrl_status mbrl_act(mbrl_client *c, const char *model, const float *obs, int ob
     const char *prec = jstr__(j, "precision");
     snprintf(out->precision, sizeof out->precision, "%s", prec ? prec : "");
     out->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated"));
+    out->policy_version = jlong__(j, "policy_version", 0);
     cJSON_Delete(j);
     return MBRL_OK;
 }

@@ -263,12 +263,30 @@ mbrl_status mbrl_train_wait(mbrl_client *c, const char *model, const char *job_i
 mbrl_status mbrl_train(mbrl_client *c, const char *model, const mbrl_train_opts *o, mbrl_job *job,
                        mbrl_error *err);
 
+/* ---- policies ----------------------------------------------------------- */
+
+/* A policy job (the model's spec must have "policy"); NULL opts = the
+ * spec's settings, sized to the data. The job's figures are in job->json
+ * ("losses"); job->version gets the policy version it published. */
+typedef struct {
+    long steps;              /* 0 = the spec's, or sized to the data */
+    double time_budget;      /* s; 0 = none (with steps 0: the budget alone) */
+    const char *algorithm;   /* "mbpo", "distill", "bptt", or NULL = the spec's */
+} mbrl_policy_opts;
+/* Starts a policy job (202); job->id gets its id. */
+mbrl_status mbrl_policy_train_start(mbrl_client *c, const char *model, const mbrl_policy_opts *o,
+                                    mbrl_job *job, mbrl_error *err);
+/* Start + wait in one request ("wait": true). Poll a started one with
+ * mbrl_train_wait (jobs share one namespace). */
+mbrl_status mbrl_policy_train(mbrl_client *c, const char *model, const mbrl_policy_opts *o, mbrl_job *job,
+                              mbrl_error *err);
+
 /* ---- acting and predicting -------------------------------------------- */
 
 typedef struct {
     float action[MBRL_MAX_ACT];
     int act_dim;
-    char source[16];          /* "planner" or "random" */
+    char source[16];          /* "planner", "random" or "policy" */
     double predicted_return, return_std;
     long version;
     double plan_ms;
@@ -277,6 +295,7 @@ typedef struct {
     int action_index;         /* discrete models: the action (act_dim is 0); -1 otherwise */
     cJSON *extras;            /* with return_plan / gains: {"plan", "gains", "nominal_obs"} as
                                * answered, owned (mbrl_act_result_free); NULL otherwise */
+    long policy_version;      /* with source "policy", else 0 */
 } mbrl_act_result;
 /* Frees out->extras (safe on a zeroed result). */
 void mbrl_act_result_free(mbrl_act_result *out);
@@ -298,6 +317,9 @@ typedef struct {
     const mbrl_planner *planner; /* per-call planner overrides, or NULL */
     int return_plan;          /* 1: the answer's "plan" into out->extras */
     int gains;                /* 1 (method ilqr): "gains" and "nominal_obs" into out->extras */
+    const char *method;       /* planner method for this call, e.g. "policy" (the model's policy
+                               * answers), or NULL = the model's planner */
+    int explore;              /* with "policy": 1 = a sample instead of the deterministic action */
 } mbrl_act_opts;
 
 /* obs: (obs_dim). Reuses the client's connection and buffers. */
