@@ -223,6 +223,9 @@ cJSON *job_render(srv_job *j) {
         cJSON_AddBoolToObject(r, "stopped_early", j->res.stopped_early);
         cJSON_AddNumberToObject(r, "n_train", (double)j->res.n_train);
         cJSON_AddNumberToObject(r, "n_holdout", (double)j->res.n_holdout);
+        cJSON_AddNumberToObject(r, "batch_size", j->res.batch_size);
+        cJSON_AddNumberToObject(r, "steps", (double)j->res.steps);
+        cJSON_AddNumberToObject(r, "min_epochs", j->res.min_epochs);
         cJSON_AddNumberToObject(r, "seconds", j->res.seconds);
         cJSON_AddItemToObject(r, "train_loss", jf_floats(j->res.train_loss, j->members));
         cJSON_AddItemToObject(r, "holdout_loss", jf_floats(j->res.holdout_loss, j->members));

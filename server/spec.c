@@ -282,8 +282,9 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
                      mb_train_cfg *c, srv_err *e) {
     if (o) {
         const char *keys[32] = {"max_epochs", "patience", "min_improvement", "batch_size", "lr",
-                                "max_holdout", "n_elites", "bootstrap", "seed"};
-        int nk = 9;
+                                "max_holdout", "n_elites", "bootstrap", "seed", "min_steps",
+                                "min_epochs"};
+        int nk = 11;
         for (int i = 0; extra && extra[i] && nk < 31; i++) keys[nk++] = extra[i];
         keys[nk] = NULL;
         if (jv_object(o, path, keys, e)) return -1;
@@ -296,8 +297,12 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
         if (r == 0) c->patience = (int)v;
         if ((r = jv_num(o, path, "min_improvement", 0, 0, 1, &d, e)) < 0) return -1;
         if (r == 0) c->min_improvement = (float)d;
-        if ((r = jv_int(o, path, "batch_size", 0, 1, 65536, &v, e)) < 0) return -1;
-        if (r == 0) c->batch_size = (int)v;
+        if ((r = jv_int(o, path, "batch_size", 0, 0, 65536, &v, e)) < 0) return -1;
+        if (r == 0) c->batch_size = (int)v; /* 0: adapts to the rows */
+        if ((r = jv_int(o, path, "min_steps", 0, 0, 100000000, &v, e)) < 0) return -1;
+        if (r == 0) c->min_steps = (int)v;
+        if ((r = jv_int(o, path, "min_epochs", 0, 0, 100000, &v, e)) < 0) return -1;
+        if (r == 0) c->min_epochs = (int)v;
         if ((r = jv_num(o, path, "lr", 0, 1e-8, 1, &d, e)) < 0) return -1;
         if (r == 0) c->lr = (float)d;
         if ((r = jv_int(o, path, "max_holdout", 0, 0, MB_MAX_BUFFER_CAPACITY, &v, e)) < 0) return -1;
@@ -476,6 +481,8 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddNumberToObject(tr, "max_holdout", (double)s->train.max_holdout);
     cJSON_AddNumberToObject(tr, "n_elites", s->train.n_elites);
     cJSON_AddBoolToObject(tr, "bootstrap", s->train.bootstrap);
+    cJSON_AddNumberToObject(tr, "min_steps", s->train.min_steps);
+    cJSON_AddNumberToObject(tr, "min_epochs", s->train.min_epochs);
     if (s->auto_train.every > 0) {
         cJSON *at = cJSON_AddObjectToObject(o, "auto_train");
         cJSON_AddNumberToObject(at, "every", s->auto_train.every);

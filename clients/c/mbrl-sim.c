@@ -36,6 +36,7 @@ typedef struct {
     int epochs, patience, batch_size;
     double lr;
     long auto_train;
+    int train_plain; /* send only the training fields given on the command line */
 } sim_args;
 
 /* Defaults chosen so that each task learns on a 2-core machine in minutes:
@@ -82,6 +83,9 @@ static void usage(FILE *f) {
             "  --members N  --hidden 200,200,200  --activation NAME\n"
             "  --epochs N   --patience N  --batch-size N  --lr X   per training round\n"
             "  --auto-train N       let the daemon retrain every N transitions instead\n"
+            "  --train-plain        send only the training fields given here (none: a bare\n"
+            "                       train request), as a plain client does; the daemon's\n"
+            "                       defaults decide the rest\n"
             "planner (per model):\n"
             "  --planner cem|random|mppi|icem  --horizon N  --population N  --elites N\n"
             "  --iterations N  --particles N  --alpha X  --propagation ts1|ts_inf|expectation|mean\n"
@@ -123,7 +127,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
-        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE
+        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE,
+        O_PLAIN
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
@@ -133,7 +138,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"model-dir", 1, 0, O_MODEL_DIR}, {"reset-noise", 1, 0, O_NOISE},
         {"members", 1, 0, O_MEMBERS}, {"hidden", 1, 0, O_HIDDEN}, {"activation", 1, 0, O_ACT},
         {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
-        {"auto-train", 1, 0, O_AUTO},
+        {"auto-train", 1, 0, O_AUTO}, {"train-plain", 0, 0, O_PLAIN},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
@@ -196,6 +201,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_PATIENCE: if (parse_int(optarg, &a->patience, "--patience") || a->patience < 0) return 2; break;
         case O_BATCH: if (parse_int(optarg, &a->batch_size, "--batch-size") || a->batch_size < 1) return 2; break;
         case O_LR: if (parse_double(optarg, &a->lr, "--lr") || a->lr <= 0) return 2; break;
+        case O_PLAIN: a->train_plain = 1; break;
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
         case O_HORIZON: if (parse_int(optarg, &a->planner.horizon, "--horizon")) return 2; break;
@@ -335,7 +341,7 @@ static int train_round(mbrl_client *c, const char *model, const sim_args *a, dou
                        long *version, double *secs) {
     mbrl_error e;
     mbrl_job job;
-    mbrl_train_opts o = {a->epochs, a->patience, a->batch_size, (float)a->lr};
+    mbrl_train_opts o = {.max_epochs = a->epochs, .patience = a->patience, .batch_size = a->batch_size, .lr = (float)a->lr};
     double t0 = now_s();
     if (mbrl_train_start(c, model, &o, &job, &e) != MBRL_OK) {
         print_error("train", &e);
@@ -405,9 +411,11 @@ int main(int argc, char **argv) {
     if (!a.planner.iterations) a.planner.iterations = td->iterations;
     if (!a.planner.particles) a.planner.particles = td->particles;
     if (!a.planner.propagation) a.planner.propagation = "ts_inf";
-    if (!a.epochs) a.epochs = td->epochs;
-    if (!a.patience) a.patience = td->patience;
-    if (!a.batch_size) a.batch_size = td->batch_size;
+    if (!a.train_plain) {
+        if (!a.epochs) a.epochs = td->epochs;
+        if (!a.patience) a.patience = td->patience;
+        if (!a.batch_size) a.batch_size = td->batch_size;
+    }
     if (!a.model) a.model = a.task;
 
     sim_env *env;

@@ -826,12 +826,14 @@ static mbrl_status train__impl(mbrl_client *c, const char *model, const mbrl_tra
     char path[128];
     mbrl_status s = path__(path, sizeof path, model, "/train", err);
     if (s != MBRL_OK) return s;
-    char body[160];
+    char body[240];
     int k = snprintf(body, sizeof body, "{\"wait\":%s", wait ? "true" : "false");
     if (o && o->max_epochs > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"max_epochs\":%d", o->max_epochs);
     if (o && o->patience) k += snprintf(body + k, sizeof body - (size_t)k, ",\"patience\":%d", o->patience > 0 ? o->patience : 0);
     if (o && o->batch_size > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"batch_size\":%d", o->batch_size);
     if (o && o->lr > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"lr\":%.9g", (double)o->lr);
+    if (o && o->min_steps) k += snprintf(body + k, sizeof body - (size_t)k, ",\"min_steps\":%d", o->min_steps > 0 ? o->min_steps : 0);
+    if (o && o->min_epochs) k += snprintf(body + k, sizeof body - (size_t)k, ",\"min_epochs\":%d", o->min_epochs > 0 ? o->min_epochs : 0);
     snprintf(body + k, sizeof body - (size_t)k, "}");
     long status;
     /* training with wait can take minutes: no request timeout for it */

@@ -218,8 +218,11 @@ mbrl_status mbrl_transitions_post_seq(mbrl_client *c, const char *model, const m
 typedef struct {
     int max_epochs;  /* 0 = default */
     int patience;    /* 0 = default, < 0 = off (sent as 0) */
-    int batch_size;  /* rows per minibatch per member, 0 = default */
+    int batch_size;  /* rows per minibatch per member, 0 = default (adapts to the rows) */
     float lr;        /* Adam step size, 0 = default */
+    /* added later (at the end: older callers still build; zero = as before) */
+    int min_steps;   /* floor under early stopping in gradient steps: 0 = default, < 0 = none */
+    int min_epochs;  /* and in passes over the data: 0 = default, < 0 = none */
 } mbrl_train_opts;
 
 typedef struct {
