@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jsonv.h"
+#include "plan/preset.h"
 
 #define SPEC_BIG 3.0e38 /* float range */
 
@@ -200,12 +201,21 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
     static const char *const keys[] = {"method", "horizon", "population", "elites", "iterations",
                                        "alpha", "particles", "propagation", "risk", "init_std",
                                        "kappa", "sigma", "beta", "noise_beta", "pop_decay",
-                                       "keep_elites", "elites_only", NULL};
+                                       "keep_elites", "elites_only", "preset", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
         char name[16];
-        int r = jv_str(o, path, "method", 0, name, sizeof name, e);
+        /* a named configuration first (core/plan/preset.h); the fields sent
+         * with it apply on top */
+        int r = jv_str(o, path, "preset", 0, name, sizeof name, e);
+        if (r < 0) return -1;
+        if (r == 0 && mb_planner_preset(name, p) != 0) {
+            jv_path(q, sizeof q, path, "preset");
+            return srv_fail(e, MB_EINVAL, q, "unknown preset '%s' (presets: %s)", name,
+                            mb_planner_preset_names());
+        }
+        r = jv_str(o, path, "method", 0, name, sizeof name, e);
         if (r < 0) return -1;
         if (r == 0) {
             mb_plan_method m;

@@ -88,6 +88,9 @@ static void usage(FILE *f) {
             "                       defaults decide the rest\n"
             "planner (per model):\n"
             "  --planner cem|random|mppi|icem  --horizon N  --population N  --elites N\n"
+            "  --preset realtime    a named planner configuration (iCEM, a plan in a few ms);\n"
+            "                       only the planner flags given here apply on top\n"
+            "  --noise-beta X       iCEM coloured-noise exponent (0.25 locomotion, 2-3 slow tasks)\n"
             "  --iterations N  --particles N  --alpha X  --propagation ts1|ts_inf|expectation|mean\n"
             "  --init-std X         first sampling std, a fraction of half the action range\n"
             "output:\n"
@@ -128,7 +131,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
         O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE,
-        O_PLAIN
+        O_PLAIN, O_PRESET, O_NBETA
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
@@ -139,6 +142,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"members", 1, 0, O_MEMBERS}, {"hidden", 1, 0, O_HIDDEN}, {"activation", 1, 0, O_ACT},
         {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
         {"auto-train", 1, 0, O_AUTO}, {"train-plain", 0, 0, O_PLAIN},
+        {"preset", 1, 0, O_PRESET}, {"noise-beta", 1, 0, O_NBETA},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
@@ -204,6 +208,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_PLAIN: a->train_plain = 1; break;
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
+        case O_PRESET: a->planner.preset = optarg; break;
+        case O_NBETA: if (parse_double(optarg, &d, "--noise-beta") || d < 0) return 2; a->planner.noise_beta = d > 0 ? (float)d : 1e-9f; break;
         case O_HORIZON: if (parse_int(optarg, &a->planner.horizon, "--horizon")) return 2; break;
         case O_POP: if (parse_int(optarg, &a->planner.population, "--population")) return 2; break;
         case O_ELITES: if (parse_int(optarg, &a->planner.elites, "--elites")) return 2; break;
@@ -404,13 +410,15 @@ int main(int argc, char **argv) {
         for (int i = 0; i < a.n_hidden; i++) a.hidden[i] = td->hidden;
     }
     if (!a.activation) a.activation = "silu";
-    if (!a.planner.method) a.planner.method = "cem";
-    if (!a.planner.horizon) a.planner.horizon = td->horizon;
-    if (!a.planner.population) a.planner.population = td->population;
-    if (!a.planner.elites) a.planner.elites = td->elites;
-    if (!a.planner.iterations) a.planner.iterations = td->iterations;
-    if (!a.planner.particles) a.planner.particles = td->particles;
-    if (!a.planner.propagation) a.planner.propagation = "ts_inf";
+    if (!a.planner.preset) { /* a preset's own values, unless given here */
+        if (!a.planner.method) a.planner.method = "cem";
+        if (!a.planner.horizon) a.planner.horizon = td->horizon;
+        if (!a.planner.population) a.planner.population = td->population;
+        if (!a.planner.elites) a.planner.elites = td->elites;
+        if (!a.planner.iterations) a.planner.iterations = td->iterations;
+        if (!a.planner.particles) a.planner.particles = td->particles;
+        if (!a.planner.propagation) a.planner.propagation = "ts_inf";
+    }
     if (!a.train_plain) {
         if (!a.epochs) a.epochs = td->epochs;
         if (!a.patience) a.patience = td->patience;
@@ -474,6 +482,31 @@ int main(int argc, char **argv) {
         if (e.http_status == 409)
             fprintf(stderr, "mbrl-sim: add --replace to start model '%s' afresh, or --model NAME\n", a.model);
         goto done;
+    }
+
+    /* What the daemon made of the planner settings (a preset's values). */
+    static char method_buf[16], prop_buf[16];
+    {
+        mbrl_model_info info;
+        if (mbrl_model_get(c, a.model, &info, &e) == MBRL_OK) {
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(info.json, "planner");
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(p, "method");
+            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "propagation");
+            if (cJSON_IsString(m)) snprintf(method_buf, sizeof method_buf, "%s", m->valuestring);
+            if (cJSON_IsString(pr)) snprintf(prop_buf, sizeof prop_buf, "%s", pr->valuestring);
+            if (method_buf[0]) a.planner.method = method_buf;
+            if (prop_buf[0]) a.planner.propagation = prop_buf;
+            const char *keys[] = {"horizon", "population", "elites", "iterations", "particles"};
+            int *dst[] = {&a.planner.horizon, &a.planner.population, &a.planner.elites,
+                          &a.planner.iterations, &a.planner.particles};
+            for (int i = 0; i < 5; i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, keys[i]);
+                if (cJSON_IsNumber(v)) *dst[i] = v->valueint;
+            }
+            mbrl_model_info_free(&info);
+        }
+        if (!a.planner.method) a.planner.method = a.planner.preset;
+        if (!a.planner.propagation) a.planner.propagation = "";
     }
 
     char csv_path[1100], pic_path[1100];

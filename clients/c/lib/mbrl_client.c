@@ -506,8 +506,9 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
     }
     const mbrl_planner *p = &s->planner;
     if (p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
-        p->alpha > 0 || p->propagation || p->init_std > 0) {
+        p->alpha > 0 || p->propagation || p->init_std > 0 || p->preset || p->noise_beta > 0) {
         cJSON *o = cJSON_AddObjectToObject(r, "planner");
+        if (p->preset) cJSON_AddStringToObject(o, "preset", p->preset);
         if (p->method) cJSON_AddStringToObject(o, "method", p->method);
         if (p->horizon) cJSON_AddNumberToObject(o, "horizon", p->horizon);
         if (p->population) cJSON_AddNumberToObject(o, "population", p->population);
@@ -517,6 +518,7 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
         if (p->particles) cJSON_AddNumberToObject(o, "particles", p->particles);
         if (p->propagation) cJSON_AddStringToObject(o, "propagation", p->propagation);
         if (p->init_std > 0) cJSON_AddNumberToObject(o, "init_std", jf_num(p->init_std));
+        if (p->noise_beta > 0) cJSON_AddNumberToObject(o, "noise_beta", jf_num(p->noise_beta));
     }
     if (s->buffer_capacity > 0) {
         cJSON *b = cJSON_AddObjectToObject(r, "buffer");

@@ -134,6 +134,9 @@ typedef struct {
     float alpha;              /* 0 = default */
     const char *propagation;  /* "ts1" "ts_inf" "expectation" "mean" */
     float init_std;           /* CEM/iCEM first sampling std, fraction of (high - low) / 2; 0 = default */
+    /* added later (at the end: older callers still build; zero = as before) */
+    const char *preset;       /* "realtime": a named configuration, the fields above on top */
+    float noise_beta;         /* iCEM coloured-noise exponent; 0 = default (white noise: send 1e-9) */
 } mbrl_planner;
 
 /* What POST /v1/models creates. Zero / NULL fields are left out, so the
