@@ -37,6 +37,7 @@ typedef struct {
     double lr;
     long auto_train;
     int train_plain; /* send only the training fields given on the command line */
+    double progress; /* seconds between progress lines when stdout is not a terminal (0: none) */
 } sim_args;
 
 /* Defaults chosen so that each task learns on a 2-core machine in minutes:
@@ -96,7 +97,10 @@ static void usage(FILE *f) {
             "output:\n"
             "  --out DIR            where the CSV and picture go (default mbrl-out)\n"
             "  --csv FILE  --picture FILE (.png or .svg)  --no-plot  --quiet\n"
-            "  --trace FILE         every step: episode, t, obs, action, reward, terminated\n",
+            "  --trace FILE         every step: episode, t, obs, action, reward, terminated\n"
+            "  --progress SECONDS   a progress line (episode, step, steps/s, ETA) this often\n"
+            "                       when stdout is not a terminal (default 60, 0 = none;\n"
+            "                       on a terminal one line updates in place)\n",
             sim_task_names());
 }
 
@@ -131,7 +135,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
         O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE,
-        O_PLAIN, O_PRESET, O_NBETA
+        O_PLAIN, O_PRESET, O_NBETA, O_PROGRESS
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
@@ -142,7 +146,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"members", 1, 0, O_MEMBERS}, {"hidden", 1, 0, O_HIDDEN}, {"activation", 1, 0, O_ACT},
         {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
         {"auto-train", 1, 0, O_AUTO}, {"train-plain", 0, 0, O_PLAIN},
-        {"preset", 1, 0, O_PRESET}, {"noise-beta", 1, 0, O_NBETA},
+        {"preset", 1, 0, O_PRESET}, {"noise-beta", 1, 0, O_NBETA}, {"progress", 1, 0, O_PROGRESS},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
@@ -159,6 +163,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
     a->random_episodes = -1;
     a->reward_mode = "declared";
     a->out_dir = "mbrl-out";
+    a->progress = 60;
     int c, v;
     double d;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -209,6 +214,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
         case O_PRESET: a->planner.preset = optarg; break;
+        case O_PROGRESS: if (parse_double(optarg, &a->progress, "--progress") || a->progress < 0) return 2; break;
         case O_NBETA: if (parse_double(optarg, &d, "--noise-beta") || d < 0) return 2; a->planner.noise_beta = d > 0 ? (float)d : 1e-9f; break;
         case O_HORIZON: if (parse_int(optarg, &a->planner.horizon, "--horizon")) return 2; break;
         case O_POP: if (parse_int(optarg, &a->planner.population, "--population")) return 2; break;
@@ -334,6 +340,49 @@ static int mkdir_p(const char *dir) {
         *p = '/';
     }
     return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Steps/s and the time left, from the steps taken so far. The rate counts
+ * everything since the first MPC step (planning, posting, training), so the
+ * ETA is for the remaining episodes at full length: an upper bound when
+ * episodes can end early. */
+typedef struct {
+    double t_mpc0;      /* when the first MPC step began (0: not yet) */
+    long mpc_steps;     /* MPC steps taken */
+    long total_left;    /* steps left in the run at full episode length */
+    double last_print;
+} sim_progress;
+
+static void fmt_secs(double s, char *out, size_t n) {
+    if (!isfinite(s) || s < 0) snprintf(out, n, "?");
+    else if (s < 120) snprintf(out, n, "%.0f s", s);
+    else if (s < 7200) snprintf(out, n, "%.0f min", s / 60);
+    else snprintf(out, n, "%.1f h", s / 3600);
+}
+
+/* One progress line: on a terminal in place (\r), else a whole line. */
+static void progress_line(sim_progress *p, int tty, int ep, int episodes, int t, int T, double ret,
+                          double plan_ms, double now) {
+    double rate = p->mpc_steps > 0 && now > p->t_mpc0 ? p->mpc_steps / (now - p->t_mpc0) : NAN;
+    char eta[32];
+    fmt_secs(isfinite(rate) && rate > 0 ? (double)p->total_left / rate : NAN, eta, sizeof eta);
+    printf("%sepisode %d/%d, step %d/%d, return %.2f, %.1f steps/s, planning %.1f ms/step, ETA %s%s",
+           tty ? "\r" : "", ep, episodes, t, T, ret, rate, plan_ms, eta, tty ? "   " : "\n");
+    fflush(stdout);
+    p->last_print = now;
+}
+
+/* The curve so far, as a picture (the CSV is flushed after every row). */
+static int draw_picture(const sim_args *a, const char *csv_path, const char *pic_path, int gp,
+                        double random_mean, const episode_row *rows, int n_rows) {
+    char title[256];
+    snprintf(title, sizeof title, "mbrld: %s, %s H=%d N=%d P=%d, ensemble %dx%dx%d, seed %ld", a->task,
+             a->planner.method, a->planner.horizon, a->planner.population, a->planner.particles,
+             a->members, a->n_hidden, a->hidden[0], a->seed);
+    return gp ? plot_gnuplot(csv_path, pic_path, title, random_mean)
+              : plot_svg(pic_path, title, rows, n_rows);
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -555,6 +604,8 @@ int main(int argc, char **argv) {
     double t_start = now_s(), holdout = NAN, random_sum = 0;
     long version = 0, buffer = 0;
     int n_rows = 0, n_mpc = 0, tty = !a.quiet && isatty(STDOUT_FILENO);
+    sim_progress prog = {0, 0, (long)a.episodes * T, now_s()};
+    double pic_random_mean = NAN;
     for (int ep = 1; ep <= a.episodes; ep++) {
         int mpc = ep > a.random_episodes;
         double ret = 0, plan_sum = 0, step_sum = 0;
@@ -594,12 +645,18 @@ int main(int argc, char **argv) {
             eb.trunc[t] = (unsigned char)(!tm && t == T - 1);
             ret += eb.rew[t];
             if (t + 1 < T) memcpy(eb.obs + (size_t)(t + 1) * od, eb.next + (size_t)t * od, sizeof(float) * (size_t)od);
-            if (tty && mpc && (t % 10 == 9)) {
-                printf("\r%-8d %-7s %5d %10.2f   (planning %.1f ms/step)", ep, "mpc", t + 1, ret, plan_sum / (t + 1));
-                fflush(stdout);
+            prog.total_left--;
+            if (mpc) {
+                if (prog.t_mpc0 == 0) prog.t_mpc0 = now_s() - step_sum * 1e-3;
+                prog.mpc_steps++;
+                double tnow = now_s();
+                if (tty ? tnow - prog.last_print >= 0.5
+                        : !a.quiet && a.progress > 0 && tnow - prog.last_print >= a.progress)
+                    progress_line(&prog, tty, ep, a.episodes, t + 1, T, ret, plan_sum / (t + 1), tnow);
             }
         }
-        if (tty && mpc) printf("\r%78s\r", "");
+        prog.total_left -= T - t; /* an episode that ended early */
+        if (tty && mpc) printf("\r%110s\r", "");
         mbrl_batch b = {od, ad, (size_t)t, eb.obs, eb.act, eb.rew, eb.next, eb.term, eb.trunc};
         long accepted = 0;
         if (mbrl_transitions_post(c, a.model, &b, &accepted, &buffer, &e) != MBRL_OK) {
@@ -649,6 +706,11 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         if (mpc) n_mpc++;
+        /* the picture as it goes, so a long run can be watched */
+        if (!a.no_plot && ep < a.episodes) {
+            if (!mpc) pic_random_mean = random_sum / ep;
+            draw_picture(&a, csv_path, pic_path, gp, pic_random_mean, rows, n_rows);
+        }
         if (mpc && isfinite(a.stop_at) && n_mpc >= a.stop_window) {
             double s = 0;
             for (int i = n_rows - a.stop_window; i < n_rows; i++) s += rows[i].ret;
@@ -662,13 +724,8 @@ int main(int argc, char **argv) {
     csv = NULL;
     if (!a.quiet) printf("\nlearning curve: %s (%.0f s in all)\n", csv_path, now_s() - t_start);
     if (!a.no_plot) {
-        char title[256];
-        snprintf(title, sizeof title, "mbrld: %s, %s H=%d N=%d P=%d, ensemble %dx%dx%d, seed %ld", a.task,
-                 a.planner.method, a.planner.horizon, a.planner.population, a.planner.particles,
-                 a.members, a.n_hidden, a.hidden[0], a.seed);
-        int ok = gp ? plot_gnuplot(csv_path, pic_path, title,
-                                   a.random_episodes ? random_sum / a.random_episodes : NAN)
-                    : plot_svg(pic_path, title, rows, n_rows);
+        int ok = draw_picture(&a, csv_path, pic_path, gp,
+                              a.random_episodes ? random_sum / a.random_episodes : NAN, rows, n_rows);
         if (ok == 0 && !a.quiet) printf("picture:        %s\n", pic_path);
         if (ok != 0) fprintf(stderr, "mbrl-sim: could not draw %s\n", pic_path);
     }

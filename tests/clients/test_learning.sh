@@ -53,6 +53,24 @@ run() {
     return $rc
 }
 
+echo "== mbrl-sim: progress lines and the curve as it goes"
+if "$sim" --url "$url" --model progress --task pendulum --episodes 2 --steps 30 --seed 1 \
+    --out "$tmp" --csv "$tmp/progress.csv" --picture "$tmp/progress.svg" --progress 0.001 >"$tmp/progress.out" 2>&1; then
+    lines=$(grep -c '^episode 2/2, step [0-9]*/30, return .* steps/s, planning .* ms/step, ETA ' "$tmp/progress.out")
+    if [ "$lines" -ge 2 ] && [ -s "$tmp/progress.svg" ] && [ "$(wc -l <"$tmp/progress.csv")" -eq 3 ]; then
+        echo "ok    mbrl-sim: $lines progress lines (episode, step, steps/s, ETA), CSV and picture written"
+        pass=$((pass + 1))
+    else
+        echo "FAIL  mbrl-sim: $lines progress lines; output:"
+        cat "$tmp/progress.out"
+        fail=$((fail + 1))
+    fi
+else
+    echo "FAIL  mbrl-sim progress run did not run"
+    cat "$tmp/progress.out"
+    fail=$((fail + 1))
+fi
+
 echo "== Pendulum-v1: mean of the last 3 episodes > -300 within 10 episodes"
 if run pendulum --task pendulum --episodes 10 --seed 1 --stop-at -300; then
     mean=$(awk -F, 'NR > 1 { r[++n] = $4 } END { if (n >= 3) printf "%.1f", (r[n] + r[n-1] + r[n-2]) / 3; else print "nan" }' "$tmp/pendulum.csv")
