@@ -25,7 +25,7 @@ int spec_name_ok(const char *name) {
 
 static int spec__ensemble(const cJSON *o, srv_model_spec *s, const srv_config *cfg, srv_err *e) {
     static const char *const keys[] = {"members", "hidden", "activation", "learn_reward",
-                                       "weight_decay", NULL};
+                                       "weight_decay", "learn_termination", NULL};
     mb_ensemble_spec *es = &s->ens;
     if (o) {
         if (jv_object(o, "ensemble", keys, e)) return -1;
@@ -48,6 +48,8 @@ static int spec__ensemble(const cJSON *o, srv_model_spec *s, const srv_config *c
         if (r == 0 && mb_activation_parse(act, &es->activation) != 0)
             return srv_fail(e, MB_EINVAL, "ensemble.activation", "must be silu, relu or tanh");
         r = jv_bool(o, "ensemble", "learn_reward", 0, &es->learn_reward, e);
+        if (r < 0) return -1;
+        r = jv_bool(o, "ensemble", "learn_termination", 0, &es->learn_termination, e);
         if (r < 0) return -1;
         r = jv_floats(o, "ensemble", "weight_decay", 0, es->n_hidden + 1, 0, 1e3, es->weight_decay,
                       NULL, e);
@@ -450,6 +452,7 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddItemToObject(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));
     cJSON_AddStringToObject(en, "activation", mb_activation_name(s->ens.activation));
     cJSON_AddBoolToObject(en, "learn_reward", s->ens.learn_reward);
+    cJSON_AddBoolToObject(en, "learn_termination", s->ens.learn_termination);
     cJSON_AddItemToObject(en, "weight_decay", jf_floats(s->ens.weight_decay, s->ens.n_hidden + 1));
     cJSON *rw = cJSON_AddObjectToObject(o, "reward");
     cJSON *terms = cJSON_AddArrayToObject(rw, "terms");

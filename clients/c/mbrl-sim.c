@@ -38,6 +38,7 @@ typedef struct {
     long auto_train;
     int train_plain; /* send only the training fields given on the command line */
     double progress; /* seconds between progress lines when stdout is not a terminal (0: none) */
+    int learn_termination;
 } sim_args;
 
 /* Defaults chosen so that each task learns on a 2-core machine in minutes:
@@ -84,6 +85,8 @@ static void usage(FILE *f) {
             "  --members N  --hidden 200,200,200  --activation NAME\n"
             "  --epochs N   --patience N  --batch-size N  --lr X   per training round\n"
             "  --auto-train N       let the daemon retrain every N transitions instead\n"
+            "  --learn-termination  the ensemble learns p(terminated | s') and the planner\n"
+            "                       ends particles with it (tasks with early termination)\n"
             "  --train-plain        send only the training fields given here (none: a bare\n"
             "                       train request), as a plain client does; the daemon's\n"
             "                       defaults decide the rest\n"
@@ -135,7 +138,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
         O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE,
-        O_PLAIN, O_PRESET, O_NBETA, O_PROGRESS
+        O_PLAIN, O_PRESET, O_NBETA, O_PROGRESS, O_LTERM
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
@@ -147,6 +150,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
         {"auto-train", 1, 0, O_AUTO}, {"train-plain", 0, 0, O_PLAIN},
         {"preset", 1, 0, O_PRESET}, {"noise-beta", 1, 0, O_NBETA}, {"progress", 1, 0, O_PROGRESS},
+        {"learn-termination", 0, 0, O_LTERM},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
@@ -211,6 +215,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_BATCH: if (parse_int(optarg, &a->batch_size, "--batch-size") || a->batch_size < 1) return 2; break;
         case O_LR: if (parse_double(optarg, &a->lr, "--lr") || a->lr <= 0) return 2; break;
         case O_PLAIN: a->train_plain = 1; break;
+        case O_LTERM: a->learn_termination = 1; break;
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
         case O_PRESET: a->planner.preset = optarg; break;
@@ -517,6 +522,7 @@ int main(int argc, char **argv) {
     spec.planner = a.planner;
     spec.seed = a.seed;
     spec.auto_train_every = a.auto_train;
+    spec.learn_termination = a.learn_termination;
     spec.auto_train_epochs = a.auto_train ? a.epochs : 0;
     spec.extra_json = a.extra;
     if (a.replace) {

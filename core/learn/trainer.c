@@ -35,6 +35,7 @@
  * allocate.
  * Not for: threads of its own, job bookkeeping, locking the buffer. */
 #include "learn/trainer.h"
+#include "learn/term_fit.h"
 
 #include <float.h>
 #include <math.h>
@@ -721,6 +722,16 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     }
     memcpy(res->holdout_loss, best_score, (size_t)M * sizeof(float));
     tr__mark_elites(e, best_score, cfg->n_elites);
+    if (e->term.params && st == MB_OK) { /* the termination head, on the same rows */
+        mb_term_fit_result tf;
+        st = mb_term_fit(e, buf, train, n_train, n_hold ? hold : train, n_hold ? n_hold : n_train,
+                         cfg->seed, &tf, err, err_sz);
+        res->term_steps = tf.steps;
+        res->term_pos = tf.n_pos;
+        res->term_loss = tf.loss;
+        res->term_acc_pos = tf.acc_pos;
+        res->term_acc_neg = tf.acc_neg;
+    }
 
 out:
     if (refit && !started) {

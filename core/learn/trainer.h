@@ -6,7 +6,8 @@
  * of every member is measured; training stops after max_epochs or when no
  * member improved by more than min_improvement (relative) for `patience`
  * epochs; each member keeps its best weights; members are ranked by holdout
- * loss and the best n_elites are marked elite.
+ * loss and the best n_elites are marked elite. With spec.learn_termination the
+ * termination head is fitted afterwards (learn/term_fit.h).
  * Not for: threads or job bookkeeping (the server runs mb_train on a job
  * thread, on a private copy of the ensemble). */
 #ifndef MB_TRAINER_H
@@ -73,6 +74,10 @@ typedef struct {
     int batch_size;      /* minibatch rows used (the adaptive choice with batch_size 0) */
     long steps;          /* gradient steps per member run */
     int min_epochs;      /* early stopping was not allowed before this epoch */
+    /* spec.learn_termination: the head's fit (learn/term_fit.h; steps 0 if none) */
+    int term_steps;
+    size_t term_pos;     /* terminated training rows */
+    float term_loss, term_acc_pos, term_acc_neg;
     float train_loss[MB_MAX_MEMBERS];   /* last epoch's mean minibatch loss per member
                                            (Gaussian NLL + bound and decay terms) */
     float holdout_loss[MB_MAX_MEMBERS]; /* holdout MSE per member of the weights kept

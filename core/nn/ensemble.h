@@ -31,6 +31,7 @@
 
 #include "base/common.h"
 #include "nn/ops.h"
+#include "nn/term_head.h"
 #include "base/pool.h"
 
 typedef struct {
@@ -43,6 +44,8 @@ typedef struct {
     /* L2 weight decay per weight matrix (n_hidden + 1 entries, head last);
      * the loss adds sum_l weight_decay[l] * 0.5 * ||W_l||^2 (biases excluded). */
     float weight_decay[MB_MAX_LAYERS + 1];
+    /* 0/1: a Bernoulli head p(terminated | s') is fitted too (nn/term_head.h) */
+    int learn_termination;
 } mb_ensemble_spec;
 
 /* Defaults: 5 members, 4 x 200 SiLU, learn_reward 1, PETS weight decays
@@ -68,6 +71,8 @@ typedef struct {
     int n_elites;              /* members used for planning, best first */
     int elites[MB_MAX_MEMBERS];
     float holdout_loss[MB_MAX_MEMBERS]; /* last holdout loss per member (0 untrained) */
+    mb_term_head term;         /* spec.learn_termination: the termination head (params
+                                  NULL otherwise); made, copied and freed with e */
 } mb_ensemble;
 
 /* Allocates and initialises: weights ~ truncated normal with std

@@ -466,12 +466,13 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
     cJSON_AddNumberToObject(r, "act_dim", s->act_dim);
     if (s->act_low) cJSON_AddItemToObject(r, "act_low", jf_floats(s->act_low, s->act_dim));
     if (s->act_high) cJSON_AddItemToObject(r, "act_high", jf_floats(s->act_high, s->act_dim));
-    if (s->members || s->n_hidden || s->activation || s->learn_reward) {
+    if (s->members || s->n_hidden || s->activation || s->learn_reward || s->learn_termination) {
         cJSON *e = cJSON_AddObjectToObject(r, "ensemble");
         if (s->members) cJSON_AddNumberToObject(e, "members", s->members);
         if (s->n_hidden) cJSON_AddItemToObject(e, "hidden", jf_ints(s->hidden, s->n_hidden));
         if (s->activation) cJSON_AddStringToObject(e, "activation", s->activation);
         cJSON_AddBoolToObject(e, "learn_reward", s->learn_reward != 0);
+        if (s->learn_termination) cJSON_AddBoolToObject(e, "learn_termination", 1);
     }
     if (s->n_terms || s->discount > 0) {
         cJSON *rw = cJSON_AddObjectToObject(r, "reward");

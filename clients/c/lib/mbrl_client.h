@@ -161,6 +161,8 @@ typedef struct {
     long auto_train_every;            /* > 0: the daemon retrains every N transitions */
     int auto_train_epochs;
     const char *extra_json;           /* object text merged in last, e.g. "{\"train\": {...}}"; or NULL */
+    /* added later (at the end: older callers still build; zero = as before) */
+    int learn_termination;            /* 1: the ensemble learns p(terminated | s') and plans with it */
 } mbrl_model_spec;
 
 /* Zeroes *s and sets seed = -1 (daemon default). */
