@@ -259,6 +259,7 @@ typedef struct {
     const char *policy;  /* "random" or "mpc" */
     int steps, terminated;
     double ret, holdout, plan_ms, step_ms, train_s, wall_s;
+    double pred_reward;  /* the planner's predicted return / horizon, mean over the steps */
     long buffer, version;
 } episode_row;
 
@@ -439,9 +440,9 @@ static int train_round(mbrl_client *c, const char *model, const sim_args *a, dou
 }
 
 static void write_csv_row(FILE *f, const episode_row *r) {
-    fprintf(f, "%d,%s,%d,%.6f,%d,%.6g,%.4f,%.4f,%.3f,%ld,%ld,%.2f\n", r->episode, r->policy, r->steps,
+    fprintf(f, "%d,%s,%d,%.6f,%d,%.6g,%.4f,%.4f,%.3f,%ld,%ld,%.2f,%.6g\n", r->episode, r->policy, r->steps,
             r->ret, r->terminated, r->holdout, r->plan_ms, r->step_ms, r->train_s, r->buffer,
-            r->version, r->wall_s);
+            r->version, r->wall_s, r->pred_reward);
     fflush(f);
 }
 
@@ -580,7 +581,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mbrl-sim: cannot write %s: %s\n", csv_path, strerror(errno));
         goto done;
     }
-    fprintf(csv, "episode,policy,steps,return,terminated,holdout_loss,plan_ms,step_ms,train_s,buffer,version,wall_s\n");
+    fprintf(csv, "episode,policy,steps,return,terminated,holdout_loss,plan_ms,step_ms,train_s,buffer,version,wall_s,"
+                 "predicted_reward\n");
     if (a.trace && !(trace = fopen(a.trace, "w"))) {
         fprintf(stderr, "mbrl-sim: cannot write %s: %s\n", a.trace, strerror(errno));
         goto done;
@@ -614,7 +616,7 @@ int main(int argc, char **argv) {
     double pic_random_mean = NAN;
     for (int ep = 1; ep <= a.episodes; ep++) {
         int mpc = ep > a.random_episodes;
-        double ret = 0, plan_sum = 0, step_sum = 0;
+        double ret = 0, plan_sum = 0, step_sum = 0, pred_sum = 0;
         int t = 0, term = 0;
         env->reset(env, &rng, eb.obs);
         for (t = 0; t < T && !term; t++) {
@@ -633,6 +635,8 @@ int main(int argc, char **argv) {
                 }
                 memcpy(u, r.action, sizeof(float) * (size_t)ad);
                 if (isfinite(r.plan_ms)) plan_sum += r.plan_ms;
+                if (isfinite(r.predicted_return) && a.planner.horizon > 0)
+                    pred_sum += r.predicted_return / a.planner.horizon;
                 if (r.version > version) version = r.version;
             } else {
                 for (int i = 0; i < ad; i++)
@@ -702,7 +706,8 @@ int main(int argc, char **argv) {
         *r = (episode_row){.episode = ep, .policy = mpc ? "mpc" : "random", .steps = t,
                            .terminated = term, .ret = ret, .holdout = holdout,
                            .plan_ms = mpc ? plan_sum / t : NAN, .step_ms = mpc ? step_sum / t : NAN,
-                           .train_s = train_s, .buffer = buffer, .version = version};
+                           .train_s = train_s, .buffer = buffer, .version = version,
+                           .pred_reward = mpc && t > 0 ? pred_sum / t : NAN};
         r->wall_s = now_s() - t_start;
         write_csv_row(csv, r);
         if (!mpc) random_sum += ret;
