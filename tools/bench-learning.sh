@@ -162,7 +162,7 @@ summary() {
             echo "set output '$out/$task.png'"
             echo "set datafile separator ','"
             echo "set title 'mbrld: $task, $(echo $files | wc -w) seeds (mean, spread, each seed)' noenhanced"
-            echo "set xlabel 'episode'; set ylabel 'return'; set grid; set key bottom right"
+            echo "set xlabel 'episode'; set ylabel 'return'; set grid; set key outside right top"
             printf "plot '%s' using 1:4:5 with filledcurves lc rgb '#cfe0f3' title 'min-max', " "$out/$task-summary.csv"
             printf "'' using 1:3 with linespoints lw 3 pt 7 lc rgb '#1f4e9c' title 'mean'"
             for f in $files; do
