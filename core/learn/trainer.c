@@ -73,7 +73,7 @@ void mb_train_cfg_default(mb_train_cfg *cfg) {
     cfg->min_epochs = TR__MIN_EPOCHS;
 }
 
-void mb_train_plan(const mb_train_cfg *cfg, size_t n_train, mb_train_plan_t *out) {
+void mb_train_plan(const mb_train_cfg *cfg, size_t n_train, mb_train_sizes *out) {
     size_t n = n_train > 0 ? n_train : 1, B;
     if (cfg->batch_size > 0) {
         B = (size_t)cfg->batch_size;
@@ -511,7 +511,7 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     mb_buffer_split(buf, train, &n_train, hold, &n_hold);
     res->n_train = n_train;
     res->n_holdout = n_hold;
-    mb_train_plan_t tp;
+    mb_train_sizes tp;
     mb_train_plan(cfg, n_train, &tp);
     const size_t B = (size_t)tp.batch_size;
     res->batch_size = tp.batch_size;

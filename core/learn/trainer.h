@@ -53,7 +53,7 @@ typedef struct {
     int batch_size;   /* rows per minibatch per member (cfg's, or the adaptive choice) */
     int steps_per_epoch;
     int min_epochs;   /* first epoch at which early stopping may stop (<= max_epochs) */
-} mb_train_plan_t;
+} mb_train_sizes;
 
 /* The adaptive rule, for cfg->batch_size 0 (else cfg's batch, capped at
  * n_train):
@@ -63,7 +63,7 @@ typedef struct {
  * once the data are large (mbrl-lib's size; nothing gains from smaller).
  * min_epochs = max(cfg->min_epochs, ceil(min_steps / steps_per_epoch)),
  * capped at max_epochs. */
-void mb_train_plan(const mb_train_cfg *cfg, size_t n_train, mb_train_plan_t *out);
+void mb_train_plan(const mb_train_cfg *cfg, size_t n_train, mb_train_sizes *out);
 
 typedef struct {
     int epochs;          /* epochs run */

@@ -178,7 +178,7 @@ START_TEST(test_adaptive_plan_hand_cases) {
         c.max_epochs = cases[i].max_epochs;
         c.batch_size = cases[i].batch;
         c.min_steps = cases[i].min_steps;
-        mb_train_plan_t p;
+        mb_train_sizes p;
         mb_train_plan(&c, cases[i].n, &p);
         ck_assert_msg(p.batch_size == cases[i].want_b && p.steps_per_epoch == cases[i].want_spe &&
                           p.min_epochs == cases[i].want_min,
@@ -212,7 +212,7 @@ START_TEST(test_floor_under_early_stopping) {
     char err[256];
     ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK,
                   "%s", err);
-    mb_train_plan_t p;
+    mb_train_sizes p;
     mb_train_plan(&cfg, res.n_train, &p);
     ck_assert_int_eq(res.batch_size, p.batch_size);
     ck_assert_int_eq(res.min_epochs, p.min_epochs);
