@@ -2,11 +2,10 @@
  * its fit (core/learn/term_fit.c): every parameter's gradient against
  * central differences of a double-precision reference of the class-weighted
  * loss, the loss against a hand count, the untrained head's p = 0.02, copies
- * with the ensemble, the snapshot round trip (TERM section; files without
- * it load as before), and a fit that finds a termination set that is not a
- * box on state entries (cos th1 + cos(th1 + th2) < 1, a height from two
- * angles) with balanced classes from rare terminations.
- * The planner ending particles with it: test_planner_term.c. */
+ * with the ensemble, and the snapshot round trip (TERM section; files
+ * without it load as before).
+ * Its fit: test_term_fit.c; the planner ending particles with it:
+ * test_planner_term.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +13,7 @@
 
 #include "check_util.h"
 #include "base/rng.h"
-#include "learn/trainer.h"
+#include "nn/ensemble.h"
 #include "nn/term_head.h"
 #include "store/snapshot.h"
 
@@ -155,64 +154,6 @@ START_TEST(test_copy_and_snapshot_round_trip) {
 }
 END_TEST
 
-static int height_ends(float a, float b) { return cosf(a) + cosf(a + b) < 1.0f; }
-
-/* States uniform in [-1.2, 1.2]^2, s' = s + 0.2 u: about one row in ten
- * terminates. After mb_train the head separates fresh states of both
- * classes away from the boundary (|height - 1| > 0.1) in > 95% of cases. */
-START_TEST(test_fit_height_from_two_angles) {
-    mb_buffer b;
-    ck_assert_int_eq(mb_buffer_init(&b, 2, 2, 4000, 0.1f, 3, NULL, 0), MB_OK);
-    mb_rng r;
-    mb_rng_seed(&r, 11);
-    int pos = 0;
-    for (int i = 0; i < 3000; i++) {
-        float s[2], u[2], ns[2], rew = 0;
-        for (int j = 0; j < 2; j++) {
-            s[j] = (float)(2.4 * mb_rng_uniform(&r) - 1.2);
-            u[j] = (float)(2 * mb_rng_uniform(&r) - 1);
-            ns[j] = s[j] + 0.2f * u[j];
-        }
-        unsigned char term = (unsigned char)height_ends(ns[0], ns[1]);
-        pos += term;
-        mb_buffer_append(&b, 1, s, u, &rew, ns, &term, NULL);
-    }
-    ck_assert_msg(pos > 100 && pos < 900, "%d terminations", pos);
-    mb_ensemble e;
-    make_ens(&e, 1);
-    mb_adam opt;
-    memset(&opt, 0, sizeof opt);
-    mb_train_cfg cfg;
-    mb_train_cfg_default(&cfg);
-    cfg.max_epochs = 5;
-    cfg.min_steps = 0;
-    mb_train_result res;
-    char err[256];
-    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK, "%s", err);
-    ck_assert_int_ge(res.term_steps, 500);
-    ck_assert_uint_gt(res.term_pos, 50);
-    ck_assert_msg(res.term_acc_pos > 0.9f && res.term_acc_neg > 0.9f, "holdout accuracy %g / %g",
-                  (double)res.term_acc_pos, (double)res.term_acc_neg);
-    int ok[2] = {0}, cnt[2] = {0};
-    for (int i = 0; i < 4000; i++) {
-        float s[2] = {(float)(2.4 * mb_rng_uniform(&r) - 1.2), (float)(2.4 * mb_rng_uniform(&r) - 1.2)};
-        float hgt = cosf(s[0]) + cosf(s[0] + s[1]);
-        if (fabsf(hgt - 1.0f) < 0.1f) continue;
-        int t = hgt < 1.0f;
-        float p = mb_term_head_prob(&e.term, e.in_mean, e.in_std, s);
-        cnt[t]++;
-        ok[t] += (p > MB_TERM_THRESHOLD) == t;
-    }
-    double acc_t = (double)ok[1] / cnt[1], acc_a = (double)ok[0] / cnt[0];
-    printf("termination head: %d terminations in 3000 rows; fresh states: %.3f of %d ending, %.3f of %d "
-           "not, right\n", pos, acc_t, cnt[1], acc_a, cnt[0]);
-    ck_assert_msg(acc_t > 0.95 && acc_a > 0.95, "accuracy %g (ending) %g (not)", acc_t, acc_a);
-    mb_adam_free(&opt);
-    mb_ensemble_free(&e);
-    mb_buffer_free(&b);
-}
-END_TEST
-
 int main(void) {
     Suite *s = suite_create("term_head");
     TCase *tc = tcase_create("term_head");
@@ -220,7 +161,6 @@ int main(void) {
     tcase_add_test(tc, test_gradient_check);
     tcase_add_test(tc, test_loss_hand_count_and_init);
     tcase_add_test(tc, test_copy_and_snapshot_round_trip);
-    tcase_add_test(tc, test_fit_height_from_two_angles);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
