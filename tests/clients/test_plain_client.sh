@@ -2,8 +2,8 @@
 # test_plain_client.sh: do the daemon's defaults learn for a client that
 # sends no training settings? The issue's plain Pendulum-v1 client, cut down
 # (build/mbrl-sim --train-plain through a real mbrld). Its own suite (and
-# time budget) beside test_learning.sh: two runs of ~1 min each on an idle
-# machine, several under load.
+# time budget) beside test_learning.sh: two runs of about a minute each on
+# an idle machine (112 s and 124 s at load 8).
 # Skipped (0 checks, said loudly) when the daemon or mbrl-sim is not built.
 # Prints "N passed, N failed" last.
 # Not for: the full-size run (tools/bench-learning.sh plain, docs/RESULTS.md).
@@ -58,21 +58,21 @@ run() {
 # {"max_epochs": 50, "patience": 5}); a smaller planner than the issue's
 # (CEM H 25, N 100, 10 elites, 3 iterations, P 5 instead of N 400, 5
 # iterations, P 20: ~1/27 of the work; the full run is in docs/RESULTS.md,
-# "Defaults that learn") and 6 episodes. Passes when the mean return of the
-# 5 planned episodes is better than -350. Measured (seed 1; episodes 2-6):
-#   these defaults, bare:  -2 -422 -406 -414 -126  (mean -274)
-#   these defaults, 50/5:  -2 -473 -412 -257 -126  (mean -254)
-#   the old defaults (batch 256, no floor), bare: -3 -1417 -522 -255 -126 (-465)
-#   the old defaults, 50/5: -1145 -1377 -1313 -372 -127 (-867): both fail.
+# "Defaults that learn") and 5 episodes. Passes when the mean return of the
+# 4 planned episodes is better than -400. Measured (seed 1; episodes 2-5):
+#   these defaults, bare:  -2 -422 -406 -414  (mean -311)
+#   these defaults, 50/5:  -2 -473 -412 -257  (mean -286)
+#   the old defaults (batch 256, no floor), bare: -3 -1417 -522 -255 (-549)
+#   the old defaults, 50/5: -1145 -1377 -1313 -372 (-1052): both fail.
 for mode in bare 50; do
     if [ $mode = bare ]; then extra=; else extra="--epochs 50 --patience 5"; fi
-    echo "== plain Pendulum-v1 client, training with $( [ $mode = bare ] && echo 'a bare {"wait": true}' || echo '{"max_epochs": 50, "patience": 5}'): 5 planned episodes better than -350"
+    echo "== plain Pendulum-v1 client, training with $( [ $mode = bare ] && echo 'a bare {"wait": true}' || echo '{"max_epochs": 50, "patience": 5}'): 4 planned episodes better than -400"
     # shellcheck disable=SC2086
     if run plain$mode --task pendulum --reward learned --hidden 200,200,200 --planner cem --horizon 25 \
-        --population 100 --elites 10 --iterations 3 --particles 5 --episodes 6 --seed 1 --train-plain $extra; then
+        --population 100 --elites 10 --iterations 3 --particles 5 --episodes 5 --seed 1 --train-plain $extra; then
         mean=$(awk -F, 'NR > 1 && $2 == "mpc" { s += $4; n++ } END { printf "%.1f", n ? s / n : -1e9 }' "$tmp/plain$mode.csv")
         rets=$(awk -F, 'NR > 1 { printf " %.0f", $4 }' "$tmp/plain$mode.csv")
-        if awk -v m="$mean" 'BEGIN { exit !(m > -350) }'; then
+        if awk -v m="$mean" 'BEGIN { exit !(m > -400) }'; then
             echo "ok    learning: plain client ($mode) mean return of the planned episodes $mean (returns$rets)"
             pass=$((pass + 1))
         else
