@@ -30,7 +30,8 @@ $(BUILD)/tests/test_sim: $(BUILD)/libmbsim.a
 $(BUILD)/tests/test_sim: LDFLAGS += $(BUILD)/libmbsim.a
 $(BUILD)/tests/test_sim: LIBS_CORE += $(LIBS_MUJOCO)
 
-# Learning curves of docs/RESULTS.md (CSV + PNG into docs/results/).
+# Learning curves of docs/RESULTS.md (CSV + PNG into docs/results/), every
+# task over several seeds; TASKS="pendulum inverted_pendulum" runs some.
 .PHONY: bench-learning
 bench-learning: $(BUILD)/mbrld $(BUILD)/mbrl-sim
-	@sh tools/run-demo.sh $(BUILD) bench-learning
+	@sh tools/bench-learning.sh --build $(BUILD) --out docs/results $(TASKS)

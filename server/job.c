@@ -321,6 +321,17 @@ cJSON *job_render(srv_job *j) {
         cJSON_AddBoolToObject(r, "stopped_early", j->res.stopped_early);
         cJSON_AddNumberToObject(r, "n_train", (double)j->res.n_train);
         cJSON_AddNumberToObject(r, "n_holdout", (double)j->res.n_holdout);
+        cJSON_AddNumberToObject(r, "batch_size", j->res.batch_size);
+        cJSON_AddNumberToObject(r, "steps", (double)j->res.steps);
+        cJSON_AddNumberToObject(r, "min_epochs", j->res.min_epochs);
+        if (j->res.term_steps) { /* ensemble.learn_termination: the head's fit */
+            cJSON *t = cJSON_AddObjectToObject(r, "termination");
+            cJSON_AddNumberToObject(t, "steps", j->res.term_steps);
+            cJSON_AddNumberToObject(t, "terminated_rows", (double)j->res.term_pos);
+            cJSON_AddNumberToObject(t, "loss", jf_num(j->res.term_loss));
+            cJSON_AddNumberToObject(t, "accuracy_terminated", jf_num(j->res.term_acc_pos));
+            cJSON_AddNumberToObject(t, "accuracy_other", jf_num(j->res.term_acc_neg));
+        }
         cJSON_AddNumberToObject(r, "seconds", j->res.seconds);
         jf_add(r, "train_loss", jf_floats(j->res.train_loss, j->members));
         jf_add(r, "holdout_loss", jf_floats(j->res.holdout_loss, j->members));

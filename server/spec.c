@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jsonv.h"
+#include "plan/preset.h"
 
 #define SPEC_BIG 3.0e38 /* float range */
 
@@ -24,7 +25,7 @@ int spec_name_ok(const char *name) {
 
 static int spec__ensemble(const cJSON *o, srv_model_spec *s, const srv_config *cfg, srv_err *e) {
     static const char *const keys[] = {"members", "hidden", "activation", "learn_reward",
-                                       "weight_decay", NULL};
+                                       "weight_decay", "learn_termination", NULL};
     mb_ensemble_spec *es = &s->ens;
     if (o) {
         if (jv_object(o, "ensemble", keys, e)) return -1;
@@ -47,6 +48,8 @@ static int spec__ensemble(const cJSON *o, srv_model_spec *s, const srv_config *c
         if (r == 0 && mb_activation_parse(act, &es->activation) != 0)
             return srv_fail(e, MB_EINVAL, "ensemble.activation", "must be silu, relu or tanh");
         r = jv_bool(o, "ensemble", "learn_reward", 0, &es->learn_reward, e);
+        if (r < 0) return -1;
+        r = jv_bool(o, "ensemble", "learn_termination", 0, &es->learn_termination, e);
         if (r < 0) return -1;
         r = jv_floats(o, "ensemble", "weight_decay", 0, es->n_hidden + 1, 0, 1e3, es->weight_decay,
                       NULL, e);
@@ -206,12 +209,23 @@ int spec_parse_planner(const cJSON *o, const char *path, const srv_model_spec *s
                                        "uct_c", "leaf_batch", "lr", "grad_steps", "grad_elites",
                                        "kl_step", "fit_reg", "tree_reuse",
                                        /* issue 13 */
-                                       "terminal_value", "policy_samples", NULL};
+                                       "terminal_value", "policy_samples",
+                                       /* issue 12 */
+                                       "preset", NULL};
     char q[128];
     if (o) {
         if (jv_object(o, path, keys, e)) return -1;
         char name[16];
-        int r = jv_str(o, path, "method", 0, name, sizeof name, e);
+        /* a named configuration first (core/plan/preset.h); the fields sent
+         * with it apply on top */
+        int r = jv_str(o, path, "preset", 0, name, sizeof name, e);
+        if (r < 0) return -1;
+        if (r == 0 && mb_planner_preset(name, p) != 0) {
+            jv_path(q, sizeof q, path, "preset");
+            return srv_fail(e, MB_EINVAL, q, "unknown preset '%s' (presets: %s)", name,
+                            mb_planner_preset_names());
+        }
+        r = jv_str(o, path, "method", 0, name, sizeof name, e);
         if (r < 0) return -1;
         if (r == 0) {
             mb_plan_method m;
@@ -351,8 +365,9 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
                      mb_train_cfg *c, srv_err *e) {
     if (o) {
         const char *keys[32] = {"max_epochs", "patience", "min_improvement", "batch_size", "lr",
-                                "max_holdout", "n_elites", "bootstrap", "seed"};
-        int nk = 9;
+                                "max_holdout", "n_elites", "bootstrap", "seed", "min_steps",
+                                "min_epochs"};
+        int nk = 11;
         for (int i = 0; extra && extra[i] && nk < 31; i++) keys[nk++] = extra[i];
         keys[nk] = NULL;
         if (jv_object(o, path, keys, e)) return -1;
@@ -365,8 +380,12 @@ int spec_parse_train(const cJSON *o, const char *path, const char *const *extra,
         if (r == 0) c->patience = (int)v;
         if ((r = jv_num(o, path, "min_improvement", 0, 0, 1, &d, e)) < 0) return -1;
         if (r == 0) c->min_improvement = (float)d;
-        if ((r = jv_int(o, path, "batch_size", 0, 1, 65536, &v, e)) < 0) return -1;
-        if (r == 0) c->batch_size = (int)v;
+        if ((r = jv_int(o, path, "batch_size", 0, 0, 65536, &v, e)) < 0) return -1;
+        if (r == 0) c->batch_size = (int)v; /* 0: adapts to the rows */
+        if ((r = jv_int(o, path, "min_steps", 0, 0, 100000000, &v, e)) < 0) return -1;
+        if (r == 0) c->min_steps = (int)v;
+        if ((r = jv_int(o, path, "min_epochs", 0, 0, 100000, &v, e)) < 0) return -1;
+        if (r == 0) c->min_epochs = (int)v;
         if ((r = jv_num(o, path, "lr", 0, 1e-8, 1, &d, e)) < 0) return -1;
         if (r == 0) c->lr = (float)d;
         if ((r = jv_int(o, path, "max_holdout", 0, 0, MB_MAX_BUFFER_CAPACITY, &v, e)) < 0) return -1;
@@ -558,6 +577,7 @@ cJSON *spec_render(const srv_model_spec *s) {
     jf_add(en, "hidden", jf_ints(s->ens.hidden, s->ens.n_hidden));
     cJSON_AddStringToObject(en, "activation", mb_activation_name(s->ens.activation));
     cJSON_AddBoolToObject(en, "learn_reward", s->ens.learn_reward);
+    cJSON_AddBoolToObject(en, "learn_termination", s->ens.learn_termination);
     jf_add(en, "weight_decay", jf_floats(s->ens.weight_decay, s->ens.n_hidden + 1));
     cJSON *rw = cJSON_AddObjectToObject(o, "reward");
     cJSON *terms = cJSON_AddArrayToObject(rw, "terms");
@@ -599,6 +619,8 @@ cJSON *spec_render(const srv_model_spec *s) {
     cJSON_AddNumberToObject(tr, "max_holdout", (double)s->train.max_holdout);
     cJSON_AddNumberToObject(tr, "n_elites", s->train.n_elites);
     cJSON_AddBoolToObject(tr, "bootstrap", s->train.bootstrap);
+    cJSON_AddNumberToObject(tr, "min_steps", s->train.min_steps);
+    cJSON_AddNumberToObject(tr, "min_epochs", s->train.min_epochs);
     if (s->auto_train.every > 0) {
         cJSON *at = cJSON_AddObjectToObject(o, "auto_train");
         cJSON_AddNumberToObject(at, "every", s->auto_train.every);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # run-demo.sh BUILD [demo|bench-learning]: what `make run` (demo, the
-# default) and `make bench-learning` do.
+# default) does; bench-learning here is the old single-seed set (`make
+# bench-learning` runs tools/bench-learning.sh).
 #
 #   demo            starts BUILD/mbrld on a temporary data directory and a free
 #                   loopback port, runs the pendulum learning loop through it

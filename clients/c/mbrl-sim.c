@@ -36,6 +36,9 @@ typedef struct {
     int epochs, patience, batch_size;
     double lr;
     long auto_train;
+    int train_plain; /* send only the training fields given on the command line */
+    double progress; /* seconds between progress lines when stdout is not a terminal (0: none) */
+    int learn_termination;
 } sim_args;
 
 /* Defaults chosen so that each task learns on a 2-core machine in minutes:
@@ -82,14 +85,25 @@ static void usage(FILE *f) {
             "  --members N  --hidden 200,200,200  --activation NAME\n"
             "  --epochs N   --patience N  --batch-size N  --lr X   per training round\n"
             "  --auto-train N       let the daemon retrain every N transitions instead\n"
+            "  --learn-termination  the ensemble learns p(terminated | s') and the planner\n"
+            "                       ends particles with it (tasks with early termination)\n"
+            "  --train-plain        send only the training fields given here (none: a bare\n"
+            "                       train request), as a plain client does; the daemon's\n"
+            "                       defaults decide the rest\n"
             "planner (per model):\n"
             "  --planner cem|random|mppi|icem  --horizon N  --population N  --elites N\n"
+            "  --preset realtime    a named planner configuration (iCEM, a plan in a few ms);\n"
+            "                       only the planner flags given here apply on top\n"
+            "  --noise-beta X       iCEM coloured-noise exponent (0.25 locomotion, 2-3 slow tasks)\n"
             "  --iterations N  --particles N  --alpha X  --propagation ts1|ts_inf|expectation|mean\n"
             "  --init-std X         first sampling std, a fraction of half the action range\n"
             "output:\n"
             "  --out DIR            where the CSV and picture go (default mbrl-out)\n"
             "  --csv FILE  --picture FILE (.png or .svg)  --no-plot  --quiet\n"
-            "  --trace FILE         every step: episode, t, obs, action, reward, terminated\n",
+            "  --trace FILE         every step: episode, t, obs, action, reward, terminated\n"
+            "  --progress SECONDS   a progress line (episode, step, steps/s, ETA) this often\n"
+            "                       when stdout is not a terminal (default 60, 0 = none;\n"
+            "                       on a terminal one line updates in place)\n",
             sim_task_names());
 }
 
@@ -123,7 +137,8 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         O_TASK = 256, O_URL, O_MODEL, O_REPLACE, O_DELETE, O_EPISODES, O_RANDOM, O_STEPS, O_SEED,
         O_STOP, O_WINDOW, O_REWARD, O_MODEL_DIR, O_NOISE, O_MEMBERS, O_HIDDEN, O_ACT, O_EPOCHS,
         O_PATIENCE, O_BATCH, O_LR, O_AUTO, O_PLANNER, O_HORIZON, O_POP, O_ELITES, O_ITERS, O_PARTICLES, O_ALPHA,
-        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE
+        O_PROP, O_INIT_STD, O_EXTRA, O_OUT, O_CSV, O_PIC, O_TRACE, O_NOPLOT, O_QUIET, O_HELP, O_TOKEN_FILE,
+        O_PLAIN, O_PRESET, O_NBETA, O_PROGRESS, O_LTERM
     };
     static const struct option opts[] = {
         {"task", 1, 0, O_TASK}, {"url", 1, 0, O_URL}, {"token-file", 1, 0, O_TOKEN_FILE}, {"model", 1, 0, O_MODEL},
@@ -133,7 +148,9 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         {"model-dir", 1, 0, O_MODEL_DIR}, {"reset-noise", 1, 0, O_NOISE},
         {"members", 1, 0, O_MEMBERS}, {"hidden", 1, 0, O_HIDDEN}, {"activation", 1, 0, O_ACT},
         {"epochs", 1, 0, O_EPOCHS}, {"patience", 1, 0, O_PATIENCE}, {"batch-size", 1, 0, O_BATCH}, {"lr", 1, 0, O_LR},
-        {"auto-train", 1, 0, O_AUTO},
+        {"auto-train", 1, 0, O_AUTO}, {"train-plain", 0, 0, O_PLAIN},
+        {"preset", 1, 0, O_PRESET}, {"noise-beta", 1, 0, O_NBETA}, {"progress", 1, 0, O_PROGRESS},
+        {"learn-termination", 0, 0, O_LTERM},
         {"planner", 1, 0, O_PLANNER}, {"horizon", 1, 0, O_HORIZON}, {"population", 1, 0, O_POP},
         {"elites", 1, 0, O_ELITES}, {"iterations", 1, 0, O_ITERS}, {"iters", 1, 0, O_ITERS},
         {"particles", 1, 0, O_PARTICLES}, {"alpha", 1, 0, O_ALPHA}, {"propagation", 1, 0, O_PROP}, {"init-std", 1, 0, O_INIT_STD},
@@ -150,6 +167,7 @@ static int parse_args(int argc, char **argv, sim_args *a) {
     a->random_episodes = -1;
     a->reward_mode = "declared";
     a->out_dir = "mbrl-out";
+    a->progress = 60;
     int c, v;
     double d;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -196,8 +214,13 @@ static int parse_args(int argc, char **argv, sim_args *a) {
         case O_PATIENCE: if (parse_int(optarg, &a->patience, "--patience") || a->patience < 0) return 2; break;
         case O_BATCH: if (parse_int(optarg, &a->batch_size, "--batch-size") || a->batch_size < 1) return 2; break;
         case O_LR: if (parse_double(optarg, &a->lr, "--lr") || a->lr <= 0) return 2; break;
+        case O_PLAIN: a->train_plain = 1; break;
+        case O_LTERM: a->learn_termination = 1; break;
         case O_AUTO: if (parse_int(optarg, &v, "--auto-train") || v < 1) return 2; a->auto_train = v; break;
         case O_PLANNER: a->planner.method = optarg; break;
+        case O_PRESET: a->planner.preset = optarg; break;
+        case O_PROGRESS: if (parse_double(optarg, &a->progress, "--progress") || a->progress < 0) return 2; break;
+        case O_NBETA: if (parse_double(optarg, &d, "--noise-beta") || d < 0) return 2; a->planner.noise_beta = d > 0 ? (float)d : 1e-9f; break;
         case O_HORIZON: if (parse_int(optarg, &a->planner.horizon, "--horizon")) return 2; break;
         case O_POP: if (parse_int(optarg, &a->planner.population, "--population")) return 2; break;
         case O_ELITES: if (parse_int(optarg, &a->planner.elites, "--elites")) return 2; break;
@@ -236,6 +259,7 @@ typedef struct {
     const char *policy;  /* "random" or "mpc" */
     int steps, terminated;
     double ret, holdout, plan_ms, step_ms, train_s, wall_s;
+    double pred_reward;  /* the planner's predicted return / horizon, mean over the steps */
     long buffer, version;
 } episode_row;
 
@@ -324,6 +348,49 @@ static int mkdir_p(const char *dir) {
     return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/* ---- progress ------------------------------------------------------------ */
+
+/* Steps/s and the time left, from the steps taken so far. The rate counts
+ * everything since the first MPC step (planning, posting, training), so the
+ * ETA is for the remaining episodes at full length: an upper bound when
+ * episodes can end early. */
+typedef struct {
+    double t_mpc0;      /* when the first MPC step began (0: not yet) */
+    long mpc_steps;     /* MPC steps taken */
+    long total_left;    /* steps left in the run at full episode length */
+    double last_print;
+} sim_progress;
+
+static void fmt_secs(double s, char *out, size_t n) {
+    if (!isfinite(s) || s < 0) snprintf(out, n, "?");
+    else if (s < 120) snprintf(out, n, "%.0f s", s);
+    else if (s < 7200) snprintf(out, n, "%.0f min", s / 60);
+    else snprintf(out, n, "%.1f h", s / 3600);
+}
+
+/* One progress line: on a terminal in place (\r), else a whole line. */
+static void progress_line(sim_progress *p, int tty, int ep, int episodes, int t, int T, double ret,
+                          double plan_ms, double now) {
+    double rate = p->mpc_steps > 0 && now > p->t_mpc0 ? p->mpc_steps / (now - p->t_mpc0) : NAN;
+    char eta[32];
+    fmt_secs(isfinite(rate) && rate > 0 ? (double)p->total_left / rate : NAN, eta, sizeof eta);
+    printf("%sepisode %d/%d, step %d/%d, return %.2f, %.1f steps/s, planning %.1f ms/step, ETA %s%s",
+           tty ? "\r" : "", ep, episodes, t, T, ret, rate, plan_ms, eta, tty ? "   " : "\n");
+    fflush(stdout);
+    p->last_print = now;
+}
+
+/* The curve so far, as a picture (the CSV is flushed after every row). */
+static int draw_picture(const sim_args *a, const char *csv_path, const char *pic_path, int gp,
+                        double random_mean, const episode_row *rows, int n_rows) {
+    char title[256];
+    snprintf(title, sizeof title, "mbrld: %s, %s H=%d N=%d P=%d, ensemble %dx%dx%d, seed %ld", a->task,
+             a->planner.method, a->planner.horizon, a->planner.population, a->planner.particles,
+             a->members, a->n_hidden, a->hidden[0], a->seed);
+    return gp ? plot_gnuplot(csv_path, pic_path, title, random_mean)
+              : plot_svg(pic_path, title, rows, n_rows);
+}
+
 /* ---- the loop ------------------------------------------------------------- */
 
 typedef struct {
@@ -335,7 +402,7 @@ static int train_round(mbrl_client *c, const char *model, const sim_args *a, dou
                        long *version, double *secs) {
     mbrl_error e;
     mbrl_job job;
-    mbrl_train_opts o = {a->epochs, a->patience, a->batch_size, (float)a->lr};
+    mbrl_train_opts o = {.max_epochs = a->epochs, .patience = a->patience, .batch_size = a->batch_size, .lr = (float)a->lr};
     double t0 = now_s();
     if (mbrl_train_start(c, model, &o, &job, &e) != MBRL_OK) {
         print_error("train", &e);
@@ -373,9 +440,9 @@ static int train_round(mbrl_client *c, const char *model, const sim_args *a, dou
 }
 
 static void write_csv_row(FILE *f, const episode_row *r) {
-    fprintf(f, "%d,%s,%d,%.6f,%d,%.6g,%.4f,%.4f,%.3f,%ld,%ld,%.2f\n", r->episode, r->policy, r->steps,
+    fprintf(f, "%d,%s,%d,%.6f,%d,%.6g,%.4f,%.4f,%.3f,%ld,%ld,%.2f,%.6g\n", r->episode, r->policy, r->steps,
             r->ret, r->terminated, r->holdout, r->plan_ms, r->step_ms, r->train_s, r->buffer,
-            r->version, r->wall_s);
+            r->version, r->wall_s, r->pred_reward);
     fflush(f);
 }
 
@@ -398,16 +465,20 @@ int main(int argc, char **argv) {
         for (int i = 0; i < a.n_hidden; i++) a.hidden[i] = td->hidden;
     }
     if (!a.activation) a.activation = "silu";
-    if (!a.planner.method) a.planner.method = "cem";
-    if (!a.planner.horizon) a.planner.horizon = td->horizon;
-    if (!a.planner.population) a.planner.population = td->population;
-    if (!a.planner.elites) a.planner.elites = td->elites;
-    if (!a.planner.iterations) a.planner.iterations = td->iterations;
-    if (!a.planner.particles) a.planner.particles = td->particles;
-    if (!a.planner.propagation) a.planner.propagation = "ts_inf";
-    if (!a.epochs) a.epochs = td->epochs;
-    if (!a.patience) a.patience = td->patience;
-    if (!a.batch_size) a.batch_size = td->batch_size;
+    if (!a.planner.preset) { /* a preset's own values, unless given here */
+        if (!a.planner.method) a.planner.method = "cem";
+        if (!a.planner.horizon) a.planner.horizon = td->horizon;
+        if (!a.planner.population) a.planner.population = td->population;
+        if (!a.planner.elites) a.planner.elites = td->elites;
+        if (!a.planner.iterations) a.planner.iterations = td->iterations;
+        if (!a.planner.particles) a.planner.particles = td->particles;
+        if (!a.planner.propagation) a.planner.propagation = "ts_inf";
+    }
+    if (!a.train_plain) {
+        if (!a.epochs) a.epochs = td->epochs;
+        if (!a.patience) a.patience = td->patience;
+        if (!a.batch_size) a.batch_size = td->batch_size;
+    }
     if (!a.model) a.model = a.task;
 
     sim_env *env;
@@ -452,6 +523,7 @@ int main(int argc, char **argv) {
     spec.planner = a.planner;
     spec.seed = a.seed;
     spec.auto_train_every = a.auto_train;
+    spec.learn_termination = a.learn_termination;
     spec.auto_train_epochs = a.auto_train ? a.epochs : 0;
     spec.extra_json = a.extra;
     if (a.replace) {
@@ -466,6 +538,31 @@ int main(int argc, char **argv) {
         if (e.http_status == 409)
             fprintf(stderr, "mbrl-sim: add --replace to start model '%s' afresh, or --model NAME\n", a.model);
         goto done;
+    }
+
+    /* What the daemon made of the planner settings (a preset's values). */
+    static char method_buf[16], prop_buf[16];
+    {
+        mbrl_model_info info;
+        if (mbrl_model_get(c, a.model, &info, &e) == MBRL_OK) {
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(info.json, "planner");
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(p, "method");
+            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(p, "propagation");
+            if (cJSON_IsString(m)) snprintf(method_buf, sizeof method_buf, "%s", m->valuestring);
+            if (cJSON_IsString(pr)) snprintf(prop_buf, sizeof prop_buf, "%s", pr->valuestring);
+            if (method_buf[0]) a.planner.method = method_buf;
+            if (prop_buf[0]) a.planner.propagation = prop_buf;
+            const char *keys[] = {"horizon", "population", "elites", "iterations", "particles"};
+            int *dst[] = {&a.planner.horizon, &a.planner.population, &a.planner.elites,
+                          &a.planner.iterations, &a.planner.particles};
+            for (int i = 0; i < 5; i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, keys[i]);
+                if (cJSON_IsNumber(v)) *dst[i] = v->valueint;
+            }
+            mbrl_model_info_free(&info);
+        }
+        if (!a.planner.method) a.planner.method = a.planner.preset;
+        if (!a.planner.propagation) a.planner.propagation = "";
     }
 
     char csv_path[1100], pic_path[1100];
@@ -484,7 +581,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "mbrl-sim: cannot write %s: %s\n", csv_path, strerror(errno));
         goto done;
     }
-    fprintf(csv, "episode,policy,steps,return,terminated,holdout_loss,plan_ms,step_ms,train_s,buffer,version,wall_s\n");
+    fprintf(csv, "episode,policy,steps,return,terminated,holdout_loss,plan_ms,step_ms,train_s,buffer,version,wall_s,"
+                 "predicted_reward\n");
     if (a.trace && !(trace = fopen(a.trace, "w"))) {
         fprintf(stderr, "mbrl-sim: cannot write %s: %s\n", a.trace, strerror(errno));
         goto done;
@@ -514,9 +612,11 @@ int main(int argc, char **argv) {
     double t_start = now_s(), holdout = NAN, random_sum = 0;
     long version = 0, buffer = 0;
     int n_rows = 0, n_mpc = 0, tty = !a.quiet && isatty(STDOUT_FILENO);
+    sim_progress prog = {0, 0, (long)a.episodes * T, now_s()};
+    double pic_random_mean = NAN;
     for (int ep = 1; ep <= a.episodes; ep++) {
         int mpc = ep > a.random_episodes;
-        double ret = 0, plan_sum = 0, step_sum = 0;
+        double ret = 0, plan_sum = 0, step_sum = 0, pred_sum = 0;
         int t = 0, term = 0;
         env->reset(env, &rng, eb.obs);
         for (t = 0; t < T && !term; t++) {
@@ -535,6 +635,8 @@ int main(int argc, char **argv) {
                 }
                 memcpy(u, r.action, sizeof(float) * (size_t)ad);
                 if (isfinite(r.plan_ms)) plan_sum += r.plan_ms;
+                if (isfinite(r.predicted_return) && a.planner.horizon > 0)
+                    pred_sum += r.predicted_return / a.planner.horizon;
                 if (r.version > version) version = r.version;
             } else {
                 for (int i = 0; i < ad; i++)
@@ -553,12 +655,18 @@ int main(int argc, char **argv) {
             eb.trunc[t] = (unsigned char)(!tm && t == T - 1);
             ret += eb.rew[t];
             if (t + 1 < T) memcpy(eb.obs + (size_t)(t + 1) * od, eb.next + (size_t)t * od, sizeof(float) * (size_t)od);
-            if (tty && mpc && (t % 10 == 9)) {
-                printf("\r%-8d %-7s %5d %10.2f   (planning %.1f ms/step)", ep, "mpc", t + 1, ret, plan_sum / (t + 1));
-                fflush(stdout);
+            prog.total_left--;
+            if (mpc) {
+                if (prog.t_mpc0 == 0) prog.t_mpc0 = now_s() - step_sum * 1e-3;
+                prog.mpc_steps++;
+                double tnow = now_s();
+                if (tty ? tnow - prog.last_print >= 0.5
+                        : !a.quiet && a.progress > 0 && tnow - prog.last_print >= a.progress)
+                    progress_line(&prog, tty, ep, a.episodes, t + 1, T, ret, plan_sum / (t + 1), tnow);
             }
         }
-        if (tty && mpc) printf("\r%78s\r", "");
+        prog.total_left -= T - t; /* an episode that ended early */
+        if (tty && mpc) printf("\r%110s\r", "");
         mbrl_batch b = {od, ad, (size_t)t, eb.obs, eb.act, eb.rew, eb.next, eb.term, eb.trunc};
         long accepted = 0;
         if (mbrl_transitions_post(c, a.model, &b, &accepted, &buffer, &e) != MBRL_OK) {
@@ -598,7 +706,8 @@ int main(int argc, char **argv) {
         *r = (episode_row){.episode = ep, .policy = mpc ? "mpc" : "random", .steps = t,
                            .terminated = term, .ret = ret, .holdout = holdout,
                            .plan_ms = mpc ? plan_sum / t : NAN, .step_ms = mpc ? step_sum / t : NAN,
-                           .train_s = train_s, .buffer = buffer, .version = version};
+                           .train_s = train_s, .buffer = buffer, .version = version,
+                           .pred_reward = mpc && t > 0 ? pred_sum / t : NAN};
         r->wall_s = now_s() - t_start;
         write_csv_row(csv, r);
         if (!mpc) random_sum += ret;
@@ -608,6 +717,11 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
         if (mpc) n_mpc++;
+        /* the picture as it goes, so a long run can be watched */
+        if (!a.no_plot && ep < a.episodes) {
+            if (!mpc) pic_random_mean = random_sum / ep;
+            draw_picture(&a, csv_path, pic_path, gp, pic_random_mean, rows, n_rows);
+        }
         if (mpc && isfinite(a.stop_at) && n_mpc >= a.stop_window) {
             double s = 0;
             for (int i = n_rows - a.stop_window; i < n_rows; i++) s += rows[i].ret;
@@ -621,13 +735,8 @@ int main(int argc, char **argv) {
     csv = NULL;
     if (!a.quiet) printf("\nlearning curve: %s (%.0f s in all)\n", csv_path, now_s() - t_start);
     if (!a.no_plot) {
-        char title[256];
-        snprintf(title, sizeof title, "mbrld: %s, %s H=%d N=%d P=%d, ensemble %dx%dx%d, seed %ld", a.task,
-                 a.planner.method, a.planner.horizon, a.planner.population, a.planner.particles,
-                 a.members, a.n_hidden, a.hidden[0], a.seed);
-        int ok = gp ? plot_gnuplot(csv_path, pic_path, title,
-                                   a.random_episodes ? random_sum / a.random_episodes : NAN)
-                    : plot_svg(pic_path, title, rows, n_rows);
+        int ok = draw_picture(&a, csv_path, pic_path, gp,
+                              a.random_episodes ? random_sum / a.random_episodes : NAN, rows, n_rows);
         if (ok == 0 && !a.quiet) printf("picture:        %s\n", pic_path);
         if (ok != 0) fprintf(stderr, "mbrl-sim: could not draw %s\n", pic_path);
     }

@@ -35,6 +35,7 @@
  * allocate.
  * Not for: threads of its own, job bookkeeping, locking the buffer. */
 #include "learn/trainer.h"
+#include "learn/term_fit.h"
 
 #include <float.h>
 #include <math.h>
@@ -49,18 +50,48 @@
 #define TR__EVAL_CHUNK 1024
 /* Rows scored when nothing is held out and max_holdout is 0. */
 #define TR__DEFAULT_TRAIN_SCORE_ROWS 10000
+/* The defaults that learn (trainer.h, mb_train_plan; the measurements that
+ * chose them are in docs/RESULTS.md, "Defaults that learn"). */
+#define TR__MIN_STEPS 1000
+#define TR__MIN_EPOCHS 5
+#define TR__MIN_BATCHES_PER_EPOCH 32.0
+#define TR__AUTO_BATCH_MIN 8
+#define TR__AUTO_BATCH_MAX 256
 
 void mb_train_cfg_default(mb_train_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->max_epochs = 100;
     cfg->patience = 5;
     cfg->min_improvement = 0.01f;
-    cfg->batch_size = 256;
+    cfg->batch_size = 0; /* adapts: mb_train_plan */
     cfg->lr = 1e-3f;
     cfg->max_holdout = 0;
     cfg->n_elites = 0; /* all members */
     cfg->bootstrap = 1;
     cfg->seed = 0;
+    cfg->min_steps = TR__MIN_STEPS;
+    cfg->min_epochs = TR__MIN_EPOCHS;
+}
+
+void mb_train_plan(const mb_train_cfg *cfg, size_t n_train, mb_train_sizes *out) {
+    size_t n = n_train > 0 ? n_train : 1, B;
+    if (cfg->batch_size > 0) {
+        B = (size_t)cfg->batch_size;
+    } else {
+        double b = (double)n / TR__MIN_BATCHES_PER_EPOCH;
+        if (cfg->min_steps > 0) {
+            double fit = (double)n * (double)cfg->max_epochs / (double)cfg->min_steps;
+            if (fit < b) b = fit;
+        }
+        B = b < TR__AUTO_BATCH_MIN ? TR__AUTO_BATCH_MIN
+            : b > TR__AUTO_BATCH_MAX ? TR__AUTO_BATCH_MAX : (size_t)b;
+    }
+    if (B > n) B = n;
+    out->batch_size = (int)B;
+    out->steps_per_epoch = (int)((n + B - 1) / B);
+    long need = cfg->min_steps > 0 ? (cfg->min_steps + out->steps_per_epoch - 1) / out->steps_per_epoch : 0;
+    if (need < cfg->min_epochs) need = cfg->min_epochs;
+    out->min_epochs = need > cfg->max_epochs ? cfg->max_epochs : (int)need;
 }
 
 mb_status mb_train_cfg_check(const mb_train_cfg *cfg, int members, char *err, size_t err_sz) {
@@ -71,8 +102,13 @@ mb_status mb_train_cfg_check(const mb_train_cfg *cfg, int members, char *err, si
     if (!(cfg->min_improvement >= 0.0f && cfg->min_improvement < 1.0f))
         return mb_fail(err, err_sz, MB_ERANGE, "min_improvement %g outside [0, 1)",
                        (double)cfg->min_improvement);
-    if (cfg->batch_size < 1 || cfg->batch_size > 65536)
-        return mb_fail(err, err_sz, MB_ERANGE, "batch_size %d outside [1, 65536]", cfg->batch_size);
+    if (cfg->batch_size < 0 || cfg->batch_size > 65536)
+        return mb_fail(err, err_sz, MB_ERANGE, "batch_size %d outside [0, 65536] (0 = adapts)",
+                       cfg->batch_size);
+    if (cfg->min_steps < 0 || cfg->min_steps > 100000000)
+        return mb_fail(err, err_sz, MB_ERANGE, "min_steps %d outside [0, 100000000]", cfg->min_steps);
+    if (cfg->min_epochs < 0 || cfg->min_epochs > 1000000)
+        return mb_fail(err, err_sz, MB_ERANGE, "min_epochs %d outside [0, 1000000]", cfg->min_epochs);
     if (!(cfg->lr > 0.0f && cfg->lr <= 1.0f))
         return mb_fail(err, err_sz, MB_ERANGE, "lr %g outside (0, 1]", (double)cfg->lr);
     if (cfg->n_elites < 0 || cfg->n_elites > members)
@@ -462,7 +498,6 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     c.n_pieces = mb_pool_size(pool);
     c.params = e->params;
     c.opt = opt;
-    const size_t B = (size_t)cfg->batch_size;
 
     float saved_in_mean[MB_MAX_OBS_DIM + MB_MAX_ACT_DIM], saved_in_std[MB_MAX_OBS_DIM + MB_MAX_ACT_DIM];
     float saved_out_mean[MB_MAX_OBS_DIM + 1], saved_out_std[MB_MAX_OBS_DIM + 1];
@@ -476,6 +511,11 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     mb_buffer_split(buf, train, &n_train, hold, &n_hold);
     res->n_train = n_train;
     res->n_holdout = n_hold;
+    mb_train_sizes tp;
+    mb_train_plan(cfg, n_train, &tp);
+    const size_t B = (size_t)tp.batch_size;
+    res->batch_size = tp.batch_size;
+    res->min_epochs = tp.min_epochs;
     if (n_train < 2) {
         st = mb_fail(err, err_sz, MB_ESTATE,
                      "train: need at least 2 training rows, have %zu (%zu rows held, %zu in holdout)",
@@ -658,7 +698,8 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
             st = mb_fail(err, err_sz, MB_ECANCELED, "train: canceled after epoch %d", epoch);
             break;
         }
-        if (cfg->patience > 0 && since_improved >= cfg->patience) {
+        res->steps += (long)n_batches;
+        if (cfg->patience > 0 && since_improved >= cfg->patience && epoch >= tp.min_epochs) {
             res->stopped_early = 1;
             break;
         }
@@ -681,6 +722,16 @@ mb_status mb_train(mb_ensemble *e, mb_adam *opt, const mb_buffer *buf, const mb_
     }
     memcpy(res->holdout_loss, best_score, (size_t)M * sizeof(float));
     tr__mark_elites(e, best_score, cfg->n_elites);
+    if (e->term.params && st == MB_OK) { /* the termination head, on the same rows */
+        mb_term_fit_result tf;
+        st = mb_term_fit(e, buf, train, n_train, n_hold ? hold : train, n_hold ? n_hold : n_train,
+                         cfg->seed, &tf, err, err_sz);
+        res->term_steps = tf.steps;
+        res->term_pos = tf.n_pos;
+        res->term_loss = tf.loss;
+        res->term_acc_pos = tf.acc_pos;
+        res->term_acc_neg = tf.acc_neg;
+    }
 
 out:
     if (refit && !started) {

@@ -133,6 +133,8 @@ mb_status mb_ensemble_spec_check(const mb_ensemble_spec *s, char *err, size_t er
                        MB_MAX_ACT_DIM, s->act_dim);
     if (s->learn_reward != 0 && s->learn_reward != 1)
         return mb_fail(err, err_sz, MB_EINVAL, "ensemble.learn_reward must be 0 or 1");
+    if (s->learn_termination != 0 && s->learn_termination != 1)
+        return mb_fail(err, err_sz, MB_EINVAL, "ensemble.learn_termination must be 0 or 1");
     if (s->n_hidden < 1 || s->n_hidden > MB_MAX_LAYERS)
         return mb_fail(err, err_sz, MB_ERANGE, "ensemble.hidden must have 1..%d layers, got %d",
                        MB_MAX_LAYERS, s->n_hidden);
@@ -256,7 +258,11 @@ mb_status mb_ensemble_init(mb_ensemble *e, const mb_ensemble_spec *spec, uint64_
     }
     e->n_elites = spec->members;
     for (int m = 0; m < spec->members; m++) e->elites[m] = m;
-    return MB_OK;
+    if (spec->learn_termination) { /* nn/term_head.h: its own parameters */
+        st = mb_term_head_init(&e->term, spec->obs_dim, seed, err, err_sz);
+        if (st != MB_OK) mb_ensemble_free(e);
+    }
+    return st;
 }
 
 static void ens__bf16_free(struct mb_ens_bf16 *c);
@@ -266,6 +272,7 @@ void mb_ensemble_free(mb_ensemble *e) {
     ens__bf16_free(atomic_load(&e->bf16));
     free(e->params);
     free(e->in_mean);
+    mb_term_head_free(&e->term);
     memset(e, 0, sizeof *e);
 }
 
@@ -282,7 +289,9 @@ mb_status mb_ensemble_copy(mb_ensemble *dst, const mb_ensemble *src, char *err, 
     dst->n_elites = src->n_elites;
     memcpy(dst->elites, src->elites, sizeof dst->elites);
     memcpy(dst->holdout_loss, src->holdout_loss, sizeof dst->holdout_loss);
-    return MB_OK;
+    if (src->term.params && (st = mb_term_head_copy(&dst->term, &src->term, err, err_sz)) != MB_OK)
+        mb_ensemble_free(dst);
+    return st;
 }
 
 /* ---- workspace ----------------------------------------------------------- */

@@ -31,6 +31,7 @@
 
 #include "base/common.h"
 #include "nn/ops.h"
+#include "nn/term_head.h"
 #include "base/pool.h"
 
 typedef struct {
@@ -43,6 +44,8 @@ typedef struct {
     /* L2 weight decay per weight matrix (n_hidden + 1 entries, head last);
      * the loss adds sum_l weight_decay[l] * 0.5 * ||W_l||^2 (biases excluded). */
     float weight_decay[MB_MAX_LAYERS + 1];
+    /* 0/1: a Bernoulli head p(terminated | s') is fitted too (nn/term_head.h) */
+    int learn_termination;
 } mb_ensemble_spec;
 
 /* Defaults: 5 members, 4 x 200 SiLU, learn_reward 1, PETS weight decays
@@ -80,6 +83,8 @@ typedef struct {
      * once per ensemble (a published version), freed with it; NULL until
      * then. Never copied by mb_ensemble_copy. */
     _Atomic(struct mb_ens_bf16 *) bf16;
+    mb_term_head term;         /* spec.learn_termination: the termination head (params
+                                  NULL otherwise); made, copied and freed with e */
 } mb_ensemble;
 
 /* Allocates and initialises: weights ~ truncated normal with std

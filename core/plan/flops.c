@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "plan/flops.h"
+#include "plan/plan_ws.h"
 
 /* Rows of one evaluation of n candidates, summed over the H steps. */
 static double flops__eval_rows(const mb_planner_cfg *cfg, int k, int n) {
@@ -30,22 +31,17 @@ double mb_plan_model_rows(const mb_planner_cfg *cfg, int k, int kept_in) {
     case MB_PLAN_MPPI:
         return (double)cfg->iterations * flops__eval_rows(cfg, k, N) + flops__eval_rows(cfg, k, 1);
     case MB_PLAN_ICEM: {
-        /* the same expressions as planner.c (plan__max_kept, plan__icem) */
+        /* the same expressions as planner.c (plan__max_kept, plan__icem):
+         * iteration 0 evaluates its samples and the shifted kept elites,
+         * later ones their samples only (the kept elites keep their scores;
+         * the mean replaces a sample) */
         const int K = cfg->elites;
-        int max_kept = (int)ceilf(cfg->keep_elites * (float)K);
+        int max_kept = (int)floor((double)cfg->keep_elites * (double)K + 1e-6);
         max_kept = max_kept < 0 ? 0 : max_kept > K ? K : max_kept;
         int kept = kept_in < 0 ? 0 : kept_in > max_kept ? max_kept : kept_in;
         double rows = 0.0;
-        for (int it = 0; it < cfg->iterations; it++) {
-            double ni = (double)N * pow((double)cfg->pop_decay, -it);
-            int n = (int)ni;
-            if (n < 2 * K) n = 2 * K;
-            if (n > N) n = N;
-            int total = n + kept + (it == cfg->iterations - 1 ? 1 : 0);
-            rows += flops__eval_rows(cfg, k, total);
-            int ne = K < total ? K : total;
-            kept = max_kept < ne ? max_kept : ne;
-        }
+        for (int it = 0; it < cfg->iterations; it++)
+            rows += flops__eval_rows(cfg, k, plan_icem_population(cfg, it) + (it == 0 ? kept : 0));
         return rows;
     }
     default:

@@ -52,6 +52,7 @@ struct mb_plan_ws {
     float *best;           /* (seq) the plan */
     float *keep;           /* (max_elites, seq) iCEM elites carried over */
     int n_keep;
+    float *keep_score;     /* (3, max_kept) their score, ret_mean, ret_std (iCEM) */
     float *score, *ret_mean, *ret_std; /* (n_cand) */
     int *order;            /* (n_cand) candidates, best first */
     /* Rollouts: row r = candidate c * P + particle p. */
@@ -165,6 +166,8 @@ void plan_fill_normal(plan_vgen *g, const mb_plan_ws *ws, float *out, size_t n);
  * ws), and one unit-variance sequence out (horizon). ws made for iCEM. */
 void plan_cn_table(mb_plan_ws *ws, float beta);
 void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out);
+/* iCEM's population in iteration it (planner.c; flops.c counts with it). */
+int plan_icem_population(const mb_planner_cfg *cfg, int it);
 
 /* Scores candidates 0..n_cand-1 of ws->cand from run->obs: fills
  * ws->score, ws->ret_mean, ws->ret_std (n_cand); adds to run->model_rows.

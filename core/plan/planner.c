@@ -157,9 +157,11 @@ const char *mb_prop_name(mb_prop p) { return (unsigned)p < 4 ? plan__prop_names[
 
 /* ---- warm-start state --------------------------------------------------- */
 
+/* iCEM's kept elites: int(keep_elites * elites), as the paper's code
+ * (the small epsilon absorbs float rounding: 0.3 * 10 is 3). */
 static int plan__max_kept(const mb_planner_cfg *cfg) {
     if (cfg->method != MB_PLAN_ICEM) return 0;
-    int k = (int)ceilf(cfg->keep_elites * (float)cfg->elites);
+    int k = (int)floor((double)cfg->keep_elites * (double)cfg->elites + 1e-6);
     return k < 0 ? 0 : k > cfg->elites ? cfg->elites : k;
 }
 
@@ -312,6 +314,7 @@ static size_t plan__carve(mb_plan_ws *ws, char *block) {
     PLAN_F(sd, seq)
     PLAN_F(best, seq)
     PLAN_F(keep, (size_t)ws->max_elites * seq)
+    PLAN_F(keep_score, 3 * (size_t)ws->max_kept)
     PLAN_F(score, (size_t)ws->n_cand)
     PLAN_F(ret_mean, (size_t)ws->n_cand)
     PLAN_F(ret_std, (size_t)ws->n_cand)
@@ -341,6 +344,7 @@ static size_t plan__carve(mb_plan_ws *ws, char *block) {
     uint8_t *B = (uint8_t *)(block + nf * sizeof(float) + ni * sizeof(int));
 #define PLAN_SET(field) ws->field = F + off_##field;
     PLAN_SET(cand) PLAN_SET(mean) PLAN_SET(var) PLAN_SET(sd) PLAN_SET(best) PLAN_SET(keep)
+    PLAN_SET(keep_score)
     PLAN_SET(score) PLAN_SET(ret_mean) PLAN_SET(ret_std) PLAN_SET(S) PLAN_SET(S2)
     PLAN_SET(act_rows) PLAN_SET(learned) PLAN_SET(rew) PLAN_SET(ret) PLAN_SET(x) PLAN_SET(mu)
     PLAN_SET(sdv) PLAN_SET(cn_cos) PLAN_SET(cn_sin) PLAN_SET(cn_g) PLAN_SET(cn_out)
@@ -667,11 +671,69 @@ void plan_cn_sample(mb_plan_ws *ws, plan_gen *g, float *out) {
     }
 }
 
-/* iCEM (Pinneri et al. 2020): coloured noise, population N_i = max(N /
- * decay^i, 2K) capped at N, a fraction of the elites kept into the next
- * iteration (and, shifted, into the next call through mb_plan_state), the
- * mean added as a candidate in the last iteration; returns the best
- * sequence seen. ws->var holds the std here. */
+/* iCEM's population in iteration it: N_0 = N, N_i = max(2K, int(N_{i-1} /
+ * decay)), capped at N (the workspace's size; only when 2K > N). This is
+ * the paper's code (martius-lab/iCEM, controllers/icem.py), which truncates
+ * at every step; the paper's formula max(N decay^-i, 2K) truncated once can
+ * be one larger. */
+int plan_icem_population(const mb_planner_cfg *cfg, int it) {
+    int N = cfg->population, K = cfg->elites, n = N;
+    for (int i = 1; i <= it; i++) {
+        n = (int)((double)n / (double)cfg->pop_decay);
+        if (n < 2 * K) n = 2 * K;
+    }
+    return n > N ? N : n;
+}
+
+/* c's sequence: ws->mean + ws->var (the std) * coloured noise, clipped to
+ * the bounds (iCEM clips; it does not truncate or resample). Every action
+ * dimension draws its own whole sequence of H steps. */
+static void plan__icem_sample(plan_run *run, plan_gen *g, float *s) {
+    mb_plan_ws *ws = run->ws;
+    int H = ws->horizon, A = ws->act_dim;
+    for (int a = 0; a < A; a++) {
+        plan_cn_sample(ws, g, ws->cn_out);
+        float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
+        for (int t = 0; t < H; t++) {
+            int j = t * A + a;
+            s[j] = plan__clip(ws->mean[j] + ws->var[j] * ws->cn_out[t], lo, hi);
+        }
+    }
+}
+
+/* The previous call's kept elites, shifted by the caller: their new last
+ * step is drawn from this call's distribution (the last step of a sampled
+ * sequence), as the paper's code does (elites_2_action_sequences). */
+static void plan__icem_shifted(plan_run *run, plan_gen *g, const float *src, float *s) {
+    mb_plan_ws *ws = run->ws;
+    int H = ws->horizon, A = ws->act_dim;
+    memcpy(s, src, (size_t)H * (size_t)A * sizeof(float));
+    for (int a = 0; a < A; a++) {
+        plan_cn_sample(ws, g, ws->cn_out);
+        float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
+        int j = (H - 1) * A + a;
+        s[j] = plan__clip(ws->mean[j] + ws->var[j] * ws->cn_out[H - 1], lo, hi);
+        for (int t = 0; t < H - 1; t++) s[t * A + a] = plan__clip(s[t * A + a], lo, hi);
+    }
+}
+
+/* iCEM as the paper's code runs it (Pinneri et al. 2020; martius-lab/iCEM,
+ * controllers/icem.py, MpcICem.get_action):
+ *   - the mean: warm, the previous plan's mean shifted by the caller, its new
+ *     last step repeating the one before (the code keeps the last action);
+ *     cold, the middle of the bounds. The std: init_std * half the range at
+ *     every call (not carried over). ws->var holds the std.
+ *   - iteration i samples plan_icem_population(i) sequences of coloured
+ *     noise (exponent noise_beta, along time, per action dimension), mean +
+ *     std * noise, clipped to the bounds;
+ *   - iteration 0 adds the previous call's kept elites, shifted, their last
+ *     step sampled (evaluated like the samples); iteration i > 0 adds the
+ *     best int(keep_elites * K) of the previous iteration's elites with the
+ *     scores they had (not evaluated again);
+ *   - the last iteration's first sample is replaced by the mean;
+ *   - the K best of all refit the mean and std (ddof 0) with momentum alpha;
+ *   - the plan is the best candidate of the last iteration (ranked among the
+ *     kept elites, so with any kept it is the best score seen). */
 static void plan__icem(plan_run *run, int warm) {
     mb_plan_ws *ws = run->ws;
     const mb_planner_cfg *cfg = run->cfg;
@@ -679,6 +741,8 @@ static void plan__icem(plan_run *run, int warm) {
     size_t seq = (size_t)H * A;
     int n_keep = ws->max_kept;
     plan__init_mean(ws, run->dyn, run->state, warm);
+    if (warm && H >= 2)
+        for (int a = 0; a < A; a++) ws->mean[(H - 1) * A + a] = ws->mean[(H - 2) * A + a];
     for (int t = 0; t < H; t++)
         for (int a = 0; a < A; a++)
             ws->var[t * A + a] = cfg->init_std * 0.5f * (run->dyn->act_high[a] - run->dyn->act_low[a]);
@@ -686,57 +750,57 @@ static void plan__icem(plan_run *run, int warm) {
     plan_gen g;
     plan_gen_init(&g, run->seed, PLAN_STREAM_SAMPLE);
     /* Kept elites from the previous call (already shifted by the caller). */
-    ws->n_keep = 0;
+    int n_shifted = 0;
     if (warm && run->state->kept) {
-        int nk = run->state->n_kept < n_keep ? run->state->n_kept : n_keep;
-        memcpy(ws->keep, run->state->kept, (size_t)nk * seq * sizeof(float));
-        ws->n_keep = nk;
+        n_shifted = run->state->n_kept < n_keep ? run->state->n_kept : n_keep;
+        memcpy(ws->keep, run->state->kept, (size_t)n_shifted * seq * sizeof(float));
     }
-    float best_score = -FLT_MAX;
-    int have_best = 0;
+    ws->n_keep = 0;
     for (int it = 0; it < cfg->iterations; it++) {
-        double ni = (double)cfg->population * pow((double)cfg->pop_decay, -it);
-        int N = (int)ni;
-        if (N < 2 * K) N = 2 * K;
-        if (N > cfg->population) N = cfg->population;
-        for (int c = 0; c < N; c++) {
-            float *s = plan__cand(ws, c);
-            for (int a = 0; a < A; a++) {
-                plan_cn_sample(ws, &g, ws->cn_out);
-                float lo = run->dyn->act_low[a], hi = run->dyn->act_high[a];
-                for (int t = 0; t < H; t++) {
-                    int j = t * A + a;
-                    s[j] = plan__clip(ws->mean[j] + ws->var[j] * ws->cn_out[t], lo, hi);
-                }
-            }
-        }
+        int N = plan_icem_population(cfg, it);
+        for (int c = 0; c < N; c++) plan__icem_sample(run, &g, plan__cand(ws, c));
         plan_prior_seed(run, N);
-        for (int k = 0; k < ws->n_keep; k++) {
-            float *s = plan__cand(ws, N + k);
-            const float *src = ws->keep + (size_t)k * seq;
-            for (int t = 0; t < H; t++)
-                for (int a = 0; a < A; a++)
-                    s[t * A + a] = plan__clip(src[t * A + a], run->dyn->act_low[a], run->dyn->act_high[a]);
+        if (it == cfg->iterations - 1) memcpy(plan__cand(ws, 0), ws->mean, seq * sizeof(float));
+        int n_eval = N;
+        if (it == 0)
+            for (int k = 0; k < n_shifted; k++)
+                plan__icem_shifted(run, &g, ws->keep + (size_t)k * seq, plan__cand(ws, n_eval++));
+        plan_evaluate(run, n_eval);
+        if (run->stopped) { /* the best so far: the previous iteration's first kept elite */
+            if (ws->n_keep > 0) {
+                memcpy(ws->best, ws->keep, seq * sizeof(float));
+                run->ret_mean = ws->keep_score[n_keep];
+                run->ret_std = ws->keep_score[2 * n_keep];
+                run->have_best = 1;
+            }
+            break;
         }
-        int total = N + ws->n_keep;
-        if (it == cfg->iterations - 1) memcpy(plan__cand(ws, total++), ws->mean, seq * sizeof(float));
-        plan_evaluate(run, total);
-        if (run->stopped) break;
+        /* the previous iteration's best elites, with their scores */
+        int total = n_eval;
+        for (int k = 0; it > 0 && k < ws->n_keep; k++, total++) {
+            memcpy(plan__cand(ws, total), ws->keep + (size_t)k * seq, seq * sizeof(float));
+            ws->score[total] = ws->keep_score[k];
+            ws->ret_mean[total] = ws->keep_score[n_keep + k];
+            ws->ret_std[total] = ws->keep_score[2 * n_keep + k];
+        }
         plan__sort(ws->score, ws->order, total);
-        int b = ws->order[0];
-        if (!have_best || ws->score[b] > best_score) {
-            have_best = run->have_best = 1;
-            best_score = ws->score[b];
+        int ne = K < total ? K : total;
+        /* Copied out before the next iteration overwrites the candidates. */
+        ws->n_keep = n_keep < ne ? n_keep : ne;
+        for (int k = 0; k < ws->n_keep; k++) {
+            int c = ws->order[k];
+            memcpy(ws->keep + (size_t)k * seq, plan__cand(ws, c), seq * sizeof(float));
+            ws->keep_score[k] = ws->score[c];
+            ws->keep_score[n_keep + k] = ws->ret_mean[c];
+            ws->keep_score[2 * n_keep + k] = ws->ret_std[c];
+        }
+        if (it == cfg->iterations - 1) {
+            int b = ws->order[0];
             memcpy(ws->best, plan__cand(ws, b), seq * sizeof(float));
             run->ret_mean = ws->ret_mean[b];
             run->ret_std = ws->ret_std[b];
+            run->have_best = 1;
         }
-        int ne = K < total ? K : total;
-        /* The kept elites must be copied out before the next iteration
-         * overwrites the candidates they live in. */
-        ws->n_keep = n_keep < ne ? n_keep : ne;
-        for (int k = 0; k < ws->n_keep; k++)
-            memcpy(ws->keep + (size_t)k * seq, plan__cand(ws, ws->order[k]), seq * sizeof(float));
         plan__refit(ws, ne, cfg->alpha, 1);
     }
 }

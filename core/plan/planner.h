@@ -212,7 +212,8 @@ typedef struct {
  *     with known dynamics, use_learned adds the known model's reward.
  *   The plan: random -> the best candidate; CEM and MPPI -> the final
  *     distribution mean (PETS), evaluated once more for predicted_return;
- *     iCEM -> the best candidate seen over the iterations.
+ *     iCEM -> the best candidate of the last iteration (ranked with the
+ *     kept elites and their scores).
  *   Known dynamics use one particle per candidate (they are deterministic).
  *   Ensemble: rows are split over the k members (all, or e->elites with
  *     elites_only); when k does not divide population * particles the last

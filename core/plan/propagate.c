@@ -190,6 +190,27 @@ static void prop__init_task(void *ctx, int task, int worker) {
         }
 }
 
+/* Learned termination (nn/term_head.h): a row the reward step left alive
+ * ends at this step when the head's p(terminated | s') exceeds
+ * MB_TERM_THRESHOLD; like a bound, the terminating step earns every term
+ * but `constant`, later steps nothing. */
+static void prop__learned_term(const plan_run *run, size_t r0, int P, const float *next) {
+    const mb_ensemble *e = run->dyn->ens;
+    mb_plan_ws *ws = run->ws;
+    int O = ws->obs_dim;
+    float constant = 0.0f;
+    for (int i = 0; i < run->rw->n_terms; i++)
+        if (run->rw->terms[i].type == MB_TERM_CONSTANT) constant += run->rw->terms[i].weight;
+    for (int p = 0; p < P; p++) {
+        size_t r = r0 + (size_t)p;
+        if (!ws->alive[r]) continue;
+        if (mb_term_head_prob(&e->term, e->in_mean, e->in_std, next + r * O) > MB_TERM_THRESHOLD) {
+            ws->alive[r] = 0;
+            ws->rew[r] -= constant;
+        }
+    }
+}
+
 /* Rewards of candidate c's P rows (states already in `next`), into ret. */
 static void prop__reward(const prop_step *st, int c, const float *next) {
     const plan_run *run = st->run;
@@ -200,6 +221,7 @@ static void prop__reward(const prop_step *st, int c, const float *next) {
     mb_reward_step_strided(run->rw, O, A, (size_t)P, next + r0 * O, (size_t)O,
                            prop__seq(ws, c) + (size_t)st->t * A, 0, learned, 1, ws->alive + r0,
                            ws->rew + r0);
+    if (ws->is_ens && run->dyn->ens->term.params) prop__learned_term(run, r0, P, next);
     for (int p = 0; p < P; p++) ws->ret[r0 + p] += st->disc * ws->rew[r0 + p];
 }
 

@@ -29,6 +29,7 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define SNAP__META SNAP__TAG('M', 'E', 'T', 'A')
 #define SNAP__ENSM SNAP__TAG('E', 'N', 'S', 'M')
+#define SNAP__TERM SNAP__TAG('T', 'E', 'R', 'M')
 #define SNAP__ADAM SNAP__TAG('A', 'D', 'A', 'M')
 #define SNAP__BUFF SNAP__TAG('B', 'U', 'F', 'F')
 #define SNAP__VERS SNAP__TAG('V', 'E', 'R', 'S')
@@ -41,6 +42,8 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__VERS_PART_ENSM 1u /* a kept version's parts (VERS, snapshot.h) */
 #define SNAP__VERS_ENTRY 16     /* number u64, parts u32, info_len u32 */
 #define SNAP__F_AGNT 16u
+#define SNAP__F_TERM 32u
+#define SNAP__TERM_FIXED 16 /* in_dim, hidden (u32), n_params (u64) */
 /* ENSM fixed part: members, obs, act, learn_reward, n_hidden, hidden[8],
  * activation (14 u32), weight_decay[9] (f32), n_params (u64). */
 #define SNAP__ENSM_FIXED (14 * 4 + (MB_MAX_LAYERS + 1) * 4 + 8)
@@ -58,6 +61,7 @@ static const char *snap__tag_name(uint32_t tag) {
     switch (tag) {
     case SNAP__META: return "META";
     case SNAP__ENSM: return "ENSM (ensemble)";
+    case SNAP__TERM: return "TERM (termination head)";
     case SNAP__ADAM: return "ADAM (optimiser)";
     case SNAP__BUFF: return "BUFF (replay buffer)";
     case SNAP__VERS: return "VERS (kept versions)";
@@ -188,8 +192,9 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     memcpy(h, snap__magic, 8);
     mb_le_put32(h + 8, MB_SNAPSHOT_VERSION);
     const mb_sac *ag = src->agent;
+    int term = ens && ens->term.params;
     mb_le_put32(h + 12, (ens ? SNAP__F_ENSM : 0) | (adam ? SNAP__F_ADAM : 0) | (buf ? SNAP__F_BUFF : 0) |
-                            (ag ? SNAP__F_AGNT : 0) | (src->n_kept ? SNAP__F_VERS : 0));
+                            (ag ? SNAP__F_AGNT : 0) | (src->n_kept ? SNAP__F_VERS : 0) | (term ? SNAP__F_TERM : 0));
     mb_le_put64(h + 16, src->log_seq);
     mb_le_put32(h + 28, mb_crc32c(0, h, 28));
     enc__add(e, h, SNAP__HDR);
@@ -205,6 +210,17 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     if (ens) {
         s = enc__sec_begin(e, SNAP__ENSM, &sh);
         enc__ensm_body(e, ens);
+        enc__sec_end(e, s, sh);
+        sections++;
+    }
+    if (term) { /* after ENSM; files without it load as before */
+        s = enc__sec_begin(e, SNAP__TERM, &sh);
+        unsigned char *f = enc__local(e, SNAP__TERM_FIXED);
+        mb_le_put32(f, (uint32_t)ens->term.in_dim);
+        mb_le_put32(f + 4, (uint32_t)MB_TERM_HIDDEN);
+        mb_le_put64(f + 8, ens->term.n_params);
+        enc__add(e, f, SNAP__TERM_FIXED);
+        enc__add(e, ens->term.params, ens->term.n_params * sizeof(float));
         enc__sec_end(e, s, sh);
         sections++;
     }
@@ -567,6 +583,29 @@ static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const m
     return MB_OK;
 }
 
+static mb_status snap__term(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    unsigned char f[SNAP__TERM_FIXED];
+    if (!out->has_ensemble)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: a termination head without an ensemble", d->what);
+    if (len < SNAP__TERM_FIXED) return snap__corrupt_len(d, SNAP__TERM, sec_off, len, SNAP__TERM_FIXED, err, err_sz);
+    mb_status st = snap__read(d, f, sizeof f, err, err_sz);
+    if (st != MB_OK) return st;
+    uint32_t in = mb_le_get32(f), hid = mb_le_get32(f + 4);
+    uint64_t n = mb_le_get64(f + 8);
+    if (in != (uint32_t)out->ens.spec.obs_dim || hid != MB_TERM_HIDDEN ||
+        n != mb_term_head_size(out->ens.spec.obs_dim))
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: termination head of %u inputs, %u units, %" PRIu64
+                       " parameters does not fit the ensemble", d->what, in, hid, n);
+    if (len != SNAP__TERM_FIXED + 4 * n) return snap__corrupt_len(d, SNAP__TERM, sec_off, len, SNAP__TERM_FIXED + 4 * n, err, err_sz);
+    st = snap__alloc_ok(d, o, used, 4 * n, "termination head", err, err_sz);
+    if (st != MB_OK) return st;
+    st = mb_term_head_init(&out->ens.term, (int)in, 0, err, err_sz);
+    if (st != MB_OK) return st;
+    out->ens.spec.learn_termination = 1;
+    return snap__read(d, out->ens.term.params, (size_t)n * 4, err, err_sz);
+}
+
 static mb_status snap__adam(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
                             uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
     unsigned char f[SNAP__ADAM_FIXED];
@@ -777,13 +816,14 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         goto fail;
     }
     uint32_t flags = mb_le_get32(h + 12);
-    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF | SNAP__F_VERS | SNAP__F_AGNT)) {
+    if (flags & ~(SNAP__F_ENSM | SNAP__F_ADAM | SNAP__F_BUFF | SNAP__F_VERS | SNAP__F_AGNT | SNAP__F_TERM)) {
         st = mb_fail(err, err_sz, MB_ECORRUPT, "snapshot header has unknown flags 0x%x", flags);
         goto fail;
     }
     out->log_seq = mb_le_get64(h + 16);
     /* Sections in their fixed order; `next` is the lowest order allowed. */
-    static const uint32_t order[] = {SNAP__META, SNAP__ENSM, SNAP__ADAM, SNAP__AGNT, SNAP__BUFF, SNAP__VERS, SNAP__END};
+    static const uint32_t order[] = {SNAP__META, SNAP__ENSM, SNAP__TERM, SNAP__ADAM, SNAP__AGNT,
+                                     SNAP__BUFF, SNAP__VERS, SNAP__END};
     const int n_order = (int)(sizeof order / sizeof order[0]);
     int next = 0, sections = 0;
     uint32_t seen = 0;
@@ -820,6 +860,10 @@ mb_status mb_snapshot_decode(mb_snapshot_read_fn rd, void *ctx, const mb_snapsho
         case SNAP__ENSM:
             st = snap__ensm(&d, len, sec_off, &o, &used, out, err, err_sz);
             seen |= SNAP__F_ENSM;
+            break;
+        case SNAP__TERM:
+            st = snap__term(&d, len, sec_off, &o, &used, out, err, err_sz);
+            seen |= SNAP__F_TERM;
             break;
         case SNAP__ADAM:
             st = snap__adam(&d, len, sec_off, &o, &used, out, err, err_sz);

@@ -6,6 +6,9 @@
  *   section tag u32 | 0 u32 | length u64 | data[length] | crc32c u32 (of tag..data)
  *           in this order: META (opaque blob, e.g. the server's model JSON),
  *           ENSM (spec, parameters, normaliser, elites, holdout losses; optional),
+ *           TERM (the ensemble's termination head: in_dim u32, hidden u32,
+ *                 n_params u64, parameters; only with learn_termination, so
+ *                 files without a head are what older builds wrote and read),
  *           ADAM (lr, betas, eps, t, m, v; optional),
  *           AGNT (the policy agent: its spec, the policy, twin critics, their
  *                 targets, the value network, the entropy coefficient, update

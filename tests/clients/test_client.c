@@ -353,7 +353,7 @@ START_TEST(test_train_act_predict) {
     long acc, size;
     ck_assert_int_eq(mbrl_transitions_post(c, "m-train", &b, &acc, &size, &e), MBRL_OK);
     mbrl_job job;
-    mbrl_train_opts to = {.max_epochs = 3, .patience = 0};
+    mbrl_train_opts to = {.max_epochs = 3, .patience = 0, .batch_size = 16, .min_steps = -1, .min_epochs = 2};
     ck_assert_msg(mbrl_train_start(c, "m-train", &to, &job, &e) == MBRL_OK, "train: %s", e.message);
     ck_assert_msg(job.id[0] != '\0', "job id");
     char id[64];
@@ -363,6 +363,10 @@ START_TEST(test_train_act_predict) {
     ck_assert_str_eq(job.state, "done");
     ck_assert_int_eq(mbrl_job_finished(&job), 1);
     ck_assert_msg(job.epochs >= 1 && job.epochs <= 3, "epochs %d", job.epochs);
+    /* the explicit minibatch and floor reached the daemon */
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(job.json, "result");
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(res, "batch_size")->valueint, 16);
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(res, "min_epochs")->valueint, 2);
     ck_assert_msg(isfinite(job.holdout_loss) || isfinite(job.train_loss), "losses reported");
     ck_assert_int_ge(job.version, 1);
     long v1 = job.version;

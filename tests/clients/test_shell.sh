@@ -113,6 +113,8 @@ expect "job missing: exit 1" 1 $mbrl job sh1 j9999
 expect "cancel a finished job: an answer" 0 sh -c "$mbrl cancel sh1 $job >/dev/null 2>&1; [ \$? -le 1 ]"
 expect "train --wait" 0 $mbrl --raw train sh1 --epochs 2 --wait
 jqtrue "train --wait answers the finished job" '.state == "done" and .version >= 2'
+expect "train --batch-size --min-steps --min-epochs" 0 $mbrl --raw train sh1 --epochs 2 --batch-size 16 --min-steps 0 --min-epochs 1 --wait
+jqtrue "explicit minibatch and floor apply as sent" '.result.batch_size == 16 and .result.min_epochs == 1 and .result.epochs == 2'
 expect "act" 0 $mbrl --raw act sh1 '[0.5, 0]' --session s1
 jqtrue "planner after training" '.source == "planner" and (.plan_ms | type == "number") and .version >= 2'
 expect "act with goal" 0 $mbrl --raw act sh1 '[0.5, 0]' --goal 0 '[0.3]'

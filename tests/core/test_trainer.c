@@ -1,7 +1,8 @@
 /* test_trainer.c: the trainer's mechanics (core/learn/trainer.c): configuration
  * checks, the normaliser, argument errors, early stopping by the stated rule,
  * best weights kept, elites, cancel, warm restarts, the parallel gradient
- * combination and determinism.
+ * combination and determinism; the adaptive minibatch and the floor under
+ * early stopping (mb_train_plan) against hand-computed cases.
  * Not for: whether the model learns the right thing (test_learning.c). */
 #include <math.h>
 #include <stdatomic.h>
@@ -56,6 +57,8 @@ static void small_cfg(mb_train_cfg *cfg) {
     cfg->batch_size = 32;
     cfg->max_epochs = 20;
     cfg->seed = 3;
+    cfg->min_steps = 0; /* the mechanics below: no floor under early stopping */
+    cfg->min_epochs = 0;
 }
 
 /* Per-epoch holdout losses as the callback saw them. */
@@ -113,12 +116,18 @@ START_TEST(test_cfg_check) {
     mb_train_cfg_default(&c);
     ck_assert_int_eq(c.max_epochs, 100);
     ck_assert_int_eq(c.patience, 5);
-    ck_assert_int_eq(c.batch_size, 256);
+    ck_assert_int_eq(c.batch_size, 0); /* adapts */
+    ck_assert_int_eq(c.min_steps, 1000);
+    ck_assert_int_eq(c.min_epochs, 5);
     ck_assert_int_eq(mb_train_cfg_check(&c, 5, err, sizeof err), MB_OK);
     mb_train_cfg bad = c;
     bad.max_epochs = 0;
     ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_ERANGE);
-    bad = c; bad.batch_size = 0;
+    bad = c; bad.batch_size = -1;
+    ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_ERANGE);
+    bad = c; bad.min_steps = -1;
+    ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_ERANGE);
+    bad = c; bad.min_epochs = -1;
     ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_ERANGE);
     bad = c; bad.lr = NAN;
     ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_ERANGE);
@@ -137,6 +146,98 @@ START_TEST(test_cfg_check) {
     ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_EINVAL);
     bad = c; bad.n_elites = 0; /* all members */
     ck_assert_int_eq(mb_train_cfg_check(&bad, 5, err, sizeof err), MB_OK);
+}
+END_TEST
+
+/* The rule of trainer.h, by hand (min_steps 1000, min_epochs 5):
+ *   180 rows, 50 epochs: min(180 / 32 = 5.6, 180 * 50 / 1000 = 9) = 5.6 ->
+ *     8 (the floor); ceil(180 / 8) = 23 steps per epoch; ceil(1000 / 23) =
+ *     44 epochs before early stopping may stop;
+ *   1800 rows, 100 epochs: min(56.25, 180) -> 56; ceil(1800 / 56) = 33;
+ *     ceil(1000 / 33) = 31;
+ *   100,000 rows: min(3125, 10000) -> 256 (the cap); 391 steps; ceil(1000 /
+ *     391) = 3 < 5 -> 5;
+ *   2000 rows, 2 epochs: min(62.5, 4) -> 8; 250 steps; min 4 -> capped at 2;
+ *   5 rows: 8 -> 5 (all rows), 1 step, 1000 -> capped at max_epochs;
+ *   explicit batch 32 on 180 rows, 50 epochs: 6 steps; 167 -> 50;
+ *   min_steps 0: only the 32-per-epoch rule and min_epochs. */
+START_TEST(test_adaptive_plan_hand_cases) {
+    mb_train_cfg c;
+    mb_train_cfg_default(&c);
+    const struct {
+        size_t n;
+        int max_epochs, batch, min_steps;
+        int want_b, want_spe, want_min;
+    } cases[] = {
+        {180, 50, 0, 1000, 8, 23, 44},     {1800, 100, 0, 1000, 56, 33, 31},
+        {100000, 100, 0, 1000, 256, 391, 5}, {2000, 2, 0, 1000, 8, 250, 2},
+        {5, 100, 0, 1000, 5, 1, 100},     {180, 50, 32, 1000, 32, 6, 50},
+        {1800, 100, 0, 0, 56, 33, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c.max_epochs = cases[i].max_epochs;
+        c.batch_size = cases[i].batch;
+        c.min_steps = cases[i].min_steps;
+        mb_train_sizes p;
+        mb_train_plan(&c, cases[i].n, &p);
+        ck_assert_msg(p.batch_size == cases[i].want_b && p.steps_per_epoch == cases[i].want_spe &&
+                          p.min_epochs == cases[i].want_min,
+                      "case %zu (%zu rows): batch %d steps %d min_epochs %d, want %d %d %d", i,
+                      cases[i].n, p.batch_size, p.steps_per_epoch, p.min_epochs, cases[i].want_b,
+                      cases[i].want_spe, cases[i].want_min);
+    }
+}
+END_TEST
+
+/* Early stopping cannot end a run before the floor: the noisy setup of
+ * test_early_stopping_best_weights_elites, which stops within a few dozen
+ * epochs without it, runs at least res.min_epochs with the default floor,
+ * with the adaptive minibatch reported and every step counted. */
+START_TEST(test_floor_under_early_stopping) {
+    mb_buffer b;
+    ck_assert_int_eq(mb_buffer_init(&b, OD, AD, 1000, 0.25f, 11, NULL, 0), MB_OK);
+    fill_buffer(&b, 240, 5);
+    mb_ensemble e;
+    make_ensemble(&e, 4, 1, 2);
+    mb_adam opt;
+    memset(&opt, 0, sizeof opt);
+    mb_train_cfg cfg;
+    mb_train_cfg_default(&cfg); /* batch 0, min_steps 1000, min_epochs 5 */
+    cfg.max_epochs = 150;
+    cfg.patience = 1;
+    cfg.min_improvement = 0.02f;
+    cfg.lr = 1e-2f;
+    cfg.seed = 3;
+    mb_train_result res;
+    char err[256];
+    ck_assert_msg(mb_train(&e, &opt, &b, &cfg, NULL, NULL, NULL, &res, err, sizeof err) == MB_OK,
+                  "%s", err);
+    mb_train_sizes p;
+    mb_train_plan(&cfg, res.n_train, &p);
+    ck_assert_int_eq(res.batch_size, p.batch_size);
+    ck_assert_int_eq(res.min_epochs, p.min_epochs);
+    ck_assert_int_eq(res.batch_size, 8); /* ~180 rows: the floor of 8 */
+    ck_assert_int_ge(res.min_epochs, 40);
+    ck_assert_int_ge(res.epochs, res.min_epochs);
+    ck_assert_int_eq(res.steps, (long)res.epochs * p.steps_per_epoch);
+    ck_assert_int_ge(res.steps, 1000);
+    /* the same run without the floor stops sooner */
+    mb_ensemble e2;
+    make_ensemble(&e2, 4, 1, 2);
+    mb_adam opt2;
+    memset(&opt2, 0, sizeof opt2);
+    cfg.min_steps = 0;
+    cfg.min_epochs = 0;
+    mb_train_result res2;
+    ck_assert_msg(mb_train(&e2, &opt2, &b, &cfg, NULL, NULL, NULL, &res2, err, sizeof err) == MB_OK,
+                  "%s", err);
+    ck_assert_int_eq(res2.stopped_early, 1);
+    ck_assert_int_lt(res2.epochs, res.min_epochs);
+    mb_ensemble_free(&e);
+    mb_ensemble_free(&e2);
+    mb_adam_free(&opt);
+    mb_adam_free(&opt2);
+    mb_buffer_free(&b);
 }
 END_TEST
 
@@ -719,6 +820,8 @@ static Suite *trainer_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_cfg_check);
+    tcase_add_test(tc, test_adaptive_plan_hand_cases);
+    tcase_add_test(tc, test_floor_under_early_stopping);
     tcase_add_test(tc, test_fit_normalizer_matches_closed_form);
     tcase_add_test(tc, test_argument_errors);
     tcase_add_test(tc, test_early_stopping_best_weights_elites);

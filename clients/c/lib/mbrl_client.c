@@ -504,10 +504,11 @@ static const char *term__name(mbrl_term_type t) {
 static cJSON *planner__json(const mbrl_planner *p) {
     if (!(p->method || p->horizon || p->population || p->elites || p->iterations || p->particles ||
           p->alpha > 0 || p->propagation || p->init_std > 0 || p->simulations || p->rollout_depth ||
-          p->max_ms > 0 || p->grad_steps || p->tree_reuse))
+          p->max_ms > 0 || p->grad_steps || p->tree_reuse || p->preset || p->noise_beta > 0))
         return NULL;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
+    if (p->preset) cJSON_AddStringToObject(o, "preset", p->preset);
     if (p->method) cJSON_AddStringToObject(o, "method", p->method);
     if (p->horizon) cJSON_AddNumberToObject(o, "horizon", p->horizon);
     if (p->population) cJSON_AddNumberToObject(o, "population", p->population);
@@ -522,6 +523,7 @@ static cJSON *planner__json(const mbrl_planner *p) {
     if (p->max_ms > 0) cJSON_AddNumberToObject(o, "max_ms", jf_num(p->max_ms));
     if (p->grad_steps) cJSON_AddNumberToObject(o, "grad_steps", p->grad_steps);
     if (p->tree_reuse) cJSON_AddBoolToObject(o, "tree_reuse", 1);
+    if (p->noise_beta > 0) cJSON_AddNumberToObject(o, "noise_beta", jf_num(p->noise_beta));
     return o;
 }
 
@@ -538,12 +540,13 @@ cJSON *mbrl_model_spec_json(const mbrl_model_spec *s) {
         if (s->act_low) cJSON_AddItemToObject(r, "act_low", jf_floats(s->act_low, s->act_dim));
         if (s->act_high) cJSON_AddItemToObject(r, "act_high", jf_floats(s->act_high, s->act_dim));
     }
-    if (s->members || s->n_hidden || s->activation || s->learn_reward) {
+    if (s->members || s->n_hidden || s->activation || s->learn_reward || s->learn_termination) {
         cJSON *e = cJSON_AddObjectToObject(r, "ensemble");
         if (s->members) cJSON_AddNumberToObject(e, "members", s->members);
         if (s->n_hidden) cJSON_AddItemToObject(e, "hidden", jf_ints(s->hidden, s->n_hidden));
         if (s->activation) cJSON_AddStringToObject(e, "activation", s->activation);
         cJSON_AddBoolToObject(e, "learn_reward", s->learn_reward != 0);
+        if (s->learn_termination) cJSON_AddBoolToObject(e, "learn_termination", 1);
     }
     if (s->n_terms || s->discount > 0) {
         cJSON *rw = cJSON_AddObjectToObject(r, "reward");
@@ -900,12 +903,14 @@ static mbrl_status train__impl(mbrl_client *c, const char *model, const mbrl_tra
     char path[128];
     mbrl_status s = path__(path, sizeof path, model, "/train", err);
     if (s != MBRL_OK) return s;
-    char body[160];
+    char body[240];
     int k = snprintf(body, sizeof body, "{\"wait\":%s", wait ? "true" : "false");
     if (o && o->max_epochs > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"max_epochs\":%d", o->max_epochs);
     if (o && o->patience) k += snprintf(body + k, sizeof body - (size_t)k, ",\"patience\":%d", o->patience > 0 ? o->patience : 0);
     if (o && o->batch_size > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"batch_size\":%d", o->batch_size);
     if (o && o->lr > 0) k += snprintf(body + k, sizeof body - (size_t)k, ",\"lr\":%.9g", (double)o->lr);
+    if (o && o->min_steps) k += snprintf(body + k, sizeof body - (size_t)k, ",\"min_steps\":%d", o->min_steps > 0 ? o->min_steps : 0);
+    if (o && o->min_epochs) k += snprintf(body + k, sizeof body - (size_t)k, ",\"min_epochs\":%d", o->min_epochs > 0 ? o->min_epochs : 0);
     snprintf(body + k, sizeof body - (size_t)k, "}");
     long status;
     /* training with wait can take minutes: no request timeout for it */

@@ -139,6 +139,9 @@ typedef struct {
     float max_ms;             /* mcts: time budget per call; 0 = default */
     int grad_steps;           /* grad, cem_grad; 0 = default */
     int tree_reuse;           /* mcts: 1 keeps the tree for the session's next act */
+    /* added later (at the end: older callers still build; zero = as before) */
+    const char *preset;       /* "realtime": a named configuration, the fields above on top */
+    float noise_beta;         /* iCEM coloured-noise exponent; 0 = default (white noise: send 1e-9) */
 } mbrl_planner;
 
 /* What POST /v1/models creates. Zero / NULL fields are left out, so the
@@ -165,6 +168,8 @@ typedef struct {
     const char *extra_json;           /* object text merged in last, e.g. "{\"train\": {...}}"; or NULL */
     int discrete;                     /* K > 0: "actions": {"discrete": K} (act_dim, act_low,
                                        * act_high are then not sent); actions are integers */
+    /* added later (at the end: older callers still build; zero = as before) */
+    int learn_termination;            /* 1: the ensemble learns p(terminated | s') and plans with it */
 } mbrl_model_spec;
 
 /* Zeroes *s and sets seed = -1 (daemon default). */
@@ -231,8 +236,11 @@ mbrl_status mbrl_transitions_post_discrete(mbrl_client *c, const char *model, co
 typedef struct {
     int max_epochs;  /* 0 = default */
     int patience;    /* 0 = default, < 0 = off (sent as 0) */
-    int batch_size;  /* rows per minibatch per member, 0 = default */
+    int batch_size;  /* rows per minibatch per member, 0 = default (adapts to the rows) */
     float lr;        /* Adam step size, 0 = default */
+    /* added later (at the end: older callers still build; zero = as before) */
+    int min_steps;   /* floor under early stopping in gradient steps: 0 = default, < 0 = none */
+    int min_epochs;  /* and in passes over the data: 0 = default, < 0 = none */
 } mbrl_train_opts;
 
 typedef struct {
