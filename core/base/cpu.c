@@ -6,6 +6,9 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#ifdef MB_X86
+#include <cpuid.h>
+#endif
 #include <string.h>
 #ifdef MB_X86
 #include <sys/syscall.h>
@@ -93,8 +96,10 @@ static atomic_int cpu__amx_off;
 
 static int cpu__amx_probe(void) {
 #ifdef MB_X86
-    __builtin_cpu_init();
-    if (!cpu__bf16_hw() || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16"))
+    /* CPUID leaf 7 EDX: bit 22 AMX-BF16, bit 24 AMX-TILE (read directly:
+     * older compilers' __builtin_cpu_supports does not know the AMX names) */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!cpu__bf16_hw() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24)))
         return 0;
     const char *env = getenv("MBRLD_AMX");
     if (env && !strcmp(env, "0")) return 0;
