@@ -7,7 +7,8 @@
 FUZZ_CC ?= clang
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SRC := $(CORE_SRC) server/jsonv.c server/errors.c server/spec.c server/options.c server/transitions_json.c \
+FUZZ_SRC := $(CORE_SRC) server/jsonv.c server/errors.c server/spec.c server/spec_policy.c server/options.c \
+	server/transitions_json.c \
 	server/json_floats.c
 FUZZ_OBJ := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 # no -Werror: clang warns about things gcc does not, and the fuzz build must
