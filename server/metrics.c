@@ -155,6 +155,8 @@ char *metrics_render(srv_app *app, size_t *len) {
                     "mbrld_acts_total{source=\"random\"} %llu\n"
                     "mbrld_acts_total{source=\"policy\"} %llu\n",
                 LOAD(m->acts[0]), LOAD(m->acts[1]), LOAD(m->acts_policy));
+    sbuf_printf(&b, "# HELP mbrld_policy_act_duration_seconds Acts answered by a policy: time in the handler.\n"
+                    "# TYPE mbrld_policy_act_duration_seconds histogram\n");
     metrics__hist(&b, "mbrld_policy_act_duration_seconds", "", &m->policy_act);
     sbuf_printf(&b, "# HELP mbrld_plan_deadline_misses_total Acts that reached their deadline: answered "
                     "with the best plan so far (truncated), 503 without a plan (no_plan), 503 at submit "

@@ -429,6 +429,20 @@ def daemon_tests(url, admin, reader, tmp):
     with open(path, "rb") as f:
         check("import_ from a file object", c.import_("py1d", f).get("name") == "py1d")
     raises("import_ of garbage: 422", lambda: c.import_("py1e", b"not a model"), status=422)
+    # a learned policy (issue 13): 409 before one exists, then "source": "policy"
+    c.create_model(dict(SPEC, name="pypol", policy={"hidden": [16, 16], "rollouts": 20,
+                                                   "retain_steps": 5, "batch_size": 16}))
+    c.post_transitions("pypol", rows(40))
+    raises("act with method policy before a policy: 409",
+           lambda: c.act("pypol", [0.5, 0.0], planner={"method": "policy"}), status=409)
+    c.train("pypol", max_epochs=2, patience=0)
+    j = c.train_policy("pypol", steps=2)
+    check("train_policy waits for the job", j.get("state") == "done", repr(j)[:200])
+    a = c.act("pypol", [0.5, 0.0], planner={"method": "policy"})
+    check("act with method policy", a.get("source") == "policy" and -1 <= a["action"][0] <= 1, repr(a))
+    raises("train_policy with an unknown algorithm: 400",
+           lambda: c.train_policy("pypol", algorithm="ppo"), status=400)
+    c.delete_model("pypol")
     for n in ("py1b", "py1c", "py1d", "py2"):
         c.delete_model(n)
     check("delete_model", c.delete_model("py1") == {"deleted": "py1"} and c.list_models() == [])

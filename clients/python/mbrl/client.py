@@ -324,6 +324,19 @@ class Client:
         return self._call("POST", "/v1/models/%s/train" % _quote(name), body, safe=_UNSAFE,
                           timeout=t)
 
+    def train_policy(self, name, wait=True, *, timeout=None, **opts):
+        """POST /v1/models/{name}/policy/train (models whose spec has a
+        "policy"): options algorithm ("mbpo", "distill", "bptt"), steps,
+        time_budget and the algorithm's settings; none: defaults sized to the
+        data. wait as for train. Afterwards act(name, obs,
+        planner={"method": "policy"}) answers from the policy (explore=True
+        for a sample)."""
+        body = dict(opts)
+        body["wait"] = bool(wait)
+        t = timeout if wait else self.timeout
+        return self._call("POST", "/v1/models/%s/policy/train" % _quote(name), body, safe=_UNSAFE,
+                          timeout=t)
+
     def get_job(self, name, job):
         """GET /v1/models/{name}/jobs/{job}: state, epoch, progress, epochs[]
         (per-member train and holdout losses), result, version."""
