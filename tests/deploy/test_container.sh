@@ -47,6 +47,15 @@ run() {
 }
 check "podman run with the token file mounted" run
 check "healthz answers" wait_url "$url/healthz" 30
+# the x86-64-v3 image picks the widest kernels this CPU has at run time
+# (issue 11): its start-up line names the same ISA as this host's own
+# "kernels" line (cpu_max), AVX-512 on an AVX-512 machine
+want=$(grep -o 'avx512f\|avx2' /proc/cpuinfo | sort -u | grep -q avx512f && echo avx512 || echo avx2)
+kl=$(podman logs "$name" 2>&1 | grep 'msg="kernels"' | head -n 1)
+case "$kl" in
+*"isa=$want "*) ok "the image runs the $want kernels ($kl)" ;;
+*) bad "kernels line '$kl', want isa=$want" ;;
+esac
 uid=$(podman exec "$name" id -u 2>/dev/null)
 [ "$uid" = 10001 ] && ok "runs as uid 10001, not root" || bad "runs as uid '$uid'"
 check "HEALTHCHECK passes (podman healthcheck run)" probe "$name"
