@@ -45,6 +45,7 @@ struct plan_flm_ws {
     int H, O, A, d, M;
     mb_lqr_ws *lqr;
     plan_mstep *ms;
+    void *block;                  /* the arrays below (flm__layout) */
     float *Xs, *Us, *Rs;          /* (M, H + 1, O), (M, H, A), (M, H) samples */
     float *sx, *sa, *sn, *smr, *srw; /* (M, O), (M, A), (M, O), (M), (M) */
     uint8_t *alive;               /* (M) */
@@ -68,15 +69,20 @@ struct plan_flm_ws {
     double smin[MB_MAX_ACT_DIM];  /* the covariance floor's std: 1e-2 x half range */
 };
 
-plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
-    plan_flm_ws *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
-    const int H = cfg->horizon, O = dyn->obs_dim, A = dyn->act_dim, d = O + A, M = cfg->population;
-    w->H = H; w->O = O; w->A = A; w->d = d; w->M = M;
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_flm_ws_new allocates (struct,
+ * block, LQR and model-step workspaces), the same code sizing and
+ * carving. */
+static size_t flm__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_flm_ws *w, char *block,
+                          size_t *block_bytes) {
+    const int H = cfg->horizon, O = sh->obs_dim, A = sh->act_dim, d = O + A, M = cfg->population;
+    if (w) {
+        w->H = H; w->O = O; w->A = A; w->d = d; w->M = M;
+    }
     size_t h = (size_t)H, m = (size_t)M;
-    w->lqr = mb_lqr_ws_new(O, A);
-    w->ms = plan_mstep_new(dyn, m);
-#define FLM_F(f, n) w->f = malloc((n) * sizeof(*w->f))
+    plan_carver c = {block, 0};
+#define FLM_F(f, n) PLAN_CARVE(&c, w, f, n)
     FLM_F(Xs, m * (h + 1) * O); FLM_F(Us, m * h * A); FLM_F(Rs, m * h);
     FLM_F(sx, m * O); FLM_F(sa, m * A); FLM_F(sn, m * O); FLM_F(smr, m); FLM_F(srw, m);
     FLM_F(alive, m); FLM_F(rmem, m);
@@ -91,16 +97,29 @@ plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) 
     FLM_F(Fm, (size_t)O * O); FLM_F(tm, (size_t)A); FLM_F(tm2, (size_t)A);
     FLM_F(Kb, h * A * O); FLM_F(kb, h * A); FLM_F(Sb, h * A * A); FLM_F(blo, h * A); FLM_F(bhi, h * A); FLM_F(LA, (size_t)A * A);
 #undef FLM_F
-    int ok = w->lqr && w->ms && w->Xs && w->Us && w->Rs && w->sx && w->sa && w->sn && w->smr &&
-             w->srw && w->alive && w->rmem && w->xbar && w->ubar && w->Am && w->Bm && w->gm &&
-             w->Hc && w->gc && w->Q && w->R && w->N && w->q && w->r && w->K && w->k && w->Quu &&
-             w->cu && w->cx && w->cK && w->cS && w->cL && w->oKd && w->okd && w->oSi && w->G &&
-             w->rhs && w->zc && w->mu && w->Sx && w->T1 && w->T2 && w->Fm && w->tm && w->tm2 &&
-             w->Kb && w->kb && w->Sb && w->blo && w->bhi && w->LA;
-    if (!ok) {
+    *block_bytes = c.off;
+    return sizeof(plan_flm_ws) + c.off + mb_lqr_ws_bytes(O, A) + plan_mstep_bytes(sh->spec, m);
+}
+
+size_t plan_flm_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return flm__layout(cfg, sh, NULL, NULL, &block);
+}
+
+plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    plan_flm_ws *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    flm__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
+    w->lqr = mb_lqr_ws_new(w->O, w->A);
+    w->ms = plan_mstep_new(dyn, (size_t)w->M);
+    if (!w->block || !w->lqr || !w->ms) {
         plan_flm_ws_free(w);
         return NULL;
     }
+    flm__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
@@ -108,12 +127,7 @@ void plan_flm_ws_free(plan_flm_ws *w) {
     if (!w) return;
     mb_lqr_ws_free(w->lqr);
     plan_mstep_free(w->ms);
-    void *ptrs[] = {w->Xs, w->Us, w->Rs, w->sx, w->sa, w->sn, w->smr, w->srw, w->alive, w->rmem,
-                    w->xbar, w->ubar, w->Am, w->Bm, w->gm, w->Hc, w->gc, w->Q, w->R, w->N, w->q,
-                    w->r, w->K, w->k, w->Quu, w->cu, w->cx, w->cK, w->cS, w->cL, w->oKd, w->okd,
-                    w->oSi, w->G, w->rhs, w->zc, w->mu, w->Sx, w->T1, w->T2, w->Fm, w->tm, w->tm2,
-                    w->Kb, w->kb, w->Sb, w->blo, w->bhi, w->LA};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    free(w->block);
     free(w);
 }
 

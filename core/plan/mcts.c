@@ -65,6 +65,7 @@ struct plan_mcts_ws {
     const void *kept_state, *kept_model;  /* the session's state and the dynamics */
     mb_planner_cfg kept_cfg;
     mb_reward_spec kept_rw;
+    void *block;           /* the arrays (mcts__layout) */
     int *leaf;             /* (B) */
     int *expand;           /* (B) leaves expanded this round */
     plan_mstep *ms;
@@ -75,58 +76,81 @@ struct plan_mcts_ws {
     double *ret;           /* (rows) */
 };
 
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_mcts_ws_new allocates (struct,
+ * block, model step), the same code sizing and carving. */
+static size_t mcts__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_mcts_ws *w, char *block,
+                           size_t *block_bytes) {
+    size_t O = (size_t)sh->obs_dim, K = (size_t)sh->act_dim, B = (size_t)cfg->leaf_batch;
+    size_t R = (size_t)cfg->particles;
+    int max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
+    size_t M = 1 + ((size_t)max_sims + B) * K;
+    /* a re-rooted tree keeps its nodes: room for one more call's */
+    if (cfg->tree_reuse) M = 2 * M;
+    size_t rows = B * (K > R ? K : R);
+    if (w) {
+        w->O = (int)O;
+        w->K = (int)K;
+        w->H = cfg->horizon;
+        w->B = (int)B;
+        w->R = (int)R;
+        w->D = cfg->rollout_depth;
+        w->max_sims = max_sims;
+        w->max_nodes = M;
+        w->rows = rows;
+    }
+    plan_carver c = {block, 0};
+    PLAN_CARVE(&c, w, state, M * O);
+    PLAN_CARVE(&c, w, edge_r, M);
+    PLAN_CARVE(&c, w, alive, M);
+    PLAN_CARVE(&c, w, pending, M);
+    PLAN_CARVE(&c, w, parent, M);
+    PLAN_CARVE(&c, w, child0, M);
+    PLAN_CARVE(&c, w, depth, M);
+    PLAN_CARVE(&c, w, N, M);
+    PLAN_CARVE(&c, w, vl, M);
+    PLAN_CARVE(&c, w, W, M);
+    PLAN_CARVE(&c, w, leaf, B);
+    PLAN_CARVE(&c, w, newidx, M);
+    PLAN_CARVE(&c, w, expand, B);
+    PLAN_CARVE(&c, w, sx, rows * O);
+    PLAN_CARVE(&c, w, sa, rows * K);
+    PLAN_CARVE(&c, w, sn, rows * O);
+    PLAN_CARVE(&c, w, smr, rows);
+    PLAN_CARVE(&c, w, srw, rows);
+    PLAN_CARVE(&c, w, salive, rows);
+    PLAN_CARVE(&c, w, rmem, rows);
+    PLAN_CARVE(&c, w, ret, rows);
+    *block_bytes = c.off;
+    return sizeof(plan_mcts_ws) + c.off + plan_mstep_bytes(sh->spec, rows);
+}
+
+size_t plan_mcts_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return mcts__layout(cfg, sh, NULL, NULL, &block);
+}
+
 plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     plan_mcts_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->O = dyn->obs_dim;
-    w->K = dyn->act_dim;
-    w->H = cfg->horizon;
-    w->B = cfg->leaf_batch;
-    w->R = cfg->particles;
-    w->D = cfg->rollout_depth;
-    w->max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
-    w->max_nodes = 1 + ((size_t)w->max_sims + (size_t)w->B) * (size_t)w->K;
-    /* a re-rooted tree keeps its nodes: room for one more call's */
-    if (cfg->tree_reuse) w->max_nodes = 2 * w->max_nodes;
-    size_t M = w->max_nodes, O = (size_t)w->O;
-    w->rows = (size_t)w->B * (size_t)(w->K > w->R ? w->K : w->R);
-    w->state = malloc(M * O * sizeof(float));
-    w->edge_r = malloc(M * sizeof(float));
-    w->alive = malloc(M);
-    w->pending = malloc(M);
-    w->parent = malloc(M * sizeof(int));
-    w->child0 = malloc(M * sizeof(int));
-    w->depth = malloc(M * sizeof(int));
-    w->N = malloc(M * sizeof(int));
-    w->vl = malloc(M * sizeof(int));
-    w->W = malloc(M * sizeof(double));
-    w->leaf = malloc((size_t)w->B * sizeof(int));
-    w->newidx = malloc(M * sizeof(int));
-    w->expand = malloc((size_t)w->B * sizeof(int));
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    mcts__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
     w->ms = plan_mstep_new(dyn, w->rows);
-    w->sx = malloc(w->rows * O * sizeof(float));
-    w->sa = malloc(w->rows * (size_t)w->K * sizeof(float));
-    w->sn = malloc(w->rows * O * sizeof(float));
-    w->smr = malloc(w->rows * sizeof(float));
-    w->srw = malloc(w->rows * sizeof(float));
-    w->salive = malloc(w->rows);
-    w->rmem = malloc(w->rows * sizeof(int));
-    w->ret = malloc(w->rows * sizeof(double));
-    if (!w->state || !w->edge_r || !w->alive || !w->pending || !w->parent || !w->child0 ||
-        !w->depth || !w->N || !w->vl || !w->W || !w->leaf || !w->newidx || !w->expand || !w->ms || !w->sx ||
-        !w->sa || !w->sn || !w->smr || !w->srw || !w->salive || !w->rmem || !w->ret) {
+    if (!w->block || !w->ms) {
         plan_mcts_ws_free(w);
         return NULL;
     }
+    mcts__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
 void plan_mcts_ws_free(plan_mcts_ws *w) {
     if (!w) return;
-    free(w->state); free(w->edge_r); free(w->alive); free(w->pending); free(w->parent);
-    free(w->child0); free(w->depth); free(w->N); free(w->vl); free(w->W); free(w->leaf); free(w->newidx);
-    free(w->expand); plan_mstep_free(w->ms); free(w->sx); free(w->sa); free(w->sn); free(w->smr);
-    free(w->srw); free(w->salive); free(w->rmem); free(w->ret);
+    plan_mstep_free(w->ms);
+    free(w->block);
     free(w);
 }
 
