@@ -29,6 +29,12 @@
  *     the refit; the plan is
  *     the better of the final mean and the best candidate scored.
  * Rows through the model are counted in model_rows (a VJP row as 2).
+ * The deadline (mb_plan_ctl.stop) is polled before every gradient step
+ * (and inside the evaluations): grad answers the best sequence seen, its
+ * objective J as the predicted return (none before the first step:
+ * MB_ECANCELED); cem_grad drops the iteration it cuts and answers the best
+ * candidate scored so far (the refined ones and the best sampled of each
+ * finished evaluation), none before the first evaluation finished.
  * No allocation in the run functions. */
 #include <float.h>
 #include <math.h>
@@ -62,6 +68,7 @@ struct plan_grad_ws {
     double *gs;            /* (O) declared-terms gradient */
     size_t rows;           /* G (1 + 2 d) for known */
     /* cem_grad */
+    float *fb;             /* (H, A) the best sampled candidate scored (what a stop answers) */
     float *all;            /* (N, H, A) candidates */
     float *sc;             /* (N) scores */
     int *ord;              /* (N) */
@@ -122,6 +129,7 @@ static size_t gr__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_g
         sub += mb_ens_grad_ws_bytes(spec);
     }
     if (Ni > 0) {
+        PLAN_CARVE(&c, w, fb, seq);
         PLAN_CARVE(&c, w, all, (size_t)Ni * seq);
         PLAN_CARVE(&c, w, sc, (size_t)Ni);
         PLAN_CARVE(&c, w, ord, (size_t)Ni);
@@ -290,6 +298,7 @@ static void gr__adam(plan_run *run, plan_grad_ws *w, int n, int steps, const flo
     memset(w->v, 0, (size_t)n * su * sizeof(float));
     for (int g = 0; g < n; g++) w->bestJ[g] = -DBL_MAX;
     for (int s = 0; s <= steps; s++) {
+        if (plan_should_stop(run)) return; /* the best seen so far stands */
         gr__value_grad(run, w, n);
         for (int g = 0; g < n; g++)
             if (isfinite(w->J[g]) && w->J[g] > w->bestJ[g]) {
@@ -325,6 +334,7 @@ static void gr__refine(plan_run *run, plan_grad_ws *w, int n, int steps, const f
     double *base = w->base;
     for (int g = 0; g < n; g++) base[g] = 1.0;
     for (int s = 0; s < steps; s++) {
+        if (plan_should_stop(run)) return; /* the caller drops the refinement */
         gr__value_grad(run, w, n);
         for (int g = 0; g < n; g++) {
             float gmax = 0.0f;
@@ -384,8 +394,12 @@ void plan_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     int b = 0;
     for (int g = 1; g < G; g++)
         if (w->bestJ[g] > w->bestJ[b]) b = g;
+    if (run->stopped && !(w->bestJ[b] > -DBL_MAX)) return; /* no step finished: no answer */
     memcpy(ws->best, w->bestU + b * su, su * sizeof(float));
     memcpy(ws->mean, ws->best, su * sizeof(float));
+    run->ret_mean = (float)w->bestJ[b]; /* the objective: the answer if the evaluation is stopped */
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }
 
@@ -420,6 +434,8 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     plan_gen gen;
     plan_gen_init(&gen, run->seed, PLAN_STREAM_SAMPLE);
     float best_score = -FLT_MAX, best_mean = 0, best_std = 0;
+    float fb_score = -FLT_MAX, fb_mean = 0, fb_std = 0; /* the best sampled (w->fb) */
+    int have_fb = 0;
     for (int it = 0; it < cfg->iterations; it++) {
         for (size_t j = 0; j < seq; j++) {
             int a = (int)(j % (size_t)A);
@@ -438,14 +454,25 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
             }
         }
         plan_evaluate(run, N);
+        if (run->stopped) break;
         memcpy(w->all, ws->cand, (size_t)N * seq * sizeof(float));
         memcpy(w->sc, ws->score, (size_t)N * sizeof(float));
         gr__top(w->sc, w->ord, N, Gr);
+        if (!have_fb || w->sc[w->ord[0]] > fb_score) { /* kept for a stop only */
+            int c = w->ord[0];
+            have_fb = 1;
+            fb_score = w->sc[c];
+            fb_mean = ws->ret_mean[c];
+            fb_std = ws->ret_std[c];
+            memcpy(w->fb, w->all + (size_t)c * seq, seq * sizeof(float));
+        }
         /* refine the best Gr by gradient steps, then score them again */
         for (int g = 0; g < Gr; g++) memcpy(w->U + g * seq, w->all + (size_t)w->ord[g] * seq, seq * sizeof(float));
         gr__refine(run, w, Gr, cfg->grad_steps, w->csd);
+        if (run->stopped) break;
         for (int g = 0; g < Gr; g++) memcpy(gr__cand(ws, g), w->bestU + g * seq, seq * sizeof(float));
         plan_evaluate(run, Gr);
+        if (run->stopped) break;
         for (int g = 0; g < Gr; g++) {
             int c = w->ord[g];
             memcpy(w->all + (size_t)c * seq, w->bestU + g * seq, seq * sizeof(float));
@@ -475,6 +502,19 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     memcpy(gr__cand(ws, 0), w->cmean, seq * sizeof(float));
     plan_evaluate(run, 1);
     memcpy(ws->mean, w->cmean, seq * sizeof(float));
+    if (run->stopped) { /* the best scored so far: refined (in ws->best) or sampled */
+        if (have_fb && (best_score == -FLT_MAX || fb_score > best_score)) {
+            memcpy(ws->best, w->fb, seq * sizeof(float));
+            best_mean = fb_mean;
+            best_std = fb_std;
+        } else if (best_score == -FLT_MAX) {
+            return; /* nothing scored: no answer */
+        }
+        run->ret_mean = best_mean;
+        run->ret_std = best_std;
+        run->have_best = 1;
+        return;
+    }
     if (ws->score[0] >= best_score) {
         memcpy(ws->best, w->cmean, seq * sizeof(float));
         run->ret_mean = ws->ret_mean[0];

@@ -35,7 +35,13 @@
  * iLQR is local: from a pendulum hanging still the middle start alone only
  * finds "lean and hold" over a short horizon, a bang start finds the swing.
  * The gains K_0 and the nominal x_0 of the last backward pass are kept for
- * mb_plan_ws_gains. No allocation in plan_ilqr_run. */
+ * mb_plan_ws_gains. The deadline (mb_plan_ctl.stop) is polled before each
+ * start, each iteration, each Hessian block of the ensemble's
+ * linearisation and each line search: a cut iteration is dropped, and the
+ * answer is the best start so far (its accepted controls), its predicted
+ * return the objective above (-J: the mean dynamics, no termination);
+ * stopped before the first nominal rollout there is none (MB_ECANCELED).
+ * No allocation in plan_ilqr_run. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -262,6 +268,7 @@ static void il__linearise_ens(plan_run *run, plan_ilqr_ws *w) {
     int rows_t = 2 * in;
     for (int r = 0; r < w->tb * rows_t; r++) w->hgy[(size_t)r * out + O] = 1.0f;
     for (int t0 = 0; t0 < H; t0 += w->tb) {
+        if (plan_should_stop(run)) return; /* the linearisation is void */
         int nt = H - t0 < w->tb ? H - t0 : w->tb;
         for (int tt = 0; tt < nt; tt++)
             for (int i = 0; i < in; i++) {
@@ -401,9 +408,14 @@ static void il__expand_cost(plan_run *run, plan_ilqr_ws *w) {
     }
 }
 
-/* One iLQR from the controls in w->U: leaves the optimised U, X and J. */
-static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
+/* One iLQR from the controls in w->U: leaves the optimised U, X and J.
+ * Stopped (run->stopped), U, X and J are the last accepted; *rolled is 0
+ * when even the nominal rollout did not run (no J). */
+static double il__optimise(plan_run *run, plan_ilqr_ws *w, int *rolled) {
     const int H = w->H, O = w->O, A = w->A;
+    *rolled = 0;
+    if (plan_should_stop(run)) return INFINITY;
+    *rolled = 1;
     /* nominal rollout: one open-loop row */
     double J, alpha[ILQR_ALPHAS], Ja[ILQR_ALPHAS];
     for (int a = 0; a < ILQR_ALPHAS; a++) alpha[a] = ldexp(1.0, -a);
@@ -417,9 +429,11 @@ static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
     int relinearise = 1;
     w->run_gains = 0;
     for (int it = 0; it < run->cfg->iterations && isfinite(J); it++) {
+        if (plan_should_stop(run)) break;
         if (relinearise) {
             if (w->is_ens) il__linearise_ens(run, w);
             else il__linearise_known(run, w);
+            if (run->stopped) break;
             il__expand_cost(run, w);
             relinearise = 0;
         }
@@ -427,6 +441,7 @@ static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
         while (mb_lqr_backward(&pb, mu, w->lqr, &sol, NULL, 0) != MB_OK && mu < ILQR_MU_MAX)
             mu = fmax(mu * 10.0, 1e-3);
         if (mu >= ILQR_MU_MAX) break;
+        if (plan_should_stop(run)) break;
         w->run_gains = 1;
         for (int i = 0; i < A * O; i++) w->runK0[i] = (float)w->K[i];
         il__rollout(run, w, ILQR_ALPHAS, alpha, 1, Ja);
@@ -469,7 +484,7 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
      * with a little noise), then constant low, constant high, then random
      * sequences; iLQR is local, and from a pendulum hanging still the
      * middle start only finds "lean and hold" */
-    for (int r = 0; r < run->cfg->population; r++) {
+    for (int r = 0; r < run->cfg->population && !run->stopped; r++) {
         int kind = r == 0 ? 0 : r <= 2 ? r : 3;
         for (int t = 0; t < H; t++)
             for (int i = 0; i < A; i++) {
@@ -481,7 +496,9 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
                 else v = lo + (hi - lo) * plan_uniform(&g);
                 w->U[t * A + i] = plan_methods_clip(v, lo, hi);
             }
-        double J = il__optimise(run, w);
+        int rolled;
+        double J = il__optimise(run, w, &rolled);
+        if (!rolled) break; /* stopped before this start was rolled out */
         if (!have || J < bestJ) {
             have = 1;
             bestJ = J;
@@ -491,6 +508,10 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
             memcpy(w->x0, run->obs, (size_t)O * sizeof(float));
         }
     }
+    if (!have) return; /* stopped before any rollout: no answer */
     memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
+    run->ret_mean = (float)-bestJ; /* the objective: the answer if the evaluation is stopped */
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }

@@ -30,6 +30,12 @@
  *      (mean and covariance from x_0), is at most kl_step x horizon.
  * The plan is the controller's mean rolled through the mean dynamics with
  * its feedback (the controls it would apply), and is the warm start.
+ * The deadline (mb_plan_ctl.stop) is polled before every iteration, every
+ * sampling step and every step of the bisection: a cut iteration is
+ * dropped (the controller stays the last one updated) and the plan is
+ * that controller's mean rollout (H one-row steps), its predicted return
+ * the discounted return along it; stopped before the first samples were
+ * rolled out there is no answer (MB_ECANCELED).
  * No allocation in plan_flm_run. */
 #include <float.h>
 #include <math.h>
@@ -156,6 +162,7 @@ static void flm__sample(plan_run *run, plan_flm_ws *w, plan_gen *g) {
         w->rmem[s] = (int)(((plan_u64(g) >> 32) * (uint64_t)kmem) >> 32);
     }
     for (int t = 0; t < H; t++) {
+        if (t > 0 && plan_should_stop(run)) return; /* the samples are void */
         for (int s = 0; s < M; s++) {
             const float *x = w->Xs + s * sx + (size_t)t * O;
             float *u = w->Us + s * su + (size_t)t * A;
@@ -431,8 +438,12 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
             w->cL[((size_t)t * A + i) * A + i] = s;
         }
     double target = (double)cfg->kl_step * H;
+    int sampled = 0; /* a sample batch finished: there is an answer */
     for (int it = 0; it < cfg->iterations; it++) {
+        if (plan_should_stop(run)) break;
         flm__sample(run, w, &g);
+        if (run->stopped) break;
+        sampled = 1;
         flm__fit(run, w);
         /* the old controller in deviations from the sample means:
          * u - u- = Ko (x - x-) + ko, ko = cu + cK (x- - cx) - u- */
@@ -467,12 +478,13 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         prec = prec > 0.0 ? prec / ((double)H * A) : 1.0;
         scale /= prec;
         double lo = log(1e-6 * scale), hi = log(1e6 * scale), best_eta = -1.0;
+        if (plan_should_stop(run)) break;
         double kl_hi = flm__solve(w, exp(hi));
         if (kl_hi < 0.0) break;
         if (kl_hi > target) {
             best_eta = exp(hi);
         } else {
-            for (int b = 0; b < 24; b++) {
+            for (int b = 0; b < 24 && !plan_should_stop(run); b++) {
                 double mid = 0.5 * (lo + hi);
                 double kl = flm__solve(w, exp(mid));
                 if (kl >= 0.0 && kl <= target) hi = mid;
@@ -480,7 +492,7 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
             }
             best_eta = exp(hi);
         }
-        if (flm__solve(w, best_eta) < 0.0) break;
+        if (run->stopped || flm__solve(w, best_eta) < 0.0) break;
         /* the new controller: absolute nominal at the sample means */
         for (int t = 0; t < H; t++) {
             for (int i = 0; i < A; i++) w->cu[t * A + i] = w->ubar[t * A + i] + w->kb[t * A + i];
@@ -495,8 +507,12 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         memcpy(w->cx, w->xbar, (size_t)(H + 1) * O * sizeof(double));
         if (bad) break;
     }
-    /* the plan: the controller's mean with its feedback through the mean dynamics */
-    float x[MB_MAX_OBS_DIM], xn[MB_MAX_OBS_DIM], mr;
+    if (run->stopped && !sampled) return; /* no samples rolled out: no answer */
+    /* the plan: the controller's mean with its feedback through the mean
+     * dynamics; its return along the way (what a stopped call answers) */
+    float x[MB_MAX_OBS_DIM], xn[MB_MAX_OBS_DIM], mr, rew;
+    uint8_t alive = 1;
+    double ret = 0.0, disc = 1.0;
     memcpy(x, run->obs, (size_t)O * sizeof(float));
     for (int t = 0; t < H; t++) {
         float *u = ws->best + (size_t)t * A;
@@ -508,8 +524,15 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         }
         plan_mstep_run(w->ms, dyn, run->pool, run->members, run->k, NULL, x, u, 1, xn, &mr);
         run->model_rows += dyn->ens ? run->k : 1;
+        /* mb_reward_step as plan_evaluate applies it, one row */
+        mb_reward_step(run->rw, O, A, 1, xn, u, run->rw->use_learned ? &mr : NULL, &alive, &rew);
+        ret += disc * rew;
+        disc *= run->rw->discount;
         memcpy(x, xn, (size_t)O * sizeof(float));
     }
     memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
+    run->ret_mean = (float)ret;
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }

@@ -26,7 +26,13 @@
  * picked twice in a round is expanded once. The tree is at most `horizon`
  * deep; leaves there are only evaluated.
  * Budget: `simulations` leaf evaluations, and/or `max_ms` of wall clock
- * (checked between rounds). The answer is the most visited root action
+ * (checked between rounds). The deadline (mb_plan_ctl.stop) is polled
+ * before every round and every rollout step: a round it cuts is dropped
+ * (its virtual losses undone; leaves it expanded keep their unvisited
+ * children), and the search answers from the rounds that finished, with
+ * the chosen root action's value as the predicted return; when no root
+ * action has been visited yet (a re-rooted tree counts its visits) there
+ * is no answer (MB_ECANCELED). The answer is the most visited root action
  * (ties: the higher Q); the plan follows the most visited children down
  * the tree and repeats its last action beyond it.
  * The tree lives in the workspace. With tree_reuse, a call from the same
@@ -338,6 +344,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
     if (max_sims > w->max_sims) max_sims = w->max_sims;
     while (sims < max_sims) {
         if (cfg->max_ms > 0.0f && sims > 0 && mcts__ms_since(&t0) >= cfg->max_ms) break;
+        if (plan_should_stop(run)) break; /* the deadline, before a round */
         int nb = max_sims - sims < B ? max_sims - sims : B;
         if (w->n_nodes + (size_t)nb * K > w->max_nodes) break; /* full (time budget, or a kept tree) */
         /* 1. select */
@@ -398,6 +405,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
                 w->rmem[r] = (int)(((plan_u64(&g) >> 32) * (uint64_t)kmem) >> 32);
             }
         double disc = 1.0;
+        int cut = 0;
         for (int t = 0; t < D; t++) {
             /* a rollout ends at the horizon: depth(leaf) + t < H */
             for (size_t r = 0; r < rows; r++)
@@ -405,6 +413,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
             int any = 0;
             for (size_t r = 0; r < rows && !any; r++) any = w->salive[r];
             if (!any) break;
+            if ((cut = plan_should_stop(run))) break; /* the deadline, between steps */
             for (size_t r = 0; r < rows; r++) {
                 int k = (int)(((plan_u64(&g) >> 32) * (uint64_t)K) >> 32);
                 for (int j = 0; j < K; j++) w->sa[r * K + j] = (float)(j == k);
@@ -419,6 +428,14 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
             memcpy(w->sx, w->sn, rows * (size_t)O * sizeof(float));
             disc *= rw->discount;
         }
+        if (cut) { /* the round is dropped: its virtual visits undone */
+            for (int b = 0; b < nb; b++)
+                for (int n = w->leaf[b]; n >= 0; n = w->parent[n]) {
+                    w->vl[n]--;
+                    if (n == 0) break;
+                }
+            break;
+        }
         /* 4. backup */
         for (int b = 0; b < nb; b++) {
             double v = 0.0;
@@ -432,15 +449,23 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
         }
         sims += nb;
     }
+    if (run->stopped) { /* an answer needs a visited root action */
+        int visited = 0;
+        for (int k = 0; w->child0[0] >= 0 && k < K; k++) visited |= w->N[w->child0[0] + k] > 0;
+        if (!visited) return;
+    }
     /* the plan: most visited children down the tree, then the last action */
     int node = 0, last = 0, t = 0;
     for (; t < H; t++) {
         if (w->child0[node] < 0 || w->N[node] == 0) break;
         int c = mcts__most_visited(w, &nm, node);
         last = c - w->child0[node];
+        if (t == 0) run->ret_mean = (float)mcts__q(w, &nm, c); /* the tree's value: if stopped */
         node = c;
         for (int j = 0; j < K; j++) ws->best[(size_t)t * K + j] = (float)(j == last);
     }
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     for (; t < H; t++)
         for (int j = 0; j < K; j++) ws->best[(size_t)t * K + j] = (float)(j == last);
     memcpy(ws->mean, ws->best, (size_t)H * K * sizeof(float));

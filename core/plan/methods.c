@@ -272,6 +272,7 @@ void plan_methods_eval_best(plan_run *run) {
     size_t seq = (size_t)ws->horizon * (size_t)ws->act_dim;
     memcpy(ws->cand, ws->best, seq * sizeof(float));
     plan_evaluate(run, 1);
+    if (run->stopped) return; /* the scores are void: the method's own estimate stands */
     run->ret_mean = ws->ret_mean[0];
     run->ret_std = ws->ret_std[0];
 }

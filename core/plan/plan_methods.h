@@ -13,6 +13,20 @@
  * (horizon, act_dim), its evaluation in run->ret_mean / ret_std (by
  * plan_evaluate of the plan, so the figures compare across methods), and
  * the warm start for the next call in ws->mean.
+ * The deadline (mb_plan_ctl.stop): each run polls plan_should_stop at its
+ * natural points (an MCTS round and its rollout steps, an iLQR start,
+ * iteration and Hessian block, a gradient step, an LQR-FLM iteration,
+ * sampling step and KL bisection step; the sampling evaluations poll
+ * inside plan_evaluate) and, once stopped, does no more model work but
+ * what its answer needs: the best plan so far in ws->best with
+ * run->have_best = 1 and run->stopped set (mb_plan reports truncated), or
+ * run->have_best = 0 when nothing was evaluated yet (MB_ECANCELED). A
+ * stopped plan is not evaluated by plan_evaluate: its ret_mean is then the
+ * method's own estimate (ilqr, grad: the return along the mean dynamics
+ * that they optimise; lqr_flm: the same along the plan's rollout; mcts:
+ * the chosen root action's value) with ret_std 0; cem_grad and the
+ * discrete methods answer an evaluated candidate. Without a stop nothing
+ * changes: the polls only read.
  * Private to core/plan. */
 #ifndef MB_PLAN_METHODS_H
 #define MB_PLAN_METHODS_H
@@ -51,7 +65,8 @@ int plan_methods_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const 
 void plan_methods_run(plan_run *run, int warm);
 
 /* Shared by the method files (methods.c). */
-/* Copies ws->best to candidate 0 and evaluates it: run->ret_mean/ret_std. */
+/* Copies ws->best to candidate 0 and evaluates it: run->ret_mean/ret_std
+ * (left as they are, the method's own estimate, when the stop fires). */
 void plan_methods_eval_best(plan_run *run);
 /* The members the mean dynamics use: run->members/run->k. */
 float plan_methods_clip(float v, float lo, float hi);

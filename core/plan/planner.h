@@ -210,7 +210,17 @@ typedef struct {
  *     MPPI: the best candidate of the last finished iteration when the
  *     final mean was not evaluated; iCEM: the best seen) with
  *     info.truncated = 1, or MB_ECANCELED when no evaluation finished
- *     (the state is then left as it was).
+ *     (the state is then left as it was). Issue 14's methods poll too at
+ *     their own steps (an MCTS round and rollout step, an iLQR start,
+ *     iteration, Hessian block and line search, a gradient step, an
+ *     LQR-FLM iteration, sampling step and bisection step) and answer
+ *     likewise: mcts the finished rounds' most visited action (none before
+ *     a root action was visited), ilqr the best start so far, grad the best
+ *     sequence seen, lqr_flm the last controller updated (none before its
+ *     first samples or first step), cem_grad and discrete cem the best
+ *     candidate scored, discrete random none; when the plan's own
+ *     evaluation was cut, predicted_return is the method's estimate
+ *     (plan_methods.h) and return_std 0.
  *   forward(forward_ctx, ...): runs one rollout step's ensemble forward in
  *     place of mb_ensemble_forward_prec (same arguments, same contract,
  *     returns the precision used); the cross-request batcher (batch.h)
