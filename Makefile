@@ -96,7 +96,7 @@ $(BUILD)/libmbclient.a: $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libmbcore.a tests/check_util.h tests/alloc_count.h tests/tmpdir.h
+$(BUILD)/tests/%: tests/core/%.c $(BUILD)/libmbcore.a tests/check_util.h tests/alloc_count.h tests/tmpdir.h tests/plan_stop.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libmbcore.a $(LIBS_CHECK) $(LIBS_CORE)
 $(BUILD)/tests/%: tests/server/%.c $(BUILD)/libmbserver.a $(BUILD)/libmbcore.a tests/check_util.h tests/alloc_count.h

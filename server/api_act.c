@@ -500,6 +500,14 @@ int api_act(srv_req *q, srv_resp *r, srv_err *e) {
             rc = srv_fail(e, MB_ESTATE, f, "no policy trained yet: POST /v1/models/%s/policy/train first", sp->name);
         else if (j->cfg.terminal_value && !j->pol->value_trained)
             rc = srv_fail(e, MB_ESTATE, f, "the policy has no trained value network (algorithm mbpo trains one)");
+        /* costed again with the networks: the prior's scratch (their layers,
+         * the policy's rollouts) is part of the workspace */
+        if (rc == 0 && mb_plan_cost_with_prior(&j->cfg, &sp->ens, sp->obs_dim, sp->act_dim,
+                                               j->cfg.terminal_value ? &j->pol->agent.v.spec : NULL,
+                                               j->cfg.policy_samples > 0 ? &j->pol->agent.pi.spec : NULL,
+                                               &j->cost, err, sizeof err) != MB_OK)
+            rc = srv_fail(e, MB_ERANGE, "planner", "%s", err);
+        if (rc == 0) rc = plan_budget_check(&app->budget, &j->cost, e);
         if (rc) {
             act__unref(j);
             return -1;

@@ -20,7 +20,7 @@ int plan_budget_check(const srv_plan_budget *b, const mb_plan_cost *c, srv_err *
     return srv_fail(e, MB_ERANGE, "planner",
                     "this plan needs %.1f MiB (workspace %.1f, ensemble workspace %.1f, session "
                     "state %.1f), over the limit of %.0f MiB (%s): lower population, particles or "
-                    "horizon",
+                    "horizon (mcts: simulations)",
                     need / MIB, (double)c->ws / MIB, (double)c->ens_ws / MIB, (double)c->state / MIB,
                     limit / MIB, which);
 }

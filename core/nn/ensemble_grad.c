@@ -32,10 +32,8 @@ struct mb_ens_grad_ws {
     float *mem;
 };
 
-mb_ens_grad_ws *mb_ens_grad_ws_new(const mb_ensemble_spec *spec) {
-    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK) return NULL;
-    mb_ens_grad_ws *ws = calloc(1, sizeof *ws);
-    if (!ws) return NULL;
+/* ws's sizes from spec; returns the floats of its block (the layout below). */
+static size_t eg__dims(mb_ens_grad_ws *ws, const mb_ensemble_spec *spec) {
     ws->spec = *spec;
     ws->L = spec->n_hidden;
     ws->in = mb_ensemble_in_dim(spec);
@@ -52,6 +50,22 @@ mb_ens_grad_ws *mb_ens_grad_ws_new(const mb_ensemble_spec *spec) {
     total += R * (size_t)ws->in + 2 * R * (size_t)ws->out + 2 * R * (size_t)ws->maxw;
     total += mb_ensemble_member_size(spec);
     total += R * (size_t)ws->in + 2 * R * (size_t)ws->out;
+    return total;
+}
+
+size_t mb_ens_grad_ws_bytes(const mb_ensemble_spec *spec) {
+    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK) return 0;
+    mb_ens_grad_ws ws;
+    memset(&ws, 0, sizeof ws);
+    return sizeof ws + eg__dims(&ws, spec) * sizeof(float);
+}
+
+mb_ens_grad_ws *mb_ens_grad_ws_new(const mb_ensemble_spec *spec) {
+    if (!spec || mb_ensemble_spec_check(spec, NULL, 0) != MB_OK) return NULL;
+    mb_ens_grad_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    size_t total = eg__dims(ws, spec);
+    size_t R = (size_t)ws->R;
     ws->mem = malloc(total * sizeof(float));
     if (!ws->mem) {
         free(ws);

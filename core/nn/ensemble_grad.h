@@ -36,6 +36,8 @@ typedef struct mb_ens_grad_ws mb_ens_grad_ws;
  * allocation failure. */
 mb_ens_grad_ws *mb_ens_grad_ws_new(const mb_ensemble_spec *spec);
 void mb_ens_grad_ws_free(mb_ens_grad_ws *ws);
+/* Bytes mb_ens_grad_ws_new(spec) allocates (0 for an invalid spec). */
+size_t mb_ens_grad_ws_bytes(const mb_ensemble_spec *spec);
 
 /* Vector-Jacobian product through k members (members[j], j < k; members ==
  * NULL means all, k ignored), n rows.

@@ -108,6 +108,20 @@ struct mb_mlp_ws {
     float *mem;
 };
 
+/* The floats of a workspace's block (mb_mlp_ws_new's layout below). */
+static size_t mlp__ws_floats(const mlp__layout *lay, size_t max_rows) {
+    size_t total = 0;
+    for (int l = 0; l < lay->L; l++) total += 2 * max_rows * (size_t)lay->dim[l + 1];
+    return total + 2 * max_rows * (size_t)lay->maxw + lay->size;
+}
+
+size_t mb_mlp_ws_bytes(const mb_mlp_spec *s, size_t max_rows) {
+    if (!s || mb_mlp_spec_check(s, NULL, NULL, 0) != MB_OK || max_rows == 0) return 0;
+    mlp__layout lay;
+    mlp__layout_of(s, &lay);
+    return sizeof(mb_mlp_ws) + mlp__ws_floats(&lay, max_rows) * sizeof(float);
+}
+
 mb_mlp_ws *mb_mlp_ws_new(const mb_mlp_spec *s, size_t max_rows) {
     if (!s || mb_mlp_spec_check(s, NULL, NULL, 0) != MB_OK || max_rows == 0) return NULL;
     mb_mlp_ws *ws = calloc(1, sizeof *ws);
@@ -116,9 +130,7 @@ mb_mlp_ws *mb_mlp_ws_new(const mb_mlp_spec *s, size_t max_rows) {
     const mlp__layout *lay = &ws->lay;
     ws->act = s->activation;
     ws->rows = max_rows;
-    size_t total = 0;
-    for (int l = 0; l < lay->L; l++) total += 2 * max_rows * (size_t)lay->dim[l + 1];
-    total += 2 * max_rows * (size_t)lay->maxw + lay->size;
+    size_t total = mlp__ws_floats(lay, max_rows);
     ws->mem = malloc(total * sizeof(float));
     if (!ws->mem) {
         free(ws);

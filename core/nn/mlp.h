@@ -57,6 +57,8 @@ typedef struct mb_mlp_ws mb_mlp_ws;
  * or allocation failure. */
 mb_mlp_ws *mb_mlp_ws_new(const mb_mlp_spec *s, size_t max_rows);
 void mb_mlp_ws_free(mb_mlp_ws *ws);
+/* Bytes mb_mlp_ws_new(s, max_rows) allocates (0 where it refuses). */
+size_t mb_mlp_ws_bytes(const mb_mlp_spec *s, size_t max_rows);
 size_t mb_mlp_ws_rows(const mb_mlp_ws *ws);
 
 /* Inference: y (n, out_dim) = f(x (n, in_dim)), any n (chunks of the

@@ -105,6 +105,14 @@ struct mb_policy_ws {
     float *mem;
 };
 
+size_t mb_policy_ws_bytes(const mb_policy_spec *s, size_t max_rows) {
+    if (!s || mb_policy_spec_check(s, NULL, 0) != MB_OK || max_rows == 0) return 0;
+    mb_mlp_spec m;
+    mb_policy_mlp_spec(s, &m);
+    return sizeof(mb_policy_ws) + mb_mlp_ws_bytes(&m, max_rows) +
+           8 * (size_t)s->act_dim * max_rows * sizeof(float); /* mem, as below */
+}
+
 mb_policy_ws *mb_policy_ws_new(const mb_policy_spec *s, size_t max_rows) {
     if (!s || mb_policy_spec_check(s, NULL, 0) != MB_OK || max_rows == 0) return NULL;
     mb_mlp_spec m;

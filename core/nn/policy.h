@@ -61,6 +61,8 @@ typedef struct mb_policy_ws mb_policy_ws;
  * mb_policy_act). NULL on a bad spec or allocation failure. */
 mb_policy_ws *mb_policy_ws_new(const mb_policy_spec *s, size_t max_rows);
 void mb_policy_ws_free(mb_policy_ws *ws);
+/* Bytes mb_policy_ws_new(s, max_rows) allocates (0 where it refuses). */
+size_t mb_policy_ws_bytes(const mb_policy_spec *s, size_t max_rows);
 
 /* Inference: action (n, act_dim) for obs (n, obs_dim); eps (n, act_dim)
  * standard normal noise for a sample, or NULL for the deterministic action

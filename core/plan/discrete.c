@@ -11,6 +11,10 @@
  *     the smoothing that keeps an action the elites did not pick alive for
  *     the next iteration. The plan is the better of the final mode (argmax
  *     per step, evaluated once) and the best sequence sampled.
+ * The deadline (mb_plan_ctl.stop, polled inside plan_evaluate): a cut
+ * evaluation is void; random then has no answer (MB_ECANCELED), CEM
+ * answers the best sequence of the iterations that finished (none before
+ * the first: MB_ECANCELED).
  * Not for: continuous actions (planner.c). */
 #include <float.h>
 #include <string.h>
@@ -64,12 +68,14 @@ void plan_discrete_random(plan_run *run) {
         }
     }
     plan_evaluate(run, N);
+    if (run->stopped) return; /* its only evaluation was cut: no answer */
     disc__top(ws, N, 1);
     int b = ws->order[0];
     memcpy(ws->best, disc__cand(ws, b), (size_t)H * K * sizeof(float));
     memcpy(ws->mean, ws->best, (size_t)H * K * sizeof(float));
     run->ret_mean = ws->ret_mean[b];
     run->ret_std = ws->ret_std[b];
+    run->have_best = 1;
 }
 
 void plan_discrete_cem(plan_run *run, int warm) {
@@ -96,8 +102,10 @@ void plan_discrete_cem(plan_run *run, int warm) {
             for (int t = 0; t < H; t++) disc__sample_row(&g, p + t * K, K, s + t * K);
         }
         plan_evaluate(run, N);
+        if (run->stopped) break; /* void: the iterations before answer */
         disc__top(ws, N, E);
         int b = ws->order[0];
+        run->have_best = 1;
         if (it == 0 || ws->score[b] > best_score) {
             best_score = ws->score[b];
             best_mean = ws->ret_mean[b];
@@ -119,6 +127,11 @@ void plan_discrete_cem(plan_run *run, int warm) {
         for (int i = 0; i < K; i++) m[t * K + i] = (float)(i == k);
     }
     plan_evaluate(run, 1);
+    if (run->stopped) { /* the best sequence sampled, if an iteration finished */
+        run->ret_mean = best_mean;
+        run->ret_std = best_std;
+        return;
+    }
     if (ws->score[0] >= best_score) {
         memcpy(ws->best, m, seq * sizeof(float));
         run->ret_mean = ws->ret_mean[0];

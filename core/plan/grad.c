@@ -29,6 +29,12 @@
  *     the refit; the plan is
  *     the better of the final mean and the best candidate scored.
  * Rows through the model are counted in model_rows (a VJP row as 2).
+ * The deadline (mb_plan_ctl.stop) is polled before every gradient step
+ * (and inside the evaluations): grad answers the best sequence seen, its
+ * objective J as the predicted return (none before the first step:
+ * MB_ECANCELED); cem_grad drops the iteration it cuts and answers the best
+ * candidate scored so far (the refined ones and the best sampled of each
+ * finished evaluation), none before the first evaluation finished.
  * No allocation in the run functions. */
 #include <float.h>
 #include <math.h>
@@ -49,6 +55,7 @@ struct plan_grad_ws {
     double *base;          /* (G) line-search start per sequence */
     plan_mstep *ms;
     mb_ens_grad_ws *eg;
+    void *block;           /* the arrays (gr__layout) */
     float *X;              /* (G, H + 1, O) */
     float *U, *dU;         /* (G, H, A) */
     float *m, *v;          /* (G, H, A) Adam moments */
@@ -61,69 +68,98 @@ struct plan_grad_ws {
     double *gs;            /* (O) declared-terms gradient */
     size_t rows;           /* G (1 + 2 d) for known */
     /* cem_grad */
+    float *fb;             /* (H, A) the best sampled candidate scored (what a stop answers) */
     float *all;            /* (N, H, A) candidates */
     float *sc;             /* (N) scores */
     int *ord;              /* (N) */
     float *cmean, *cvar, *csd; /* (H, A) */
 };
 
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_grad_ws_new allocates (struct,
+ * block, model-step and ensemble-gradient workspaces), the same code
+ * sizing and carving. */
+static size_t gr__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_grad_ws *w, char *block,
+                         size_t *block_bytes) {
+    const int H = cfg->horizon, O = sh->obs_dim, A = sh->act_dim, d = O + A;
+    const mb_ensemble_spec *spec = sh->spec;
+    int Gi = cfg->method == MB_PLAN_GRAD ? cfg->population : cfg->grad_elites;
+    int Ni = cfg->method == MB_PLAN_CEM_GRAD ? cfg->population : 0;
+    size_t G = (size_t)Gi, seq = (size_t)H * A, sx = (size_t)(H + 1) * O;
+    size_t rows = spec ? G : G * (1 + 2 * (size_t)d);
+    if (rows < G * GR_LS) rows = G * GR_LS;
+    int in = spec ? mb_ensemble_in_dim(spec) : 0, out = spec ? mb_ensemble_out_dim(spec) : 0;
+    if (w) {
+        w->H = H; w->O = O; w->A = A; w->d = d;
+        w->is_ens = spec != NULL;
+        w->G = Gi;
+        w->N = Ni;
+        w->rows = rows;
+        w->in = in;
+        w->out = out;
+    }
+    plan_carver c = {block, 0};
+    PLAN_CARVE(&c, w, Uc, G * GR_LS * seq);
+    PLAN_CARVE(&c, w, Xc, G * GR_LS * sx);
+    PLAN_CARVE(&c, w, Jc, G * GR_LS);
+    PLAN_CARVE(&c, w, base, G);
+    PLAN_CARVE(&c, w, X, G * sx);
+    PLAN_CARVE(&c, w, U, G * seq);
+    PLAN_CARVE(&c, w, dU, G * seq);
+    PLAN_CARVE(&c, w, m, G * seq);
+    PLAN_CARVE(&c, w, v, G * seq);
+    PLAN_CARVE(&c, w, bestU, G * seq);
+    PLAN_CARVE(&c, w, bestJ, G);
+    PLAN_CARVE(&c, w, J, G);
+    PLAN_CARVE(&c, w, sx, rows * O);
+    PLAN_CARVE(&c, w, sa, rows * A);
+    PLAN_CARVE(&c, w, sn, rows * O);
+    PLAN_CARVE(&c, w, smr, rows);
+    PLAN_CARVE(&c, w, srw, rows);
+    PLAN_CARVE(&c, w, alive, rows);
+    PLAN_CARVE(&c, w, lam, G * O);
+    PLAN_CARVE(&c, w, dl, G * (size_t)d);
+    PLAN_CARVE(&c, w, gs, (size_t)d);
+    size_t sub = plan_mstep_bytes(spec, rows);
+    if (spec) {
+        PLAN_CARVE(&c, w, xin, G * in);
+        PLAN_CARVE(&c, w, gy, G * out);
+        PLAN_CARVE(&c, w, gx, G * in);
+        sub += mb_ens_grad_ws_bytes(spec);
+    }
+    if (Ni > 0) {
+        PLAN_CARVE(&c, w, fb, seq);
+        PLAN_CARVE(&c, w, all, (size_t)Ni * seq);
+        PLAN_CARVE(&c, w, sc, (size_t)Ni);
+        PLAN_CARVE(&c, w, ord, (size_t)Ni);
+        PLAN_CARVE(&c, w, cmean, seq);
+        PLAN_CARVE(&c, w, cvar, seq);
+        PLAN_CARVE(&c, w, csd, seq);
+    }
+    *block_bytes = c.off;
+    return sizeof(plan_grad_ws) + c.off + sub;
+}
+
+size_t plan_grad_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return gr__layout(cfg, sh, NULL, NULL, &block);
+}
+
 plan_grad_ws *plan_grad_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     plan_grad_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    const int H = cfg->horizon, O = dyn->obs_dim, A = dyn->act_dim;
-    w->H = H; w->O = O; w->A = A; w->d = O + A;
-    w->is_ens = !!dyn->ens;
-    w->G = cfg->method == MB_PLAN_GRAD ? cfg->population : cfg->grad_elites;
-    w->N = cfg->method == MB_PLAN_CEM_GRAD ? cfg->population : 0;
-    size_t G = (size_t)w->G, seq = (size_t)H * A;
-    w->rows = w->is_ens ? G : G * (1 + 2 * (size_t)w->d);
-    if (w->rows < G * GR_LS) w->rows = G * GR_LS;
-    w->Uc = malloc(G * GR_LS * seq * sizeof(float));
-    w->Xc = malloc(G * GR_LS * (H + 1) * O * sizeof(float));
-    w->Jc = malloc(G * GR_LS * sizeof(double));
-    w->base = malloc(G * sizeof(double));
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    gr__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
     w->ms = plan_mstep_new(dyn, w->rows);
-    w->X = malloc(G * (H + 1) * O * sizeof(float));
-    w->U = malloc(G * seq * sizeof(float));
-    w->dU = malloc(G * seq * sizeof(float));
-    w->m = malloc(G * seq * sizeof(float));
-    w->v = malloc(G * seq * sizeof(float));
-    w->bestU = malloc(G * seq * sizeof(float));
-    w->bestJ = malloc(G * sizeof(double));
-    w->J = malloc(G * sizeof(double));
-    w->sx = malloc(w->rows * O * sizeof(float));
-    w->sa = malloc(w->rows * A * sizeof(float));
-    w->sn = malloc(w->rows * O * sizeof(float));
-    w->smr = malloc(w->rows * sizeof(float));
-    w->srw = malloc(w->rows * sizeof(float));
-    w->alive = malloc(w->rows);
-    w->lam = malloc(G * O * sizeof(double));
-    w->dl = malloc(G * (size_t)w->d * sizeof(double));
-    w->gs = malloc((size_t)w->d * sizeof(double));
-    int ok = w->Uc && w->Xc && w->Jc && w->base && w->ms && w->X && w->U && w->dU && w->m && w->v && w->bestU && w->bestJ && w->J &&
-             w->sx && w->sa && w->sn && w->smr && w->srw && w->alive && w->lam && w->dl && w->gs;
-    if (ok && w->is_ens) {
-        w->in = mb_ensemble_in_dim(&dyn->ens->spec);
-        w->out = mb_ensemble_out_dim(&dyn->ens->spec);
-        w->eg = mb_ens_grad_ws_new(&dyn->ens->spec);
-        w->xin = malloc(G * w->in * sizeof(float));
-        w->gy = malloc(G * w->out * sizeof(float));
-        w->gx = malloc(G * w->in * sizeof(float));
-        ok = w->eg && w->xin && w->gy && w->gx;
-    }
-    if (ok && w->N > 0) {
-        w->all = malloc((size_t)w->N * seq * sizeof(float));
-        w->sc = malloc((size_t)w->N * sizeof(float));
-        w->ord = malloc((size_t)w->N * sizeof(int));
-        w->cmean = malloc(seq * sizeof(float));
-        w->cvar = malloc(seq * sizeof(float));
-        w->csd = malloc(seq * sizeof(float));
-        ok = w->all && w->sc && w->ord && w->cmean && w->cvar && w->csd;
-    }
-    if (!ok) {
+    if (w->is_ens) w->eg = mb_ens_grad_ws_new(sh.spec);
+    if (!w->block || !w->ms || (w->is_ens && !w->eg)) {
         plan_grad_ws_free(w);
         return NULL;
     }
+    gr__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
@@ -131,11 +167,7 @@ void plan_grad_ws_free(plan_grad_ws *w) {
     if (!w) return;
     plan_mstep_free(w->ms);
     mb_ens_grad_ws_free(w->eg);
-    free(w->X); free(w->U); free(w->dU); free(w->m); free(w->v); free(w->bestU); free(w->bestJ);
-    free(w->J); free(w->sx); free(w->sa); free(w->sn); free(w->smr); free(w->srw); free(w->alive);
-    free(w->xin); free(w->gy); free(w->gx); free(w->lam); free(w->dl); free(w->gs);
-    free(w->Uc); free(w->Xc); free(w->Jc); free(w->base);
-    free(w->all); free(w->sc); free(w->ord); free(w->cmean); free(w->cvar); free(w->csd);
+    free(w->block);
     free(w);
 }
 
@@ -266,6 +298,7 @@ static void gr__adam(plan_run *run, plan_grad_ws *w, int n, int steps, const flo
     memset(w->v, 0, (size_t)n * su * sizeof(float));
     for (int g = 0; g < n; g++) w->bestJ[g] = -DBL_MAX;
     for (int s = 0; s <= steps; s++) {
+        if (plan_should_stop(run)) return; /* the best seen so far stands */
         gr__value_grad(run, w, n);
         for (int g = 0; g < n; g++)
             if (isfinite(w->J[g]) && w->J[g] > w->bestJ[g]) {
@@ -301,6 +334,7 @@ static void gr__refine(plan_run *run, plan_grad_ws *w, int n, int steps, const f
     double *base = w->base;
     for (int g = 0; g < n; g++) base[g] = 1.0;
     for (int s = 0; s < steps; s++) {
+        if (plan_should_stop(run)) return; /* the caller drops the refinement */
         gr__value_grad(run, w, n);
         for (int g = 0; g < n; g++) {
             float gmax = 0.0f;
@@ -360,8 +394,12 @@ void plan_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     int b = 0;
     for (int g = 1; g < G; g++)
         if (w->bestJ[g] > w->bestJ[b]) b = g;
+    if (run->stopped && !(w->bestJ[b] > -DBL_MAX)) return; /* no step finished: no answer */
     memcpy(ws->best, w->bestU + b * su, su * sizeof(float));
     memcpy(ws->mean, ws->best, su * sizeof(float));
+    run->ret_mean = (float)w->bestJ[b]; /* the objective: the answer if the evaluation is stopped */
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }
 
@@ -396,6 +434,8 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     plan_gen gen;
     plan_gen_init(&gen, run->seed, PLAN_STREAM_SAMPLE);
     float best_score = -FLT_MAX, best_mean = 0, best_std = 0;
+    float fb_score = -FLT_MAX, fb_mean = 0, fb_std = 0; /* the best sampled (w->fb) */
+    int have_fb = 0;
     for (int it = 0; it < cfg->iterations; it++) {
         for (size_t j = 0; j < seq; j++) {
             int a = (int)(j % (size_t)A);
@@ -414,14 +454,25 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
             }
         }
         plan_evaluate(run, N);
+        if (run->stopped) break;
         memcpy(w->all, ws->cand, (size_t)N * seq * sizeof(float));
         memcpy(w->sc, ws->score, (size_t)N * sizeof(float));
         gr__top(w->sc, w->ord, N, Gr);
+        if (!have_fb || w->sc[w->ord[0]] > fb_score) { /* kept for a stop only */
+            int c = w->ord[0];
+            have_fb = 1;
+            fb_score = w->sc[c];
+            fb_mean = ws->ret_mean[c];
+            fb_std = ws->ret_std[c];
+            memcpy(w->fb, w->all + (size_t)c * seq, seq * sizeof(float));
+        }
         /* refine the best Gr by gradient steps, then score them again */
         for (int g = 0; g < Gr; g++) memcpy(w->U + g * seq, w->all + (size_t)w->ord[g] * seq, seq * sizeof(float));
         gr__refine(run, w, Gr, cfg->grad_steps, w->csd);
+        if (run->stopped) break;
         for (int g = 0; g < Gr; g++) memcpy(gr__cand(ws, g), w->bestU + g * seq, seq * sizeof(float));
         plan_evaluate(run, Gr);
+        if (run->stopped) break;
         for (int g = 0; g < Gr; g++) {
             int c = w->ord[g];
             memcpy(w->all + (size_t)c * seq, w->bestU + g * seq, seq * sizeof(float));
@@ -451,6 +502,19 @@ void plan_cem_grad_run(plan_run *run, plan_grad_ws *w, int warm) {
     memcpy(gr__cand(ws, 0), w->cmean, seq * sizeof(float));
     plan_evaluate(run, 1);
     memcpy(ws->mean, w->cmean, seq * sizeof(float));
+    if (run->stopped) { /* the best scored so far: refined (in ws->best) or sampled */
+        if (have_fb && (best_score == -FLT_MAX || fb_score > best_score)) {
+            memcpy(ws->best, w->fb, seq * sizeof(float));
+            best_mean = fb_mean;
+            best_std = fb_std;
+        } else if (best_score == -FLT_MAX) {
+            return; /* nothing scored: no answer */
+        }
+        run->ret_mean = best_mean;
+        run->ret_std = best_std;
+        run->have_best = 1;
+        return;
+    }
     if (ws->score[0] >= best_score) {
         memcpy(ws->best, w->cmean, seq * sizeof(float));
         run->ret_mean = ws->ret_mean[0];

@@ -35,7 +35,13 @@
  * iLQR is local: from a pendulum hanging still the middle start alone only
  * finds "lean and hold" over a short horizon, a bang start finds the swing.
  * The gains K_0 and the nominal x_0 of the last backward pass are kept for
- * mb_plan_ws_gains. No allocation in plan_ilqr_run. */
+ * mb_plan_ws_gains. The deadline (mb_plan_ctl.stop) is polled before each
+ * start, each iteration, each Hessian block of the ensemble's
+ * linearisation and each line search: a cut iteration is dropped, and the
+ * answer is the best start so far (its accepted controls), its predicted
+ * return the objective above (-J: the mean dynamics, no termination);
+ * stopped before the first nominal rollout there is none (MB_ECANCELED).
+ * No allocation in plan_ilqr_run. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -56,6 +62,7 @@ struct plan_ilqr_ws {
     mb_lqr_ws *lqr;
     mb_ens_grad_ws *eg;
     plan_mstep *ms;
+    void *block;           /* the arrays below (il__layout) */
     double *Am, *Bm, *Q, *R, *N, *q, *r, *lo, *hi, *K, *k;
     float *X, *U;          /* (H + 1, O), (H, A) nominal */
     float *Xa, *Ua;        /* (ALPHAS, H + 1, O), (ALPHAS, H, A) */
@@ -78,75 +85,100 @@ struct plan_ilqr_ws {
 
 static size_t il__known_rows(int d, int learned) { return 1 + 2 * (size_t)d + (learned ? 2 * (size_t)d * (d - 1) : 0); }
 
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_ilqr_ws_new allocates (struct,
+ * block, LQR and model-step workspaces, the ensemble's gradient
+ * workspace), the same code sizing and carving. */
+static size_t il__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_ilqr_ws *w, char *block,
+                         size_t *block_bytes) {
+    const int H = cfg->horizon, O = sh->obs_dim, A = sh->act_dim, d = O + A;
+    size_t h = (size_t)H, nn = (size_t)O * O, al = ILQR_ALPHAS;
+    const mb_ensemble_spec *spec = sh->spec;
+    int in = spec ? mb_ensemble_in_dim(spec) : 0, out = spec ? mb_ensemble_out_dim(spec) : 0;
+    int tb = 0, kr = 0;
+    if (spec) {
+        int rows_per_t = 2 * in;
+        tb = 4096 / rows_per_t > 0 ? 4096 / rows_per_t : 1;
+        if (tb > H) tb = H;
+    } else {
+        /* the reward Hessian rows are only needed with use_learned, which
+         * is per call: size for it */
+        kr = (int)il__known_rows(d, 1);
+    }
+    if (w) {
+        w->H = H; w->O = O; w->A = A; w->d = d;
+        w->is_ens = spec != NULL;
+        w->in = in; w->out = out; w->tb = tb; w->kr = kr;
+    }
+    plan_carver c = {block, 0};
+    PLAN_CARVE(&c, w, Am, h * nn);
+    PLAN_CARVE(&c, w, Bm, h * O * A);
+    PLAN_CARVE(&c, w, Q, (h + 1) * nn);
+    PLAN_CARVE(&c, w, R, h * A * A);
+    PLAN_CARVE(&c, w, N, h * A * O);
+    PLAN_CARVE(&c, w, q, (h + 1) * O);
+    PLAN_CARVE(&c, w, r, h * A);
+    PLAN_CARVE(&c, w, lo, h * A);
+    PLAN_CARVE(&c, w, hi, h * A);
+    PLAN_CARVE(&c, w, K, h * A * O);
+    PLAN_CARVE(&c, w, k, h * A);
+    PLAN_CARVE(&c, w, X, (h + 1) * O);
+    PLAN_CARVE(&c, w, U, h * A);
+    PLAN_CARVE(&c, w, Xa, al * (h + 1) * O);
+    PLAN_CARVE(&c, w, Ua, al * h * A);
+    PLAN_CARVE(&c, w, sx, al * O);
+    PLAN_CARVE(&c, w, sa, al * A);
+    PLAN_CARVE(&c, w, sn, al * O);
+    PLAN_CARVE(&c, w, smr, al);
+    PLAN_CARVE(&c, w, srw, al);
+    PLAN_CARVE(&c, w, alive, al);
+    PLAN_CARVE(&c, w, hr, h * d * d);
+    PLAN_CARVE(&c, w, gr, h * d);
+    PLAN_CARVE(&c, w, hstep, h * d);
+    PLAN_CARVE(&c, w, K0, (size_t)A * O);
+    PLAN_CARVE(&c, w, runK0, (size_t)A * O);
+    PLAN_CARVE(&c, w, x0, (size_t)O);
+    size_t sub = mb_lqr_ws_bytes(O, A) + plan_mstep_bytes(spec, ILQR_ALPHAS);
+    if (spec) {
+        size_t hrows = (size_t)tb * 2 * in;
+        PLAN_CARVE(&c, w, xin, h * in);
+        PLAN_CARVE(&c, w, jac, h * out * in);
+        PLAN_CARVE(&c, w, hx, hrows * in);
+        PLAN_CARVE(&c, w, hgy, hrows * out); /* zero but the reward column (calloc) */
+        PLAN_CARVE(&c, w, hgx, hrows * in);
+        sub += mb_ens_grad_ws_bytes(spec);
+    } else {
+        size_t rows = h * kr;
+        PLAN_CARVE(&c, w, kobs, rows * O);
+        PLAN_CARVE(&c, w, kact, rows * A);
+        PLAN_CARVE(&c, w, knext, rows * O);
+        PLAN_CARVE(&c, w, krew, rows);
+    }
+    *block_bytes = c.off;
+    return sizeof(plan_ilqr_ws) + c.off + sub;
+}
+
+size_t plan_ilqr_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return il__layout(cfg, sh, NULL, NULL, &block);
+}
+
 plan_ilqr_ws *plan_ilqr_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     plan_ilqr_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    const int H = cfg->horizon, O = dyn->obs_dim, A = dyn->act_dim, d = O + A;
-    w->H = H; w->O = O; w->A = A; w->d = d;
-    w->is_ens = !!dyn->ens;
-    size_t h = (size_t)H, nn = (size_t)O * O;
-    w->lqr = mb_lqr_ws_new(O, A);
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    il__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
+    w->lqr = mb_lqr_ws_new(w->O, w->A);
     w->ms = plan_mstep_new(dyn, ILQR_ALPHAS);
-    w->Am = malloc(h * nn * sizeof(double));
-    w->Bm = malloc(h * O * A * sizeof(double));
-    w->Q = malloc((h + 1) * nn * sizeof(double));
-    w->R = malloc(h * A * A * sizeof(double));
-    w->N = malloc(h * A * O * sizeof(double));
-    w->q = malloc((h + 1) * O * sizeof(double));
-    w->r = malloc(h * A * sizeof(double));
-    w->lo = malloc(h * A * sizeof(double));
-    w->hi = malloc(h * A * sizeof(double));
-    w->K = malloc(h * A * O * sizeof(double));
-    w->k = malloc(h * A * sizeof(double));
-    w->X = malloc((h + 1) * O * sizeof(float));
-    w->U = malloc(h * A * sizeof(float));
-    w->Xa = malloc(ILQR_ALPHAS * (h + 1) * O * sizeof(float));
-    w->Ua = malloc(ILQR_ALPHAS * h * A * sizeof(float));
-    w->sx = malloc(ILQR_ALPHAS * (size_t)O * sizeof(float));
-    w->sa = malloc(ILQR_ALPHAS * (size_t)A * sizeof(float));
-    w->sn = malloc(ILQR_ALPHAS * (size_t)O * sizeof(float));
-    w->smr = malloc(ILQR_ALPHAS * sizeof(float));
-    w->srw = malloc(ILQR_ALPHAS * sizeof(float));
-    w->alive = malloc(ILQR_ALPHAS);
-    w->hr = malloc(h * d * d * sizeof(double));
-    w->gr = malloc(h * d * sizeof(double));
-    w->hstep = malloc(h * d * sizeof(float));
-    w->K0 = malloc((size_t)A * O * sizeof(float));
-    w->runK0 = malloc((size_t)A * O * sizeof(float));
-    w->x0 = malloc((size_t)O * sizeof(float));
-    int ok = w->lqr && w->ms && w->Am && w->Bm && w->Q && w->R && w->N && w->q && w->r && w->lo &&
-             w->hi && w->K && w->k && w->X && w->U && w->Xa && w->Ua && w->sx && w->sa && w->sn &&
-             w->smr && w->srw && w->alive && w->hr && w->gr && w->hstep && w->K0 && w->x0 && w->runK0;
-    if (ok && w->is_ens) {
-        const mb_ensemble_spec *s = &dyn->ens->spec;
-        w->in = mb_ensemble_in_dim(s);
-        w->out = mb_ensemble_out_dim(s);
-        w->eg = mb_ens_grad_ws_new(s);
-        w->xin = malloc(h * w->in * sizeof(float));
-        w->jac = malloc(h * w->out * w->in * sizeof(float));
-        int rows_per_t = 2 * w->in;
-        w->tb = 4096 / rows_per_t > 0 ? 4096 / rows_per_t : 1;
-        if (w->tb > H) w->tb = H;
-        size_t hrows = (size_t)w->tb * rows_per_t;
-        w->hx = malloc(hrows * w->in * sizeof(float));
-        w->hgy = calloc(hrows * w->out, sizeof(float));
-        w->hgx = malloc(hrows * w->in * sizeof(float));
-        ok = w->eg && w->xin && w->jac && w->hx && w->hgy && w->hgx;
-    } else if (ok) {
-        /* the reward Hessian rows are only needed with use_learned, which
-         * is per call: size for it */
-        w->kr = (int)il__known_rows(d, 1);
-        size_t rows = h * w->kr;
-        w->kobs = malloc(rows * O * sizeof(float));
-        w->kact = malloc(rows * A * sizeof(float));
-        w->knext = malloc(rows * O * sizeof(float));
-        w->krew = malloc(rows * sizeof(float));
-        ok = w->kobs && w->kact && w->knext && w->krew;
-    }
-    if (!ok) {
+    if (w->is_ens) w->eg = mb_ens_grad_ws_new(sh.spec);
+    if (!w->block || !w->lqr || !w->ms || (w->is_ens && !w->eg)) {
         plan_ilqr_ws_free(w);
         return NULL;
     }
+    il__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
@@ -155,12 +187,7 @@ void plan_ilqr_ws_free(plan_ilqr_ws *w) {
     mb_lqr_ws_free(w->lqr);
     mb_ens_grad_ws_free(w->eg);
     plan_mstep_free(w->ms);
-    free(w->Am); free(w->Bm); free(w->Q); free(w->R); free(w->N); free(w->q); free(w->r);
-    free(w->lo); free(w->hi); free(w->K); free(w->k); free(w->X); free(w->U); free(w->Xa);
-    free(w->Ua); free(w->sx); free(w->sa); free(w->sn); free(w->smr); free(w->srw); free(w->alive);
-    free(w->hr); free(w->gr); free(w->hstep); free(w->K0); free(w->x0); free(w->runK0);
-    free(w->xin); free(w->jac); free(w->hx); free(w->hgy); free(w->hgx);
-    free(w->kobs); free(w->kact); free(w->knext); free(w->krew);
+    free(w->block);
     free(w);
 }
 
@@ -241,6 +268,7 @@ static void il__linearise_ens(plan_run *run, plan_ilqr_ws *w) {
     int rows_t = 2 * in;
     for (int r = 0; r < w->tb * rows_t; r++) w->hgy[(size_t)r * out + O] = 1.0f;
     for (int t0 = 0; t0 < H; t0 += w->tb) {
+        if (plan_should_stop(run)) return; /* the linearisation is void */
         int nt = H - t0 < w->tb ? H - t0 : w->tb;
         for (int tt = 0; tt < nt; tt++)
             for (int i = 0; i < in; i++) {
@@ -380,9 +408,14 @@ static void il__expand_cost(plan_run *run, plan_ilqr_ws *w) {
     }
 }
 
-/* One iLQR from the controls in w->U: leaves the optimised U, X and J. */
-static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
+/* One iLQR from the controls in w->U: leaves the optimised U, X and J.
+ * Stopped (run->stopped), U, X and J are the last accepted; *rolled is 0
+ * when even the nominal rollout did not run (no J). */
+static double il__optimise(plan_run *run, plan_ilqr_ws *w, int *rolled) {
     const int H = w->H, O = w->O, A = w->A;
+    *rolled = 0;
+    if (plan_should_stop(run)) return INFINITY;
+    *rolled = 1;
     /* nominal rollout: one open-loop row */
     double J, alpha[ILQR_ALPHAS], Ja[ILQR_ALPHAS];
     for (int a = 0; a < ILQR_ALPHAS; a++) alpha[a] = ldexp(1.0, -a);
@@ -396,9 +429,11 @@ static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
     int relinearise = 1;
     w->run_gains = 0;
     for (int it = 0; it < run->cfg->iterations && isfinite(J); it++) {
+        if (plan_should_stop(run)) break;
         if (relinearise) {
             if (w->is_ens) il__linearise_ens(run, w);
             else il__linearise_known(run, w);
+            if (run->stopped) break;
             il__expand_cost(run, w);
             relinearise = 0;
         }
@@ -406,6 +441,7 @@ static double il__optimise(plan_run *run, plan_ilqr_ws *w) {
         while (mb_lqr_backward(&pb, mu, w->lqr, &sol, NULL, 0) != MB_OK && mu < ILQR_MU_MAX)
             mu = fmax(mu * 10.0, 1e-3);
         if (mu >= ILQR_MU_MAX) break;
+        if (plan_should_stop(run)) break;
         w->run_gains = 1;
         for (int i = 0; i < A * O; i++) w->runK0[i] = (float)w->K[i];
         il__rollout(run, w, ILQR_ALPHAS, alpha, 1, Ja);
@@ -448,7 +484,7 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
      * with a little noise), then constant low, constant high, then random
      * sequences; iLQR is local, and from a pendulum hanging still the
      * middle start only finds "lean and hold" */
-    for (int r = 0; r < run->cfg->population; r++) {
+    for (int r = 0; r < run->cfg->population && !run->stopped; r++) {
         int kind = r == 0 ? 0 : r <= 2 ? r : 3;
         for (int t = 0; t < H; t++)
             for (int i = 0; i < A; i++) {
@@ -460,7 +496,9 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
                 else v = lo + (hi - lo) * plan_uniform(&g);
                 w->U[t * A + i] = plan_methods_clip(v, lo, hi);
             }
-        double J = il__optimise(run, w);
+        int rolled;
+        double J = il__optimise(run, w, &rolled);
+        if (!rolled) break; /* stopped before this start was rolled out */
         if (!have || J < bestJ) {
             have = 1;
             bestJ = J;
@@ -470,6 +508,10 @@ void plan_ilqr_run(plan_run *run, plan_ilqr_ws *w, int warm) {
             memcpy(w->x0, run->obs, (size_t)O * sizeof(float));
         }
     }
+    if (!have) return; /* stopped before any rollout: no answer */
     memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
+    run->ret_mean = (float)-bestJ; /* the objective: the answer if the evaluation is stopped */
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }

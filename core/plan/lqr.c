@@ -28,6 +28,17 @@ struct mb_lqr_ws {
     double *mem;
 };
 
+/* The doubles of the block (mb_lqr_ws_new's layout below). */
+static size_t lqr__doubles(size_t N, size_t M) {
+    return 3 * N * N + N + 3 * N * M + 4 * M * M + M * N + 2 * N + 3 * M + N;
+}
+
+size_t mb_lqr_ws_bytes(int n, int m) {
+    if (n < 1 || n > MB_MAX_OBS_DIM || m < 1 || m > MB_MAX_ACT_DIM) return 0;
+    return sizeof(mb_lqr_ws) + lqr__doubles((size_t)n, (size_t)m) * sizeof(double) +
+           2 * (size_t)m * sizeof(int);
+}
+
 mb_lqr_ws *mb_lqr_ws_new(int n, int m) {
     if (n < 1 || n > MB_MAX_OBS_DIM || m < 1 || m > MB_MAX_ACT_DIM) return NULL;
     mb_lqr_ws *ws = calloc(1, sizeof *ws);
@@ -35,8 +46,7 @@ mb_lqr_ws *mb_lqr_ws_new(int n, int m) {
     ws->n = n;
     ws->m = m;
     size_t N = (size_t)n, M = (size_t)m;
-    size_t total = 3 * N * N + N + 3 * N * M + 4 * M * M + M * N + 2 * N + 3 * M + N;
-    ws->mem = calloc(total, sizeof(double));
+    ws->mem = calloc(lqr__doubles(N, M), sizeof(double));
     ws->clamped = calloc(2 * M, sizeof(int));
     if (!ws->mem || !ws->clamped) {
         mb_lqr_ws_free(ws);

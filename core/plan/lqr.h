@@ -55,6 +55,8 @@ typedef struct mb_lqr_ws mb_lqr_ws;
  * NULL on bad sizes or allocation failure. */
 mb_lqr_ws *mb_lqr_ws_new(int n, int m);
 void mb_lqr_ws_free(mb_lqr_ws *ws);
+/* Bytes mb_lqr_ws_new(n, m) allocates (0 for sizes it refuses). */
+size_t mb_lqr_ws_bytes(int n, int m);
 
 /* The backward recursion. Returns MB_OK; MB_ESTATE when some Quu + mu I is
  * not positive definite (iLQR raises mu and retries; K, k are then partial);

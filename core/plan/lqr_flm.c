@@ -30,6 +30,12 @@
  *      (mean and covariance from x_0), is at most kl_step x horizon.
  * The plan is the controller's mean rolled through the mean dynamics with
  * its feedback (the controls it would apply), and is the warm start.
+ * The deadline (mb_plan_ctl.stop) is polled before every iteration, every
+ * sampling step and every step of the bisection: a cut iteration is
+ * dropped (the controller stays the last one updated) and the plan is
+ * that controller's mean rollout (H one-row steps), its predicted return
+ * the discounted return along it; stopped before the first samples were
+ * rolled out there is no answer (MB_ECANCELED).
  * No allocation in plan_flm_run. */
 #include <float.h>
 #include <math.h>
@@ -45,6 +51,7 @@ struct plan_flm_ws {
     int H, O, A, d, M;
     mb_lqr_ws *lqr;
     plan_mstep *ms;
+    void *block;                  /* the arrays below (flm__layout) */
     float *Xs, *Us, *Rs;          /* (M, H + 1, O), (M, H, A), (M, H) samples */
     float *sx, *sa, *sn, *smr, *srw; /* (M, O), (M, A), (M, O), (M), (M) */
     uint8_t *alive;               /* (M) */
@@ -68,15 +75,20 @@ struct plan_flm_ws {
     double smin[MB_MAX_ACT_DIM];  /* the covariance floor's std: 1e-2 x half range */
 };
 
-plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
-    plan_flm_ws *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
-    const int H = cfg->horizon, O = dyn->obs_dim, A = dyn->act_dim, d = O + A, M = cfg->population;
-    w->H = H; w->O = O; w->A = A; w->d = d; w->M = M;
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_flm_ws_new allocates (struct,
+ * block, LQR and model-step workspaces), the same code sizing and
+ * carving. */
+static size_t flm__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_flm_ws *w, char *block,
+                          size_t *block_bytes) {
+    const int H = cfg->horizon, O = sh->obs_dim, A = sh->act_dim, d = O + A, M = cfg->population;
+    if (w) {
+        w->H = H; w->O = O; w->A = A; w->d = d; w->M = M;
+    }
     size_t h = (size_t)H, m = (size_t)M;
-    w->lqr = mb_lqr_ws_new(O, A);
-    w->ms = plan_mstep_new(dyn, m);
-#define FLM_F(f, n) w->f = malloc((n) * sizeof(*w->f))
+    plan_carver c = {block, 0};
+#define FLM_F(f, n) PLAN_CARVE(&c, w, f, n)
     FLM_F(Xs, m * (h + 1) * O); FLM_F(Us, m * h * A); FLM_F(Rs, m * h);
     FLM_F(sx, m * O); FLM_F(sa, m * A); FLM_F(sn, m * O); FLM_F(smr, m); FLM_F(srw, m);
     FLM_F(alive, m); FLM_F(rmem, m);
@@ -91,16 +103,29 @@ plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) 
     FLM_F(Fm, (size_t)O * O); FLM_F(tm, (size_t)A); FLM_F(tm2, (size_t)A);
     FLM_F(Kb, h * A * O); FLM_F(kb, h * A); FLM_F(Sb, h * A * A); FLM_F(blo, h * A); FLM_F(bhi, h * A); FLM_F(LA, (size_t)A * A);
 #undef FLM_F
-    int ok = w->lqr && w->ms && w->Xs && w->Us && w->Rs && w->sx && w->sa && w->sn && w->smr &&
-             w->srw && w->alive && w->rmem && w->xbar && w->ubar && w->Am && w->Bm && w->gm &&
-             w->Hc && w->gc && w->Q && w->R && w->N && w->q && w->r && w->K && w->k && w->Quu &&
-             w->cu && w->cx && w->cK && w->cS && w->cL && w->oKd && w->okd && w->oSi && w->G &&
-             w->rhs && w->zc && w->mu && w->Sx && w->T1 && w->T2 && w->Fm && w->tm && w->tm2 &&
-             w->Kb && w->kb && w->Sb && w->blo && w->bhi && w->LA;
-    if (!ok) {
+    *block_bytes = c.off;
+    return sizeof(plan_flm_ws) + c.off + mb_lqr_ws_bytes(O, A) + plan_mstep_bytes(sh->spec, m);
+}
+
+size_t plan_flm_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return flm__layout(cfg, sh, NULL, NULL, &block);
+}
+
+plan_flm_ws *plan_flm_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
+    plan_flm_ws *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    flm__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
+    w->lqr = mb_lqr_ws_new(w->O, w->A);
+    w->ms = plan_mstep_new(dyn, (size_t)w->M);
+    if (!w->block || !w->lqr || !w->ms) {
         plan_flm_ws_free(w);
         return NULL;
     }
+    flm__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
@@ -108,12 +133,7 @@ void plan_flm_ws_free(plan_flm_ws *w) {
     if (!w) return;
     mb_lqr_ws_free(w->lqr);
     plan_mstep_free(w->ms);
-    void *ptrs[] = {w->Xs, w->Us, w->Rs, w->sx, w->sa, w->sn, w->smr, w->srw, w->alive, w->rmem,
-                    w->xbar, w->ubar, w->Am, w->Bm, w->gm, w->Hc, w->gc, w->Q, w->R, w->N, w->q,
-                    w->r, w->K, w->k, w->Quu, w->cu, w->cx, w->cK, w->cS, w->cL, w->oKd, w->okd,
-                    w->oSi, w->G, w->rhs, w->zc, w->mu, w->Sx, w->T1, w->T2, w->Fm, w->tm, w->tm2,
-                    w->Kb, w->kb, w->Sb, w->blo, w->bhi, w->LA};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    free(w->block);
     free(w);
 }
 
@@ -142,6 +162,7 @@ static void flm__sample(plan_run *run, plan_flm_ws *w, plan_gen *g) {
         w->rmem[s] = (int)(((plan_u64(g) >> 32) * (uint64_t)kmem) >> 32);
     }
     for (int t = 0; t < H; t++) {
+        if (t > 0 && plan_should_stop(run)) return; /* the samples are void */
         for (int s = 0; s < M; s++) {
             const float *x = w->Xs + s * sx + (size_t)t * O;
             float *u = w->Us + s * su + (size_t)t * A;
@@ -417,8 +438,12 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
             w->cL[((size_t)t * A + i) * A + i] = s;
         }
     double target = (double)cfg->kl_step * H;
+    int sampled = 0; /* a sample batch finished: there is an answer */
     for (int it = 0; it < cfg->iterations; it++) {
+        if (plan_should_stop(run)) break;
         flm__sample(run, w, &g);
+        if (run->stopped) break;
+        sampled = 1;
         flm__fit(run, w);
         /* the old controller in deviations from the sample means:
          * u - u- = Ko (x - x-) + ko, ko = cu + cK (x- - cx) - u- */
@@ -453,12 +478,13 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         prec = prec > 0.0 ? prec / ((double)H * A) : 1.0;
         scale /= prec;
         double lo = log(1e-6 * scale), hi = log(1e6 * scale), best_eta = -1.0;
+        if (plan_should_stop(run)) break;
         double kl_hi = flm__solve(w, exp(hi));
         if (kl_hi < 0.0) break;
         if (kl_hi > target) {
             best_eta = exp(hi);
         } else {
-            for (int b = 0; b < 24; b++) {
+            for (int b = 0; b < 24 && !plan_should_stop(run); b++) {
                 double mid = 0.5 * (lo + hi);
                 double kl = flm__solve(w, exp(mid));
                 if (kl >= 0.0 && kl <= target) hi = mid;
@@ -466,7 +492,7 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
             }
             best_eta = exp(hi);
         }
-        if (flm__solve(w, best_eta) < 0.0) break;
+        if (run->stopped || flm__solve(w, best_eta) < 0.0) break;
         /* the new controller: absolute nominal at the sample means */
         for (int t = 0; t < H; t++) {
             for (int i = 0; i < A; i++) w->cu[t * A + i] = w->ubar[t * A + i] + w->kb[t * A + i];
@@ -481,8 +507,12 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         memcpy(w->cx, w->xbar, (size_t)(H + 1) * O * sizeof(double));
         if (bad) break;
     }
-    /* the plan: the controller's mean with its feedback through the mean dynamics */
-    float x[MB_MAX_OBS_DIM], xn[MB_MAX_OBS_DIM], mr;
+    if (run->stopped && !sampled) return; /* no samples rolled out: no answer */
+    /* the plan: the controller's mean with its feedback through the mean
+     * dynamics; its return along the way (what a stopped call answers) */
+    float x[MB_MAX_OBS_DIM], xn[MB_MAX_OBS_DIM], mr, rew;
+    uint8_t alive = 1;
+    double ret = 0.0, disc = 1.0;
     memcpy(x, run->obs, (size_t)O * sizeof(float));
     for (int t = 0; t < H; t++) {
         float *u = ws->best + (size_t)t * A;
@@ -494,8 +524,15 @@ void plan_flm_run(plan_run *run, plan_flm_ws *w, int warm) {
         }
         plan_mstep_run(w->ms, dyn, run->pool, run->members, run->k, NULL, x, u, 1, xn, &mr);
         run->model_rows += dyn->ens ? run->k : 1;
+        /* mb_reward_step as plan_evaluate applies it, one row */
+        mb_reward_step(run->rw, O, A, 1, xn, u, run->rw->use_learned ? &mr : NULL, &alive, &rew);
+        ret += disc * rew;
+        disc *= run->rw->discount;
         memcpy(x, xn, (size_t)O * sizeof(float));
     }
     memcpy(ws->mean, ws->best, (size_t)H * A * sizeof(float));
+    run->ret_mean = (float)ret;
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     plan_methods_eval_best(run);
 }

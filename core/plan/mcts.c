@@ -26,7 +26,13 @@
  * picked twice in a round is expanded once. The tree is at most `horizon`
  * deep; leaves there are only evaluated.
  * Budget: `simulations` leaf evaluations, and/or `max_ms` of wall clock
- * (checked between rounds). The answer is the most visited root action
+ * (checked between rounds). The deadline (mb_plan_ctl.stop) is polled
+ * before every round and every rollout step: a round it cuts is dropped
+ * (its virtual losses undone; leaves it expanded keep their unvisited
+ * children), and the search answers from the rounds that finished, with
+ * the chosen root action's value as the predicted return; when no root
+ * action has been visited yet (a re-rooted tree counts its visits) there
+ * is no answer (MB_ECANCELED). The answer is the most visited root action
  * (ties: the higher Q); the plan follows the most visited children down
  * the tree and repeats its last action beyond it.
  * The tree lives in the workspace. With tree_reuse, a call from the same
@@ -65,6 +71,7 @@ struct plan_mcts_ws {
     const void *kept_state, *kept_model;  /* the session's state and the dynamics */
     mb_planner_cfg kept_cfg;
     mb_reward_spec kept_rw;
+    void *block;           /* the arrays (mcts__layout) */
     int *leaf;             /* (B) */
     int *expand;           /* (B) leaves expanded this round */
     plan_mstep *ms;
@@ -75,58 +82,81 @@ struct plan_mcts_ws {
     double *ret;           /* (rows) */
 };
 
+/* The workspace's sizes and arrays for cfg and sh: with w, its sizes are
+ * set; with block too, its arrays point into it. *block_bytes gets the
+ * block's size. Returns the bytes plan_mcts_ws_new allocates (struct,
+ * block, model step), the same code sizing and carving. */
+static size_t mcts__layout(const mb_planner_cfg *cfg, const plan_shape *sh, plan_mcts_ws *w, char *block,
+                           size_t *block_bytes) {
+    size_t O = (size_t)sh->obs_dim, K = (size_t)sh->act_dim, B = (size_t)cfg->leaf_batch;
+    size_t R = (size_t)cfg->particles;
+    int max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
+    size_t M = 1 + ((size_t)max_sims + B) * K;
+    /* a re-rooted tree keeps its nodes: room for one more call's */
+    if (cfg->tree_reuse) M = 2 * M;
+    size_t rows = B * (K > R ? K : R);
+    if (w) {
+        w->O = (int)O;
+        w->K = (int)K;
+        w->H = cfg->horizon;
+        w->B = (int)B;
+        w->R = (int)R;
+        w->D = cfg->rollout_depth;
+        w->max_sims = max_sims;
+        w->max_nodes = M;
+        w->rows = rows;
+    }
+    plan_carver c = {block, 0};
+    PLAN_CARVE(&c, w, state, M * O);
+    PLAN_CARVE(&c, w, edge_r, M);
+    PLAN_CARVE(&c, w, alive, M);
+    PLAN_CARVE(&c, w, pending, M);
+    PLAN_CARVE(&c, w, parent, M);
+    PLAN_CARVE(&c, w, child0, M);
+    PLAN_CARVE(&c, w, depth, M);
+    PLAN_CARVE(&c, w, N, M);
+    PLAN_CARVE(&c, w, vl, M);
+    PLAN_CARVE(&c, w, W, M);
+    PLAN_CARVE(&c, w, leaf, B);
+    PLAN_CARVE(&c, w, newidx, M);
+    PLAN_CARVE(&c, w, expand, B);
+    PLAN_CARVE(&c, w, sx, rows * O);
+    PLAN_CARVE(&c, w, sa, rows * K);
+    PLAN_CARVE(&c, w, sn, rows * O);
+    PLAN_CARVE(&c, w, smr, rows);
+    PLAN_CARVE(&c, w, srw, rows);
+    PLAN_CARVE(&c, w, salive, rows);
+    PLAN_CARVE(&c, w, rmem, rows);
+    PLAN_CARVE(&c, w, ret, rows);
+    *block_bytes = c.off;
+    return sizeof(plan_mcts_ws) + c.off + plan_mstep_bytes(sh->spec, rows);
+}
+
+size_t plan_mcts_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    size_t block;
+    return mcts__layout(cfg, sh, NULL, NULL, &block);
+}
+
 plan_mcts_ws *plan_mcts_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     plan_mcts_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->O = dyn->obs_dim;
-    w->K = dyn->act_dim;
-    w->H = cfg->horizon;
-    w->B = cfg->leaf_batch;
-    w->R = cfg->particles;
-    w->D = cfg->rollout_depth;
-    w->max_sims = cfg->simulations > 0 ? cfg->simulations : MCTS_TIME_SIMS;
-    w->max_nodes = 1 + ((size_t)w->max_sims + (size_t)w->B) * (size_t)w->K;
-    /* a re-rooted tree keeps its nodes: room for one more call's */
-    if (cfg->tree_reuse) w->max_nodes = 2 * w->max_nodes;
-    size_t M = w->max_nodes, O = (size_t)w->O;
-    w->rows = (size_t)w->B * (size_t)(w->K > w->R ? w->K : w->R);
-    w->state = malloc(M * O * sizeof(float));
-    w->edge_r = malloc(M * sizeof(float));
-    w->alive = malloc(M);
-    w->pending = malloc(M);
-    w->parent = malloc(M * sizeof(int));
-    w->child0 = malloc(M * sizeof(int));
-    w->depth = malloc(M * sizeof(int));
-    w->N = malloc(M * sizeof(int));
-    w->vl = malloc(M * sizeof(int));
-    w->W = malloc(M * sizeof(double));
-    w->leaf = malloc((size_t)w->B * sizeof(int));
-    w->newidx = malloc(M * sizeof(int));
-    w->expand = malloc((size_t)w->B * sizeof(int));
+    plan_shape sh = plan_shape_of(dyn);
+    size_t block;
+    mcts__layout(cfg, &sh, w, NULL, &block);
+    w->block = calloc(1, block);
     w->ms = plan_mstep_new(dyn, w->rows);
-    w->sx = malloc(w->rows * O * sizeof(float));
-    w->sa = malloc(w->rows * (size_t)w->K * sizeof(float));
-    w->sn = malloc(w->rows * O * sizeof(float));
-    w->smr = malloc(w->rows * sizeof(float));
-    w->srw = malloc(w->rows * sizeof(float));
-    w->salive = malloc(w->rows);
-    w->rmem = malloc(w->rows * sizeof(int));
-    w->ret = malloc(w->rows * sizeof(double));
-    if (!w->state || !w->edge_r || !w->alive || !w->pending || !w->parent || !w->child0 ||
-        !w->depth || !w->N || !w->vl || !w->W || !w->leaf || !w->newidx || !w->expand || !w->ms || !w->sx ||
-        !w->sa || !w->sn || !w->smr || !w->srw || !w->salive || !w->rmem || !w->ret) {
+    if (!w->block || !w->ms) {
         plan_mcts_ws_free(w);
         return NULL;
     }
+    mcts__layout(cfg, &sh, w, w->block, &block);
     return w;
 }
 
 void plan_mcts_ws_free(plan_mcts_ws *w) {
     if (!w) return;
-    free(w->state); free(w->edge_r); free(w->alive); free(w->pending); free(w->parent);
-    free(w->child0); free(w->depth); free(w->N); free(w->vl); free(w->W); free(w->leaf); free(w->newidx);
-    free(w->expand); plan_mstep_free(w->ms); free(w->sx); free(w->sa); free(w->sn); free(w->smr);
-    free(w->srw); free(w->salive); free(w->rmem); free(w->ret);
+    plan_mstep_free(w->ms);
+    free(w->block);
     free(w);
 }
 
@@ -314,6 +344,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
     if (max_sims > w->max_sims) max_sims = w->max_sims;
     while (sims < max_sims) {
         if (cfg->max_ms > 0.0f && sims > 0 && mcts__ms_since(&t0) >= cfg->max_ms) break;
+        if (plan_should_stop(run)) break; /* the deadline, before a round */
         int nb = max_sims - sims < B ? max_sims - sims : B;
         if (w->n_nodes + (size_t)nb * K > w->max_nodes) break; /* full (time budget, or a kept tree) */
         /* 1. select */
@@ -374,6 +405,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
                 w->rmem[r] = (int)(((plan_u64(&g) >> 32) * (uint64_t)kmem) >> 32);
             }
         double disc = 1.0;
+        int cut = 0;
         for (int t = 0; t < D; t++) {
             /* a rollout ends at the horizon: depth(leaf) + t < H */
             for (size_t r = 0; r < rows; r++)
@@ -381,6 +413,7 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
             int any = 0;
             for (size_t r = 0; r < rows && !any; r++) any = w->salive[r];
             if (!any) break;
+            if ((cut = plan_should_stop(run))) break; /* the deadline, between steps */
             for (size_t r = 0; r < rows; r++) {
                 int k = (int)(((plan_u64(&g) >> 32) * (uint64_t)K) >> 32);
                 for (int j = 0; j < K; j++) w->sa[r * K + j] = (float)(j == k);
@@ -395,6 +428,14 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
             memcpy(w->sx, w->sn, rows * (size_t)O * sizeof(float));
             disc *= rw->discount;
         }
+        if (cut) { /* the round is dropped: its virtual visits undone */
+            for (int b = 0; b < nb; b++)
+                for (int n = w->leaf[b]; n >= 0; n = w->parent[n]) {
+                    w->vl[n]--;
+                    if (n == 0) break;
+                }
+            break;
+        }
         /* 4. backup */
         for (int b = 0; b < nb; b++) {
             double v = 0.0;
@@ -408,15 +449,23 @@ void plan_mcts_run(plan_run *run, plan_mcts_ws *w, int warm) {
         }
         sims += nb;
     }
+    if (run->stopped) { /* an answer needs a visited root action */
+        int visited = 0;
+        for (int k = 0; w->child0[0] >= 0 && k < K; k++) visited |= w->N[w->child0[0] + k] > 0;
+        if (!visited) return;
+    }
     /* the plan: most visited children down the tree, then the last action */
     int node = 0, last = 0, t = 0;
     for (; t < H; t++) {
         if (w->child0[node] < 0 || w->N[node] == 0) break;
         int c = mcts__most_visited(w, &nm, node);
         last = c - w->child0[node];
+        if (t == 0) run->ret_mean = (float)mcts__q(w, &nm, c); /* the tree's value: if stopped */
         node = c;
         for (int j = 0; j < K; j++) ws->best[(size_t)t * K + j] = (float)(j == last);
     }
+    run->ret_std = 0.0f;
+    run->have_best = 1;
     for (; t < H; t++)
         for (int j = 0; j < K; j++) ws->best[(size_t)t * K + j] = (float)(j == last);
     memcpy(ws->mean, ws->best, (size_t)H * K * sizeof(float));

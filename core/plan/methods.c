@@ -199,12 +199,28 @@ int plan_methods_handles(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
 int plan_methods_ws_new(mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     ws->ext_cfg = *cfg;
     ws->discrete = dyn->discrete;
+    int ok = 1;
     switch (cfg->method) {
-    case MB_PLAN_ILQR: return (ws->ilqr = plan_ilqr_ws_new(cfg, dyn)) ? 0 : -1;
-    case MB_PLAN_MCTS: return (ws->mcts = plan_mcts_ws_new(cfg, dyn)) ? 0 : -1;
+    case MB_PLAN_ILQR: ok = (ws->ilqr = plan_ilqr_ws_new(cfg, dyn)) != NULL; break;
+    case MB_PLAN_MCTS: ok = (ws->mcts = plan_mcts_ws_new(cfg, dyn)) != NULL; break;
     case MB_PLAN_GRAD:
-    case MB_PLAN_CEM_GRAD: return (ws->grad = plan_grad_ws_new(cfg, dyn)) ? 0 : -1;
-    case MB_PLAN_LQR_FLM: return (ws->flm = plan_flm_ws_new(cfg, dyn)) ? 0 : -1;
+    case MB_PLAN_CEM_GRAD: ok = (ws->grad = plan_grad_ws_new(cfg, dyn)) != NULL; break;
+    case MB_PLAN_LQR_FLM: ok = (ws->flm = plan_flm_ws_new(cfg, dyn)) != NULL; break;
+    default: break;
+    }
+    if (!ok) return -1;
+    plan_shape sh = plan_shape_of(dyn);
+    ws->bytes += plan_methods_ws_bytes(cfg, &sh);
+    return 0;
+}
+
+size_t plan_methods_ws_bytes(const mb_planner_cfg *cfg, const plan_shape *sh) {
+    switch (cfg->method) {
+    case MB_PLAN_ILQR: return plan_ilqr_ws_bytes(cfg, sh);
+    case MB_PLAN_MCTS: return plan_mcts_ws_bytes(cfg, sh);
+    case MB_PLAN_GRAD:
+    case MB_PLAN_CEM_GRAD: return plan_grad_ws_bytes(cfg, sh);
+    case MB_PLAN_LQR_FLM: return plan_flm_ws_bytes(cfg, sh);
     default: return 0;
     }
 }
@@ -256,6 +272,7 @@ void plan_methods_eval_best(plan_run *run) {
     size_t seq = (size_t)ws->horizon * (size_t)ws->act_dim;
     memcpy(ws->cand, ws->best, seq * sizeof(float));
     plan_evaluate(run, 1);
+    if (run->stopped) return; /* the scores are void: the method's own estimate stands */
     run->ret_mean = ws->ret_mean[0];
     run->ret_std = ws->ret_std[0];
 }

@@ -11,13 +11,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/carve.h"
+
 struct plan_mstep {
     size_t max_rows;
     int is_ens, E, in, out, O, A;
     mb_ens_ws *ens_ws;
+    void *block;        /* the arrays below (ensemble only) */
     float *x, *mu;      /* (E * max_rows, in), (E * max_rows, out) */
     int *order, *count; /* (max_rows), (E + 1) */
 };
+
+/* The arrays of ms (NULL: sizing) for spec (NULL: known dynamics, none) in
+ * block (NULL: sizing); *block_bytes gets the block's size. Returns the
+ * bytes plan_mstep_new allocates: the struct, the block and the ensemble
+ * workspace. */
+static size_t mstep__layout(const mb_ensemble_spec *spec, size_t max_rows, plan_mstep *ms, char *block,
+                            size_t *block_bytes) {
+    *block_bytes = 0;
+    if (!spec) return sizeof(plan_mstep);
+    size_t E = (size_t)spec->members;
+    plan_carver c = {block, 0};
+    PLAN_CARVE(&c, ms, x, E * max_rows * (size_t)mb_ensemble_in_dim(spec));
+    PLAN_CARVE(&c, ms, mu, E * max_rows * (size_t)mb_ensemble_out_dim(spec));
+    PLAN_CARVE(&c, ms, order, max_rows);
+    PLAN_CARVE(&c, ms, count, E + 1);
+    *block_bytes = c.off;
+    return sizeof(plan_mstep) + c.off + mb_ens_ws_bytes(spec, max_rows);
+}
+
+size_t plan_mstep_bytes(const mb_ensemble_spec *spec, size_t max_rows) {
+    size_t block;
+    return max_rows ? mstep__layout(spec, max_rows, NULL, NULL, &block) : 0;
+}
 
 plan_mstep *plan_mstep_new(const mb_dynamics *dyn, size_t max_rows) {
     if (!dyn || (!dyn->ens == !dyn->known) || max_rows == 0) return NULL;
@@ -33,14 +59,14 @@ plan_mstep *plan_mstep_new(const mb_dynamics *dyn, size_t max_rows) {
         ms->in = mb_ensemble_in_dim(s);
         ms->out = mb_ensemble_out_dim(s);
         ms->ens_ws = mb_ens_ws_new(s, max_rows);
-        ms->x = malloc((size_t)ms->E * max_rows * (size_t)ms->in * sizeof(float));
-        ms->mu = malloc((size_t)ms->E * max_rows * (size_t)ms->out * sizeof(float));
-        ms->order = malloc(max_rows * sizeof(int));
-        ms->count = calloc((size_t)ms->E + 1, sizeof(int));
-        if (!ms->ens_ws || !ms->x || !ms->mu || !ms->order || !ms->count) {
+        size_t block;
+        mstep__layout(s, max_rows, ms, NULL, &block);
+        ms->block = calloc(1, block);
+        if (!ms->ens_ws || !ms->block) {
             plan_mstep_free(ms);
             return NULL;
         }
+        mstep__layout(s, max_rows, ms, ms->block, &block);
     }
     return ms;
 }
@@ -48,10 +74,7 @@ plan_mstep *plan_mstep_new(const mb_dynamics *dyn, size_t max_rows) {
 void plan_mstep_free(plan_mstep *ms) {
     if (!ms) return;
     mb_ens_ws_free(ms->ens_ws);
-    free(ms->x);
-    free(ms->mu);
-    free(ms->order);
-    free(ms->count);
+    free(ms->block);
     free(ms);
 }
 

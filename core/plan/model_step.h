@@ -23,6 +23,9 @@ typedef struct plan_mstep plan_mstep;
 /* NULL on allocation failure or bad dynamics. */
 plan_mstep *plan_mstep_new(const mb_dynamics *dyn, size_t max_rows);
 void plan_mstep_free(plan_mstep *ms);
+/* Bytes plan_mstep_new allocates for dynamics with this ensemble spec
+ * (NULL: known dynamics) and max_rows. */
+size_t plan_mstep_bytes(const mb_ensemble_spec *spec, size_t max_rows);
 size_t plan_mstep_rows(const plan_mstep *ms);
 
 /* obs (n, obs_dim), act (n, act_dim) -> next (n, obs_dim), mreward (n) or

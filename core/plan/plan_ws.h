@@ -180,6 +180,11 @@ void plan_evaluate(plan_run *run, int n_cand);
  * p (may be NULL) serves cfg and dyn. */
 plan_prior *plan_prior_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *failed);
 void plan_prior_free(plan_prior *p);
+/* Bytes plan_prior_new allocates for cfg and these networks (value: the
+ * value network's MLP spec, dyn->value->mlp; policy: dyn->policy->spec;
+ * NULL: none), spec the ensemble (NULL: known dynamics); 0: nothing. */
+size_t plan_prior_bytes(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim, int act_dim,
+                        const mb_mlp_spec *value, const mb_policy_spec *policy);
 int plan_prior_fits(const plan_prior *p, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
 /* Once per call, before the method: K sequences rolled through the model
  * with the policy (the first deterministic, the rest sampled). */

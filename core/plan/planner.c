@@ -362,6 +362,12 @@ static size_t plan__carve(mb_plan_ws *ws, char *block) {
 
 mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
                           int act_dim, mb_plan_cost *out, char *err, size_t err_sz) {
+    return mb_plan_cost_with_prior(cfg, spec, obs_dim, act_dim, NULL, NULL, out, err, err_sz);
+}
+
+mb_status mb_plan_cost_with_prior(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
+                                  int act_dim, const mb_vnet_spec *value, const mb_policy_spec *policy,
+                                  mb_plan_cost *out, char *err, size_t err_sz) {
     if (!cfg || !out) return mb_fail(err, err_sz, MB_EINVAL, "plan cost: NULL argument");
     memset(out, 0, sizeof *out);
     mb_status st = mb_planner_cfg_check(cfg, spec ? spec->members : 0, err, err_sz);
@@ -370,6 +376,8 @@ mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spe
         return mb_fail(err, err_sz, MB_ERANGE, "plan cost: obs_dim %d / act_dim %d out of range",
                        obs_dim, act_dim);
     if (spec && (st = mb_ensemble_spec_check(spec, err, err_sz))) return st;
+    if (value && (st = mb_vnet_spec_check(value, err, err_sz))) return st;
+    if (policy && (st = mb_policy_spec_check(policy, err, err_sz))) return st;
     /* The workspace struct holds tables: on the heap, not the stack. Its
      * sizes are integers: the same code as mb_plan_ws_new, nothing allocated
      * but this struct. */
@@ -379,6 +387,13 @@ mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spe
     out->ws = sizeof *ws + plan__carve(ws, NULL) + PLAN_BLOCK_SLACK;
     out->ens_ws = spec ? mb_ens_ws_bytes(spec, ws->ens_rows) : 0;
     free(ws);
+    /* the issue-14 method's own workspace and the prior's scratch, by the
+     * layout code that allocates them */
+    plan_shape sh = {spec, obs_dim, act_dim};
+    out->ws += plan_methods_ws_bytes(cfg, &sh);
+    mb_mlp_spec vmlp;
+    if (value) mb_vnet_mlp_spec(value, &vmlp);
+    out->ws += plan_prior_bytes(cfg, spec, obs_dim, act_dim, value ? &vmlp : NULL, policy);
     size_t seq = (size_t)cfg->horizon * (size_t)act_dim;
     out->state = (seq + (size_t)plan__max_kept(cfg) * seq) * sizeof(float);
     out->total = out->ws + out->ens_ws + out->state;
@@ -416,6 +431,8 @@ mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn) {
     int prior_failed = 0;
     ws->prior = plan_prior_new(cfg, dyn, &prior_failed);
     if (prior_failed) goto fail;
+    ws->bytes += plan_prior_bytes(cfg, dyn->ens ? &dyn->ens->spec : NULL, dyn->obs_dim, dyn->act_dim,
+                                  dyn->value ? &dyn->value->mlp : NULL, dyn->policy ? &dyn->policy->spec : NULL);
     return ws;
 fail:
     mb_plan_ws_free(ws);

@@ -137,7 +137,8 @@ typedef struct mb_plan_ws mb_plan_ws;
  * 0 for known dynamics). Owned by the caller; one per concurrent planner. */
 mb_plan_ws *mb_plan_ws_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn);
 void mb_plan_ws_free(mb_plan_ws *ws);
-/* Bytes ws holds (what mb_plan_ws_new allocated: mb_plan_cost.ws + .ens_ws). */
+/* Bytes ws holds (what mb_plan_ws_new allocated: mb_plan_cost.ws + .ens_ws,
+ * the method's own workspace and the prior's scratch included). */
 size_t mb_plan_ws_bytes(const mb_plan_ws *ws);
 
 /* What one planning request costs in memory, from the config and the dims
@@ -149,21 +150,40 @@ size_t mb_plan_ws_bytes(const mb_plan_ws *ws);
  *            (population x particles: states twice, returns, rewards,
  *            slots), the ensemble's input and outputs (x_rows x (in_dim + 2
  *            out_dim), x_rows = rows + members, or members x rows for
- *            expectation / mean), iCEM's coloured-noise basis;
+ *            expectation / mean), iCEM's coloured-noise basis; and the
+ *            issue-14 method's own workspace (plan_methods.h: mcts's tree,
+ *            with tree_reuse room for two calls' nodes, and its rollout
+ *            rows; ilqr's and lqr_flm's per-step matrices and LQR
+ *            workspace; grad's and cem_grad's sequences, Adam moments
+ *            and ensemble-gradient workspace; the deterministic model
+ *            step's rows and ensemble workspace), and with
+ *            mb_plan_cost_with_prior the prior's scratch (terminal_value,
+ *            policy_samples: plan/prior.c);
  *   ens_ws:  its ensemble workspace (mb_ens_ws_bytes: tile buffers, the
  *            training chunk, a weight transpose);
  *   state:   mb_plan_state_init's warm start (horizon x act_dim, plus iCEM's
  *            kept elites: ceil(keep_elites x elites) x horizon x act_dim);
  *   total:   ws + ens_ws + state (a batched call needs the same: batch.h
  *            plans in the request's own workspace).
- * spec: the ensemble, NULL for known dynamics. Checks cfg like
- * mb_planner_cfg_check. mb_plan_ws_bytes and the allocation counts of
- * tests/core/test_plan_cost.c agree with these figures to the byte. */
+ * spec: the ensemble, NULL for known dynamics; act_dim: K for discrete
+ * actions (the one-hot width, as the dynamics have it; nothing depends on
+ * dyn->discrete otherwise). Checks cfg like mb_planner_cfg_check (not
+ * mb_planner_cfg_check_dyn). mb_plan_ws_bytes and the allocation counts of
+ * tests/core/test_plan_cost.c agree with these figures to the byte, for
+ * every method, known dynamics and ensembles. */
 typedef struct {
     size_t ws, ens_ws, state, total;
 } mb_plan_cost;
 mb_status mb_plan_cost_of(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
                           int act_dim, mb_plan_cost *out, char *err, size_t err_sz);
+/* The same with the networks the call's dynamics will carry: value (the
+ * spec of dyn->value) and policy (of dyn->policy), NULL for none. The
+ * prior's scratch depends on their layers, so mb_plan_cost_of (this with
+ * both NULL) counts it as mb_plan_ws_new makes it without them: nothing.
+ * Checks the specs given (mb_vnet_spec_check, mb_policy_spec_check). */
+mb_status mb_plan_cost_with_prior(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
+                                  int act_dim, const mb_vnet_spec *value, const mb_policy_spec *policy,
+                                  mb_plan_cost *out, char *err, size_t err_sz);
 /* 1 if ws was made for a config/dynamics with the same sizes. */
 int mb_plan_ws_fits(const mb_plan_ws *ws, const mb_planner_cfg *cfg, const mb_dynamics *dyn);
 /* After a successful iLQR mb_plan with ws: K_0 (act_dim, obs_dim), the
@@ -190,7 +210,17 @@ typedef struct {
  *     MPPI: the best candidate of the last finished iteration when the
  *     final mean was not evaluated; iCEM: the best seen) with
  *     info.truncated = 1, or MB_ECANCELED when no evaluation finished
- *     (the state is then left as it was).
+ *     (the state is then left as it was). Issue 14's methods poll too at
+ *     their own steps (an MCTS round and rollout step, an iLQR start,
+ *     iteration, Hessian block and line search, a gradient step, an
+ *     LQR-FLM iteration, sampling step and bisection step) and answer
+ *     likewise: mcts the finished rounds' most visited action (none before
+ *     a root action was visited), ilqr the best start so far, grad the best
+ *     sequence seen, lqr_flm the last controller updated (none before its
+ *     first samples or first step), cem_grad and discrete cem the best
+ *     candidate scored, discrete random none; when the plan's own
+ *     evaluation was cut, predicted_return is the method's estimate
+ *     (plan_methods.h) and return_std 0.
  *   forward(forward_ctx, ...): runs one rollout step's ensemble forward in
  *     place of mb_ensemble_forward_prec (same arguments, same contract,
  *     returns the precision used); the cross-request batcher (batch.h)

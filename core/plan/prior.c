@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan/carve.h"
 #include "plan/plan_ws.h"
 
 #define PRIOR_V_ROWS 256 /* value inference chunk */
@@ -25,47 +26,86 @@ struct plan_prior {
     mb_mlp_spec vspec;       /* what vw was made for */
     mb_policy_spec pspec;    /* what pw was made for */
     mb_mlp_ws *vw;
-    float *v;                /* (PRIOR_V_ROWS) */
     mb_policy_ws *pw;
+    void *block;             /* the arrays below (prior__layout) */
+    float *v;                /* (PRIOR_V_ROWS) */
     int H, O, A, in, out, k_max;
     float *seq;              /* (K, H, A) the policy's sequences */
     float *S, *next, *act, *eps, *x, *mu; /* (K, O), (K, O), (K, A), (K, A), (k, K, in), (k, K, out) */
 };
 
-plan_prior *plan_prior_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *failed) {
-    *failed = 0;
-    int want_v = cfg->terminal_value && dyn->value, K = dyn->policy ? cfg->policy_samples : 0;
-    if (!want_v && K <= 0) return NULL;
-    plan_prior *p = calloc(1, sizeof *p);
-    if (!p) goto fail;
+/* The prior's sizes and arrays for cfg, the model (spec, NULL: known
+ * dynamics; dims) and the networks (vspec: the value's MLP, pspec: the
+ * policy; NULL: none): with p, its sizes are set; with block too, its
+ * arrays point into it. *block_bytes gets the block's size. Returns the
+ * bytes plan_prior_new allocates (0: it makes nothing), the same code
+ * sizing and carving. */
+static size_t prior__layout(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim,
+                            int act_dim, const mb_mlp_spec *vspec, const mb_policy_spec *pspec,
+                            plan_prior *p, char *block, size_t *block_bytes) {
+    *block_bytes = 0;
+    int want_v = cfg->terminal_value && vspec, K = pspec ? cfg->policy_samples : 0;
+    if (!want_v && K <= 0) return 0;
+    size_t Kz = K > 0 ? (size_t)K : 0, H = (size_t)cfg->horizon, O = (size_t)obs_dim, A = (size_t)act_dim;
+    size_t in = O + A, out = spec ? (size_t)mb_ensemble_out_dim(spec) : O;
+    size_t k_max = spec ? (size_t)spec->members : 1;
+    if (p) {
+        p->has_value = want_v;
+        p->K = K > 0 ? K : 0;
+        p->H = cfg->horizon;
+        p->O = obs_dim;
+        p->A = act_dim;
+        p->in = (int)in;
+        p->out = (int)out;
+        p->k_max = (int)k_max;
+    }
+    size_t sub = 0;
+    plan_carver c = {block, 0};
     if (want_v) {
-        p->has_value = 1;
-        p->vspec = dyn->value->mlp;
-        p->vw = mb_mlp_ws_new(&p->vspec, PRIOR_V_ROWS);
-        p->v = malloc(PRIOR_V_ROWS * sizeof(float));
-        if (!p->vw || !p->v) goto fail;
+        PLAN_CARVE(&c, p, v, PRIOR_V_ROWS);
+        sub += mb_mlp_ws_bytes(vspec, PRIOR_V_ROWS);
     }
     if (K > 0) {
-        p->K = K;
-        p->pspec = dyn->policy->spec;
-        p->H = cfg->horizon;
-        p->O = dyn->obs_dim;
-        p->A = dyn->act_dim;
-        p->in = p->O + p->A;
-        p->out = dyn->ens ? mb_ensemble_out_dim(&dyn->ens->spec) : p->O;
-        p->k_max = dyn->ens ? dyn->ens->spec.members : 1;
-        size_t Kz = (size_t)K;
-        p->pw = mb_policy_ws_new(&p->pspec, Kz < 256 ? Kz : 256);
-        size_t nf = Kz * (size_t)p->H * p->A + 2 * Kz * p->O + 2 * Kz * p->A +
-                    (size_t)p->k_max * Kz * (size_t)(p->in + p->out);
-        p->seq = malloc(nf * sizeof(float));
-        if (!p->pw || !p->seq) goto fail;
-        p->S = p->seq + Kz * (size_t)p->H * p->A;
-        p->next = p->S + Kz * p->O;
-        p->act = p->next + Kz * p->O;
-        p->eps = p->act + Kz * p->A;
-        p->x = p->eps + Kz * p->A;
-        p->mu = p->x + (size_t)p->k_max * Kz * p->in;
+        PLAN_CARVE(&c, p, seq, Kz * H * A);
+        PLAN_CARVE(&c, p, S, Kz * O);
+        PLAN_CARVE(&c, p, next, Kz * O);
+        PLAN_CARVE(&c, p, act, Kz * A);
+        PLAN_CARVE(&c, p, eps, Kz * A);
+        PLAN_CARVE(&c, p, x, k_max * Kz * in);
+        PLAN_CARVE(&c, p, mu, k_max * Kz * out);
+        sub += mb_policy_ws_bytes(pspec, Kz < 256 ? Kz : 256);
+    }
+    *block_bytes = c.off;
+    return sizeof(plan_prior) + c.off + sub;
+}
+
+size_t plan_prior_bytes(const mb_planner_cfg *cfg, const mb_ensemble_spec *spec, int obs_dim, int act_dim,
+                        const mb_mlp_spec *value, const mb_policy_spec *policy) {
+    size_t block;
+    return prior__layout(cfg, spec, obs_dim, act_dim, value, policy, NULL, NULL, &block);
+}
+
+plan_prior *plan_prior_new(const mb_planner_cfg *cfg, const mb_dynamics *dyn, int *failed) {
+    *failed = 0;
+    const mb_ensemble_spec *spec = dyn->ens ? &dyn->ens->spec : NULL;
+    const mb_mlp_spec *vspec = dyn->value ? &dyn->value->mlp : NULL;
+    const mb_policy_spec *pspec = dyn->policy ? &dyn->policy->spec : NULL;
+    size_t block;
+    if (!prior__layout(cfg, spec, dyn->obs_dim, dyn->act_dim, vspec, pspec, NULL, NULL, &block)) return NULL;
+    plan_prior *p = calloc(1, sizeof *p);
+    if (!p) goto fail;
+    prior__layout(cfg, spec, dyn->obs_dim, dyn->act_dim, vspec, pspec, p, NULL, &block);
+    p->block = calloc(1, block);
+    if (!p->block) goto fail;
+    prior__layout(cfg, spec, dyn->obs_dim, dyn->act_dim, vspec, pspec, p, p->block, &block);
+    if (p->has_value) {
+        p->vspec = *vspec;
+        if (!(p->vw = mb_mlp_ws_new(&p->vspec, PRIOR_V_ROWS))) goto fail;
+    }
+    if (p->K > 0) {
+        p->pspec = *pspec;
+        size_t Kz = (size_t)p->K;
+        if (!(p->pw = mb_policy_ws_new(&p->pspec, Kz < 256 ? Kz : 256))) goto fail;
     }
     return p;
 fail:
@@ -77,9 +117,8 @@ fail:
 void plan_prior_free(plan_prior *p) {
     if (!p) return;
     mb_mlp_ws_free(p->vw);
-    free(p->v);
     mb_policy_ws_free(p->pw);
-    free(p->seq);
+    free(p->block);
     free(p);
 }
 

@@ -7,7 +7,12 @@
  *     independent derivative paths agreeing on the optimum;
  *   - cem_grad is never worse than CEM at equal model evaluations (CEM
  *     gets at least the hybrid's rows) on the double integrator and the
- *     known pendulum, seed by seed.
+ *     known pendulum, seed by seed;
+ *   - the deadline (mb_plan_ctl.stop, plan_stop.h): grad cut at each of its
+ *     polls answers the best sequence seen (predicted return = its return,
+ *     never better than the whole call's), or nothing before its first
+ *     step; cem_grad answers the best candidate scored so far (an
+ *     evaluation: its return), or nothing before its first evaluation.
  * Not for: CEM itself (test_planner). */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 
 #include "check_util.h"
 #include "plan/planner.h"
+#include "plan_stop.h"
 
 #define DI_DT 0.1
 #define DI_R 0.1
@@ -195,6 +201,63 @@ START_TEST(test_hybrid_not_worse_than_cem) {
 }
 END_TEST
 
+/* A cut plan on the double integrator: its predicted return is its return
+ * (the method's own estimate or an evaluation: both the exact model here),
+ * and with `prefix` (the cut call ran a prefix of the whole call's
+ * monotone search) it is no better than the whole call's plan. */
+typedef struct {
+    const float *x0;
+    int H;
+    double full_cost; /* < 0: no prefix check */
+} di_stop_check;
+static void check_di_stop(void *ctx, const float *plan, const mb_plan_info *info) {
+    const di_stop_check *c = ctx;
+    double cost = di_cost(c->x0, plan, c->H);
+    MB_ASSERT_CLOSE("predicted return of a cut plan = -its cost", info->predicted_return, -cost,
+                    1e-4 * cost + 1e-6);
+    if (c->full_cost >= 0)
+        ck_assert_msg(cost >= c->full_cost * (1 - 1e-6) - 1e-9, "a cut plan (cost %.9g) beats the whole call (%.9g)",
+                      cost, c->full_cost);
+}
+
+START_TEST(test_stop) {
+    const int H = 15;
+    const float x0[2] = {1.0f, -0.5f};
+    mb_dynamics dyn = di_dyn();
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_GRAD);
+    cfg.horizon = H;
+    cfg.population = 3;
+    cfg.grad_steps = 40;
+    cfg.lr = 0.05f;
+    float plan[15];
+    mb_plan_info info;
+    plan_once(&cfg, &dyn, NULL, x0, 3, plan, &info);
+    di_stop_check c = {.x0 = x0, .H = H, .full_cost = di_cost(x0, plan, H)};
+    ps_result r;
+    ps_sweep(&cfg, &dyn, NULL, x0, 3, 200, check_di_stop, &c, &r);
+    fprintf(stderr, "grad: %d polls, %d cuts, %d truncated, the first answer at %d\n", r.polls, r.cuts,
+            r.truncated, r.first_answer);
+    ck_assert_int_eq(r.polls, cfg.grad_steps + 1 + H); /* the steps (and the last J), the evaluation */
+    ck_assert_int_eq(r.first_answer, 1);
+    ck_assert_int_eq(r.truncated, r.cuts);
+    /* cem_grad */
+    mb_planner_cfg_default(&cfg, MB_PLAN_CEM_GRAD);
+    cfg.horizon = H;
+    cfg.population = 40;
+    cfg.elites = 6;
+    cfg.iterations = 3;
+    cfg.grad_elites = 2;
+    cfg.grad_steps = 4;
+    c.full_cost = -1; /* the whole call compares the final mean, not the samples: no prefix check */
+    ps_sweep(&cfg, &dyn, NULL, x0, 5, 200, check_di_stop, &c, &r);
+    fprintf(stderr, "cem_grad: %d polls, %d cuts, %d truncated, the first answer at %d\n", r.polls, r.cuts,
+            r.truncated, r.first_answer);
+    ck_assert_int_eq(r.polls, 3 * (H + 4 + H) + H); /* per iteration: evaluation, steps, evaluation */
+    ck_assert_int_eq(r.first_answer, H);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("grad");
     TCase *tc = tcase_create("core");
@@ -202,6 +265,7 @@ int main(void) {
     tcase_add_test(tc, test_grad_double_integrator_optimum);
     tcase_add_test(tc, test_grad_matches_ilqr_on_ensemble);
     tcase_add_test(tc, test_hybrid_not_worse_than_cem);
+    tcase_add_test(tc, test_stop);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

@@ -9,7 +9,12 @@
  *   - through an ensemble (mean dynamics, Jacobians by backpropagation,
  *     the reward head's Hessian by differences) the plan is at least as
  *     good as its cold start's nominal, under the model itself;
- *   - configuration errors (discrete actions).
+ *   - configuration errors (discrete actions);
+ *   - the deadline (mb_plan_ctl.stop, plan_stop.h): cut at each of its polls
+ *     (starts, iterations, Hessian blocks, line searches, the final
+ *     evaluation) it answers the best start so far, predicted return = its
+ *     cost under the model, never better than the whole call's; through
+ *     an ensemble with the reward head (Hessian blocks polled) too.
  * Not for: the recursion itself (test_lqr). */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +22,7 @@
 
 #include "check_util.h"
 #include "plan/planner.h"
+#include "plan_stop.h"
 
 #define DI_DT 0.1
 #define DI_R 0.1
@@ -42,6 +48,18 @@ static void di_reward(mb_reward_spec *rw) {
     rw->terms[0] = (mb_reward_term){.type = MB_TERM_QUADRATIC, .weight = 1.0f, .n_idx = 2,
                                     .idx = {0, 1}, .target = {0, 0}};
     rw->terms[1] = (mb_reward_term){.type = MB_TERM_ACTION_L2, .weight = (float)DI_R};
+}
+
+/* The declared cost of controls u from x0 (exact, in double). */
+static double di_cost(const float *x0, const float *u, int H) {
+    double p = x0[0], v = x0[1], c = 0.0;
+    for (int t = 0; t < H; t++) {
+        double np = p + DI_DT * v, nv = v + DI_DT * u[t];
+        c += np * np + nv * nv + DI_R * u[t] * u[t];
+        p = np;
+        v = nv;
+    }
+    return c;
 }
 
 /* Riccati for x_{t+1} = A x + B u, cost sum_t x_{t+1}'x_{t+1} + R u_t^2:
@@ -272,6 +290,80 @@ START_TEST(test_ensemble_improves) {
 }
 END_TEST
 
+/* A cut plan on the double integrator: its predicted return is its return
+ * (the method's own estimate or an evaluation: both the exact model here),
+ * and with `prefix` (the cut call ran a prefix of the whole call's
+ * monotone search) it is no better than the whole call's plan. */
+typedef struct {
+    const float *x0;
+    int H;
+    double full_cost; /* < 0: no prefix check */
+} di_stop_check;
+static void check_di_stop(void *ctx, const float *plan, const mb_plan_info *info) {
+    const di_stop_check *c = ctx;
+    double cost = di_cost(c->x0, plan, c->H);
+    MB_ASSERT_CLOSE("predicted return of a cut plan = -its cost", info->predicted_return, -cost,
+                    1e-4 * cost + 1e-6);
+    if (c->full_cost >= 0)
+        ck_assert_msg(cost >= c->full_cost * (1 - 1e-6) - 1e-9, "a cut plan (cost %.9g) beats the whole call (%.9g)",
+                      cost, c->full_cost);
+}
+
+START_TEST(test_stop) {
+    const int H = 20;
+    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+                       .act_high = di_high};
+    mb_reward_spec rw;
+    di_reward(&rw);
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_ILQR);
+    cfg.horizon = H;
+    cfg.population = 4; /* starts: warm/middle, low, high, random */
+    cfg.iterations = 6;
+    const float x0[2] = {3.0f, -2.0f};
+    mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+    ck_assert_ptr_nonnull(ws);
+    mb_rng rng;
+    mb_rng_seed(&rng, 11);
+    float plan[20], a;
+    char err[200];
+    ck_assert_int_eq(mb_plan(&cfg, &dyn, &rw, x0, NULL, &rng, ws, NULL, &a, plan, NULL, err, sizeof err), MB_OK);
+    mb_plan_ws_free(ws);
+    di_stop_check c = {.x0 = x0, .H = H, .full_cost = di_cost(x0, plan, H)};
+    ps_result r;
+    ps_sweep(&cfg, &dyn, &rw, x0, 11, 200, check_di_stop, &c, &r);
+    fprintf(stderr, "ilqr: %d polls, %d cuts, %d truncated, the first answer at %d\n", r.polls, r.cuts,
+            r.truncated, r.first_answer);
+    ck_assert_int_eq(r.first_answer, 1); /* the first start's nominal rolls out after one poll */
+    ck_assert_int_eq(r.truncated, r.cuts);
+    /* through an ensemble with the reward head: the linearisation's
+     * Hessian blocks poll too */
+    mb_ensemble_spec s;
+    mb_ensemble_spec_default(&s);
+    s.members = 3;
+    s.obs_dim = 3;
+    s.act_dim = 2;
+    s.n_hidden = 2;
+    s.hidden[0] = s.hidden[1] = 16;
+    s.learn_reward = 1;
+    mb_ensemble e;
+    ck_assert_int_eq(mb_ensemble_init(&e, &s, 5, err, sizeof err), MB_OK);
+    float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics ens = {.ens = &e, .obs_dim = 3, .act_dim = 2, .act_low = lo, .act_high = hi};
+    mb_reward_spec erw;
+    mb_reward_spec_default(&erw);
+    erw.use_learned = 1;
+    mb_planner_cfg_default(&cfg, MB_PLAN_ILQR);
+    cfg.horizon = 8;
+    cfg.iterations = 4;
+    const float e0[3] = {0.1f, 0.2f, -0.3f};
+    ps_sweep(&cfg, &ens, &erw, e0, 9, 60, NULL, NULL, &r);
+    fprintf(stderr, "ilqr ensemble: %d polls, %d cuts, %d truncated\n", r.polls, r.cuts, r.truncated);
+    ck_assert_int_eq(r.truncated, r.cuts);
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ilqr");
     TCase *tc = tcase_create("core");
@@ -281,6 +373,7 @@ int main(void) {
     tcase_add_test(tc, test_pendulum_swing_up_declared_terms);
     tcase_add_test(tc, test_discrete_refused);
     tcase_add_test(tc, test_ensemble_improves);
+    tcase_add_test(tc, test_stop);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

@@ -9,7 +9,11 @@
  *     loop on declared terms (a local method: from hanging it swings up in
  *     some configurations only, see docs/RESULTS.md);
  *   - through an ensemble (a black box: one member per sample) it plans
- *     finite, deterministic plans.
+ *     finite, deterministic plans;
+ *   - the deadline (mb_plan_ctl.stop, plan_stop.h): cut at each of its polls
+ *     (iterations, sampling steps, bisection steps, the final evaluation)
+ *     it answers the last controller updated, predicted return = the
+ *     plan's return under the model, or nothing before its first samples.
  * Not for: the recursion (test_lqr). */
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 
 #include "check_util.h"
 #include "plan/planner.h"
+#include "plan_stop.h"
 
 #define DI_DT 0.1
 #define DI_R 0.1
@@ -200,6 +205,68 @@ START_TEST(test_ensemble_black_box) {
 }
 END_TEST
 
+/* A cut plan on the double integrator: its predicted return is its return
+ * (the method's own estimate or an evaluation: both the exact model here),
+ * and with `prefix` (the cut call ran a prefix of the whole call's
+ * monotone search) it is no better than the whole call's plan. */
+typedef struct {
+    const float *x0;
+    int H;
+    double full_cost; /* < 0: no prefix check */
+} di_stop_check;
+static void check_di_stop(void *ctx, const float *plan, const mb_plan_info *info) {
+    const di_stop_check *c = ctx;
+    double cost = di_cost(c->x0, plan, c->H);
+    MB_ASSERT_CLOSE("predicted return of a cut plan = -its cost", info->predicted_return, -cost,
+                    1e-4 * cost + 1e-6);
+    if (c->full_cost >= 0)
+        ck_assert_msg(cost >= c->full_cost * (1 - 1e-6) - 1e-9, "a cut plan (cost %.9g) beats the whole call (%.9g)",
+                      cost, c->full_cost);
+}
+
+START_TEST(test_stop) {
+    const int H = 12;
+    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+                       .act_high = di_high};
+    mb_reward_spec rw;
+    di_reward(&rw);
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_LQR_FLM);
+    cfg.horizon = H;
+    cfg.iterations = 3;
+    const float x0[2] = {1.0f, -0.5f};
+    di_stop_check c = {.x0 = x0, .H = H, .full_cost = -1}; /* not monotone: no prefix check */
+    ps_result r;
+    ps_sweep(&cfg, &dyn, &rw, x0, 2, 120, check_di_stop, &c, &r);
+    fprintf(stderr, "lqr_flm: %d polls, %d cuts, %d truncated, the first answer at %d\n", r.polls, r.cuts,
+            r.truncated, r.first_answer);
+    /* per iteration: 1 + (H - 1) sampling steps + 1 + 24 bisection steps
+     * (the bound binds here: the bisection runs); then the evaluation's H */
+    ck_assert_int_eq(r.polls, 3 * (H + 25) + H);
+    ck_assert_int_eq(r.first_answer, H); /* the first samples finished */
+    /* through an ensemble */
+    mb_ensemble_spec s;
+    mb_ensemble_spec_default(&s);
+    s.members = 3;
+    s.obs_dim = 3;
+    s.act_dim = 2;
+    s.n_hidden = 2;
+    s.hidden[0] = s.hidden[1] = 16;
+    mb_ensemble e;
+    char err[200];
+    ck_assert_int_eq(mb_ensemble_init(&e, &s, 5, err, sizeof err), MB_OK);
+    float lo[2] = {-1, -1}, hi[2] = {1, 1};
+    mb_dynamics ens = {.ens = &e, .obs_dim = 3, .act_dim = 2, .act_low = lo, .act_high = hi};
+    mb_planner_cfg_default(&cfg, MB_PLAN_LQR_FLM);
+    cfg.horizon = 8;
+    cfg.iterations = 2;
+    const float e0[3] = {0.1f, 0.2f, -0.3f};
+    ps_sweep(&cfg, &ens, NULL, e0, 4, 60, NULL, NULL, &r);
+    ck_assert_int_gt(r.truncated, 0);
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("lqr_flm");
     TCase *tc = tcase_create("core");
@@ -208,6 +275,7 @@ int main(void) {
     tcase_add_test(tc, test_kl_bound_limits_the_step);
     tcase_add_test(tc, test_pendulum_declared_terms);
     tcase_add_test(tc, test_ensemble_black_box);
+    tcase_add_test(tc, test_stop);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

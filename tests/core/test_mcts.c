@@ -8,7 +8,14 @@
  *     known model) swings up in closed loop;
  *   - through a discrete ensemble (one-hot input): both rollout modes run,
  *     the same seed gives the same plan, rows are counted;
- *   - the time budget, and configuration errors.
+ *   - the time budget, and configuration errors;
+ *   - the deadline (mb_plan_ctl.stop, plan_stop.h): MCTS cut at each of its
+ *     polls (before a round, between rollout steps) answers the rounds that
+ *     finished (one-hot, its value in the chain's range) or nothing before
+ *     a root action was visited; a cut session's kept tree re-roots and
+ *     answers the next call; a re-rooted tree answers even when stopped at
+ *     once; discrete CEM answers the finished iterations' best; discrete
+ *     random, one evaluation, has nothing to answer when cut.
  * Not for: the continuous planners (test_planner). */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +23,7 @@
 
 #include "check_util.h"
 #include "plan/planner.h"
+#include "plan_stop.h"
 
 /* ---- the chain: positions 0..L-1, actions 0 = left, 1 = right ----------
  * Staying at 0 by going left pays 0.02 per step (the distractor); reaching
@@ -324,6 +332,146 @@ START_TEST(test_time_budget_and_checks) {
 }
 END_TEST
 
+/* A cut plan over K discrete actions: one-hot rows, a value within
+ * [lo, hi]. */
+typedef struct {
+    int K, H;
+    double lo, hi;
+} onehot_check;
+static void check_onehot(void *ctx, const float *plan, const mb_plan_info *info) {
+    const onehot_check *c = ctx;
+    for (int t = 0; t < c->H; t++) {
+        float s = 0;
+        for (int k = 0; k < c->K; k++) {
+            ck_assert(plan[t * c->K + k] == 0.0f || plan[t * c->K + k] == 1.0f);
+            s += plan[t * c->K + k];
+        }
+        ck_assert_float_eq(s, 1.0f);
+    }
+    ck_assert_msg(info->predicted_return >= c->lo - 1e-6 && info->predicted_return <= c->hi + 1e-6,
+                  "predicted %g outside [%g, %g]", (double)info->predicted_return, c->lo, c->hi);
+}
+
+START_TEST(test_stop) {
+    mb_dynamics dyn = chain_dyn();
+    mb_reward_spec rw;
+    chain_reward(&rw);
+    const float obs[1] = {1.0f};
+    /* the chain's returns lie in [0, 1 + 0.02 / 0.05] */
+    onehot_check oc = {.K = 2, .H = 15, .lo = 0.0, .hi = 1.4};
+    ps_result r;
+    for (int mode = 0; mode < 2; mode++) {
+        mb_planner_cfg cfg;
+        mb_planner_cfg_default(&cfg, MB_PLAN_MCTS);
+        cfg.horizon = 15;
+        cfg.simulations = 64;
+        cfg.rollout_depth = 15;
+        cfg.leaf_batch = 4;
+        cfg.particles = 1 + mode;
+        cfg.tree_reuse = mode;
+        ps_sweep(&cfg, &dyn, &rw, obs, 5, 80, check_onehot, &oc, &r);
+        fprintf(stderr, "mcts (mode %d): %d polls, %d cuts, %d truncated, the first answer at %d\n", mode,
+                r.polls, r.cuts, r.truncated, r.first_answer);
+        /* rounds of 4 leaves, up to 15 rollout steps each, then the
+         * plan's evaluation (15 steps) */
+        ck_assert_int_gt(r.polls, 16 + 15);
+        ck_assert_int_gt(r.truncated, r.cuts / 2);
+        ck_assert_int_ge(r.first_answer, 1);
+    }
+    /* a session's tree cut mid-search is kept consistent: re-rooted at the
+     * next observation it answers, uncut */
+    mb_planner_cfg cfg;
+    mb_planner_cfg_default(&cfg, MB_PLAN_MCTS);
+    cfg.horizon = 15;
+    cfg.simulations = 512;
+    cfg.rollout_depth = 15;
+    cfg.leaf_batch = 4;
+    cfg.tree_reuse = 1;
+    mb_plan_ws *ws = mb_plan_ws_new(&cfg, &dyn);
+    ck_assert_ptr_nonnull(ws);
+    mb_plan_state st;
+    char err[200];
+    ck_assert_int_eq(mb_plan_state_init(&st, &cfg, 2, err, sizeof err), MB_OK);
+    mb_rng rng;
+    mb_rng_seed(&rng, 1);
+    ps_counter c = {0, 300}; /* inside a round, well into the search */
+    mb_plan_ctl ctl = {.stop = ps_stop, .stop_ctx = &c};
+    float a[2], next[1], rew, plan[30];
+    mb_plan_info info;
+    ck_assert_int_eq(mb_plan_ex(&cfg, &dyn, &rw, obs, &st, &rng, ws, NULL, &ctl, a, plan, &info, err, sizeof err),
+                     MB_OK);
+    ck_assert_int_eq(info.truncated, 1);
+    chain_step(1, obs, a, next, &rew);
+    mb_plan_state_shift(&st, dyn.act_low, dyn.act_high);
+    ck_assert_int_eq(mb_plan(&cfg, &dyn, &rw, next, &st, &rng, ws, NULL, a, plan, &info, err, sizeof err), MB_OK);
+    ck_assert_int_eq(info.truncated, 0);
+    check_onehot(&oc, plan, &info);
+    /* re-rooted, stopped at once: the kept visits answer */
+    chain_step(1, next, a, next, &rew);
+    mb_plan_state_shift(&st, dyn.act_low, dyn.act_high);
+    c = (ps_counter){0, 0};
+    ck_assert_int_eq(mb_plan_ex(&cfg, &dyn, &rw, next, &st, &rng, ws, NULL, &ctl, a, plan, &info, err, sizeof err),
+                     MB_OK);
+    ck_assert_int_eq(info.truncated, 1);
+    ck_assert_int_eq(c.polls, 1);
+    ck_assert_float_eq(info.model_rows, 0.0); /* nothing ran */
+    check_onehot(&oc, plan, &info);
+    mb_plan_state_free(&st);
+    mb_plan_ws_free(ws);
+    /* discrete CEM and random */
+    for (int m = 0; m < 2; m++) {
+        mb_planner_cfg_default(&cfg, m ? MB_PLAN_CEM : MB_PLAN_RANDOM);
+        cfg.horizon = 15;
+        cfg.population = 60;
+        cfg.elites = 6;
+        cfg.iterations = m ? 4 : 1;
+        cfg.particles = 1;
+        ps_sweep(&cfg, &dyn, &rw, obs, 6, 80, check_onehot, &oc, &r);
+        fprintf(stderr, "discrete %s: %d polls, %d cuts, %d truncated\n", m ? "cem" : "random", r.polls,
+                r.cuts, r.truncated);
+        if (m) {
+            ck_assert_int_eq(r.polls, 5 * 15); /* 4 iterations and the mode, 15 steps each */
+            ck_assert_int_eq(r.first_answer, 15); /* the first iteration's evaluation finished */
+        } else {
+            ck_assert_int_eq(r.polls, 15);
+            ck_assert_int_eq(r.truncated, 0); /* its only evaluation cut: no answer */
+        }
+    }
+}
+END_TEST
+
+/* Through a discrete ensemble: both rollout modes, cut at every poll. */
+START_TEST(test_stop_ensemble) {
+    mb_ensemble_spec s;
+    mb_ensemble_spec_default(&s);
+    s.members = 3;
+    s.obs_dim = 2;
+    s.act_dim = 4;
+    s.n_hidden = 2;
+    s.hidden[0] = s.hidden[1] = 16;
+    mb_ensemble e;
+    char err[200];
+    ck_assert_int_eq(mb_ensemble_init(&e, &s, 3, err, sizeof err), MB_OK);
+    mb_dynamics dyn = {.ens = &e, .obs_dim = 2, .act_dim = 4, .act_low = oh_lo, .act_high = oh_hi,
+                       .discrete = 4};
+    const float obs[2] = {0.3f, -0.2f};
+    onehot_check oc = {.K = 4, .H = 5, .lo = -1e30, .hi = 1e30};
+    for (int mode = 0; mode < 2; mode++) {
+        mb_planner_cfg cfg;
+        mb_planner_cfg_default(&cfg, MB_PLAN_MCTS);
+        cfg.simulations = 48;
+        cfg.horizon = 5;
+        cfg.rollout_depth = 5;
+        cfg.rollout_mean = mode;
+        cfg.particles = 2;
+        ps_result r;
+        ps_sweep(&cfg, &dyn, NULL, obs, 8, 40, check_onehot, &oc, &r);
+        ck_assert_int_gt(r.truncated, 0);
+    }
+    mb_ensemble_free(&e);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("mcts");
     TCase *tc = tcase_create("core");
@@ -334,6 +482,8 @@ int main(void) {
     tcase_add_test(tc, test_pendulum_5_torques);
     tcase_add_test(tc, test_ensemble_discrete);
     tcase_add_test(tc, test_time_budget_and_checks);
+    tcase_add_test(tc, test_stop);
+    tcase_add_test(tc, test_stop_ensemble);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }

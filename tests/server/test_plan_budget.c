@@ -7,7 +7,11 @@
  *   - --plan-memory-mb refuses a plan larger than the whole budget, and
  *     /metrics shows what is held (cached workspaces, sessions);
  *   - a deadline that truncates: the best plan so far, "truncated": true;
- *     a deadline no evaluation meets: 503 deadline_exceeded.
+ *     a deadline no evaluation meets: 503 deadline_exceeded;
+ *   - issue 14's methods alike: an mcts tree (and tree_reuse's room for
+ *     two calls) is in the figure before it is allocated and counted as
+ *     held while its workspace is cached; a deadline cuts an mcts search
+ *     and an ilqr (truncated, a valid action).
  * Nothing here asserts on time. */
 #include <pthread.h>
 
@@ -171,6 +175,94 @@ START_TEST(test_deadline_truncates) {
 }
 END_TEST
 
+/* A discrete model (obs 2, K = 3) with transitions x' = x + (a - 1) / 10. */
+static void train_discrete(const mbd *d, const char *name) {
+    mbr r;
+    ck_assert_int_eq(mbr_call(&r, d, "POST", "/v1/models",
+                              "{\"name\": \"%s\", \"obs_dim\": 2, \"actions\": {\"discrete\": 3}, "
+                              "\"ensemble\": {\"members\": 2, \"hidden\": [16, 16]}, "
+                              "\"planner\": {\"method\": \"mcts\", \"simulations\": 64}, \"seed\": 3}", name),
+                     201);
+    mbr_free(&r);
+    char body[16384], path[128];
+    int n = snprintf(body, sizeof body, "{\"transitions\": [");
+    for (int i = 0; i < 60; i++) {
+        double x = (i % 21) / 10.0 - 1.0;
+        int a = i % 3;
+        n += snprintf(body + n, sizeof body - (size_t)n,
+                      "%s{\"obs\": [%g, 0.5], \"action\": %d, \"reward\": %g, \"next_obs\": [%g, 0.5]}",
+                      i ? ", " : "", x, a, -x * x, x + (a - 1) / 10.0);
+    }
+    snprintf(body + n, sizeof body - (size_t)n, "]}");
+    snprintf(path, sizeof path, "/v1/models/%s/transitions", name);
+    ck_assert_int_eq(mbr_call(&r, d, "POST", path, "%s", body), 201);
+    mbr_free(&r);
+    snprintf(path, sizeof path, "/v1/models/%s/train", name);
+    ck_assert_int_eq(mbr_call(&r, d, "POST", path, "{\"max_epochs\": 2, \"wait\": true}"), 200);
+    mbr_free(&r);
+}
+
+/* One act that a deadline should cut: 1 if truncated, 0 if 503 (retry). */
+static int act_cut(const mbd *d, const char *path, const char *body, int discrete) {
+    mbr r;
+    long st = mbr_call(&r, d, "POST", path, "%s", body);
+    int truncated = 0;
+    if (st == 200) {
+        truncated = cJSON_IsTrue(cJSON_GetObjectItem(r.json, "truncated"));
+        ck_assert_msg(truncated, "the whole search within the deadline? %s", r.body);
+        ck_assert_str_eq(mbr_str(&r, "source"), "planner");
+        ck_assert(isfinite(mbr_num(&r, "predicted_return")));
+        const cJSON *a = cJSON_GetObjectItem(r.json, "action");
+        if (discrete) ck_assert(cJSON_IsNumber(a) && a->valueint >= 0 && a->valueint < 3);
+        else ck_assert(fabs(cJSON_GetArrayItem(a, 0)->valuedouble) <= 2.0);
+    } else {
+        MBR_EXPECT_ERROR(&r, 503, "deadline_exceeded", "deadline_ms");
+    }
+    mbr_free(&r);
+    return truncated;
+}
+
+START_TEST(test_methods_costed_and_cut) {
+    mbd d;
+    const char *args[] = {"--max-plan-mb", "64", "--plan-memory-mb", "48", NULL};
+    ck_assert_int_eq(mbd_start(&d, args), 0);
+    train_discrete(&d, "d");
+    mbr r;
+    /* 420,000 simulations of 3 actions: ~55 MiB of tree, twice that with
+     * tree_reuse: over --max-plan-mb (the planner's own rows are tiny) */
+    mbr_call(&r, &d, "POST", "/v1/models/d/act",
+             "{\"obs\": [0, 0.5], \"planner\": {\"simulations\": 420000, \"tree_reuse\": true}}");
+    MBR_EXPECT_ERROR(&r, 422, "out_of_range", "planner");
+    ck_assert_ptr_nonnull(strstr(r.body, "--max-plan-mb"));
+    mbr_free(&r);
+    /* without the reuse room: under it, over the daemon's --plan-memory-mb */
+    mbr_call(&r, &d, "POST", "/v1/models/d/act", "{\"obs\": [0, 0.5], \"planner\": {\"simulations\": 420000}}");
+    MBR_EXPECT_ERROR(&r, 422, "out_of_range", "planner");
+    ck_assert_ptr_nonnull(strstr(r.body, "--plan-memory-mb"));
+    mbr_free(&r);
+    /* 200,000 simulations (~26 MiB of tree) fit, but take far longer than
+     * the deadline: the search is cut, and its tree is held while cached */
+    ck_assert_int_eq(plan_memory_held(&d), 0);
+    int san = mb_test_sanitized(), truncated = 0;
+    char body[256];
+    snprintf(body, sizeof body, "{\"obs\": [0.3, 0.5], \"deadline_ms\": %d, \"planner\": {\"simulations\": 200000}}",
+             san ? 400 : 100);
+    for (int k = 0; k < 5 && !truncated; k++) truncated = act_cut(&d, "/v1/models/d/act", body, 1);
+    ck_assert_msg(truncated, "no truncated mcts answer in 5 tries");
+    long long held = plan_memory_held(&d);
+    ck_assert_msg(held > 20ll << 20 && held < 48ll << 20, "held %lld: the tree is not counted", held);
+    /* ilqr: 32 starts of 100 iterations over 200 steps, cut */
+    train_small(&d, "c");
+    snprintf(body, sizeof body,
+             "{\"obs\": [0.1, 0, 0], \"deadline_ms\": %d, \"planner\": {\"method\": \"ilqr\", \"horizon\": 200, "
+             "\"iterations\": 100, \"population\": 32}}", san ? 400 : 100);
+    truncated = 0;
+    for (int k = 0; k < 5 && !truncated; k++) truncated = act_cut(&d, "/v1/models/c/act", body, 0);
+    ck_assert_msg(truncated, "no truncated ilqr answer in 5 tries");
+    ck_assert_int_eq(mbd_stop(&d), 0);
+}
+END_TEST
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     Suite *s = suite_create("plan_budget");
@@ -179,6 +271,7 @@ int main(void) {
     tcase_add_test(tc, test_issue10_request_refused);
     tcase_add_test(tc, test_limits_at_create_and_daemon_budget);
     tcase_add_test(tc, test_deadline_truncates);
+    tcase_add_test(tc, test_methods_costed_and_cut);
     suite_add_tcase(s, tc);
     return mb_test_main(s);
 }
