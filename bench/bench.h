@@ -55,6 +55,9 @@ int bench_bugs(void);
 double bench_sgemm_gflops(int m, int n, int k, int threads);
 /* Median of x[0..n) (sorts x). */
 double bench_median(double *x, int n);
+/* The q-quantile (0..1) of x[0..n), nearest rank: x[round(q (n - 1))] once
+ * sorted (sorts x); 0 when n <= 0. */
+double bench_percentile(double *x, int n, double q);
 
 /* Each benchmark: returns 0 on success. */
 typedef int (*bench_fn)(int argc, char **argv);

@@ -1,6 +1,6 @@
 /* bench_common.c: the clock, the same-run peaks (FMA loop per vector width,
- * sgemm), the ratio check and the median that every benchmark shares
- * (bench.h).
+ * sgemm), the ratio check, the median and the percentiles that every
+ * benchmark shares (bench.h).
  * Not for: a particular benchmark's table (bench_NAME.c). */
 #include <cblas.h>
 #include <pthread.h>
@@ -35,6 +35,13 @@ double bench_median(double *x, int n) {
     if (n <= 0) return 0;
     qsort(x, (size_t)n, sizeof *x, cmp_double);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+double bench_percentile(double *x, int n, double q) {
+    if (n <= 0) return 0;
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    int i = (int)(q * (n - 1) + 0.5);
+    return x[i < n ? i : n - 1];
 }
 
 /* ---- FMA peak ----------------------------------------------------------- */

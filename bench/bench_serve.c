@@ -17,95 +17,14 @@
  *    same-run FMA peak of the widest vector width (bench.h).
  * Human table first, then one JSON line per result.
  * Not for: assertions (tests never assert on time). */
-#include <curl/curl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "bench.h"
-#include "log.h"
+#include "bench_http.h"
 #include "plan/flops.h"
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} serve_buf;
-
-static size_t serve__write(char *p, size_t sz, size_t n, void *ud) {
-    serve_buf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + k + 1) cap *= 2;
-        char *q = realloc(b->buf, cap);
-        if (!q) return 0;
-        b->buf = q;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, k);
-    b->len += k;
-    b->buf[b->len] = 0;
-    return k;
-}
-
-/* One request on a reused handle; returns the HTTP status (0 on failure). */
-static long serve__post(CURL *c, const char *url, const char *body, serve_buf *out) {
-    out->len = 0;
-    if (out->buf) out->buf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, serve__write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    long st = 0;
-    if (curl_easy_perform(c) != CURLE_OK) return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-    return st;
-}
-
-static CURL *serve__handle(struct curl_slist *hdr) {
-    CURL *c = curl_easy_init();
-    if (!c) return NULL;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    return c;
-}
-
-static int serve__cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double serve__pct(double *x, int n, double q) {
-    qsort(x, (size_t)n, sizeof *x, serve__cmp);
-    int i = (int)(q * (n - 1) + 0.5);
-    return x[i < n ? i : n - 1];
-}
-
-typedef struct {
-    const char *url, *body;
-    struct curl_slist *hdr;
-    double until;
-    long acts, errors;
-} serve_client;
-
-static void *serve__client(void *p) {
-    serve_client *c = p;
-    CURL *h = serve__handle(c->hdr);
-    serve_buf b = {0};
-    while (h && bench_now() < c->until) {
-        if (serve__post(h, c->url, c->body, &b) == 200) c->acts++;
-        else c->errors++;
-    }
-    free(b.buf);
-    if (h) curl_easy_cleanup(h);
-    return NULL;
-}
 
 int bench_serve(int argc, char **argv) {
     int n_acts = 200;
@@ -124,30 +43,18 @@ int bench_serve(int argc, char **argv) {
         }
     }
     if (n_acts < 10) n_acts = 10;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    srv_log_set_level(SRV_LOG_WARN);
-    static srv_app app;
+    static bench_http_daemon d;
     srv_config cfg;
-    srv_config_default(&cfg);
-    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
-    cfg.data_dir[0] = '\0'; /* memory only: this measures HTTP, not the disk */
+    bench_http_config(&cfg, "warn"); /* memory only: this measures HTTP, not the disk */
     cfg.threads = 16;
     if (max_batch > 0) cfg.max_batch = max_batch;
     if (workers > 0) cfg.plan_workers = workers;
     if (threads > 0) cfg.plan_threads = threads;
-    snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
-    char err[512];
-    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
-        fprintf(stderr, "serve: cannot start the daemon: %s\n", err);
-        return 1;
-    }
-    char base[64], url[160];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", app.port);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    CURL *c = serve__handle(hdr);
-    serve_buf b = {0};
+    if (bench_http_start(&d, &cfg, "serve") != 0) return 1;
+    char err[512], url[160];
+    const char *base = d.base;
+    CURL *c = bench_http_handle(d.hdr, 60);
+    bench_http_buf b = {0};
     int rc = 1;
     double *lat = malloc(sizeof(double) * n_acts), *ovh = malloc(sizeof(double) * n_acts);
     double *inproc = malloc(sizeof(double) * n_acts);
@@ -160,8 +67,8 @@ int bench_serve(int argc, char **argv) {
         "\"activation\": \"silu\", \"learn_reward\": true}, \"planner\": {\"method\": \"cem\", "
         "\"horizon\": 15, \"population\": 200, \"elites\": 20, \"iterations\": 3, \"particles\": 20, "
         "\"propagation\": \"ts_inf\"}, \"seed\": 1}";
-    if (!c || !lat || !ovh || !inproc || !rows || serve__post(c, url, create, &b) != 201) {
-        fprintf(stderr, "serve: cannot create the model: %s\n", b.buf ? b.buf : "");
+    if (!c || !lat || !ovh || !inproc || !rows || bench_http_post(c, url, create, &b) != 201) {
+        fprintf(stderr, "serve: cannot create the model: %s\n", b.p ? b.p : "");
         goto out;
     }
     mb_rng rng;
@@ -178,13 +85,13 @@ int bench_serve(int argc, char **argv) {
     }
     sprintf(rows + len, "]}");
     snprintf(url, sizeof url, "%s/v1/models/bench/transitions", base);
-    if (serve__post(c, url, rows, &b) != 201) {
-        fprintf(stderr, "serve: cannot post transitions: %s\n", b.buf ? b.buf : "");
+    if (bench_http_post(c, url, rows, &b) != 201) {
+        fprintf(stderr, "serve: cannot post transitions: %s\n", b.p ? b.p : "");
         goto out;
     }
     snprintf(url, sizeof url, "%s/v1/models/bench/train", base);
-    if (serve__post(c, url, "{\"max_epochs\": 2, \"wait\": true}", &b) != 200) {
-        fprintf(stderr, "serve: cannot train: %s\n", b.buf ? b.buf : "");
+    if (bench_http_post(c, url, "{\"max_epochs\": 2, \"wait\": true}", &b) != 200) {
+        fprintf(stderr, "serve: cannot train: %s\n", b.p ? b.p : "");
         goto out;
     }
 
@@ -193,20 +100,20 @@ int bench_serve(int argc, char **argv) {
     snprintf(url, sizeof url, "%s/v1/models/bench/act", base);
     for (int i = -3; i < n_acts; i++) { /* 3 warm-up calls */
         double t0 = bench_now();
-        if (serve__post(c, url, act, &b) != 200) {
-            fprintf(stderr, "serve: act failed: %s\n", b.buf ? b.buf : "");
+        if (bench_http_post(c, url, act, &b) != 200) {
+            fprintf(stderr, "serve: act failed: %s\n", b.p ? b.p : "");
             goto out;
         }
         double dt = bench_now() - t0;
-        const char *pm = strstr(b.buf, "\"plan_ms\":");
+        const char *pm = strstr(b.p, "\"plan_ms\":");
         double plan_ms = pm ? atof(pm + 10) : 0;
         if (i >= 0) lat[i] = dt * 1e3, ovh[i] = dt * 1e3 - plan_ms;
     }
 
     /* the same plan in-process: the published version, a pool like a
      * planning worker's (the daemon's workers are idle meanwhile) */
-    mb_pool *pool = app.cfg.plan_threads > 1 ? mb_pool_new((int)app.cfg.plan_threads) : NULL;
-    srv_model *m = registry_get(&app.reg, "bench");
+    mb_pool *pool = d.app.cfg.plan_threads > 1 ? mb_pool_new((int)d.app.cfg.plan_threads) : NULL;
+    srv_model *m = registry_get(&d.app.reg, "bench");
     srv_version *v = model_version_get(m);
     mb_dynamics dyn = {.ens = &v->ens, .known = NULL, .obs_dim = 18, .act_dim = 6,
                        .act_low = m->spec.act_low, .act_high = m->spec.act_high};
@@ -227,9 +134,9 @@ int bench_serve(int argc, char **argv) {
     model_version_put(v);
     model_put(m);
 
-    double lat50 = serve__pct(lat, n_acts, 0.5), lat99 = serve__pct(lat, n_acts, 0.99);
-    double ovh50 = serve__pct(ovh, n_acts, 0.5), ovh99 = serve__pct(ovh, n_acts, 0.99);
-    double in50 = serve__pct(inproc, n_acts, 0.5), in99 = serve__pct(inproc, n_acts, 0.99);
+    double lat50 = bench_percentile(lat, n_acts, 0.5), lat99 = bench_percentile(lat, n_acts, 0.99);
+    double ovh50 = bench_percentile(ovh, n_acts, 0.5), ovh99 = bench_percentile(ovh, n_acts, 0.99);
+    double in50 = bench_percentile(inproc, n_acts, 0.5), in99 = bench_percentile(inproc, n_acts, 0.99);
     printf("act latency, preset small, %d sequential acts on one keep-alive connection\n", n_acts);
     printf("  %-34s %10s %10s\n", "", "p50 ms", "p99 ms");
     printf("  %-34s %10.3f %10.3f\n", "HTTP act (client wall time)", lat50, lat99);
@@ -254,28 +161,16 @@ int bench_serve(int argc, char **argv) {
     printf("  %-10s %12s %10s %10s %8s\n", "clients", "acts/s", "errors", "GFLOP/s", "of peak");
     for (int k = 0; k < NC; k++) {
         int n = counts[k];
-        serve_client *cl = calloc((size_t)n, sizeof *cl);
-        pthread_t *th = calloc((size_t)n, sizeof *th);
-        double t0 = bench_now(), until = t0 + seconds;
-        for (int i = 0; i < n; i++) {
-            cl[i] = (serve_client){.url = url, .body = act, .hdr = hdr, .until = until};
-            pthread_create(&th[i], NULL, serve__client, &cl[i]);
+        tput[k] = bench_http_closed_loop(url, act, d.hdr, 60, n, seconds, &errors[k]);
+        if (tput[k] < 0) {
+            fprintf(stderr, "serve: cannot start %d clients\n", n);
+            goto out;
         }
-        long acts = 0;
-        errors[k] = 0;
-        for (int i = 0; i < n; i++) {
-            pthread_join(th[i], NULL);
-            acts += cl[i].acts;
-            errors[k] += cl[i].errors;
-        }
-        tput[k] = acts / (bench_now() - t0);
         gfl[k] = tput[k] * act_flops * 1e-9;
         char what[64];
         snprintf(what, sizeof what, "serve: act throughput, %d clients", n);
         ratio[k] = bench_ratio(gfl[k], &pk, what);
         printf("  %-10d %12.1f %10ld %10.1f %8.2f\n", n, tput[k], errors[k], gfl[k], ratio[k]);
-        free(cl);
-        free(th);
     }
     printf("{\"bench\": \"serve\", \"preset\": \"small\", \"metric\": \"act_latency\", \"acts\": %d, "
            "\"http_p50_ms\": %.3f, \"http_p99_ms\": %.3f, \"inprocess_p50_ms\": %.3f, "
@@ -291,12 +186,9 @@ int bench_serve(int argc, char **argv) {
                counts[k], seconds, tput[k], errors[k], gfl[k], pk.gflops, pk.isa, ratio[k]);
     rc = 0;
 out:
-    free(b.buf);
+    free(b.p);
     free(lat), free(ovh), free(inproc), free(rows);
     if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(hdr);
-    app_shutdown(&app);
-    app_free(&app);
-    curl_global_cleanup();
+    bench_http_stop(&d);
     return rc;
 }
