@@ -20,95 +20,15 @@
  *    with the horizon.
  * Human table first, then one JSON line per result.
  * Not for: assertions (tests never assert on time). */
-#include <curl/curl.h>
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "bench.h"
+#include "bench_http.h"
 #include "learn/bptt.h"
-#include "log.h"
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} pol_buf;
-
-static size_t pol__write(char *p, size_t sz, size_t n, void *ud) {
-    pol_buf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + k + 1) cap *= 2;
-        char *q = realloc(b->buf, cap);
-        if (!q) return 0;
-        b->buf = q;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, k);
-    b->len += k;
-    b->buf[b->len] = 0;
-    return k;
-}
-
-static long pol__post(CURL *c, const char *url, const char *body, pol_buf *out) {
-    out->len = 0;
-    if (out->buf) out->buf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pol__write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    long st = 0;
-    if (curl_easy_perform(c) != CURLE_OK) return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-    return st;
-}
-
-static CURL *pol__handle(struct curl_slist *hdr) {
-    CURL *c = curl_easy_init();
-    if (!c) return NULL;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    return c;
-}
-
-static int pol__cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pol__pct(double *x, int n, double q) {
-    qsort(x, (size_t)n, sizeof *x, pol__cmp);
-    int i = (int)(q * (n - 1) + 0.5);
-    return x[i < n ? i : n - 1];
-}
-
-typedef struct {
-    const char *url, *body;
-    struct curl_slist *hdr;
-    double until;
-    long acts, errors;
-} pol_client;
-
-static void *pol__client(void *p) {
-    pol_client *c = p;
-    CURL *h = pol__handle(c->hdr);
-    pol_buf b = {0};
-    while (h && bench_now() < c->until) {
-        if (pol__post(h, c->url, c->body, &b) == 200) c->acts++;
-        else c->errors++;
-    }
-    free(b.buf);
-    if (h) curl_easy_cleanup(h);
-    return NULL;
-}
 
 int bench_policy(int argc, char **argv) {
     int n_acts = 2000, n_updates = 200;
@@ -125,27 +45,15 @@ int bench_policy(int argc, char **argv) {
     }
     if (n_acts < 10) n_acts = 10;
     if (n_updates < 10) n_updates = 10;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    srv_log_set_level(SRV_LOG_WARN);
-    static srv_app app;
+    static bench_http_daemon d;
     srv_config cfg;
-    srv_config_default(&cfg);
-    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
-    cfg.data_dir[0] = '\0';
+    bench_http_config(&cfg, "warn");
     cfg.threads = 16;
-    snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
-    char err[512];
-    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
-        fprintf(stderr, "policy: cannot start the daemon: %s\n", err);
-        return 1;
-    }
-    char base[64], url[160];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", app.port);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    CURL *c = pol__handle(hdr);
-    pol_buf b = {0};
+    if (bench_http_start(&d, &cfg, "policy") != 0) return 1;
+    char err[512], url[160];
+    const char *base = d.base;
+    CURL *c = bench_http_handle(d.hdr, 300);
+    bench_http_buf b = {0};
     int rc = 1;
     double *lat = malloc(sizeof(double) * n_acts), *dm = malloc(sizeof(double) * n_acts);
     char *rows = malloc(2000 * 200 + 128);
@@ -154,8 +62,8 @@ int bench_policy(int argc, char **argv) {
         "{\"name\": \"pend\", \"obs_dim\": 3, \"act_dim\": 1, \"act_low\": [-2], \"act_high\": [2], "
         "\"ensemble\": {\"members\": 5, \"hidden\": [64, 64]}, \"policy\": {\"algorithm\": \"mbpo\", "
         "\"hidden\": [256, 256]}, \"seed\": 1}";
-    if (!c || !lat || !dm || !rows || pol__post(c, url, create, &b) != 201) {
-        fprintf(stderr, "policy: cannot create the model: %s\n", b.buf ? b.buf : "");
+    if (!c || !lat || !dm || !rows || bench_http_post(c, url, create, &b) != 201) {
+        fprintf(stderr, "policy: cannot create the model: %s\n", b.p ? b.p : "");
         goto out;
     }
     mb_rng rng;
@@ -171,18 +79,18 @@ int bench_policy(int argc, char **argv) {
     }
     sprintf(rows + len, "]}");
     snprintf(url, sizeof url, "%s/v1/models/pend/transitions", base);
-    if (pol__post(c, url, rows, &b) != 201) {
-        fprintf(stderr, "policy: cannot post transitions: %s\n", b.buf ? b.buf : "");
+    if (bench_http_post(c, url, rows, &b) != 201) {
+        fprintf(stderr, "policy: cannot post transitions: %s\n", b.p ? b.p : "");
         goto out;
     }
     snprintf(url, sizeof url, "%s/v1/models/pend/train", base);
-    if (pol__post(c, url, "{\"max_epochs\": 5, \"wait\": true}", &b) != 200) {
-        fprintf(stderr, "policy: cannot train: %s\n", b.buf ? b.buf : "");
+    if (bench_http_post(c, url, "{\"max_epochs\": 5, \"wait\": true}", &b) != 200) {
+        fprintf(stderr, "policy: cannot train: %s\n", b.p ? b.p : "");
         goto out;
     }
     snprintf(url, sizeof url, "%s/v1/models/pend/policy/train", base);
-    if (pol__post(c, url, "{\"steps\": 5, \"wait\": true}", &b) != 200) {
-        fprintf(stderr, "policy: cannot train the policy: %s\n", b.buf ? b.buf : "");
+    if (bench_http_post(c, url, "{\"steps\": 5, \"wait\": true}", &b) != 200) {
+        fprintf(stderr, "policy: cannot train the policy: %s\n", b.p ? b.p : "");
         goto out;
     }
 
@@ -191,16 +99,16 @@ int bench_policy(int argc, char **argv) {
     snprintf(url, sizeof url, "%s/v1/models/pend/act", base);
     for (int i = -20; i < n_acts; i++) {
         double t0 = bench_now();
-        if (pol__post(c, url, act, &b) != 200 || !strstr(b.buf, "\"source\":\"policy\"")) {
-            fprintf(stderr, "policy: act failed: %s\n", b.buf ? b.buf : "");
+        if (bench_http_post(c, url, act, &b) != 200 || !strstr(b.p, "\"source\":\"policy\"")) {
+            fprintf(stderr, "policy: act failed: %s\n", b.p ? b.p : "");
             goto out;
         }
         double dt = bench_now() - t0;
-        const char *pm = strstr(b.buf, "\"plan_ms\":");
+        const char *pm = strstr(b.p, "\"plan_ms\":");
         if (i >= 0) lat[i] = dt * 1e3, dm[i] = pm ? atof(pm + 10) : 0;
     }
-    double lat50 = pol__pct(lat, n_acts, 0.5), lat99 = pol__pct(lat, n_acts, 0.99);
-    double dm50 = pol__pct(dm, n_acts, 0.5), dm99 = pol__pct(dm, n_acts, 0.99);
+    double lat50 = bench_percentile(lat, n_acts, 0.5), lat99 = bench_percentile(lat, n_acts, 0.99);
+    double dm50 = bench_percentile(dm, n_acts, 0.5), dm99 = bench_percentile(dm, n_acts, 0.99);
     printf("act with \"method\": \"policy\" (2 x 256 ReLU), %d sequential acts on one keep-alive connection\n", n_acts);
     printf("  %-34s %10s %10s\n", "", "p50 ms", "p99 ms");
     printf("  %-34s %10.4f %10.4f\n", "client wall time", lat50, lat99);
@@ -213,28 +121,16 @@ int bench_policy(int argc, char **argv) {
     printf("  %-10s %12s %10s\n", "clients", "acts/s", "errors");
     for (int k = 0; k < 4; k++) {
         int n = counts[k];
-        pol_client *cl = calloc((size_t)n, sizeof *cl);
-        pthread_t *th = calloc((size_t)n, sizeof *th);
-        double t0 = bench_now(), until = t0 + seconds;
-        for (int i = 0; i < n; i++) {
-            cl[i] = (pol_client){.url = url, .body = act, .hdr = hdr, .until = until};
-            pthread_create(&th[i], NULL, pol__client, &cl[i]);
+        tput[k] = bench_http_closed_loop(url, act, d.hdr, 300, n, seconds, &errors[k]);
+        if (tput[k] < 0) {
+            fprintf(stderr, "policy: cannot start %d clients\n", n);
+            goto out;
         }
-        long acts = 0;
-        errors[k] = 0;
-        for (int i = 0; i < n; i++) {
-            pthread_join(th[i], NULL);
-            acts += cl[i].acts;
-            errors[k] += cl[i].errors;
-        }
-        tput[k] = acts / (bench_now() - t0);
         printf("  %-10d %12.1f %10ld\n", n, tput[k], errors[k]);
-        free(cl);
-        free(th);
     }
 
     /* SAC updates in-process, on the model's policy agent (a copy) */
-    srv_model *m = registry_get(&app.reg, "pend");
+    srv_model *m = registry_get(&d.app.reg, "pend");
     srv_policy *pol = model_policy_get(m);
     srv_version *v = model_version_get(m);
     mb_sac ag;
@@ -318,12 +214,9 @@ int bench_policy(int argc, char **argv) {
                "\"obs_grad_norm\": %.6g, \"model_return\": %.6g}\n", Hs[k], gn[k], sn[k], jr[k]);
     rc = 0;
 out:
-    free(b.buf);
+    free(b.p);
     free(lat), free(dm), free(rows);
     if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(hdr);
-    app_shutdown(&app);
-    app_free(&app);
-    curl_global_cleanup();
+    bench_http_stop(&d);
     return rc;
 }
