@@ -28,53 +28,15 @@
  * Not for: assertions (tests never assert on time; the return is reported,
  * and docs/RESULTS.md quotes it). */
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "bench.h"
-#include "log.h"
+#include "bench_http.h"
 #include "plan/known.h"
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} pl_buf;
-
-static size_t pl__write(char *p, size_t sz, size_t n, void *ud) {
-    pl_buf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + k + 1) cap *= 2;
-        char *q = realloc(b->buf, cap);
-        if (!q) return 0;
-        b->buf = q;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, k);
-    b->len += k;
-    b->buf[b->len] = 0;
-    return k;
-}
-
-static long pl__post(CURL *c, const char *url, const char *body, pl_buf *out) {
-    out->len = 0;
-    if (out->buf) out->buf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pl__write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    long st = 0;
-    if (curl_easy_perform(c) != CURLE_OK) return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-    return st;
-}
 
 typedef struct {
     const char *method;
@@ -88,7 +50,7 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
                    pl_result *res) {
     const int discrete = !strcmp(method, "mcts");
     char url[192];
-    pl_buf b = {0};
+    bench_http_buf b = {0};
     const char *spec =
         discrete ? "{\"name\": \"pend-mcts\", \"obs_dim\": 3, \"actions\": {\"discrete\": 5}, "
                    "\"ensemble\": {\"members\": 5, \"hidden\": [64, 64], \"learn_reward\": true}, "
@@ -105,9 +67,9 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
     char body[2048];
     snprintf(body, sizeof body, spec, (unsigned long long)seed);
     snprintf(url, sizeof url, "%s/v1/models", base);
-    if (pl__post(c, url, body, &b) != 201) {
-        fprintf(stderr, "planners: create: %s\n", b.buf ? b.buf : "");
-        free(b.buf);
+    if (bench_http_post(c, url, body, &b) != 201) {
+        fprintf(stderr, "planners: create: %s\n", b.p ? b.p : "");
+        free(b.p);
         return -1;
     }
     const char *name = discrete ? "pend-mcts" : "pend-ilqr";
@@ -132,13 +94,13 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
             snprintf(body, sizeof body, "{\"obs\": [%.9g, %.9g, %.9g], \"session\": \"%s\"}", obs[0],
                      obs[1], obs[2], session);
             double t0 = bench_now();
-            if (pl__post(c, url, body, &b) != 200) {
-                fprintf(stderr, "planners: act: %s\n", b.buf ? b.buf : "");
-                free(rows), free(b.buf);
+            if (bench_http_post(c, url, body, &b) != 200) {
+                fprintf(stderr, "planners: act: %s\n", b.p ? b.p : "");
+                free(rows), free(b.p);
                 return -1;
             }
             double dt = bench_now() - t0;
-            cJSON *j = cJSON_Parse(b.buf);
+            cJSON *j = cJSON_Parse(b.p);
             const cJSON *a = cJSON_GetObjectItem(j, "action");
             const cJSON *pm_ms = cJSON_GetObjectItem(j, "plan_ms");
             int k = 0;
@@ -172,9 +134,9 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
         /* the episode's rows, then a training round */
         snprintf(rows + len, cap - len, "]}");
         snprintf(url, sizeof url, "%s/v1/models/%s/transitions", base, name);
-        if (pl__post(c, url, rows, &b) != 201) {
-            fprintf(stderr, "planners: transitions: %s\n", b.buf ? b.buf : "");
-            free(rows), free(b.buf);
+        if (bench_http_post(c, url, rows, &b) != 201) {
+            fprintf(stderr, "planners: transitions: %s\n", b.p ? b.p : "");
+            free(rows), free(b.p);
             return -1;
         }
         res->returns[ep] = ret;
@@ -182,9 +144,9 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
         if (ep == episodes - 1) break;
         snprintf(url, sizeof url, "%s/v1/models/%s/train", base, name);
         double t0 = bench_now();
-        if (pl__post(c, url, "{\"max_epochs\": 100, \"patience\": 10, \"wait\": true}", &b) != 200) {
-            fprintf(stderr, "planners: train: %s\n", b.buf ? b.buf : "");
-            free(rows), free(b.buf);
+        if (bench_http_post(c, url, "{\"max_epochs\": 100, \"patience\": 10, \"wait\": true}", &b) != 200) {
+            fprintf(stderr, "planners: train: %s\n", b.p ? b.p : "");
+            free(rows), free(b.p);
             return -1;
         }
         res->train_s += bench_now() - t0;
@@ -195,7 +157,7 @@ static int pl__run(CURL *c, const char *base, const char *method, int episodes, 
     res->act_s /= acts > 0 ? (double)acts : 1.0;
     res->plan_s /= acts > 0 ? (double)acts : 1.0;
     free(rows);
-    free(b.buf);
+    free(b.p);
     return 0;
 }
 
@@ -213,36 +175,18 @@ int bench_planners(int argc, char **argv) {
         }
     }
     if (episodes < 2 || episodes > 32) episodes = 9;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    srv_log_set_level(SRV_LOG_WARN);
-    static srv_app app;
+    static bench_http_daemon d;
     srv_config cfg;
-    srv_config_default(&cfg);
-    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
-    cfg.data_dir[0] = '\0';
-    snprintf(cfg.log_level, sizeof cfg.log_level, "warn");
-    char err[512];
-    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
-        fprintf(stderr, "planners: cannot start the daemon: %s\n", err);
-        return 1;
-    }
-    char base[64];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", app.port);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    bench_http_config(&cfg, "warn");
+    if (bench_http_start(&d, &cfg, "planners") != 0) return 1;
+    CURL *c = bench_http_handle(d.hdr, 600);
     const char *methods[2] = {"mcts", "ilqr"};
     pl_result res[2];
     int n = 0, rc = 0;
     for (int i = 0; i < 2; i++) {
         if (strcmp(which, "both") && strcmp(which, methods[i])) continue;
         double t0 = bench_now();
-        if (pl__run(c, base, methods[i], episodes, seed, &res[n]) != 0) {
+        if (pl__run(c, d.base, methods[i], episodes, seed, &res[n]) != 0) {
             rc = 1;
             break;
         }
@@ -271,9 +215,6 @@ int bench_planners(int argc, char **argv) {
         printf("]}\n");
     }
     curl_easy_cleanup(c);
-    curl_slist_free_all(hdr);
-    app_shutdown(&app);
-    app_free(&app);
-    curl_global_cleanup();
+    bench_http_stop(&d);
     return rc;
 }
