@@ -29,9 +29,7 @@
  * 3 x levels x (S + 1) s). Human table first, then one JSON line per
  * result.
  * Not for: assertions (tests never assert on time). */
-#include <curl/curl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,50 +37,11 @@
 
 #include "app.h"
 #include "bench.h"
-#include "log.h"
+#include "bench_http.h"
 #include "plan/flops.h"
 
 #define LOAD_MAX_OUT 1024 /* acts outstanding at once (beyond: counted as generator overrun) */
 #define LOAD_DEADLINE_MS 1000
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} load_buf;
-
-static size_t load__write(char *ptr, size_t sz, size_t n, void *ud) {
-    load_buf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + k + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) return 0;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, ptr, k);
-    b->len += k;
-    b->p[b->len] = 0;
-    return k;
-}
-
-/* One blocking request on handle c; returns the status (0: transport). */
-static long load__post(CURL *c, struct curl_slist *hdr, const char *url, const char *body, load_buf *out) {
-    out->len = 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, load__write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    long st = 0;
-    if (curl_easy_perform(c) != CURLE_OK) return 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-    return st;
-}
 
 /* 20 random transitions of the small preset's shape, as a body. */
 static void load__rows(char *b, size_t cap, mb_rng *rng, int n) {
@@ -110,14 +69,14 @@ typedef struct {
 
 static void *load__stream_main(void *p) {
     load_stream *s = p;
-    CURL *c = curl_easy_init();
-    load_buf b = {0};
+    CURL *c = bench_http_handle(s->hdr, 120);
+    bench_http_buf b = {0};
     char *body = malloc(20 * 400 + 64);
     mb_rng rng;
     mb_rng_seed(&rng, 11);
     while (c && body && !atomic_load(&s->stop)) {
         load__rows(body, 20 * 400 + 64, &rng, 20);
-        if (load__post(c, s->hdr, s->url, body, &b) == 201) s->posted += 20;
+        if (bench_http_post(c, s->url, body, &b) == 201) s->posted += 20;
         else s->failed++;
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -132,7 +91,7 @@ typedef struct {
     CURL *h;
     double due;
     char body[512];
-    load_buf resp;
+    bench_http_buf resp;
     int busy;
 } load_slot;
 
@@ -144,15 +103,9 @@ typedef struct {
     double gflops, ratio;
 } load_level;
 
-static int load__cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One level: `rate` acts/s from `robots` robots for `seconds`. */
-static void load__level(const char *url, struct curl_slist *hdr, load_slot *slots, double *lat,
-                        int robots, double rate, double seconds, double act_flops, const bench_peak *pk,
-                        load_level *out) {
+static void load__level(const char *url, load_slot *slots, double *lat, int robots, double rate,
+                        double seconds, double act_flops, const bench_peak *pk, load_level *out) {
     memset(out, 0, sizeof *out);
     out->robots = robots;
     out->rate = rate;
@@ -179,19 +132,11 @@ static void load__level(const char *url, struct curl_slist *hdr, load_slot *slot
             }
             s->busy = 1;
             s->due = due;
-            s->resp.len = 0;
             snprintf(s->body, sizeof s->body,
                      "{\"obs\": [%.3f, %.3f, 0.1, 0, 0.2, 0, -0.1, 0, 0.3, 0, 0, 0.1, 0, -0.2, 0, 0.1, 0, %.3f], "
                      "\"session\": \"robot-%d\", \"deadline_ms\": %d}",
                      0.01 * (r % 50), -0.02 * (r % 17), 0.001 * (double)(k % 1000), r, LOAD_DEADLINE_MS);
-            curl_easy_setopt(s->h, CURLOPT_URL, url);
-            curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, hdr);
-            curl_easy_setopt(s->h, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(s->h, CURLOPT_TIMEOUT, 30L);
-            curl_easy_setopt(s->h, CURLOPT_POSTFIELDS, s->body);
-            curl_easy_setopt(s->h, CURLOPT_POSTFIELDSIZE, (long)strlen(s->body));
-            curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, load__write);
-            curl_easy_setopt(s->h, CURLOPT_WRITEDATA, &s->resp);
+            bench_http_prepare(s->h, url, s->body, &s->resp);
             curl_easy_setopt(s->h, CURLOPT_PRIVATE, s);
             curl_multi_add_handle(m, s->h);
             outstanding++;
@@ -236,11 +181,8 @@ static void load__level(const char *url, struct curl_slist *hdr, load_slot *slot
         }
     curl_multi_cleanup(m);
     out->wall = bench_now() - t0;
-    if (n_lat > 0) {
-        qsort(lat, (size_t)n_lat, sizeof *lat, load__cmp);
-        out->p50 = lat[(int)(0.50 * (n_lat - 1) + 0.5)];
-        out->p99 = lat[(int)(0.99 * (n_lat - 1) + 0.5)];
-    }
+    out->p50 = bench_percentile(lat, n_lat, 0.50); /* 0 when nothing was answered */
+    out->p99 = bench_percentile(lat, n_lat, 0.99);
     out->gflops = (double)(out->ok - out->truncated) * act_flops / out->wall * 1e-9;
     char what[96];
     snprintf(what, sizeof what, "load: %d robots at %.0f acts/s", robots, rate);
@@ -278,36 +220,24 @@ int bench_load(int argc, char **argv) {
     }
     if (seconds < 0.2) seconds = 0.2;
     if (n_robots < 1 || n_rates < 1) return 1;
-    signal(SIGPIPE, SIG_IGN);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    srv_log_set_level(SRV_LOG_ERROR);
-    static srv_app app;
+    static bench_http_daemon d;
     srv_config cfg;
-    srv_config_default(&cfg);
-    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
-    cfg.data_dir[0] = '\0'; /* memory only: this measures planning under load, not the disk */
+    bench_http_config(&cfg, "error"); /* memory only: this measures planning under load, not the disk */
     cfg.threads = 16;
     cfg.max_connections = 4096;
     if (max_batch > 0) cfg.max_batch = max_batch;
-    snprintf(cfg.log_level, sizeof cfg.log_level, "error");
-    char err[512];
-    if (app_init(&app, &cfg, err, sizeof err) != 0 || app_start(&app, err, sizeof err) != 0) {
-        fprintf(stderr, "load: cannot start the daemon: %s\n", err);
-        return 1;
-    }
-    char base[64], url[160], act_url[160], rows_url[160];
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", app.port);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    hdr = curl_slist_append(hdr, "Expect:");
-    CURL *c = curl_easy_init();
-    load_buf b = {0};
+    if (bench_http_start(&d, &cfg, "load") != 0) return 1;
+    char url[160], act_url[160], rows_url[160];
+    const char *base = d.base;
+    CURL *c = bench_http_handle(d.hdr, 120);
+    bench_http_buf b = {0};
     int rc = 1;
     char *rows = malloc(2000 * 400 + 64);
     double *lat = NULL;
     load_slot *slots = calloc(LOAD_MAX_OUT, sizeof *slots);
     load_level *levels = calloc((size_t)(n_robots * n_rates), sizeof *levels);
     int n_levels = 0;
-    load_stream stream = {.hdr = hdr};
+    load_stream stream = {.hdr = d.hdr};
     pthread_t stream_th;
     int stream_started = 0;
     char job[64] = "";
@@ -318,24 +248,24 @@ int bench_load(int argc, char **argv) {
         "\"activation\": \"silu\", \"learn_reward\": true}, \"planner\": {\"method\": \"cem\", "
         "\"horizon\": 15, \"population\": 200, \"elites\": 20, \"iterations\": 3, \"particles\": 20, "
         "\"propagation\": \"ts_inf\"}, \"seed\": 1}";
-    if (!c || !rows || !slots || !levels || load__post(c, hdr, url, create, &b) != 201) {
+    if (!c || !rows || !slots || !levels || bench_http_post(c, url, create, &b) != 201) {
         fprintf(stderr, "load: cannot create the model: %s\n", b.p ? b.p : "");
         goto out;
     }
     for (int i = 0; i < LOAD_MAX_OUT; i++)
-        if (!(slots[i].h = curl_easy_init())) goto out;
+        if (!(slots[i].h = bench_http_handle(d.hdr, 30))) goto out;
     mb_rng rng;
     mb_rng_seed(&rng, 3);
     load__rows(rows, 2000 * 400 + 64, &rng, 2000);
     snprintf(rows_url, sizeof rows_url, "%s/v1/models/bench/transitions", base);
     snprintf(url, sizeof url, "%s/v1/models/bench/train", base);
-    if (load__post(c, hdr, rows_url, rows, &b) != 201 ||
-        load__post(c, hdr, url, "{\"max_epochs\": 2, \"wait\": true}", &b) != 200) {
+    if (bench_http_post(c, rows_url, rows, &b) != 201 ||
+        bench_http_post(c, url, "{\"max_epochs\": 2, \"wait\": true}", &b) != 200) {
         fprintf(stderr, "load: cannot post or train: %s\n", b.p ? b.p : "");
         goto out;
     }
     snprintf(act_url, sizeof act_url, "%s/v1/models/bench/act", base);
-    srv_model *m = registry_get(&app.reg, "bench");
+    srv_model *m = registry_get(&d.app.reg, "bench");
     srv_version *v = model_version_get(m);
     const double act_flops = mb_plan_flops(&v->ens.spec, &m->spec.planner);
     model_version_put(v);
@@ -346,7 +276,7 @@ int bench_load(int argc, char **argv) {
     bench_peak_measure(&pk, 0);
     bench_peak_print(stdout, &pk, "(all cores)");
     if (background) {
-        if (load__post(c, hdr, url, "{\"max_epochs\": 100000, \"patience\": 0}", &b) == 202 && b.p) {
+        if (bench_http_post(c, url, "{\"max_epochs\": 100000, \"patience\": 0}", &b) == 202 && b.p) {
             const char *id = strstr(b.p, "\"job\":\"");
             if (id) sscanf(id + 7, "%63[^\"]", job);
         }
@@ -368,7 +298,7 @@ int bench_load(int argc, char **argv) {
         int robots = (int)robots_v[ri];
         for (int k = 0; k < n_rates; k++) {
             load_level *L = &levels[n_levels++];
-            load__level(act_url, hdr, slots, lat, robots, rates_v[k], seconds, act_flops, &pk, L);
+            load__level(act_url, slots, lat, robots, rates_v[k], seconds, act_flops, &pk, L);
             long errors = L->e429 + L->e503 + L->eother + L->etransport + L->overrun;
             printf("  %6d %7.0f %6ld %6ld %5ld %5ld %5ld %5ld %5ld %8.1f %8.1f %8.1f %8.1f %7.3f\n", robots,
                    L->rate, L->due, L->ok, L->truncated, L->e429, L->e503, L->eother,
@@ -425,9 +355,6 @@ out:
     free(rows);
     free(b.p);
     if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(hdr);
-    app_shutdown(&app);
-    app_free(&app);
-    curl_global_cleanup();
+    bench_http_stop(&d);
     return rc;
 }
