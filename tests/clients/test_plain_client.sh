@@ -7,50 +7,9 @@
 # Skipped (0 checks, said loudly) when the daemon or mbrl-sim is not built.
 # Prints "N passed, N failed" last.
 # Not for: the full-size run (tools/bench-learning.sh plain, docs/RESULTS.md).
-build=${MBRLD_BUILD:-build}
-bin=${MBRLD_BIN:-$build/mbrld}
-sim=$build/mbrl-sim
-pass=0
-fail=0
-if [ ! -x "$bin" ] || [ ! -x "$sim" ]; then
-    echo "SKIPPED: learning tests need $bin and $sim (make all)"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrl-plain.XXXXXX")
-pid=
-finish() {
-    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
-    rm -rf "$tmp"
-}
-trap finish EXIT
-"$bin" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" --log-level warn 2>"$tmp/mbrld.log" &
-pid=$!
-i=0
-while [ ! -s "$tmp/port" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-url=http://127.0.0.1:$(cat "$tmp/port" 2>/dev/null)
-i=0
-until curl -fsS "$url/healthz" >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -gt 300 ]; then
-        echo "FAIL  mbrld did not start; log:"
-        cat "$tmp/mbrld.log"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-    sleep 0.1
-done
-
-# run NAME ARGS...: mbrl-sim through the daemon, CSV into $tmp/NAME.csv
-run() {
-    name=$1
-    shift
-    start=$(date +%s)
-    "$sim" --url "$url" --model "$name" --out "$tmp" --csv "$tmp/$name.csv" --no-plot "$@"
-    rc=$?
-    echo "($name: $(($(date +%s) - start)) s, exit $rc)"
-    return $rc
-}
+. tests/clients/daemon.sh
+need_daemon_and_sim
+start_daemon mbrl-plain
 
 # The plain client, cut down: Pendulum-v1 with a 5 x 3 x 200
 # ensemble and a learned reward, one episode posted and trained after each,
@@ -86,8 +45,6 @@ for mode in bare 50; do
 done
 
 
-kill -TERM "$pid"
-wait "$pid"
-pid=
+stop_daemon
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
