@@ -45,31 +45,9 @@ if [ ! -x "$build/mbrld" ] || [ ! -x "$sim" ]; then
     exit 1
 fi
 mkdir -p "$out" || exit 1
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrld-bench-learning.XXXXXX") || exit 1
-pid=
-finish() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    fi
-    rm -rf "$tmp"
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-"$build/mbrld" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" \
-    --log-level warn 2>"$tmp/mbrld.log" &
-pid=$!
-i=0
-while [ ! -s "$tmp/port" ]; do
-    i=$((i + 1))
-    if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
-        echo "bench-learning: mbrld did not start" >&2
-        cat "$tmp/mbrld.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-url=http://127.0.0.1:$(cat "$tmp/port")
+# shellcheck source=tools/daemon-lib.sh
+. "$(dirname "$0")/daemon-lib.sh"
+daemon_start bench-learning "$build" mbrld-bench-learning
 
 # settings TASK: sets episodes, seeds and args (the mbrl-sim command line).
 settings() {

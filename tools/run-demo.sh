@@ -20,44 +20,9 @@ if [ ! -x "$build/mbrld" ] || [ ! -x "$build/mbrl-sim" ]; then
     echo "run-demo: $build/mbrld and $build/mbrl-sim are not built (make all)" >&2
     exit 1
 fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mbrld-demo.XXXXXX") || exit 1
-pid=
-stop_daemon() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        rc=$?
-        [ "$rc" != 0 ] && echo "run-demo: mbrld exited with status $rc (log: $tmp/mbrld.log)" >&2
-    fi
-    pid=
-}
-finish() {
-    stop_daemon
-    rm -rf "$tmp"
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-
-"$build/mbrld" --listen 127.0.0.1:0 --port-file "$tmp/port" --data-dir "$tmp/data" \
-    --log-level warn 2>"$tmp/mbrld.log" &
-pid=$!
-i=0
-while [ ! -s "$tmp/port" ]; do
-    i=$((i + 1))
-    if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
-        echo "run-demo: mbrld did not start; its log:" >&2
-        cat "$tmp/mbrld.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-url=http://127.0.0.1:$(cat "$tmp/port")
-i=0
-until curl -fsS "$url/healthz" >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -gt 100 ] && { echo "run-demo: $url/healthz does not answer" >&2; exit 1; }
-    sleep 0.1
-done
+# shellcheck source=tools/daemon-lib.sh
+. "$(dirname "$0")/daemon-lib.sh"
+daemon_start run-demo "$build" mbrld-demo
 export MBRLD_URL=$url
 
 case $mode in
