@@ -12,6 +12,7 @@
 # Skipped (0 checks, said loudly) when the daemon or mbrl-sim is not built;
 # a failure to learn is a failure. Prints "N passed, N failed" last.
 # Not for: speed figures (docs/RESULTS.md, make bench-learning).
+# shellcheck source=tests/clients/daemon.sh
 . tests/clients/daemon.sh
 need_daemon_and_sim
 start_daemon mbrl-learn

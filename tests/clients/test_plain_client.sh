@@ -7,6 +7,7 @@
 # Skipped (0 checks, said loudly) when the daemon or mbrl-sim is not built.
 # Prints "N passed, N failed" last.
 # Not for: the full-size run (tools/bench-learning.sh plain, docs/RESULTS.md).
+# shellcheck source=tests/clients/daemon.sh
 . tests/clients/daemon.sh
 need_daemon_and_sim
 start_daemon mbrl-plain
