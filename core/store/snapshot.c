@@ -40,6 +40,7 @@ static const unsigned char snap__magic[8] = {'M', 'B', 'R', 'L', 'S', 'N', 'A', 
 #define SNAP__F_BUFF 4u
 #define SNAP__F_VERS 8u
 #define SNAP__VERS_PART_ENSM 1u /* a kept version's parts (VERS, snapshot.h) */
+#define SNAP__VERS_PART_TERM 2u /* ... its termination head after the ensemble (as TERM) */
 #define SNAP__VERS_ENTRY 16     /* number u64, parts u32, info_len u32 */
 #define SNAP__F_AGNT 16u
 #define SNAP__F_TERM 32u
@@ -77,9 +78,11 @@ static uint64_t snap__row_bytes(uint64_t od, uint64_t ad) { return 4 * (2 * od +
 /* ---- encoder ------------------------------------------------------------ */
 
 /* The fixed layout needs under 64 pieces and 500 bytes; each kept version
- * adds 9 pieces and an entry header, ENSM's fixed part and tail. */
-#define SNAP__MAX_PIECES (96 + 10 * MB_SNAPSHOT_MAX_KEPT)
-#define SNAP__ARENA (2048 + MB_SNAPSHOT_MAX_KEPT * (SNAP__VERS_ENTRY + SNAP__ENSM_FIXED + SNAP__ENSM_TAIL))
+ * adds up to 11 pieces and an entry header, ENSM's fixed part and tail and
+ * a termination head's fixed part. */
+#define SNAP__MAX_PIECES (96 + 12 * MB_SNAPSHOT_MAX_KEPT)
+#define SNAP__ARENA (2048 + MB_SNAPSHOT_MAX_KEPT * (SNAP__VERS_ENTRY + SNAP__ENSM_FIXED + SNAP__ENSM_TAIL + \
+                                                 SNAP__TERM_FIXED))
 
 struct mb_snapshot_enc {
     int n;
@@ -128,6 +131,17 @@ static void enc__sec_end(mb_snapshot_enc *e, int start, unsigned char *hdr) {
 }
 
 /* An ensemble's data as ENSM lays it out (also a kept version's part). */
+/* A termination head: in_dim, hidden, n_params, then the parameters (the
+ * TERM section, and a kept version's TERM part). */
+static void enc__term_body(mb_snapshot_enc *e, const mb_term_head *h) {
+    unsigned char *f = enc__local(e, SNAP__TERM_FIXED);
+    mb_le_put32(f, (uint32_t)h->in_dim);
+    mb_le_put32(f + 4, (uint32_t)MB_TERM_HIDDEN);
+    mb_le_put64(f + 8, h->n_params);
+    enc__add(e, f, SNAP__TERM_FIXED);
+    enc__add(e, h->params, h->n_params * sizeof(float));
+}
+
 static void enc__ensm_body(mb_snapshot_enc *e, const mb_ensemble *ens) {
     const mb_ensemble_spec *sp = &ens->spec;
     unsigned char *f = enc__local(e, SNAP__ENSM_FIXED);
@@ -215,12 +229,7 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
     }
     if (term) { /* after ENSM; files without it load as before */
         s = enc__sec_begin(e, SNAP__TERM, &sh);
-        unsigned char *f = enc__local(e, SNAP__TERM_FIXED);
-        mb_le_put32(f, (uint32_t)ens->term.in_dim);
-        mb_le_put32(f + 4, (uint32_t)MB_TERM_HIDDEN);
-        mb_le_put64(f + 8, ens->term.n_params);
-        enc__add(e, f, SNAP__TERM_FIXED);
-        enc__add(e, ens->term.params, ens->term.n_params * sizeof(float));
+        enc__term_body(e, &ens->term);
         enc__sec_end(e, s, sh);
         sections++;
     }
@@ -321,11 +330,13 @@ mb_status mb_snapshot_enc_new(mb_snapshot_enc **out, const mb_snapshot_src *src,
             const mb_snapshot_kept_src *k = &src->kept[i];
             unsigned char *h2 = enc__local(e, SNAP__VERS_ENTRY);
             mb_le_put64(h2, k->number);
-            mb_le_put32(h2 + 8, SNAP__VERS_PART_ENSM);
+            int kterm = k->ens->term.params != NULL;
+            mb_le_put32(h2 + 8, SNAP__VERS_PART_ENSM | (kterm ? SNAP__VERS_PART_TERM : 0));
             mb_le_put32(h2 + 12, (uint32_t)k->info_len);
             enc__add(e, h2, SNAP__VERS_ENTRY);
             enc__add(e, k->info, k->info_len);
             enc__ensm_body(e, k->ens);
+            if (kterm) enc__term_body(e, &k->ens->term);
         }
         enc__sec_end(e, s, sh);
         sections++;
@@ -529,6 +540,10 @@ static mb_status snap__ensm(snap__in *d, uint64_t len, uint64_t sec_off, const m
 
 /* VERS: the kept older versions (snapshot.h). Each must match the current
  * ensemble's shape when there is one. */
+static mb_status snap__term_body(snap__in *d, uint32_t tag, uint64_t len, int exact, uint64_t sec_off,
+                                 const mb_snapshot_opts *o, uint64_t *used, mb_ensemble *ens,
+                                 uint64_t *size, char *err, size_t err_sz);
+
 static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
                             uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
     unsigned char c[4];
@@ -550,7 +565,7 @@ static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const m
         mb_snapshot_kept *k = &out->kept[out->n_kept];
         uint64_t number = mb_le_get64(h);
         uint32_t parts = mb_le_get32(h + 8), info_len = mb_le_get32(h + 12);
-        if (parts != SNAP__VERS_PART_ENSM || info_len > MB_SNAPSHOT_MAX_KEPT_INFO || info_len > left)
+        if ((parts != SNAP__VERS_PART_ENSM && parts != (SNAP__VERS_PART_ENSM | SNAP__VERS_PART_TERM)) || info_len > MB_SNAPSHOT_MAX_KEPT_INFO || info_len > left)
             return mb_fail(err, err_sz, MB_ECORRUPT, "%s: kept version %" PRIu64 ": parts 0x%x or info of %u bytes "
                            "not readable", d->what, number, parts, info_len);
         k->info = malloc((size_t)info_len + 1);
@@ -566,6 +581,12 @@ static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const m
         left -= info_len;
         uint64_t size = 0;
         st = snap__ensm_body(d, SNAP__VERS, left, 0, sec_off, o, used, &k->ens, &size, err, err_sz);
+        if (st == MB_OK && (parts & SNAP__VERS_PART_TERM)) { /* its termination head, as TERM's */
+            uint64_t tsize = 0;
+            st = snap__term_body(d, SNAP__VERS, left - size, 0, sec_off, o, used, &k->ens, &tsize, err, err_sz);
+            if (st != MB_OK) mb_ensemble_free(&k->ens);
+            size += tsize;
+        }
         if (st == MB_OK && out->has_ensemble && memcmp(&k->ens.spec, &out->ens.spec, sizeof k->ens.spec) != 0) {
             mb_ensemble_free(&k->ens);
             st = mb_fail(err, err_sz, MB_ECORRUPT, "%s: kept version %" PRIu64 " has another ensemble shape",
@@ -583,27 +604,36 @@ static mb_status snap__vers(snap__in *d, uint64_t len, uint64_t sec_off, const m
     return MB_OK;
 }
 
-static mb_status snap__term(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
-                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+/* A termination head for ens (enc__term_body's layout) from at most len
+ * bytes of section tag: *size its bytes. exact: len must be its size. */
+static mb_status snap__term_body(snap__in *d, uint32_t tag, uint64_t len, int exact, uint64_t sec_off,
+                                 const mb_snapshot_opts *o, uint64_t *used, mb_ensemble *ens,
+                                 uint64_t *size, char *err, size_t err_sz) {
     unsigned char f[SNAP__TERM_FIXED];
-    if (!out->has_ensemble)
-        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: a termination head without an ensemble", d->what);
-    if (len < SNAP__TERM_FIXED) return snap__corrupt_len(d, SNAP__TERM, sec_off, len, SNAP__TERM_FIXED, err, err_sz);
+    if (len < SNAP__TERM_FIXED) return snap__corrupt_len(d, tag, sec_off, len, SNAP__TERM_FIXED, err, err_sz);
     mb_status st = snap__read(d, f, sizeof f, err, err_sz);
     if (st != MB_OK) return st;
     uint32_t in = mb_le_get32(f), hid = mb_le_get32(f + 4);
     uint64_t n = mb_le_get64(f + 8);
-    if (in != (uint32_t)out->ens.spec.obs_dim || hid != MB_TERM_HIDDEN ||
-        n != mb_term_head_size(out->ens.spec.obs_dim))
+    if (in != (uint32_t)ens->spec.obs_dim || hid != MB_TERM_HIDDEN || n != mb_term_head_size(ens->spec.obs_dim))
         return mb_fail(err, err_sz, MB_ECORRUPT, "%s: termination head of %u inputs, %u units, %" PRIu64
                        " parameters does not fit the ensemble", d->what, in, hid, n);
-    if (len != SNAP__TERM_FIXED + 4 * n) return snap__corrupt_len(d, SNAP__TERM, sec_off, len, SNAP__TERM_FIXED + 4 * n, err, err_sz);
+    *size = SNAP__TERM_FIXED + 4 * n;
+    if (exact ? len != *size : len < *size) return snap__corrupt_len(d, tag, sec_off, len, *size, err, err_sz);
     st = snap__alloc_ok(d, o, used, 4 * n, "termination head", err, err_sz);
     if (st != MB_OK) return st;
-    st = mb_term_head_init(&out->ens.term, (int)in, 0, err, err_sz);
+    st = mb_term_head_init(&ens->term, (int)in, 0, err, err_sz);
     if (st != MB_OK) return st;
-    out->ens.spec.learn_termination = 1;
-    return snap__read(d, out->ens.term.params, (size_t)n * 4, err, err_sz);
+    ens->spec.learn_termination = 1;
+    return snap__read(d, ens->term.params, (size_t)n * 4, err, err_sz);
+}
+
+static mb_status snap__term(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,
+                            uint64_t *used, mb_snapshot *out, char *err, size_t err_sz) {
+    if (!out->has_ensemble)
+        return mb_fail(err, err_sz, MB_ECORRUPT, "%s: a termination head without an ensemble", d->what);
+    uint64_t size = 0;
+    return snap__term_body(d, SNAP__TERM, len, 1, sec_off, o, used, &out->ens, &size, err, err_sz);
 }
 
 static mb_status snap__adam(snap__in *d, uint64_t len, uint64_t sec_off, const mb_snapshot_opts *o,

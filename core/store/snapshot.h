@@ -16,11 +16,14 @@
  *                 files written before policies, which still load),
  *           BUFF (ring fields incl. head, total, holdout seed, then the held
  *                 rows oldest first; optional),
- *           VERS (kept older versions; optional, header flag 8: u32 count,
+ *           VERS (kept older versions; optional, header flag 8 (AGNT 16,
+ *                 TERM 32): u32 count,
  *                 then per version u64 number | u32 parts | u32 info_len |
  *                 info (opaque, e.g. the server's JSON) | the parts in bit
- *                 order: bit 0 an ensemble laid out as ENSM's data; a later
- *                 part (a policy) takes the next bit and follows it),
+ *                 order: bit 0 an ensemble laid out as ENSM's data, bit 1
+ *                 its termination head laid out as TERM's (the current
+ *                 ensemble and the kept ones have one or none alike); a
+ *                 later part (a policy) takes the next bit and follows it),
  *           END  (u64 bytes before END, u32 sections before END).
  * Files without VERS (older files) load as before; a file with it is
  * refused by builds older than the section (unknown header flag).

@@ -359,6 +359,58 @@ START_TEST(test_kept_versions) {
 }
 END_TEST
 
+/* Kept versions of a model with a learned termination head: each comes
+ * back with its own head (VERS part bit 1). Before, the kept ensembles were
+ * written without it and the file was refused on reading ("another
+ * ensemble shape"): a model with learn_termination and --keep-versions > 1
+ * could not be recovered. */
+START_TEST(test_kept_versions_with_termination_heads) {
+    mb_ensemble_spec sp;
+    mb_ensemble_spec_default(&sp);
+    sp.members = 2;
+    sp.obs_dim = 3;
+    sp.act_dim = 1;
+    sp.n_hidden = 1;
+    sp.hidden[0] = 8;
+    sp.learn_termination = 1;
+    mb_ensemble cur, old[2];
+    ck_assert_int_eq(mb_ensemble_init(&cur, &sp, 5, err, sizeof err), MB_OK);
+    ck_assert_ptr_nonnull(cur.term.params);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mb_ensemble_copy(&old[i], &cur, err, sizeof err), MB_OK);
+        for (size_t k = 0; k < old[i].term.n_params; k++) old[i].term.params[k] += 0.25f * (float)(i + 1);
+        for (size_t k = 0; k < old[i].n_params; k++) old[i].params[k] -= 0.5f * (float)(i + 1);
+    }
+    mb_snapshot_kept_src kept[2] = {{1, NULL, 0, &old[0]}, {2, "{}", 2, &old[1]}};
+    mb_snapshot_src src = {.meta = "{}", .meta_len = 2, .ens = &cur, .kept = kept, .n_kept = 2};
+    void *data;
+    size_t n;
+    ck_assert_int_eq(mb_snapshot_encode_mem(&src, &data, &n, err, sizeof err), MB_OK);
+    mb_snapshot s;
+    ck_assert_msg(mb_snapshot_decode_mem(data, n, NULL, &s, err, sizeof err) == MB_OK, "%s", err);
+    ck_assert_int_eq(s.n_kept, 2);
+    const mb_ensemble *want[3] = {&cur, &old[0], &old[1]};
+    const mb_ensemble *got[3] = {&s.ens, &s.kept[0].ens, &s.kept[1].ens};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(got[i]->spec.learn_termination, 1);
+        ck_assert_ptr_nonnull(got[i]->term.params);
+        ck_assert_uint_eq(got[i]->term.n_params, want[i]->term.n_params);
+        ck_assert_msg(memcmp(got[i]->term.params, want[i]->term.params, want[i]->term.n_params * 4) == 0,
+                      "termination head %d differs", i);
+        ck_assert_msg(memcmp(got[i]->params, want[i]->params, want[i]->n_params * 4) == 0, "ensemble %d differs", i);
+    }
+    mb_snapshot_free(&s);
+    /* every cut of the file is corrupt, never a partial read */
+    for (size_t len = 0; len < n; len += mb_test_sanitized() ? 29 : 7) {
+        mb_status st = mb_snapshot_decode_mem(data, len, NULL, &s, err, sizeof err);
+        ck_assert_msg(st == MB_ECORRUPT, "cut at %zu of %zu: %s", len, n, mb_status_name(st));
+    }
+    free(data);
+    for (int i = 0; i < 2; i++) mb_ensemble_free(&old[i]);
+    mb_ensemble_free(&cur);
+}
+END_TEST
+
 /* ---- damage ------------------------------------------------------------- */
 
 START_TEST(test_every_truncation_is_corrupt) {
@@ -593,6 +645,7 @@ int main(void) {
     tcase_add_test(tc, test_round_trip_memory_and_pull_encoder);
     tcase_add_test(tc, test_optional_sections);
     tcase_add_test(tc, test_kept_versions);
+    tcase_add_test(tc, test_kept_versions_with_termination_heads);
     tcase_add_test(tc, test_inconsistent_source_refused);
     tcase_add_test(tc, test_every_truncation_is_corrupt);
     tcase_add_test(tc, test_every_flipped_byte_is_corrupt);
