@@ -513,6 +513,12 @@ int spec_parse(const cJSON *b, const srv_config *cfg, srv_model_spec *s, srv_err
         if ((r = jv_int(at, "auto_train", "patience", 0, 0, 100000, &v, e)) < 0) return -1;
         if (r == 0) s->auto_train.patience = (int)v;
     }
+    /* the policy is a tanh-squashed Gaussian over a box: no discrete actions */
+    if (s->discrete && cJSON_GetObjectItemCaseSensitive(b, "policy"))
+        return srv_fail(e, MB_EINVAL, "policy",
+                        "needs continuous actions (a tanh-squashed Gaussian over act_low..act_high); "
+                        "a model with \"actions\": {\"discrete\": K} plans with mcts or the discrete "
+                        "random/cem");
     /* after the planner: distillation's teacher defaults to it */
     if (spec_parse_policy(cJSON_GetObjectItemCaseSensitive(b, "policy"), "policy", NULL, s, cfg, &s->policy, e))
         return -1;

@@ -65,6 +65,9 @@ START_TEST(test_spec_and_preconditions) {
     mbr_call(&r, &D, "POST", "/v1/models", "{\"name\": \"b3\", \"obs_dim\": 3, \"act_dim\": 1, \"act_low\": [-2], \"act_high\": [2], \"policy\": {\"bogus\": 1}}");
     MBR_EXPECT_ERROR(&r, 400, "invalid_argument", "policy.bogus");
     mbr_free(&r);
+    mbr_call(&r, &D, "POST", "/v1/models", "{\"name\": \"b5\", \"obs_dim\": 3, \"actions\": {\"discrete\": 3}, \"policy\": {}}");
+    MBR_EXPECT_ERROR(&r, 400, "invalid_argument", "policy");
+    mbr_free(&r);
     mbr_call(&r, &D, "POST", "/v1/models", "{\"name\": \"b4\", \"obs_dim\": 3, \"act_dim\": 1, \"act_low\": [-2], \"act_high\": [2], \"policy\": {\"rollout_length\": [3, 2]}}");
     ck_assert_int_eq(r.status, 400);
     mbr_free(&r);
