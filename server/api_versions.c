@@ -40,9 +40,18 @@ int api_version_latest(srv_req *q, srv_resp *r, srv_err *e) {
     srv_model *m = api_model_lookup(q, e);
     if (!m) return -1;
     srv_version *v = model_version_get(m);
-    snprintf(r->etag, sizeof r->etag, "%s", v->etag);
+    /* the tag names the version and the policy the file carries: a newly
+     * trained policy is a new file for followers */
+    pthread_mutex_lock(&m->lock);
+    uint64_t pol = m->pol ? m->pol->number : 0;
+    pthread_mutex_unlock(&m->lock);
+    size_t k = strlen(v->etag);
+    if (pol && k >= 2)
+        snprintf(r->etag, sizeof r->etag, "%.*s-p%" PRIu64 "\"", (int)(k - 1), v->etag, pol);
+    else
+        snprintf(r->etag, sizeof r->etag, "%s", v->etag);
     int rc = 0;
-    if (api__etag_match(q->if_none_match, v->etag)) {
+    if (api__etag_match(q->if_none_match, r->etag)) {
         r->http = 304; /* unchanged: no body */
     } else {
         void *data = NULL;

@@ -288,12 +288,28 @@ static int follow__install(srv_follow *f, const char *name, const follow__buf *b
         goto out;
     }
     uint64_t number = (uint64_t)ver->valuedouble;
-    if (model_adopt(app, m, &sn.ens, number, cJSON_GetObjectItemCaseSensitive(meta, "version_info"), &e) != 0) {
-        sn.has_ensemble = 0; /* model_adopt freed it */
-        snprintf(err, err_sz, "cannot install version %" PRIu64 " of '%s': %s", number, name, e.message);
-        goto out;
+    /* A version number names the same weights for good: a file of the
+     * current number is a new policy (the tag counts it), not new weights. */
+    srv_version *cur = model_version_get(m);
+    int same = number > 0 && cur->number == number;
+    model_version_put(cur);
+    if (!same) {
+        if (model_adopt(app, m, &sn.ens, number, cJSON_GetObjectItemCaseSensitive(meta, "version_info"), &e) != 0) {
+            sn.has_ensemble = 0; /* model_adopt freed it */
+            snprintf(err, err_sz, "cannot install version %" PRIu64 " of '%s': %s", number, name, e.message);
+            goto out;
+        }
+        sn.has_ensemble = 0; /* moved */
     }
-    sn.has_ensemble = 0; /* moved */
+    if (sn.has_agent) { /* the trainer's policy, critics and value network (issue 13) */
+        char e3[256];
+        mb_status ps = model_policy_install(m, &sn.agent, cJSON_GetObjectItemCaseSensitive(meta, "policy"), e3, sizeof e3);
+        if (ps == MB_OK) sn.has_agent = 0; /* moved; else mb_snapshot_free frees it */
+        if (ps != MB_OK) {
+            snprintf(err, err_sz, "cannot install the policy of '%s': %s", name, e3);
+            goto out;
+        }
+    }
     srv_log(SRV_LOG_INFO, "follower: version pulled", "model=%s version=%" PRIu64 " bytes=%zu", name, number, b->len);
     rc = 0;
 out:

@@ -243,6 +243,52 @@ START_TEST(test_follower_serves_the_trainers_versions) {
 }
 END_TEST
 
+/* The follower's policy act for `name`: its policy_version, or -status. */
+static long f_policy(const mbd *f, const char *name) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/models/%s/act", name);
+    mbr r;
+    mbr_call(&r, f, "POST", path, "{\"obs\": [0.1, 0.1, 0.5], \"planner\": {\"method\": \"policy\"}}");
+    long v = r.status == 200 && !strcmp(mbr_str(&r, "source"), "policy") ? (long)mbr_num(&r, "policy_version")
+                                                                        : -r.status;
+    mbr_free(&r);
+    return v;
+}
+
+/* A model with a policy (issue 13): the follower pulls the policy with the
+ * version, answers "method": "policy" from it, and picks up a newly trained
+ * policy under the same model version (the tag names both). */
+START_TEST(test_follower_gets_the_policy) {
+    mbd t, f;
+    const char *targs[] = {"--tokens", tokens, NULL};
+    ck_assert_int_eq(mbd_start(&t, targs), 0);
+    char body[800];
+    int k = snprintf(body, sizeof body, SPEC, "pol");
+    snprintf(body + k - 1, sizeof body - (size_t)(k - 1),
+             ", \"policy\": {\"hidden\": [16, 16], \"rollouts\": 20, \"retain_steps\": 5, \"batch_size\": 16}}");
+    ops_ok(&t, "POST", "/v1/models", body, 201);
+    rows(&t, "pol");
+    ck_assert_int_eq(train(&t, "pol"), 1);
+    ops_ok(&t, "POST", "/v1/models/pol/policy/train", "{\"steps\": 2, \"wait\": true}", 200);
+    const char *fargs[] = {"--follow", t.url, "--follow-token-file", follow_tok, "--follow-interval", "1", NULL};
+    ck_assert_int_eq(mbd_start(&f, fargs), 0);
+    long pv = 0;
+    for (int i = 0; i < 300 && (pv = f_policy(&f, "pol")) != 1; i++) mbd_sleep_ms(50);
+    ck_assert_msg(pv == 1, "the follower never answered from policy 1 (%ld)", pv);
+    ops_ok(&t, "POST", "/v1/models/pol/policy/train", "{\"steps\": 2, \"wait\": true}", 200);
+    for (int i = 0; i < 300 && (pv = f_policy(&f, "pol")) != 2; i++) mbd_sleep_ms(50);
+    ck_assert_msg(pv == 2, "the follower never picked up policy 2 (%ld)", pv);
+    ck_assert_int_eq(f_act(&f, "pol"), 1); /* the same model version */
+    /* a write of the policy is the trainer's */
+    mbr r;
+    mbr_call(&r, &f, "POST", "/v1/models/pol/policy/train", "{\"steps\": 2}");
+    MBR_EXPECT_ERROR(&r, 409, "read_only", "");
+    mbr_free(&r);
+    ck_assert_int_eq(mbd_stop(&f), 0);
+    ck_assert_int_eq(mbd_stop(&t), 0);
+}
+END_TEST
+
 /* A follower that cannot authenticate never becomes ready; bad settings
  * refuse to start. */
 START_TEST(test_follower_auth_and_settings) {
@@ -289,6 +335,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_follower_serves_the_trainers_versions);
     tcase_add_test(tc, test_follower_auth_and_settings);
+    tcase_add_test(tc, test_follower_gets_the_policy);
     suite_add_tcase(s, tc);
     int rc = mb_test_main(s);
     curl_global_cleanup();
