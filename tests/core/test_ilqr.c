@@ -24,83 +24,11 @@
 #include "plan/planner.h"
 #include "plan_stop.h"
 
-#define DI_DT 0.1
-#define DI_R 0.1
-/* p' = p + dt v, v' = v + dt u; no reward of its own (declared terms) */
-static void di_step(size_t n, const float *obs, const float *act, float *next, float *reward) {
-    for (size_t i = 0; i < n; i++) {
-        double p = obs[2 * i], v = obs[2 * i + 1], u = act[i];
-        next[2 * i] = (float)(p + DI_DT * v);
-        next[2 * i + 1] = (float)(v + DI_DT * u);
-        if (reward) reward[i] = 0.0f;
-    }
-}
-static const mb_known_model di_model = {
-    .name = "double_integrator", .obs_dim = 2, .act_dim = 1,
-    .act_low = {-5.0f}, .act_high = {5.0f}, .step = di_step};
-static const float di_low[1] = {-5.0f}, di_high[1] = {5.0f};
-
-/* reward -(p'^2 + v'^2) - R u^2 as declared terms */
-static void di_reward(mb_reward_spec *rw) {
-    mb_reward_spec_default(rw);
-    rw->use_learned = 0;
-    rw->n_terms = 2;
-    rw->terms[0] = (mb_reward_term){.type = MB_TERM_QUADRATIC, .weight = 1.0f, .n_idx = 2,
-                                    .idx = {0, 1}, .target = {0, 0}};
-    rw->terms[1] = (mb_reward_term){.type = MB_TERM_ACTION_L2, .weight = (float)DI_R};
-}
-
-/* The declared cost of controls u from x0 (exact, in double). */
-static double di_cost(const float *x0, const float *u, int H) {
-    double p = x0[0], v = x0[1], c = 0.0;
-    for (int t = 0; t < H; t++) {
-        double np = p + DI_DT * v, nv = v + DI_DT * u[t];
-        c += np * np + nv * nv + DI_R * u[t] * u[t];
-        p = np;
-        v = nv;
-    }
-    return c;
-}
-
-/* Riccati for x_{t+1} = A x + B u, cost sum_t x_{t+1}'x_{t+1} + R u_t^2:
- * optimal controls from x0 and the first gain. */
-static void di_lqr(const float *x0, int H, float *u_opt, double K0[2]) {
-    double P[2][2] = {{1, 0}, {0, 1}};
-    double K[64][2];
-    for (int t = H - 1; t >= 0; t--) {
-        double PB0 = P[0][1] * DI_DT, PB1 = P[1][1] * DI_DT;
-        double s = DI_R + DI_DT * PB1;
-        double BPA0 = PB0, BPA1 = DI_DT * PB0 + PB1;
-        K[t][0] = BPA0 / s;
-        K[t][1] = BPA1 / s;
-        double M[2][2] = {{1, DI_DT}, {-DI_DT * K[t][0], 1 - DI_DT * K[t][1]}};
-        double PM[2][2], NP[2][2], At[2][2] = {{1, 0}, {DI_DT, 1}};
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) PM[i][j] = P[i][0] * M[0][j] + P[i][1] * M[1][j];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) NP[i][j] = At[i][0] * PM[0][j] + At[i][1] * PM[1][j];
-        /* R-weighted u enters through s; x_t's own cost for t >= 1 */
-        if (t > 0) {
-            NP[0][0] += 1.0;
-            NP[1][1] += 1.0;
-        }
-        memcpy(P, NP, sizeof P);
-    }
-    double p = x0[0], v = x0[1];
-    for (int t = 0; t < H; t++) {
-        double u = -(K[t][0] * p + K[t][1] * v);
-        u_opt[t] = (float)u;
-        double np = p + DI_DT * v;
-        v = v + DI_DT * u;
-        p = np;
-    }
-    K0[0] = -K[0][0];
-    K0[1] = -K[0][1];
-}
+#include "double_integrator.h"
 
 START_TEST(test_linear_one_iteration_is_lqr) {
     const int H = 20;
-    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+    mb_dynamics dyn = {.known = &di_model_declared, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
                        .act_high = di_high};
     mb_reward_spec rw;
     di_reward(&rw);
@@ -215,7 +143,7 @@ START_TEST(test_pendulum_swing_up_declared_terms) {
 END_TEST
 
 START_TEST(test_discrete_refused) {
-    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+    mb_dynamics dyn = {.known = &di_model_declared, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
                        .act_high = di_high, .discrete = 1};
     mb_planner_cfg cfg;
     mb_planner_cfg_default(&cfg, MB_PLAN_ILQR);
@@ -311,7 +239,7 @@ static void check_di_stop(void *ctx, const float *plan, const mb_plan_info *info
 
 START_TEST(test_stop) {
     const int H = 20;
-    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+    mb_dynamics dyn = {.known = &di_model_declared, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
                        .act_high = di_high};
     mb_reward_spec rw;
     di_reward(&rw);

@@ -23,64 +23,10 @@
 #include "plan/planner.h"
 #include "plan_stop.h"
 
-#define DI_DT 0.1
-#define DI_R 0.1
-static void di_step(size_t n, const float *obs, const float *act, float *next, float *reward) {
-    for (size_t i = 0; i < n; i++) {
-        double p = obs[2 * i], v = obs[2 * i + 1], u = act[i];
-        next[2 * i] = (float)(p + DI_DT * v);
-        next[2 * i + 1] = (float)(v + DI_DT * u);
-        if (reward) reward[i] = 0.0f;
-    }
-}
-static const mb_known_model di_model = {
-    .name = "double_integrator", .obs_dim = 2, .act_dim = 1,
-    .act_low = {-5.0f}, .act_high = {5.0f}, .step = di_step};
-static const float di_low[1] = {-5.0f}, di_high[1] = {5.0f};
-
-static void di_reward(mb_reward_spec *rw) {
-    mb_reward_spec_default(rw);
-    rw->use_learned = 0;
-    rw->n_terms = 2;
-    rw->terms[0] = (mb_reward_term){.type = MB_TERM_QUADRATIC, .weight = 1.0f, .n_idx = 2,
-                                    .idx = {0, 1}, .target = {0, 0}};
-    rw->terms[1] = (mb_reward_term){.type = MB_TERM_ACTION_L2, .weight = (float)DI_R};
-}
-
-static double di_cost(const float *x0, const float *u, int H) {
-    double p = x0[0], v = x0[1], c = 0.0;
-    for (int t = 0; t < H; t++) {
-        double np = p + DI_DT * v, nv = v + DI_DT * u[t];
-        c += np * np + nv * nv + DI_R * u[t] * u[t];
-        p = np;
-        v = nv;
-    }
-    return c;
-}
-
-static double di_optimum(const float *x0, int H) {
-    double P[2][2] = {{1, 0}, {0, 1}};
-    for (int t = H - 1; t >= 0; t--) {
-        double PB0 = P[0][1] * DI_DT, PB1 = P[1][1] * DI_DT;
-        double s = DI_R + DI_DT * PB1;
-        double K0 = PB0 / s, K1 = (DI_DT * PB0 + PB1) / s;
-        double M[2][2] = {{1, DI_DT}, {-DI_DT * K0, 1 - DI_DT * K1}};
-        double PM[2][2], NP[2][2], At[2][2] = {{1, 0}, {DI_DT, 1}};
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) PM[i][j] = P[i][0] * M[0][j] + P[i][1] * M[1][j];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) NP[i][j] = At[i][0] * PM[0][j] + At[i][1] * PM[1][j];
-        if (t > 0) {
-            NP[0][0] += 1.0;
-            NP[1][1] += 1.0;
-        }
-        memcpy(P, NP, sizeof P);
-    }
-    return x0[0] * (P[0][0] * x0[0] + P[0][1] * x0[1]) + x0[1] * (P[1][0] * x0[0] + P[1][1] * x0[1]);
-}
+#include "double_integrator.h"
 
 static void plan_di(float kl_step, int iters, float *plan) {
-    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+    mb_dynamics dyn = {.known = &di_model_declared, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
                        .act_high = di_high};
     mb_reward_spec rw;
     di_reward(&rw);
@@ -226,7 +172,7 @@ static void check_di_stop(void *ctx, const float *plan, const mb_plan_info *info
 
 START_TEST(test_stop) {
     const int H = 12;
-    mb_dynamics dyn = {.known = &di_model, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
+    mb_dynamics dyn = {.known = &di_model_declared, .obs_dim = 2, .act_dim = 1, .act_low = di_low,
                        .act_high = di_high};
     mb_reward_spec rw;
     di_reward(&rw);

@@ -13,78 +13,7 @@
 /* ---- a double integrator with quadratic cost (test-local known model) ----
  * x = (p, v), u scalar: p' = p + dt v, v' = v + dt u;
  * reward = -(p'^2 + v'^2 + R u^2) (of the next state). */
-#define DI_DT 0.1
-#define DI_R 0.1
-static void di_step(size_t n, const float *obs, const float *act, float *next, float *reward) {
-    for (size_t i = 0; i < n; i++) {
-        double p = obs[2 * i], v = obs[2 * i + 1], u = act[i];
-        double np = p + DI_DT * v, nv = v + DI_DT * u;
-        next[2 * i] = (float)np;
-        next[2 * i + 1] = (float)nv;
-        if (reward) reward[i] = (float)-(np * np + nv * nv + DI_R * u * u);
-    }
-}
-static const mb_known_model di_model = {
-    .name = "double_integrator", .obs_dim = 2, .act_dim = 1,
-    .act_low = {-5.0f}, .act_high = {5.0f}, .step = di_step};
-static const float di_low[1] = {-5.0f}, di_high[1] = {5.0f};
-
-static mb_dynamics di_dyn(void) {
-    return (mb_dynamics){.known = &di_model, .obs_dim = 2, .act_dim = 1,
-                         .act_low = di_low, .act_high = di_high};
-}
-
-/* Cost of an action sequence, rolled out in double. */
-static double di_cost(const float *x0, const float *u, int H) {
-    double p = x0[0], v = x0[1], c = 0.0;
-    for (int t = 0; t < H; t++) {
-        double np = p + DI_DT * v, nv = v + DI_DT * u[t];
-        c += np * np + nv * nv + DI_R * u[t] * u[t];
-        p = np;
-        v = nv;
-    }
-    return c;
-}
-
-/* Finite-horizon LQR by the Riccati recursion for the cost above (states
- * x_1..x_H weighted by Q = I, x_0 not counted): J* = x0' (P_0 - Q) x0.
- * Also returns the optimal open-loop controls. */
-static double lqr_optimum(const float *x0, int H, float *u_opt) {
-    double P[2][2] = {{1, 0}, {0, 1}}; /* P_H = Q */
-    double K[MB_MAX_HORIZON][2];
-    for (int t = H - 1; t >= 0; t--) {
-        /* A = [[1, dt], [0, 1]], B = [0, dt]' */
-        double PB0 = P[0][1] * DI_DT, PB1 = P[1][1] * DI_DT;   /* P B */
-        double s = DI_R + DI_DT * PB1;                          /* R + B'PB */
-        double BPA0 = PB0, BPA1 = DI_DT * PB0 + PB1;            /* B'P A */
-        K[t][0] = BPA0 / s;
-        K[t][1] = BPA1 / s;
-        /* A - B K */
-        double M[2][2] = {{1, DI_DT}, {-DI_DT * K[t][0], 1 - DI_DT * K[t][1]}};
-        double PM[2][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) PM[i][j] = P[i][0] * M[0][j] + P[i][1] * M[1][j];
-        double At[2][2] = {{1, 0}, {DI_DT, 1}};
-        double NP[2][2];
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++) NP[i][j] = At[i][0] * PM[0][j] + At[i][1] * PM[1][j];
-        if (t > 0) {
-            NP[0][0] += 1.0;
-            NP[1][1] += 1.0;
-        }
-        memcpy(P, NP, sizeof P);
-    }
-    double J = x0[0] * (P[0][0] * x0[0] + P[0][1] * x0[1]) + x0[1] * (P[1][0] * x0[0] + P[1][1] * x0[1]);
-    double p = x0[0], v = x0[1];
-    for (int t = 0; t < H; t++) {
-        double u = -(K[t][0] * p + K[t][1] * v);
-        u_opt[t] = (float)u;
-        double np = p + DI_DT * v;
-        v = v + DI_DT * u;
-        p = np;
-    }
-    return J;
-}
+#include "double_integrator.h"
 
 static mb_planner_cfg cfg_for(mb_plan_method m, int H, int N, int elites, int iters) {
     mb_planner_cfg c;
@@ -119,7 +48,7 @@ START_TEST(test_cem_matches_lqr) {
     const int H = 20;
     const float x0[2] = {1.0f, 0.0f};
     float u_opt[H], plan[H];
-    double J = lqr_optimum(x0, H, u_opt);
+    double J = di_lqr(x0, H, u_opt, NULL);
     /* The comparison means something only if the bounds do not bind and
      * the recursion is right: the LQR controls' own cost is J. */
     for (int t = 0; t < H; t++) ck_assert(fabsf(u_opt[t]) < 5.0f);
@@ -142,7 +71,7 @@ START_TEST(test_mppi_icem_near_lqr) {
     const int H = 20;
     const float x0[2] = {1.0f, -0.5f};
     float u_opt[H], plan[H];
-    double J = lqr_optimum(x0, H, u_opt);
+    double J = di_lqr(x0, H, u_opt, NULL);
     mb_planner_cfg m = cfg_for(MB_PLAN_MPPI, H, 400, 1, 8);
     m.kappa = 50.0f;
     m.sigma = 0.2f;
@@ -161,7 +90,7 @@ START_TEST(test_cem_beats_random_equal_evals) {
     const int H = 20;
     const float x0[2] = {1.0f, 0.0f};
     float u_opt[H], plan[H];
-    double J = lqr_optimum(x0, H, u_opt);
+    double J = di_lqr(x0, H, u_opt, NULL);
     for (uint64_t seed = 1; seed <= 4; seed++) {
         mb_planner_cfg cem = cfg_for(MB_PLAN_CEM, H, 100, 10, 5);
         mb_planner_cfg rnd = cfg_for(MB_PLAN_RANDOM, H, 500, 1, 1);
@@ -625,7 +554,7 @@ START_TEST(test_predict_known) {
     ck_assert_int_eq(mb_predict(&dyn, NULL, x0, u, 3, mean, std, rm, rs, err, sizeof err), MB_OK);
     float s[2] = {1.0f, -1.0f}, ns[2], r;
     for (int t = 0; t < 3; t++) {
-        di_step(1, s, &u[t], ns, &r);
+        di_step_rewarded(1, s, &u[t], ns, &r);
         MB_ASSERT_CLOSE("predict mean p", mean[2 * t], ns[0], 1e-6);
         MB_ASSERT_CLOSE("predict mean v", mean[2 * t + 1], ns[1], 1e-6);
         MB_ASSERT_CLOSE("predict std", std[2 * t], 0.0, 0.0);
